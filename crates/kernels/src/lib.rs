@@ -1,0 +1,18 @@
+//! Numeric kernels over plain slices for tapegrad.
+//!
+//! Nothing here knows about tensors, tapes or gradients: every function takes slices, shapes
+//! and strides, so each kernel can be tested against a naive loop and optimised on its own.
+//!
+//! - [`Float`]: the element trait (implemented for `f32` and `f64`).
+//! - [`strided`]: the one n-d walk that serves broadcasting, reductions, permutes and slices.
+//! - [`gemm`]: `C ← α·op(A)·op(B) + β·C` with arbitrary strides.
+//! - [`reduce`] and [`softmax`]: reductions and the numerically stable softmax family.
+#![warn(missing_docs)]
+
+mod float;
+pub mod gemm;
+pub mod reduce;
+pub mod softmax;
+pub mod strided;
+
+pub use float::Float;
