@@ -154,9 +154,8 @@ pub fn zip_strided<A: Copy, B: Copy, O: Copy>(
         shape,
         [a_strides, b_strides, &out_strides],
         [0, 0, 0],
-        |len, [ao, bo, oo], [sa, sb, so]| {
+        |len, [ao, bo, oo], [sa, sb, _]| {
             let o = &mut out[oo..oo + len];
-            debug_assert_eq!(so, 1);
             match (sa, sb) {
                 (1, 1) => {
                     for ((o, &x), &y) in o.iter_mut().zip(&a[ao..ao + len]).zip(&b[bo..bo + len]) {

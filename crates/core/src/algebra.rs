@@ -1,0 +1,295 @@
+//! [`Algebra`]: the operations a backward rule may use.
+//!
+//! Every backward rule is written once, generically over `V: Algebra<T>`, and runs at two
+//! speeds:
+//!
+//! - `V = Tensor<T>`: the operations compute eagerly, nothing is recorded. This is the
+//!   ordinary backward pass.
+//! - `V = Var<'g, T>`: the operations are recorded on the tape. This is
+//!   `backward_create_graph`, whose gradients are themselves differentiable (Hessian-vector
+//!   products, gradient penalties, `gradgradcheck`).
+//!
+//! No rule has a second implementation. Custom ops write their rule against this trait
+//! too (see [`crate::CustomOp`]). The trait is sealed: `Tensor` and `Var` are its only
+//! implementations. Shapes passed to its methods are already valid (the op that recorded
+//! the node checked them), so the methods do not return `Result`.
+
+use crate::ops::custom::DynCustomOp;
+use crate::ops::movement::{pad_tensor, slice_tensor, SliceSpec};
+use crate::ops::reduce::ReduceOp;
+use crate::ops::unary::Unary;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use crate::var::Var;
+use crate::Float;
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T: crate::Float> Sealed for crate::Tensor<T> {}
+    impl<T: crate::Float> Sealed for crate::Var<'_, T> {}
+}
+
+/// The operations available to backward rules: implemented eagerly by [`Tensor`] and
+/// recorded by [`Var`]. Arguments are assumed valid (as they are inside a backward rule);
+/// invalid shapes panic.
+pub trait Algebra<T: Float>: Clone + sealed::Sealed {
+    /// The shape.
+    fn shape(&self) -> Shape;
+    /// The current numeric value (for rules that branch on values, e.g. masks).
+    fn value(&self) -> Tensor<T>;
+    /// A value with no gradient, in the same context as `self` (for a `Var`: a constant on
+    /// the same tape).
+    fn constant(&self, value: Tensor<T>) -> Self;
+    /// `a + b` with broadcasting.
+    fn add(&self, other: &Self) -> Self;
+    /// `a - b` with broadcasting.
+    fn sub(&self, other: &Self) -> Self;
+    /// `a · b` with broadcasting.
+    fn mul(&self, other: &Self) -> Self;
+    /// `a / b` with broadcasting.
+    fn div(&self, other: &Self) -> Self;
+    /// `aᵇ` with broadcasting.
+    fn pow(&self, exponent: &Self) -> Self;
+    /// Any element-wise unary op.
+    fn unary(&self, op: Unary<T>) -> Self;
+    /// The gradient of a unary op: `g · f'(x)` given `y = f(x)`. Fused in one pass on
+    /// tensors; recorded op by op on `Var`s.
+    fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self;
+    /// `cond ? a : b` with broadcasting.
+    fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self;
+    /// Any reduction.
+    fn reduce(&self, op: ReduceOp) -> Self;
+    /// Σ over broadcast dimensions back to `shape` (the un-broadcast of a gradient).
+    fn sum_to(&self, shape: &[usize]) -> Self;
+    /// Repeated to `shape`.
+    fn broadcast_to(&self, shape: &[usize]) -> Self;
+    /// Another shape, same elements.
+    fn reshape(&self, shape: &[usize]) -> Self;
+    /// Axes reordered.
+    fn permute(&self, perm: &[usize]) -> Self;
+    /// `op(a)·op(b)` for rank ≥ 2 with transpose flags.
+    fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self;
+    /// The window `spec`.
+    fn slice(&self, spec: &SliceSpec) -> Self;
+    /// Written into the window `spec` of a `shape` tensor of `value`s.
+    fn pad(&self, spec: &SliceSpec, shape: &[usize], value: T) -> Self;
+    /// Slices at `index` along `dim`.
+    fn index_select(&self, dim: usize, index: &Tensor<usize>) -> Self;
+    /// Zeros of `shape` with slices added at `index` along `dim`.
+    fn index_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self;
+    /// Gathers along `dim`.
+    fn gather(&self, dim: usize, index: &Tensor<usize>) -> Self;
+    /// Zeros of `shape` with `self` scatter-added along `dim`.
+    fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self;
+    /// Runs a custom op's rule on this type.
+    #[doc(hidden)]
+    fn custom_backward(
+        op: &dyn DynCustomOp<T>,
+        inputs: &[&Self],
+        output: &Self,
+        grad: &Self,
+    ) -> Vec<Option<Self>>;
+
+    /// Zeros of `shape` (a constant).
+    fn zeros(&self, shape: &[usize]) -> Self {
+        self.constant(Tensor::zeros(shape))
+    }
+    /// `-x`.
+    fn neg(&self) -> Self {
+        self.unary(Unary::Neg)
+    }
+    /// `x · c`.
+    fn scale(&self, c: T) -> Self {
+        self.unary(Unary::MulScalar(c))
+    }
+    /// `x + c`.
+    fn add_scalar(&self, c: T) -> Self {
+        self.unary(Unary::AddScalar(c))
+    }
+    /// `eˣ`.
+    fn exp(&self) -> Self {
+        self.unary(Unary::Exp)
+    }
+    /// `ln x`.
+    fn ln(&self) -> Self {
+        self.unary(Unary::Log)
+    }
+    /// `|x|`.
+    fn abs(&self) -> Self {
+        self.unary(Unary::Abs)
+    }
+    /// `sign(x)`, without gradient.
+    fn sign(&self) -> Self {
+        self.unary(Unary::Sign)
+    }
+    /// Σ over `axes`.
+    fn sum_dims(&self, axes: &[usize], keepdim: bool) -> Self {
+        self.reduce(ReduceOp::Sum {
+            axes: axes.iter().copied().collect(),
+            keepdim,
+        })
+    }
+}
+
+impl<T: Float> Algebra<T> for Tensor<T> {
+    fn shape(&self) -> Shape {
+        Shape::from_slice(Tensor::shape(self))
+    }
+    fn value(&self) -> Tensor<T> {
+        self.clone()
+    }
+    fn constant(&self, value: Tensor<T>) -> Self {
+        value
+    }
+    fn add(&self, other: &Self) -> Self {
+        Tensor::add(self, other)
+    }
+    fn sub(&self, other: &Self) -> Self {
+        Tensor::sub(self, other)
+    }
+    fn mul(&self, other: &Self) -> Self {
+        Tensor::mul(self, other)
+    }
+    fn div(&self, other: &Self) -> Self {
+        Tensor::div(self, other)
+    }
+    fn pow(&self, exponent: &Self) -> Self {
+        Tensor::pow(self, exponent)
+    }
+    fn unary(&self, op: Unary<T>) -> Self {
+        op.forward(self)
+    }
+    fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self {
+        op.backward_tensor(x, y, g)
+    }
+    fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self {
+        Tensor::where_cond(cond, a, b)
+    }
+    fn reduce(&self, op: ReduceOp) -> Self {
+        Tensor::reduce(self, &op)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        if Tensor::shape(self) == shape {
+            return self.clone();
+        }
+        Tensor::sum_to(self, shape)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Tensor::broadcast_to(self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        self.reshaped(Shape::from_slice(shape))
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        Tensor::permute(self, perm)
+    }
+    fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self {
+        Tensor::matmul_t(self, other, ta, tb)
+    }
+    fn slice(&self, spec: &SliceSpec) -> Self {
+        slice_tensor(self, spec)
+    }
+    fn pad(&self, spec: &SliceSpec, shape: &[usize], value: T) -> Self {
+        pad_tensor(self, spec, shape, value)
+    }
+    fn index_select(&self, dim: usize, index: &Tensor<usize>) -> Self {
+        crate::ops::index::index_select_tensor(self, dim, index)
+    }
+    fn index_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
+        crate::ops::index::index_add_tensor(self, shape, dim, index)
+    }
+    fn gather(&self, dim: usize, index: &Tensor<usize>) -> Self {
+        crate::ops::index::gather_tensor(self, dim, index)
+    }
+    fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
+        crate::ops::index::scatter_add_tensor(self, shape, dim, index)
+    }
+    fn custom_backward(
+        op: &dyn DynCustomOp<T>,
+        inputs: &[&Self],
+        output: &Self,
+        grad: &Self,
+    ) -> Vec<Option<Self>> {
+        op.backward_tensor(inputs, output, grad)
+    }
+}
+
+impl<'g, T: Float> Algebra<T> for Var<'g, T> {
+    fn shape(&self) -> Shape {
+        Var::shape(self)
+    }
+    fn value(&self) -> Tensor<T> {
+        Var::value(self)
+    }
+    fn constant(&self, value: Tensor<T>) -> Self {
+        self.graph.constant(value)
+    }
+    fn add(&self, other: &Self) -> Self {
+        Var::add(*self, *other)
+    }
+    fn sub(&self, other: &Self) -> Self {
+        Var::sub(*self, *other)
+    }
+    fn mul(&self, other: &Self) -> Self {
+        Var::mul(*self, *other)
+    }
+    fn div(&self, other: &Self) -> Self {
+        Var::div(*self, *other)
+    }
+    fn pow(&self, exponent: &Self) -> Self {
+        Var::pow(*self, *exponent)
+    }
+    fn unary(&self, op: Unary<T>) -> Self {
+        Var::unary(*self, op)
+    }
+    fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self {
+        op.grad(*x, *y, *g)
+    }
+    fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self {
+        Var::where_cond(cond, *a, *b)
+    }
+    fn reduce(&self, op: ReduceOp) -> Self {
+        Var::reduce(*self, op)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        Var::sum_to(*self, shape)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Var::broadcast_to(*self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        Var::reshape(*self, shape)
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        Var::permute(*self, perm)
+    }
+    fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self {
+        Var::matmul_t(*self, *other, ta, tb)
+    }
+    fn slice(&self, spec: &SliceSpec) -> Self {
+        Var::slice_spec(*self, spec)
+    }
+    fn pad(&self, spec: &SliceSpec, shape: &[usize], value: T) -> Self {
+        self.pad_spec(spec, shape, value)
+    }
+    fn index_select(&self, dim: usize, index: &Tensor<usize>) -> Self {
+        Var::index_select(*self, dim as isize, index)
+    }
+    fn index_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
+        self.index_add_into(shape, dim, index)
+    }
+    fn gather(&self, dim: usize, index: &Tensor<usize>) -> Self {
+        Var::gather(*self, dim as isize, index)
+    }
+    fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
+        self.scatter_add_into(shape, dim, index)
+    }
+    fn custom_backward(
+        op: &dyn DynCustomOp<T>,
+        inputs: &[&Self],
+        output: &Self,
+        grad: &Self,
+    ) -> Vec<Option<Self>> {
+        op.backward_var(inputs, output, grad)
+    }
+}

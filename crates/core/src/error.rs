@@ -1,0 +1,127 @@
+//! The one error type of tapegrad.
+//!
+//! Ops that can fail on their arguments come in two forms: `try_op(..) -> Result<_, Error>`
+//! and `op(..)`, which panics with the same message. Both are `#[track_caller]`, so the
+//! error and the panic name the line of the caller, never a line inside the library.
+//! Everything is validated when an op is recorded: a backward pass cannot fail.
+
+use std::fmt;
+
+use crate::shape::Shape;
+
+/// A source location (`file:line:column`) captured with `#[track_caller]`.
+pub type Location = &'static std::panic::Location<'static>;
+
+/// `Result` with [`enum@Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A list of shapes, printed as `[2, 3] and [4]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shapes(pub Vec<Shape>);
+
+impl fmt::Display for Shapes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(if i + 1 == self.0.len() { " and " } else { ", " })?;
+            }
+            write!(f, "{:?}", s.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong in tapegrad.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The shapes of the arguments break the op's rule.
+    #[error("{op}: {rule}; got {shapes} (at {location})")]
+    Shape {
+        /// The op that refused its arguments.
+        op: &'static str,
+        /// The shapes it was given.
+        shapes: Shapes,
+        /// The rule that was broken, in words.
+        rule: String,
+        /// Where the op was called.
+        location: Location,
+    },
+    /// An axis argument outside `-rank..rank`.
+    #[error("{op}: axis {axis} is out of range for a tensor of rank {ndim} (at {location})")]
+    Axis {
+        /// The op that refused the axis.
+        op: &'static str,
+        /// The axis as given.
+        axis: isize,
+        /// The rank of the tensor.
+        ndim: usize,
+        /// Where the op was called.
+        location: Location,
+    },
+    /// An index outside the size of the dimension it indexes.
+    #[error(
+        "{op}: index {index} is out of range for dimension {dim} of size {size} (at {location})"
+    )]
+    Index {
+        /// The op that refused the index.
+        op: &'static str,
+        /// The index as given.
+        index: usize,
+        /// The dimension it indexes.
+        dim: usize,
+        /// The size of that dimension.
+        size: usize,
+        /// Where the op was called.
+        location: Location,
+    },
+    /// Any other invalid argument (a negative step, a zero-sized chunk, a length mismatch...).
+    #[error("{op}: {message} (at {location})")]
+    Argument {
+        /// The op that refused the argument.
+        op: &'static str,
+        /// What is wrong with it.
+        message: String,
+        /// Where the op was called.
+        location: Location,
+    },
+}
+
+/// Panics with the error's message. `#[track_caller]`, so that the panic points at the line
+/// of the caller of the panicking op.
+#[cold]
+#[track_caller]
+pub(crate) fn raise(e: Error) -> ! {
+    panic!("{e}")
+}
+
+/// Unwraps an op's result or panics at the caller's line with the error's message.
+#[track_caller]
+#[inline]
+pub(crate) fn ok<T>(r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => raise(e),
+    }
+}
+
+/// Builds an [`Error::Shape`] for `op` at the caller's location.
+#[track_caller]
+pub(crate) fn shape_error(op: &'static str, shapes: &[&[usize]], rule: impl Into<String>) -> Error {
+    Error::Shape {
+        op,
+        shapes: Shapes(shapes.iter().map(|s| Shape::from_slice(s)).collect()),
+        rule: rule.into(),
+        location: std::panic::Location::caller(),
+    }
+}
+
+/// Builds an [`Error::Argument`] for `op` at the caller's location.
+#[track_caller]
+pub(crate) fn arg_error(op: &'static str, message: impl Into<String>) -> Error {
+    Error::Argument {
+        op,
+        message: message.into(),
+        location: std::panic::Location::caller(),
+    }
+}

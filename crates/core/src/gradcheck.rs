@@ -1,0 +1,403 @@
+//! `gradcheck` and `gradgradcheck`: analytic gradients against central finite differences,
+//! in f64, for any function of `Var`s — built-in ops, composites and custom ops alike.
+//!
+//! Both contract the output with a random upstream gradient `u` (seeded) instead of
+//! summing it, so a gradient that is right in sum but wrong in place (a mis-permuted
+//! output) is caught. A failure is a [`GradcheckFailure`] that names the input, the element,
+//! the analytic and numeric values and the tolerance.
+//!
+//! Defaults follow PyTorch's `gradcheck`: `eps = 1e-6`, `atol = 1e-5`, `rtol = 1e-3`.
+
+use std::fmt;
+
+use rand::SeedableRng;
+
+use crate::graph::Graph;
+use crate::tensor::{unravel, Tensor};
+use crate::var::Var;
+
+/// Tolerances and the seed of a gradient check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckConfig {
+    /// The finite-difference step.
+    pub eps: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance (relative to the numeric value).
+    pub rtol: f64,
+    /// Seed of the random upstream gradients.
+    pub seed: u64,
+}
+
+impl Default for GradcheckConfig {
+    fn default() -> Self {
+        GradcheckConfig {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+            seed: 0,
+        }
+    }
+}
+
+impl GradcheckConfig {
+    /// With another finite-difference step.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// With another absolute tolerance.
+    pub fn with_atol(mut self, atol: f64) -> Self {
+        self.atol = atol;
+        self
+    }
+    /// With another relative tolerance.
+    pub fn with_rtol(mut self, rtol: f64) -> Self {
+        self.rtol = rtol;
+        self
+    }
+    /// With another seed for the random upstream gradients.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// What a passing check measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckReport {
+    /// Number of gradient elements compared.
+    pub checked: usize,
+    /// The largest `|analytic − numeric|`.
+    pub max_abs_error: f64,
+}
+
+/// A failed gradient check: the worst element and how many failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckFailure {
+    /// 1 for `gradcheck`, 2 for `gradgradcheck`.
+    pub order: u8,
+    /// Which input (position in the inputs slice).
+    pub input: usize,
+    /// The multi-index of the worst element within that input.
+    pub index: Vec<usize>,
+    /// The gradient from the backward rules.
+    pub analytic: f64,
+    /// The central finite difference.
+    pub numeric: f64,
+    /// `|analytic − numeric|`.
+    pub error: f64,
+    /// `atol + rtol·|numeric|`.
+    pub tolerance: f64,
+    /// How many elements were out of tolerance.
+    pub failures: usize,
+    /// How many elements were compared.
+    pub checked: usize,
+}
+
+impl fmt::Display for GradcheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed for input {} at element {:?}: analytic {:e}, numeric {:e}, |diff| {:.3e} > tolerance {:.3e} (atol + rtol·|numeric|); {} of {} elements fail",
+            if self.order == 1 { "gradcheck" } else { "gradgradcheck" },
+            self.input,
+            self.index,
+            self.analytic,
+            self.numeric,
+            self.error,
+            self.tolerance,
+            self.failures,
+            self.checked
+        )
+    }
+}
+
+impl std::error::Error for GradcheckFailure {}
+
+fn normal(shape: &[usize], rng: &mut rand::rngs::StdRng) -> Tensor<f64> {
+    Tensor::rand_normal(shape, 0.0, 1.0, rng)
+}
+
+fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    a.as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(x, y)| x * y)
+        .sum()
+}
+
+/// Compares analytic and numeric gradients of every input element.
+fn compare(
+    order: u8,
+    inputs: &[Tensor<f64>],
+    analytic: &[Tensor<f64>],
+    mut numeric_at: impl FnMut(usize, usize) -> f64,
+    cfg: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckFailure> {
+    let mut worst: Option<GradcheckFailure> = None;
+    let mut worst_ratio = 0.0;
+    let (mut failures, mut checked, mut max_abs) = (0, 0, 0.0f64);
+    for (i, x) in inputs.iter().enumerate() {
+        for j in 0..x.numel() {
+            let n = numeric_at(i, j);
+            let a = analytic[i].as_slice()[j];
+            let err = (a - n).abs();
+            let tol = cfg.atol + cfg.rtol * n.abs();
+            checked += 1;
+            max_abs = max_abs.max(err);
+            if !(err <= tol) {
+                failures += 1;
+                let ratio = if err.is_nan() {
+                    f64::INFINITY
+                } else {
+                    err / tol
+                };
+                if worst.is_none() || ratio > worst_ratio {
+                    worst_ratio = ratio;
+                    worst = Some(GradcheckFailure {
+                        order,
+                        input: i,
+                        index: unravel(j, x.shape()).to_vec(),
+                        analytic: a,
+                        numeric: n,
+                        error: err,
+                        tolerance: tol,
+                        failures: 0,
+                        checked: 0,
+                    });
+                }
+            }
+        }
+    }
+    match worst {
+        Some(mut w) => {
+            w.failures = failures;
+            w.checked = checked;
+            Err(w)
+        }
+        None => Ok(GradcheckReport {
+            checked,
+            max_abs_error: max_abs,
+        }),
+    }
+}
+
+/// Evaluates `f` at `inputs` with element `j` of input `i` moved by `delta`.
+fn perturbed(inputs: &[Tensor<f64>], i: usize, j: usize, delta: f64) -> Vec<Tensor<f64>> {
+    let mut xs = inputs.to_vec();
+    xs[i].as_mut_slice()[j] += delta;
+    xs
+}
+
+/// Checks the first-order gradients of `f` at `inputs` against central finite
+/// differences of `⟨u, f(x)⟩` for a random `u`.
+///
+/// ```
+/// use tapegrad_core::gradcheck::{gradcheck, GradcheckConfig};
+/// use tapegrad_core::Tensor;
+/// let x = Tensor::from_vec(vec![0.3, -1.2, 2.0], [3]);
+/// gradcheck(|_, v| v[0].tanh() * v[0], &[x], &GradcheckConfig::default()).unwrap();
+/// ```
+///
+/// # Errors
+/// A [`GradcheckFailure`] naming the worst element when any element is out of tolerance.
+///
+/// # Panics
+/// If `f` returns values of different shapes for perturbed inputs.
+pub fn gradcheck<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    cfg: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckFailure>
+where
+    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+{
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let g = Graph::new();
+    let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let y = f(&g, &xs);
+    let u = normal(&y.shape(), &mut rng);
+    let analytic: Vec<Tensor<f64>> = match y.try_backward_with(&u) {
+        Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
+        Err(_) => inputs.iter().map(|t| t.zeros_like()).collect(),
+    };
+    let eval = |xs_in: Vec<Tensor<f64>>| -> f64 {
+        let g = Graph::new();
+        let vs: Vec<Var<f64>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
+        let y = f(&g, &vs).value();
+        assert_eq!(
+            y.shape(),
+            u.shape(),
+            "gradcheck: the function's output shape changed under perturbation"
+        );
+        dot(&u, &y)
+    };
+    let eps = cfg.eps;
+    compare(
+        1,
+        inputs,
+        &analytic,
+        |i, j| {
+            (eval(perturbed(inputs, i, j, eps)) - eval(perturbed(inputs, i, j, -eps))) / (2.0 * eps)
+        },
+        cfg,
+    )
+}
+
+/// Checks second-order gradients: the gradient of `h(x) = Σᵢ ⟨vᵢ, ∂⟨u, f(x)⟩/∂xᵢ⟩`
+/// computed by differentiating the recorded backward pass (`backward_create_graph`), against
+/// central finite differences of `h` computed with the first-order backward pass.
+///
+/// ```
+/// use tapegrad_core::gradcheck::{gradgradcheck, GradcheckConfig};
+/// use tapegrad_core::Tensor;
+/// let x = Tensor::from_vec(vec![0.3, -1.2, 2.0], [3]);
+/// gradgradcheck(|_, v| v[0].sigmoid() * v[0].sin(), &[x], &GradcheckConfig::default()).unwrap();
+/// ```
+///
+/// # Errors
+/// A [`GradcheckFailure`] (order 2) naming the worst element.
+pub fn gradgradcheck<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    cfg: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckFailure>
+where
+    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+{
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(1));
+    let u_shape = {
+        let g = Graph::new();
+        let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+        f(&g, &xs).shape()
+    };
+    let u = normal(&u_shape, &mut rng);
+    let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), &mut rng)).collect();
+
+    // Analytic: differentiate the recorded first-order gradients.
+    let g = Graph::new();
+    let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let y = f(&g, &xs);
+    let analytic: Vec<Tensor<f64>> = if y.requires_grad() {
+        let gv = y.backward_create_graph_with(g.constant(u.clone()));
+        let mut h = g.scalar(0.0);
+        for (x, v) in xs.iter().zip(&vs) {
+            h = h + (gv.wrt_var(*x) * v).sum();
+        }
+        match h.try_backward() {
+            Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
+            Err(_) => inputs.iter().map(|t| t.zeros_like()).collect(),
+        }
+    } else {
+        inputs.iter().map(|t| t.zeros_like()).collect()
+    };
+
+    // Numeric: finite differences of h, each h from an ordinary backward pass.
+    let h_at = |xs_in: Vec<Tensor<f64>>| -> f64 {
+        let g = Graph::new();
+        let xs: Vec<Var<f64>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
+        let y = f(&g, &xs);
+        match y.try_backward_with(&u) {
+            Ok(grads) => xs
+                .iter()
+                .zip(&vs)
+                .map(|(&x, v)| dot(&grads.wrt(x), v))
+                .sum(),
+            Err(_) => 0.0,
+        }
+    };
+    let eps = cfg.eps;
+    compare(
+        2,
+        inputs,
+        &analytic,
+        |i, j| {
+            (h_at(perturbed(inputs, i, j, eps)) - h_at(perturbed(inputs, i, j, -eps))) / (2.0 * eps)
+        },
+        cfg,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Algebra, CustomOp, Float, Result};
+
+    /// A custom op with a deliberately wrong backward (2x instead of 3x²).
+    struct BadCube;
+    impl<T: Float> CustomOp<T> for BadCube {
+        fn name(&self) -> &str {
+            "bad_cube"
+        }
+        fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+            Ok(inputs[0].powf(T::from_f64(3.0)))
+        }
+        fn backward<V: Algebra<T>>(&self, inputs: &[&V], _y: &V, g: &V) -> Vec<Option<V>> {
+            vec![Some(g.mul(inputs[0]).scale(T::from_f64(2.0)))]
+        }
+    }
+
+    #[test]
+    fn a_wrong_rule_is_reported_with_its_element() {
+        let x = Tensor::from_vec(vec![0.5, 1.5, -2.0], [3]);
+        let e = gradcheck(
+            |g, v| g.apply(BadCube, &[v[0]]),
+            &[x],
+            &GradcheckConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.order, 1);
+        assert_eq!(e.input, 0);
+        assert_eq!(e.failures, 3);
+        assert_eq!(e.index, vec![2]); // the largest error relative to tolerance: x = -2
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("gradcheck failed for input 0 at element [2]: analytic"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_right_first_order_with_a_wrong_second_order_is_caught() {
+        // 3x² as the rule, but built from a value (a constant), so its own derivative is 0.
+        struct ConstRule;
+        impl<T: Float> CustomOp<T> for ConstRule {
+            fn name(&self) -> &str {
+                "const_rule"
+            }
+            fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+                Ok(inputs[0].powf(T::from_f64(3.0)))
+            }
+            fn backward<V: Algebra<T>>(&self, inputs: &[&V], _y: &V, g: &V) -> Vec<Option<V>> {
+                let d = g.constant(inputs[0].value().square().mul_scalar(T::from_f64(3.0)));
+                vec![Some(g.mul(&d))]
+            }
+        }
+        let x = Tensor::from_vec(vec![0.5, 1.5], [2]);
+        let cfg = GradcheckConfig::default();
+        gradcheck(|g, v| g.apply(ConstRule, &[v[0]]), &[x.clone()], &cfg).unwrap();
+        let e = gradgradcheck(|g, v| g.apply(ConstRule, &[v[0]]), &[x], &cfg).unwrap_err();
+        assert_eq!(e.order, 2);
+        assert!(e.to_string().starts_with("gradgradcheck failed"));
+    }
+
+    #[test]
+    fn a_non_scalar_output_and_several_inputs() {
+        let a = Tensor::from_vec(vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [2, 3]);
+        let b = Tensor::from_vec(vec![1.0, -1.0, 0.5], [3]);
+        let r = gradcheck(
+            |_, v| (v[0] * v[1]).exp(),
+            &[a.clone(), b.clone()],
+            &GradcheckConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(r.checked, 9);
+        gradgradcheck(
+            |_, v| (v[0] * v[1]).exp(),
+            &[a, b],
+            &GradcheckConfig::default(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,103 @@
+//! The op set, one family per module, each holding its forwards (on `Tensor` and on `Var`),
+//! its backward rules and its tests:
+//!
+//! | module | ops |
+//! |---|---|
+//! | [`unary`] | neg, abs, sign, exp, log, log1p, expm1, sqrt, rsqrt, square, recip, sin, cos, tanh, sigmoid, relu, leaky_relu, elu, selu, gelu (both forms), silu, softplus, clamp, erf, scalar arithmetic, powf |
+//! | [`binary`] | add, sub, mul, div, pow, maximum, minimum (broadcasting); comparisons |
+//! | [`reduce`] | sum, mean, var, std, max/min (amax/amin, max_dim/min_dim), prod, logsumexp, norms, sum_to; argmax/argmin |
+//! | [`matmul`] | matmul (`torch.matmul` semantics), matmul with transpose flags |
+//! | [`movement`] | reshape, permute, transpose, broadcast_to, slice/narrow/select, pad, concat, stack, split, chunk, squeeze, unsqueeze, flatten |
+//! | [`index`] | index_select, index_add, gather, scatter_add, where, masked_fill, one_hot |
+//! | [`fused`] | softmax, log_softmax |
+//! | [`custom`] | the user's own ops |
+//!
+//! The tape records a closed [`Op`] enum (custom ops are its one open variant), so a tape
+//! can be printed and every op's backward is found by one `match`.
+
+pub mod binary;
+pub mod custom;
+pub mod fused;
+pub mod index;
+pub mod matmul;
+pub mod movement;
+pub mod reduce;
+pub mod unary;
+
+use smallvec::SmallVec;
+
+use crate::algebra::Algebra;
+use crate::params::ParamKey;
+use crate::Float;
+
+/// The gradients an op's backward returns: one per input, `None` where not needed.
+pub(crate) type Grads<V> = SmallVec<[Option<V>; 2]>;
+
+/// A recorded operation.
+#[derive(Clone, Debug)]
+pub(crate) enum Op<T: Float> {
+    /// An input that requires a gradient.
+    Leaf,
+    /// A value without gradient.
+    Constant,
+    /// A parameter of a `ParamStore`.
+    Param(ParamKey),
+    Unary(unary::Unary<T>),
+    Binary(binary::BinaryOp),
+    Reduce(reduce::ReduceOp),
+    Matmul(matmul::MatmulOp),
+    Movement(movement::MovementOp),
+    Index(index::IndexOp),
+    Fused(fused::FusedOp),
+    Custom(custom::CustomNode<T>),
+}
+
+/// What a backward rule sees: the inputs, the output, the upstream gradient, and which
+/// inputs need a gradient.
+pub(crate) struct BackwardArgs<'a, V> {
+    pub(crate) inputs: &'a [&'a V],
+    pub(crate) output: &'a V,
+    pub(crate) grad: &'a V,
+    pub(crate) needs: &'a [bool],
+}
+
+impl<T: Float> Op<T> {
+    /// The op's name, as printed on the tape and in anomaly reports.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Op::Leaf => "leaf",
+            Op::Constant => "constant",
+            Op::Param(_) => "param",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Reduce(r) => r.name(),
+            Op::Matmul(_) => "matmul",
+            Op::Movement(m) => m.name(),
+            Op::Index(i) => i.name(),
+            Op::Fused(f) => f.name(),
+            Op::Custom(c) => c.0.name(),
+        }
+    }
+
+    /// Whether the node is a leaf (its gradient is a result, not passed on).
+    pub(crate) fn is_leaf(&self) -> bool {
+        matches!(self, Op::Leaf | Op::Param(_) | Op::Constant)
+    }
+
+    /// The backward rule: gradients for the inputs. Generic over [`Algebra`], so the same
+    /// rule runs on tensors (first order) and on `Var`s (`create_graph`).
+    pub(crate) fn backward<V: Algebra<T>>(&self, a: BackwardArgs<'_, V>) -> Grads<V> {
+        let x = a.inputs;
+        match self {
+            Op::Leaf | Op::Constant | Op::Param(_) => SmallVec::new(),
+            Op::Unary(u) => smallvec::smallvec![Some(V::unary_grad(*u, x[0], a.output, a.grad))],
+            Op::Binary(b) => b.backward(x[0], x[1], a.output, a.grad, a.needs),
+            Op::Reduce(r) => r.backward(x[0], a.output, a.grad),
+            Op::Matmul(m) => m.backward(x[0], x[1], a.grad, a.needs),
+            Op::Movement(m) => m.backward(x, a.grad, a.needs),
+            Op::Index(i) => i.backward(x, a.grad, a.needs),
+            Op::Fused(f) => f.backward(a.output, a.grad),
+            Op::Custom(c) => c.backward(x, a.output, a.grad),
+        }
+    }
+}

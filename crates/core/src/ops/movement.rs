@@ -1,0 +1,1241 @@
+//! Movement ops: reshape, permute, broadcast, slice, pad, concat, and the composites built
+//! from them (flatten, squeeze, unsqueeze, transpose, narrow, select, stack, split, chunk).
+//!
+//! Two ops carry the whole family's gradients: [`SliceSpec`] describes a strided window
+//! (start, step, length per dimension); `slice` reads that window and `pad` writes a tensor
+//! into that window of a larger constant tensor. Each is the other's backward rule: the
+//! gradient of a slice is the gradient padded back with zeros, the gradient of a pad is the
+//! gradient sliced. Concat, narrow, select and split are slices too.
+
+use smallvec::SmallVec;
+use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, copy_strided};
+
+use crate::algebra::Algebra;
+use crate::error::{arg_error, ok, shape_error, Result};
+use crate::ops::{Grads, Op};
+use crate::shape::{broadcasts_to, normalize_axis, numel, Dims, Shape};
+use crate::tensor::Tensor;
+use crate::var::Var;
+use crate::Float;
+
+/// A strided window of a tensor: for each dimension, the indices
+/// `start, start + step, …` (`len` of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceSpec {
+    /// `(start, step, len)` for each dimension of the full tensor.
+    pub dims: SmallVec<[(usize, usize, usize); 4]>,
+}
+
+impl SliceSpec {
+    /// The whole of `shape`.
+    pub fn full(shape: &[usize]) -> Self {
+        SliceSpec {
+            dims: shape.iter().map(|&d| (0, 1, d)).collect(),
+        }
+    }
+
+    /// The window's shape.
+    pub fn shape(&self) -> Shape {
+        self.dims.iter().map(|d| d.2).collect()
+    }
+
+    /// Strides and base offset that address the window inside a contiguous tensor of
+    /// `full` shape.
+    fn addressing(&self, full: &[usize]) -> (SmallVec<[usize; 6]>, usize) {
+        let st = contiguous_strides(full);
+        let strides = self.dims.iter().zip(&st).map(|(d, s)| d.1 * s).collect();
+        let base = self.dims.iter().zip(&st).map(|(d, s)| d.0 * s).sum();
+        (strides, base)
+    }
+
+    /// Whether the window lies inside `full`.
+    fn fits(&self, full: &[usize]) -> bool {
+        self.dims.len() == full.len()
+            && self.dims.iter().zip(full).all(|(&(start, step, len), &n)| {
+                len == 0 || (step > 0 && start + (len - 1) * step < n)
+            })
+    }
+}
+
+/// A movement op.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum MovementOp {
+    /// Same data, another shape.
+    Reshape,
+    /// Axes reordered: output axis `i` is input axis `perm[i]`.
+    Permute {
+        /// The permutation.
+        perm: SmallVec<[usize; 4]>,
+    },
+    /// Repeated along broadcast dimensions.
+    BroadcastTo,
+    /// The window `spec` of the input.
+    Slice {
+        /// The window.
+        spec: SliceSpec,
+    },
+    /// The input written into the window `spec` of a tensor of `shape` filled with `value`.
+    Pad {
+        /// The window the input fills.
+        spec: SliceSpec,
+        /// The output shape.
+        shape: Shape,
+        /// The fill value elsewhere.
+        value: f64,
+    },
+    /// Inputs joined along `dim`.
+    Concat {
+        /// The axis.
+        dim: usize,
+    },
+}
+
+impl MovementOp {
+    /// The op's name as printed on the tape.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MovementOp::Reshape => "reshape",
+            MovementOp::Permute { .. } => "permute",
+            MovementOp::BroadcastTo => "broadcast_to",
+            MovementOp::Slice { .. } => "slice",
+            MovementOp::Pad { .. } => "pad",
+            MovementOp::Concat { .. } => "concat",
+        }
+    }
+
+    /// The backward rule.
+    pub(crate) fn backward<T: Float, V: Algebra<T>>(
+        &self,
+        xs: &[&V],
+        g: &V,
+        needs: &[bool],
+    ) -> Grads<V> {
+        match self {
+            MovementOp::Reshape => smallvec::smallvec![Some(g.reshape(&xs[0].shape()))],
+            MovementOp::Permute { perm } => {
+                let mut inv = vec![0; perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    inv[p] = i;
+                }
+                smallvec::smallvec![Some(g.permute(&inv))]
+            }
+            MovementOp::BroadcastTo => smallvec::smallvec![Some(g.sum_to(&xs[0].shape()))],
+            MovementOp::Slice { spec } => {
+                smallvec::smallvec![Some(g.pad(spec, &xs[0].shape(), T::zero()))]
+            }
+            MovementOp::Pad { spec, .. } => smallvec::smallvec![Some(g.slice(spec))],
+            MovementOp::Concat { dim } => {
+                let full = g.shape();
+                let mut offset = 0;
+                xs.iter()
+                    .zip(needs)
+                    .map(|(x, &need)| {
+                        let len = x.shape()[*dim];
+                        let mut spec = SliceSpec::full(&full);
+                        spec.dims[*dim] = (offset, 1, len);
+                        offset += len;
+                        need.then(|| g.slice(&spec))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Reads the window `spec` of `x`.
+pub(crate) fn slice_tensor<T: Float>(x: &Tensor<T>, spec: &SliceSpec) -> Tensor<T> {
+    let shape = spec.shape();
+    let mut out = Tensor::zeros(shape.clone());
+    let (strides, base) = spec.addressing(x.shape());
+    copy_strided(
+        &shape,
+        x.as_slice(),
+        &strides,
+        base,
+        out.as_mut_slice(),
+        &contiguous_strides(&shape),
+        0,
+    );
+    out
+}
+
+/// Writes `x` into the window `spec` of a new tensor of `shape` filled with `value`.
+pub(crate) fn pad_tensor<T: Float>(
+    x: &Tensor<T>,
+    spec: &SliceSpec,
+    shape: &[usize],
+    value: T,
+) -> Tensor<T> {
+    let mut out = Tensor::full(shape, value);
+    let (strides, base) = spec.addressing(shape);
+    copy_strided(
+        x.shape(),
+        x.as_slice(),
+        &contiguous_strides(x.shape()),
+        0,
+        out.as_mut_slice(),
+        &strides,
+        base,
+    );
+    out
+}
+
+/// `x` with its axes reordered.
+pub(crate) fn permute_tensor<T: Float>(x: &Tensor<T>, perm: &[usize]) -> Tensor<T> {
+    let shape: Shape = perm.iter().map(|&p| x.shape()[p]).collect();
+    let src = contiguous_strides(x.shape());
+    let strides: SmallVec<[usize; 6]> = perm.iter().map(|&p| src[p]).collect();
+    let mut out = Tensor::zeros(shape.clone());
+    copy_strided(
+        &shape,
+        x.as_slice(),
+        &strides,
+        0,
+        out.as_mut_slice(),
+        &contiguous_strides(&shape),
+        0,
+    );
+    out
+}
+
+/// `x` repeated to `shape` (which `x`'s shape broadcasts to).
+pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T> {
+    if x.shape() == shape {
+        return x.clone();
+    }
+    let mut out = Tensor::zeros(shape);
+    copy_strided(
+        shape,
+        x.as_slice(),
+        &broadcast_strides(x.shape(), shape),
+        0,
+        out.as_mut_slice(),
+        &contiguous_strides(shape),
+        0,
+    );
+    out
+}
+
+/// Resolves a reshape target with at most one `-1` against `numel` elements.
+#[track_caller]
+fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
+    let n = numel(from);
+    let mut infer = None;
+    let mut known = 1usize;
+    for (i, &d) in dims.iter().enumerate() {
+        if d == -1 {
+            if infer.replace(i).is_some() {
+                return Err(arg_error(
+                    "reshape",
+                    format!("at most one dimension can be -1, got {dims:?}"),
+                ));
+            }
+        } else if d < 0 {
+            return Err(arg_error(
+                "reshape",
+                format!("invalid size {d} in {dims:?}"),
+            ));
+        } else {
+            known *= d as usize;
+        }
+    }
+    let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();
+    if let Some(i) = infer {
+        if known == 0 || n % known != 0 {
+            return Err(shape_error(
+                "reshape",
+                &[from],
+                format!("cannot infer the -1 in {dims:?}"),
+            ));
+        }
+        shape[i] = n / known;
+    }
+    if numel(&shape) != n {
+        return Err(shape_error(
+            "reshape",
+            &[from, &shape],
+            format!("{} elements cannot take a shape of {}", n, numel(&shape)),
+        ));
+    }
+    Ok(shape)
+}
+
+#[track_caller]
+fn check_perm(shape: &[usize], dims: &[isize]) -> Result<SmallVec<[usize; 4]>> {
+    let here = std::panic::Location::caller();
+    if dims.len() != shape.len() {
+        return Err(shape_error(
+            "permute",
+            &[shape],
+            format!("the permutation {dims:?} must name every axis once"),
+        ));
+    }
+    let mut perm = SmallVec::new();
+    for &d in dims {
+        perm.push(normalize_axis("permute", d, shape.len(), here)?);
+    }
+    let mut seen = perm.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != perm.len() {
+        return Err(shape_error(
+            "permute",
+            &[shape],
+            format!("the permutation {dims:?} repeats an axis"),
+        ));
+    }
+    Ok(perm)
+}
+
+/// Python slice semantics for `start..end` by `step` over a dimension of size `n`.
+#[track_caller]
+fn python_slice(n: usize, start: isize, end: isize, step: usize) -> Result<(usize, usize, usize)> {
+    if step == 0 {
+        return Err(arg_error("slice", "the step must be positive"));
+    }
+    let clamp = |i: isize| -> usize {
+        let i = if i < 0 { i + n as isize } else { i };
+        i.clamp(0, n as isize) as usize
+    };
+    let (s, e) = (clamp(start), clamp(end));
+    let len = if e > s { (e - s).div_ceil(step) } else { 0 };
+    Ok((s, step, len))
+}
+
+/// Shape checks shared by `Tensor` and `Var` forms; each returns what the op records.
+struct Plans;
+
+impl Plans {
+    #[track_caller]
+    fn narrow(shape: &[usize], dim: isize, start: usize, len: usize) -> Result<SliceSpec> {
+        let d = normalize_axis("narrow", dim, shape.len(), std::panic::Location::caller())?;
+        if shape.is_empty() || start + len > shape[d] {
+            return Err(shape_error(
+                "narrow",
+                &[shape],
+                format!("the range {start}..{} exceeds dimension {d}", start + len),
+            ));
+        }
+        let mut spec = SliceSpec::full(shape);
+        spec.dims[d] = (start, 1, len);
+        Ok(spec)
+    }
+
+    #[track_caller]
+    fn slice(
+        shape: &[usize],
+        dim: isize,
+        start: isize,
+        end: isize,
+        step: usize,
+    ) -> Result<SliceSpec> {
+        let d = normalize_axis("slice", dim, shape.len(), std::panic::Location::caller())?;
+        if shape.is_empty() {
+            return Err(shape_error(
+                "slice",
+                &[shape],
+                "a 0-d tensor has no dimension to slice",
+            ));
+        }
+        let mut spec = SliceSpec::full(shape);
+        spec.dims[d] = python_slice(shape[d], start, end, step)?;
+        Ok(spec)
+    }
+
+    #[track_caller]
+    fn pad(shape: &[usize], pads: &[(usize, usize)]) -> Result<(SliceSpec, Shape)> {
+        if pads.len() > shape.len() {
+            return Err(shape_error(
+                "pad",
+                &[shape],
+                format!(
+                    "{} (before, after) pairs for a tensor of rank {}",
+                    pads.len(),
+                    shape.len()
+                ),
+            ));
+        }
+        let lead = shape.len() - pads.len();
+        let mut spec = SliceSpec::full(shape);
+        let mut out: Shape = Shape::from_slice(shape);
+        for (i, &(before, after)) in pads.iter().enumerate() {
+            spec.dims[lead + i].0 = before;
+            out[lead + i] += before + after;
+        }
+        Ok((spec, out))
+    }
+
+    #[track_caller]
+    fn concat(shapes: &[&[usize]], dim: isize) -> Result<usize> {
+        let Some(first) = shapes.first() else {
+            return Err(arg_error("concat", "needs at least one tensor"));
+        };
+        let d = normalize_axis("concat", dim, first.len(), std::panic::Location::caller())?;
+        for s in shapes {
+            let ok = s.len() == first.len()
+                && !s.is_empty()
+                && s.iter()
+                    .zip(first.iter())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
+            if !ok {
+                return Err(shape_error(
+                    "concat",
+                    shapes,
+                    format!(
+                        "all shapes must match except along dimension {d} (and be at least 1-d)"
+                    ),
+                ));
+            }
+        }
+        Ok(d)
+    }
+
+    #[track_caller]
+    fn squeeze_dim(shape: &[usize], dim: isize) -> Result<Shape> {
+        let d = normalize_axis("squeeze", dim, shape.len(), std::panic::Location::caller())?;
+        let mut s = Shape::from_slice(shape);
+        if !s.is_empty() && s[d] == 1 {
+            s.remove(d);
+        }
+        Ok(s)
+    }
+
+    #[track_caller]
+    fn unsqueeze(shape: &[usize], dim: isize) -> Result<Shape> {
+        let d = normalize_axis(
+            "unsqueeze",
+            dim,
+            shape.len() + 1,
+            std::panic::Location::caller(),
+        )?;
+        let mut s = Shape::from_slice(shape);
+        s.insert(d, 1);
+        Ok(s)
+    }
+
+    #[track_caller]
+    fn flatten(shape: &[usize], start: isize, end: isize) -> Result<Shape> {
+        if shape.is_empty() {
+            return Ok(Shape::from_slice(&[1]));
+        }
+        let here = std::panic::Location::caller();
+        let (s, e) = (
+            normalize_axis("flatten", start, shape.len(), here)?,
+            normalize_axis("flatten", end, shape.len(), here)?,
+        );
+        if s > e {
+            return Err(arg_error(
+                "flatten",
+                format!("start axis {start} comes after end axis {end}"),
+            ));
+        }
+        let mut out: Shape = shape[..s].iter().copied().collect();
+        out.push(numel(&shape[s..=e]));
+        out.extend(shape[e + 1..].iter().copied());
+        Ok(out)
+    }
+
+    #[track_caller]
+    fn transpose(shape: &[usize], d0: isize, d1: isize) -> Result<SmallVec<[isize; 4]>> {
+        let here = std::panic::Location::caller();
+        let mut perm: SmallVec<[isize; 4]> = (0..shape.len() as isize).collect();
+        if shape.is_empty() {
+            return Ok(perm);
+        }
+        let (a, b) = (
+            normalize_axis("transpose", d0, shape.len(), here)?,
+            normalize_axis("transpose", d1, shape.len(), here)?,
+        );
+        perm.swap(a, b);
+        Ok(perm)
+    }
+
+    #[track_caller]
+    fn split(shape: &[usize], sizes: &[usize], dim: isize) -> Result<(usize, Vec<SliceSpec>)> {
+        let d = normalize_axis("split", dim, shape.len(), std::panic::Location::caller())?;
+        if shape.is_empty() || sizes.iter().sum::<usize>() != shape[d] {
+            return Err(shape_error(
+                "split",
+                &[shape],
+                format!("the sizes {sizes:?} must add up to dimension {d}"),
+            ));
+        }
+        let mut off = 0;
+        let specs = sizes
+            .iter()
+            .map(|&n| {
+                let mut spec = SliceSpec::full(shape);
+                spec.dims[d] = (off, 1, n);
+                off += n;
+                spec
+            })
+            .collect();
+        Ok((d, specs))
+    }
+
+    /// torch.chunk sizes: chunks of ⌈n/chunks⌉, the last one smaller, possibly fewer chunks.
+    #[track_caller]
+    fn chunk_sizes(shape: &[usize], chunks: usize, dim: isize) -> Result<Vec<usize>> {
+        let d = normalize_axis("chunk", dim, shape.len(), std::panic::Location::caller())?;
+        if chunks == 0 || shape.is_empty() {
+            return Err(arg_error(
+                "chunk",
+                "needs at least one chunk of an at least 1-d tensor",
+            ));
+        }
+        let n = shape[d];
+        let size = n.div_ceil(chunks).max(1);
+        let mut sizes = vec![];
+        let mut left = n;
+        while left > 0 {
+            sizes.push(size.min(left));
+            left -= size.min(left);
+        }
+        if sizes.is_empty() {
+            sizes.push(0);
+        }
+        Ok(sizes)
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// The same data in another shape; one size may be `-1` (inferred). No copy.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the element counts differ.
+    #[track_caller]
+    pub fn try_reshape(&self, shape: impl Dims) -> Result<Tensor<T>> {
+        Ok(self.reshaped(reshape_target(self.shape(), &shape.to_dims())?))
+    }
+
+    /// The same data in another shape (see [`Tensor::try_reshape`]).
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    #[track_caller]
+    pub fn reshape(&self, shape: impl Dims) -> Tensor<T> {
+        ok(self.try_reshape(shape))
+    }
+
+    /// The axes reordered: output axis `i` is input axis `perm[i]`.
+    ///
+    /// # Errors
+    /// If `perm` is not a permutation of the axes.
+    #[track_caller]
+    pub fn try_permute(&self, perm: impl Dims) -> Result<Tensor<T>> {
+        Ok(permute_tensor(
+            self,
+            &check_perm(self.shape(), &perm.to_dims())?,
+        ))
+    }
+
+    /// The axes reordered (see [`Tensor::try_permute`]).
+    ///
+    /// # Panics
+    /// If `perm` is not a permutation of the axes.
+    #[track_caller]
+    pub fn permute(&self, perm: impl Dims) -> Tensor<T> {
+        ok(self.try_permute(perm))
+    }
+
+    /// Two axes swapped.
+    ///
+    /// # Panics
+    /// If an axis is out of range.
+    #[track_caller]
+    pub fn transpose(&self, d0: isize, d1: isize) -> Tensor<T> {
+        let perm = ok(Plans::transpose(self.shape(), d0, d1));
+        self.permute(perm.as_slice())
+    }
+
+    /// The transpose of a matrix (a 0-d or 1-d tensor is returned as is, as PyTorch's `t()`).
+    ///
+    /// # Panics
+    /// If the rank is above 2.
+    #[track_caller]
+    pub fn t(&self) -> Tensor<T> {
+        if self.ndim() > 2 {
+            crate::error::raise(shape_error(
+                "t",
+                &[self.shape()],
+                "t() expects at most 2 dimensions",
+            ));
+        }
+        if self.ndim() < 2 {
+            return self.clone();
+        }
+        self.transpose(0, 1)
+    }
+
+    /// Repeated along size-1 and missing leading dimensions to `shape`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
+    #[track_caller]
+    pub fn try_broadcast_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
+        if !broadcasts_to(self.shape(), shape) {
+            return Err(shape_error(
+                "broadcast_to",
+                &[self.shape(), shape],
+                "the shape does not broadcast to the target",
+            ));
+        }
+        Ok(broadcast_tensor(self, shape))
+    }
+
+    /// Repeated to `shape` (see [`Tensor::try_broadcast_to`]).
+    ///
+    /// # Panics
+    /// If the shape does not broadcast to `shape`.
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: &[usize]) -> Tensor<T> {
+        ok(self.try_broadcast_to(shape))
+    }
+
+    /// The elements `start..start + len` along `dim`.
+    ///
+    /// # Panics
+    /// If the range exceeds the dimension.
+    #[track_caller]
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Tensor<T> {
+        slice_tensor(self, &ok(Plans::narrow(self.shape(), dim, start, len)))
+    }
+
+    /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
+    /// out-of-range bounds are clamped).
+    ///
+    /// # Panics
+    /// If `step` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn slice(&self, dim: isize, start: isize, end: isize, step: usize) -> Tensor<T> {
+        slice_tensor(self, &ok(Plans::slice(self.shape(), dim, start, end, step)))
+    }
+
+    /// The window `spec` (see [`SliceSpec`]).
+    ///
+    /// # Panics
+    /// If the window does not fit in the tensor.
+    #[track_caller]
+    pub fn slice_spec(&self, spec: &SliceSpec) -> Tensor<T> {
+        if !spec.fits(self.shape()) {
+            crate::error::raise(shape_error(
+                "slice",
+                &[self.shape(), &spec.shape()],
+                "the window does not fit",
+            ));
+        }
+        slice_tensor(self, spec)
+    }
+
+    /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
+    ///
+    /// # Panics
+    /// If the index is out of range.
+    #[track_caller]
+    pub fn select(&self, dim: isize, index: usize) -> Tensor<T> {
+        let spec = ok(Plans::narrow(self.shape(), dim, index, 1));
+        let s = ok(Plans::squeeze_dim(&spec.shape(), dim));
+        slice_tensor(self, &spec).reshaped(s)
+    }
+
+    /// Pads the trailing `pads.len()` dimensions with `value`: `pads[i] = (before, after)`
+    /// for the i-th of those dimensions, in order (PyTorch's `F.pad` lists the last
+    /// dimension first; this takes them in natural order).
+    ///
+    /// # Panics
+    /// If more pairs than dimensions are given.
+    #[track_caller]
+    pub fn pad(&self, pads: &[(usize, usize)], value: T) -> Tensor<T> {
+        let (spec, shape) = ok(Plans::pad(self.shape(), pads));
+        pad_tensor(self, &spec, &shape, value)
+    }
+
+    /// Joins tensors along `dim`.
+    ///
+    /// # Errors
+    /// If the list is empty or the shapes differ outside `dim`.
+    #[track_caller]
+    pub fn try_cat(parts: &[&Tensor<T>], dim: isize) -> Result<Tensor<T>> {
+        let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
+        let d = Plans::concat(&shapes, dim)?;
+        Ok(concat_tensors(parts, d))
+    }
+
+    /// Joins tensors along `dim` (see [`Tensor::try_cat`]).
+    ///
+    /// # Panics
+    /// If the list is empty or the shapes differ outside `dim`.
+    #[track_caller]
+    pub fn cat(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
+        ok(Self::try_cat(parts, dim))
+    }
+
+    /// Stacks equal-shaped tensors along a new dimension `dim`.
+    ///
+    /// # Panics
+    /// If the list is empty or the shapes differ.
+    #[track_caller]
+    pub fn stack(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
+        let Some(first) = parts.first() else {
+            crate::error::raise(arg_error("stack", "needs at least one tensor"))
+        };
+        let s = ok(Plans::unsqueeze(first.shape(), dim));
+        let un: Vec<Tensor<T>> = parts
+            .iter()
+            .map(|p| {
+                if p.shape() == first.shape() {
+                    p.reshaped(s.clone())
+                } else {
+                    crate::error::raise(shape_error(
+                        "stack",
+                        &[first.shape(), p.shape()],
+                        "all shapes must be equal",
+                    ))
+                }
+            })
+            .collect();
+        let refs: Vec<&Tensor<T>> = un.iter().collect();
+        Self::cat(&refs, dim)
+    }
+
+    /// Splits along `dim` into pieces of the given sizes.
+    ///
+    /// # Panics
+    /// If the sizes do not add up to the dimension.
+    #[track_caller]
+    pub fn split(&self, sizes: &[usize], dim: isize) -> Vec<Tensor<T>> {
+        let (_, specs) = ok(Plans::split(self.shape(), sizes, dim));
+        specs.iter().map(|s| slice_tensor(self, s)).collect()
+    }
+
+    /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
+    ///
+    /// # Panics
+    /// If `chunks` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn chunk(&self, chunks: usize, dim: isize) -> Vec<Tensor<T>> {
+        let sizes = ok(Plans::chunk_sizes(self.shape(), chunks, dim));
+        self.split(&sizes, dim)
+    }
+
+    /// Removes every size-1 dimension.
+    pub fn squeeze(&self) -> Tensor<T> {
+        self.reshaped(self.shape().iter().copied().filter(|&d| d != 1).collect())
+    }
+
+    /// Removes dimension `dim` if its size is 1.
+    ///
+    /// # Panics
+    /// If `dim` is out of range.
+    #[track_caller]
+    pub fn squeeze_dim(&self, dim: isize) -> Tensor<T> {
+        self.reshaped(ok(Plans::squeeze_dim(self.shape(), dim)))
+    }
+
+    /// Inserts a size-1 dimension at `dim` (`-1` appends).
+    ///
+    /// # Panics
+    /// If `dim` is out of range for rank + 1.
+    #[track_caller]
+    pub fn unsqueeze(&self, dim: isize) -> Tensor<T> {
+        self.reshaped(ok(Plans::unsqueeze(self.shape(), dim)))
+    }
+
+    /// Merges dimensions `start..=end` into one.
+    ///
+    /// # Panics
+    /// If an axis is out of range or `start > end`.
+    #[track_caller]
+    pub fn flatten(&self, start: isize, end: isize) -> Tensor<T> {
+        self.reshaped(ok(Plans::flatten(self.shape(), start, end)))
+    }
+}
+
+fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize) -> Tensor<T> {
+    let mut shape = Shape::from_slice(parts[0].shape());
+    shape[d] = parts.iter().map(|p| p.shape()[d]).sum();
+    let mut out = Tensor::zeros(shape.clone());
+    let mut offset = 0;
+    for p in parts {
+        let mut spec = SliceSpec::full(&shape);
+        spec.dims[d] = (offset, 1, p.shape()[d]);
+        offset += p.shape()[d];
+        let (strides, base) = spec.addressing(&shape);
+        copy_strided(
+            p.shape(),
+            p.as_slice(),
+            &contiguous_strides(p.shape()),
+            0,
+            out.as_mut_slice(),
+            &strides,
+            base,
+        );
+    }
+    out
+}
+
+impl<'g, T: Float> Var<'g, T> {
+    #[track_caller]
+    fn movement(self, value: Tensor<T>, op: MovementOp) -> Var<'g, T> {
+        self.graph.push(value, Op::Movement(op), &[self.id])
+    }
+
+    /// The same data in another shape; one size may be `-1`. No copy.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the element counts differ.
+    #[track_caller]
+    pub fn try_reshape(self, shape: impl Dims) -> Result<Var<'g, T>> {
+        let value = self.with_value(|x| x.try_reshape(shape))?;
+        Ok(self.movement(value, MovementOp::Reshape))
+    }
+
+    /// The same data in another shape (see [`Var::try_reshape`]).
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    #[track_caller]
+    pub fn reshape(self, shape: impl Dims) -> Var<'g, T> {
+        ok(self.try_reshape(shape))
+    }
+
+    /// The axes reordered: output axis `i` is input axis `perm[i]`.
+    ///
+    /// # Errors
+    /// If `perm` is not a permutation of the axes.
+    #[track_caller]
+    pub fn try_permute(self, perm: impl Dims) -> Result<Var<'g, T>> {
+        let perm = self.with_value(|x| check_perm(x.shape(), &perm.to_dims()))?;
+        let value = self.with_value(|x| permute_tensor(x, &perm));
+        Ok(self.movement(value, MovementOp::Permute { perm }))
+    }
+
+    /// The axes reordered (see [`Var::try_permute`]).
+    ///
+    /// # Panics
+    /// If `perm` is not a permutation of the axes.
+    #[track_caller]
+    pub fn permute(self, perm: impl Dims) -> Var<'g, T> {
+        ok(self.try_permute(perm))
+    }
+
+    /// Two axes swapped.
+    ///
+    /// # Panics
+    /// If an axis is out of range.
+    #[track_caller]
+    pub fn transpose(self, d0: isize, d1: isize) -> Var<'g, T> {
+        let perm = ok(Plans::transpose(&self.shape(), d0, d1));
+        self.permute(perm.as_slice())
+    }
+
+    /// The transpose of a matrix (0-d and 1-d values are returned as they are).
+    ///
+    /// # Panics
+    /// If the rank is above 2.
+    #[track_caller]
+    pub fn t(self) -> Var<'g, T> {
+        match self.ndim() {
+            0 | 1 => self,
+            2 => self.transpose(0, 1),
+            _ => crate::error::raise(shape_error(
+                "t",
+                &[&self.shape()],
+                "t() expects at most 2 dimensions",
+            )),
+        }
+    }
+
+    /// Repeated along size-1 and missing leading dimensions to `shape` (PyTorch's
+    /// `expand`); the gradient is summed back.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
+    #[track_caller]
+    pub fn try_broadcast_to(self, shape: &[usize]) -> Result<Var<'g, T>> {
+        let value = self.with_value(|x| x.try_broadcast_to(shape))?;
+        if self.shape().as_slice() == shape {
+            return Ok(self);
+        }
+        Ok(self.movement(value, MovementOp::BroadcastTo))
+    }
+
+    /// Repeated to `shape` (see [`Var::try_broadcast_to`]).
+    ///
+    /// # Panics
+    /// If the shape does not broadcast to `shape`.
+    #[track_caller]
+    pub fn broadcast_to(self, shape: &[usize]) -> Var<'g, T> {
+        ok(self.try_broadcast_to(shape))
+    }
+
+    /// Alias of [`Var::broadcast_to`], PyTorch's name.
+    #[track_caller]
+    pub fn expand(self, shape: &[usize]) -> Var<'g, T> {
+        self.broadcast_to(shape)
+    }
+
+    /// The window `spec` (see [`SliceSpec`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the window does not fit.
+    #[track_caller]
+    pub fn try_slice_spec(self, spec: &SliceSpec) -> Result<Var<'g, T>> {
+        let shape = self.shape();
+        if !spec.fits(&shape) {
+            return Err(shape_error(
+                "slice",
+                &[&shape, &spec.shape()],
+                "the window does not fit",
+            ));
+        }
+        let value = self.with_value(|x| slice_tensor(x, spec));
+        Ok(self.movement(value, MovementOp::Slice { spec: spec.clone() }))
+    }
+
+    /// The window `spec`.
+    ///
+    /// # Panics
+    /// If the window does not fit.
+    #[track_caller]
+    pub fn slice_spec(self, spec: &SliceSpec) -> Var<'g, T> {
+        ok(self.try_slice_spec(spec))
+    }
+
+    /// The elements `start..start + len` along `dim`.
+    ///
+    /// # Errors
+    /// If the range exceeds the dimension.
+    #[track_caller]
+    pub fn try_narrow(self, dim: isize, start: usize, len: usize) -> Result<Var<'g, T>> {
+        let spec = Plans::narrow(&self.shape(), dim, start, len)?;
+        self.try_slice_spec(&spec)
+    }
+
+    /// The elements `start..start + len` along `dim`.
+    ///
+    /// # Panics
+    /// If the range exceeds the dimension.
+    #[track_caller]
+    pub fn narrow(self, dim: isize, start: usize, len: usize) -> Var<'g, T> {
+        ok(self.try_narrow(dim, start, len))
+    }
+
+    /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
+    /// bounds are clamped).
+    ///
+    /// # Errors
+    /// If `step` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn try_slice(
+        self,
+        dim: isize,
+        start: isize,
+        end: isize,
+        step: usize,
+    ) -> Result<Var<'g, T>> {
+        let spec = Plans::slice(&self.shape(), dim, start, end, step)?;
+        self.try_slice_spec(&spec)
+    }
+
+    /// Python slicing along `dim` (see [`Var::try_slice`]).
+    ///
+    /// # Panics
+    /// If `step` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn slice(self, dim: isize, start: isize, end: isize, step: usize) -> Var<'g, T> {
+        ok(self.try_slice(dim, start, end, step))
+    }
+
+    /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
+    ///
+    /// # Panics
+    /// If the index is out of range.
+    #[track_caller]
+    pub fn select(self, dim: isize, index: usize) -> Var<'g, T> {
+        let n = self.narrow(dim, index, 1);
+        let s = ok(Plans::squeeze_dim(&n.shape(), dim));
+        n.reshape(&s)
+    }
+
+    /// Pads the trailing `pads.len()` dimensions with `value` (see [`Tensor::pad`]).
+    ///
+    /// # Errors
+    /// If more pairs than dimensions are given.
+    #[track_caller]
+    pub fn try_pad(self, pads: &[(usize, usize)], value: T) -> Result<Var<'g, T>> {
+        let (spec, shape) = Plans::pad(&self.shape(), pads)?;
+        let v = self.with_value(|x| pad_tensor(x, &spec, &shape, value));
+        Ok(self.movement(
+            v,
+            MovementOp::Pad {
+                spec,
+                shape,
+                value: value.as_f64(),
+            },
+        ))
+    }
+
+    /// Pads with a constant (see [`Tensor::pad`]).
+    ///
+    /// # Panics
+    /// If more pairs than dimensions are given.
+    #[track_caller]
+    pub fn pad(self, pads: &[(usize, usize)], value: T) -> Var<'g, T> {
+        ok(self.try_pad(pads, value))
+    }
+
+    /// Internal: writes `self` into window `spec` of a `shape` tensor of `value`s.
+    #[track_caller]
+    pub(crate) fn pad_spec(self, spec: &SliceSpec, shape: &[usize], value: T) -> Var<'g, T> {
+        let v = self.with_value(|x| pad_tensor(x, spec, shape, value));
+        self.movement(
+            v,
+            MovementOp::Pad {
+                spec: spec.clone(),
+                shape: Shape::from_slice(shape),
+                value: value.as_f64(),
+            },
+        )
+    }
+
+    /// Joins values along `dim`.
+    ///
+    /// # Errors
+    /// If the list is empty or the shapes differ outside `dim`.
+    #[track_caller]
+    pub fn try_cat(parts: &[Var<'g, T>], dim: isize) -> Result<Var<'g, T>> {
+        let Some(first) = parts.first() else {
+            return Err(arg_error("concat", "needs at least one tensor"));
+        };
+        for p in parts {
+            first.same_graph("concat", p);
+        }
+        let graph = first.graph;
+        let value = {
+            let nodes = graph.nodes();
+            let tensors: Vec<&Tensor<T>> =
+                parts.iter().map(|p| &nodes[p.id as usize].value).collect();
+            let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+            let d = Plans::concat(&shapes, dim)?;
+            (concat_tensors(&tensors, d), d)
+        };
+        let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
+        Ok(graph.push(
+            value.0,
+            Op::Movement(MovementOp::Concat { dim: value.1 }),
+            &ids,
+        ))
+    }
+
+    /// Joins values along `dim` (see [`Var::try_cat`]).
+    ///
+    /// # Panics
+    /// If the list is empty or the shapes differ outside `dim`.
+    #[track_caller]
+    pub fn cat(parts: &[Var<'g, T>], dim: isize) -> Var<'g, T> {
+        ok(Self::try_cat(parts, dim))
+    }
+
+    /// Stacks equal-shaped values along a new dimension `dim`.
+    ///
+    /// # Errors
+    /// If the list is empty or the shapes differ.
+    #[track_caller]
+    pub fn try_stack(parts: &[Var<'g, T>], dim: isize) -> Result<Var<'g, T>> {
+        let Some(first) = parts.first() else {
+            return Err(arg_error("stack", "needs at least one tensor"));
+        };
+        let shape = first.shape();
+        let s = Plans::unsqueeze(&shape, dim)?;
+        let mut un = Vec::with_capacity(parts.len());
+        for p in parts {
+            if p.shape() != shape {
+                return Err(shape_error(
+                    "stack",
+                    &[&shape, &p.shape()],
+                    "all shapes must be equal",
+                ));
+            }
+            un.push(p.reshape(&s));
+        }
+        Self::try_cat(&un, dim)
+    }
+
+    /// Stacks values along a new dimension (see [`Var::try_stack`]).
+    ///
+    /// # Panics
+    /// If the list is empty or the shapes differ.
+    #[track_caller]
+    pub fn stack(parts: &[Var<'g, T>], dim: isize) -> Var<'g, T> {
+        ok(Self::try_stack(parts, dim))
+    }
+
+    /// Splits along `dim` into pieces of the given sizes.
+    ///
+    /// # Errors
+    /// If the sizes do not add up to the dimension.
+    #[track_caller]
+    pub fn try_split(self, sizes: &[usize], dim: isize) -> Result<Vec<Var<'g, T>>> {
+        let (_, specs) = Plans::split(&self.shape(), sizes, dim)?;
+        specs.iter().map(|s| self.try_slice_spec(s)).collect()
+    }
+
+    /// Splits along `dim` (see [`Var::try_split`]).
+    ///
+    /// # Panics
+    /// If the sizes do not add up to the dimension.
+    #[track_caller]
+    pub fn split(self, sizes: &[usize], dim: isize) -> Vec<Var<'g, T>> {
+        ok(self.try_split(sizes, dim))
+    }
+
+    /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
+    ///
+    /// # Panics
+    /// If `chunks` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn chunk(self, chunks: usize, dim: isize) -> Vec<Var<'g, T>> {
+        let sizes = ok(Plans::chunk_sizes(&self.shape(), chunks, dim));
+        self.split(&sizes, dim)
+    }
+
+    /// Removes every size-1 dimension.
+    #[track_caller]
+    pub fn squeeze(self) -> Var<'g, T> {
+        let s: Shape = self.shape().iter().copied().filter(|&d| d != 1).collect();
+        self.reshape(&s)
+    }
+
+    /// Removes dimension `dim` if its size is 1.
+    ///
+    /// # Panics
+    /// If `dim` is out of range.
+    #[track_caller]
+    pub fn squeeze_dim(self, dim: isize) -> Var<'g, T> {
+        let s = ok(Plans::squeeze_dim(&self.shape(), dim));
+        self.reshape(&s)
+    }
+
+    /// Inserts a size-1 dimension at `dim` (`-1` appends).
+    ///
+    /// # Panics
+    /// If `dim` is out of range for rank + 1.
+    #[track_caller]
+    pub fn unsqueeze(self, dim: isize) -> Var<'g, T> {
+        let s = ok(Plans::unsqueeze(&self.shape(), dim));
+        self.reshape(&s)
+    }
+
+    /// Merges dimensions `start..=end` into one (`flatten(0, -1)` makes a vector).
+    ///
+    /// # Panics
+    /// If an axis is out of range or `start > end`.
+    #[track_caller]
+    pub fn flatten(self, start: isize, end: isize) -> Var<'g, T> {
+        let s = ok(Plans::flatten(&self.shape(), start, end));
+        self.reshape(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_op, rand_tensor};
+    use crate::Graph;
+
+    #[test]
+    fn values_of_movement_ops() {
+        let x = Tensor::<f64>::from_fn([2, 3, 4], |i| i as f64);
+        assert_eq!(x.reshape([4, -1]).shape(), &[4, 6]);
+        assert!(x.try_reshape([5, -1]).is_err());
+        let p = x.permute([2, 0, 1]);
+        assert_eq!(p.shape(), &[4, 2, 3]);
+        assert_eq!(p.get(&[3, 1, 2]), x.get(&[1, 2, 3]));
+        assert_eq!(x.transpose(0, -1).get(&[3, 2, 1]), x.get(&[1, 2, 3]));
+        let m = Tensor::<f64>::from_fn([4, 5], |i| i as f64);
+        assert_eq!(
+            m.slice(0, 1, 3, 1).slice(1, 1, 4, 1).to_vec(),
+            vec![6.0, 7.0, 8.0, 11.0, 12.0, 13.0]
+        );
+        assert_eq!(
+            m.slice(0, 0, isize::MAX, 2).select(1, 2).to_vec(),
+            vec![2.0, 12.0]
+        );
+        assert_eq!(m.slice(1, -2, 100, 1).shape(), &[4, 2]);
+        assert_eq!(m.select(1, 0).to_vec(), vec![0.0, 5.0, 10.0, 15.0]);
+        let padded = Tensor::<f64>::ones([2, 2]).pad(&[(1, 0), (0, 2)], 0.5);
+        assert_eq!(padded.shape(), &[3, 4]);
+        assert_eq!(
+            padded.to_vec(),
+            vec![0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5]
+        );
+        let a = Tensor::<f64>::zeros([2, 3]);
+        let b = Tensor::<f64>::ones([2, 2]);
+        let c = Tensor::cat(&[&a, &b], 1);
+        assert_eq!(c.shape(), &[2, 5]);
+        assert_eq!(c.get(&[1, 4]), 1.0);
+        assert!(Tensor::try_cat(&[&a, &b], 0).is_err());
+        let s = Tensor::stack(&[&b, &b, &b], 1);
+        assert_eq!(s.shape(), &[2, 3, 2]);
+        let parts = m.chunk(3, 1);
+        assert_eq!(
+            parts.iter().map(|p| p.shape()[1]).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
+        assert_eq!(m.split(&[1, 3], 0)[1].shape(), &[3, 5]);
+        assert_eq!(Tensor::<f64>::zeros([1, 3, 1]).squeeze().shape(), &[3]);
+        assert_eq!(Tensor::<f64>::zeros([3]).unsqueeze(-1).shape(), &[3, 1]);
+        assert_eq!(x.flatten(1, -1).shape(), &[2, 12]);
+        assert_eq!(
+            Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1])
+                .broadcast_to(&[2, 3])
+                .to_vec(),
+            vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+        );
+    }
+
+    #[test]
+    fn gradients_of_movement_ops() {
+        let x = rand_tensor(&[2, 3, 4], -1.0, 1.0, 90);
+        let y = rand_tensor(&[2, 2, 4], -1.0, 1.0, 91);
+        let v = rand_tensor(&[3, 1], -1.0, 1.0, 92);
+        check_op("reshape", &[x.clone()], |_, a| a[0].reshape([4, -1]));
+        check_op("permute", &[x.clone()], |_, a| a[0].permute([2, 0, 1]));
+        check_op("transpose", &[x.clone()], |_, a| a[0].transpose(0, 2));
+        check_op("broadcast_to", &[v.clone()], |_, a| {
+            a[0].broadcast_to(&[2, 3, 4])
+        });
+        check_op("narrow", &[x.clone()], |_, a| a[0].narrow(1, 1, 2));
+        check_op("slice_step", &[x.clone()], |_, a| a[0].slice(2, 0, 4, 3));
+        check_op("select", &[x.clone()], |_, a| a[0].select(1, 2));
+        check_op("pad", &[x.clone()], |_, a| a[0].pad(&[(1, 2), (0, 1)], 0.3));
+        check_op("concat", &[x.clone(), y.clone()], |_, a| {
+            Var::cat(&[a[0], a[1], a[0]], 1)
+        });
+        check_op("stack", &[y.clone(), y.clone()], |_, a| {
+            Var::stack(&[a[0], a[1]], -1)
+        });
+        check_op("split", &[x.clone()], |_, a| {
+            let p = a[0].split(&[1, 3], 2);
+            p[0] * 2.0 + p[1].sum_dim(-1, true)
+        });
+        check_op("chunk", &[x.clone()], |_, a| {
+            let p = a[0].chunk(2, 1);
+            p[1].sum_dim(1, true) * p[0]
+        });
+        check_op("squeeze", &[v.clone()], |_, a| a[0].squeeze());
+        check_op("unsqueeze", &[v.clone()], |_, a| a[0].unsqueeze(0));
+        check_op("flatten", &[x.clone()], |_, a| a[0].flatten(0, 1));
+    }
+
+    #[test]
+    fn node_reuse_in_movement() {
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
+        let y = Var::cat(&[x, x, x.narrow(0, 1, 2)], 0);
+        assert_eq!(y.sum().backward().wrt(x).to_vec(), vec![2.0, 3.0, 3.0]);
+    }
+}

@@ -1,0 +1,923 @@
+//! Reductions over all elements or a set of axes, with `keepdim`, and `sum_to`, the one
+//! un-broadcast helper every broadcasting op's backward goes through.
+//!
+//! Forward values come from one strided fold (`tapegrad_kernels::strided::fold_into`).
+//! Backward rules expand the upstream gradient to the input's shape through the
+//! `keepdim` shape. `max`/`min` over axes (`amax`/`amin`) split the gradient evenly between
+//! tied maxima; `max_dim`/`min_dim` (with indices) send it to the one returned index.
+
+use smallvec::SmallVec;
+use tapegrad_kernels::strided::{broadcast_strides, fold_into};
+
+use crate::algebra::Algebra;
+use crate::error::{arg_error, ok, shape_error, Result};
+use crate::ops::binary::broadcast_zip;
+use crate::ops::{Grads, Op};
+use crate::shape::{
+    keepdim_shape, normalize_axes, normalize_axis, numel, reduced_shape, split_at_axis, Dims, Shape,
+};
+use crate::tensor::Tensor;
+use crate::var::Var;
+use crate::Float;
+
+/// Normalised, sorted reduction axes.
+pub type Axes = SmallVec<[usize; 4]>;
+
+/// A reduction.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ReduceOp {
+    /// Σ over `axes`.
+    Sum {
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// Σ over the dimensions that broadcasting added or stretched, back to `shape`.
+    SumTo {
+        /// The target shape (which broadcasts to the input's shape).
+        shape: Shape,
+    },
+    /// Arithmetic mean over `axes`.
+    Mean {
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// Variance over `axes`, dividing by `n - correction` (1: unbiased, 0: biased).
+    Var {
+        /// Reduced axes.
+        axes: Axes,
+        /// Bessel's correction: 1 for the unbiased estimate, 0 for the biased one.
+        correction: usize,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// Maximum over `axes` (`amax`); ties share the gradient evenly.
+    Max {
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// Minimum over `axes` (`amin`); ties share the gradient evenly.
+    Min {
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// Product over `axes` (gradient correct with zeros in the input).
+    Prod {
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// `ln Σ eˣ` over `axes`, computed as `m + ln Σ e^{x-m}` (no overflow).
+    LogSumExp {
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+    /// The p-norm `(Σ|x|ᵖ)^{1/p}` over `axes` (`p = ∞`: max |x|). The gradient at a zero
+    /// norm is 0 (as PyTorch).
+    Norm {
+        /// The order p > 0 (or +∞).
+        p: f64,
+        /// Reduced axes.
+        axes: Axes,
+        /// Keep reduced axes as size 1.
+        keepdim: bool,
+    },
+}
+
+impl ReduceOp {
+    /// The op's name as printed on the tape.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReduceOp::Sum { .. } => "sum",
+            ReduceOp::SumTo { .. } => "sum_to",
+            ReduceOp::Mean { .. } => "mean",
+            ReduceOp::Var { .. } => "var",
+            ReduceOp::Max { .. } => "amax",
+            ReduceOp::Min { .. } => "amin",
+            ReduceOp::Prod { .. } => "prod",
+            ReduceOp::LogSumExp { .. } => "logsumexp",
+            ReduceOp::Norm { .. } => "norm",
+        }
+    }
+
+    /// Reduced axes and keepdim (for `SumTo`: the axes that are summed, kept).
+    fn axes_of(&self, in_shape: &[usize]) -> (Axes, bool) {
+        match self {
+            ReduceOp::Sum { axes, keepdim }
+            | ReduceOp::Mean { axes, keepdim }
+            | ReduceOp::Var { axes, keepdim, .. }
+            | ReduceOp::Max { axes, keepdim }
+            | ReduceOp::Min { axes, keepdim }
+            | ReduceOp::Prod { axes, keepdim }
+            | ReduceOp::LogSumExp { axes, keepdim }
+            | ReduceOp::Norm { axes, keepdim, .. } => (axes.clone(), *keepdim),
+            ReduceOp::SumTo { shape } => (sum_to_axes(shape, in_shape), true),
+        }
+    }
+
+    /// Computes the reduction.
+    pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
+        let (axes, keepdim) = self.axes_of(x.shape());
+        let n = T::from_f64(count(x.shape(), &axes) as f64);
+        let kept = match self {
+            ReduceOp::Sum { .. } => sum_keep(x, &axes),
+            ReduceOp::SumTo { shape } => {
+                let s = sum_keep(x, &axes);
+                return s.reshaped(shape.clone());
+            }
+            ReduceOp::Mean { .. } => sum_keep(x, &axes).div_scalar(n),
+            ReduceOp::Var { correction, .. } => {
+                let mean = sum_keep(x, &axes).div_scalar(n);
+                let dev = ok(broadcast_zip("var", x, &mean, |a, m| (a - m) * (a - m)));
+                sum_keep(&dev, &axes).div_scalar(n - T::from_f64(*correction as f64))
+            }
+            ReduceOp::Max { .. } => fold_keep(x, &axes, T::neg_infinity(), |a, v| {
+                if v > a || v.is_nan() {
+                    v
+                } else {
+                    a
+                }
+            }),
+            ReduceOp::Min { .. } => fold_keep(x, &axes, T::infinity(), |a, v| {
+                if v < a || v.is_nan() {
+                    v
+                } else {
+                    a
+                }
+            }),
+            ReduceOp::Prod { .. } => fold_keep(x, &axes, T::one(), |a, v| a * v),
+            ReduceOp::LogSumExp { .. } => {
+                let m = fold_keep(x, &axes, T::neg_infinity(), |a, v| {
+                    if v > a || v.is_nan() {
+                        v
+                    } else {
+                        a
+                    }
+                });
+                // Shift by a finite max only: all -inf rows give -inf, +inf rows give +inf.
+                let shift = m.map(|v| if v.is_finite() { v } else { T::zero() });
+                let e = ok(broadcast_zip("logsumexp", x, &shift, |a, s| (a - s).exp()));
+                let s = sum_keep(&e, &axes);
+                ok(broadcast_zip("logsumexp", &s.log(), &shift, |l, s| l + s))
+            }
+            ReduceOp::Norm { p, .. } => {
+                let p = *p;
+                if p == f64::INFINITY {
+                    fold_keep(x, &axes, T::zero(), |a, v| {
+                        if v.abs() > a || v.is_nan() {
+                            v.abs()
+                        } else {
+                            a
+                        }
+                    })
+                } else if p == 1.0 {
+                    sum_keep(&x.abs(), &axes)
+                } else if p == 2.0 {
+                    sum_keep(&x.square(), &axes).sqrt()
+                } else {
+                    let pt = T::from_f64(p);
+                    sum_keep(&x.abs().powf(pt), &axes).powf(T::one() / pt)
+                }
+            }
+        };
+        if keepdim {
+            kept
+        } else {
+            kept.reshaped(reduced_shape(x.shape(), &axes, false))
+        }
+    }
+
+    /// The backward rule, for tensors and `Var`s alike.
+    pub(crate) fn backward<T: Float, V: Algebra<T>>(&self, x: &V, y: &V, g: &V) -> Grads<V> {
+        let xs = x.shape();
+        let (axes, _) = self.axes_of(&xs);
+        let kshape = keepdim_shape(&xs, &axes);
+        // The upstream gradient and the output, viewed with the reduced axes kept.
+        let gk = g.reshape(&kshape);
+        let yk = || y.reshape(&kshape);
+        let n = count(&xs, &axes) as f64;
+        let gx = match self {
+            ReduceOp::Sum { .. } | ReduceOp::SumTo { .. } => gk.broadcast_to(&xs),
+            ReduceOp::Mean { .. } => gk.broadcast_to(&xs).scale(T::from_f64(1.0 / n)),
+            ReduceOp::Var { correction, .. } => {
+                let mean = x.sum_dims(&axes, true).scale(T::from_f64(1.0 / n));
+                x.sub(&mean)
+                    .mul(&gk)
+                    .scale(T::from_f64(2.0 / (n - *correction as f64)))
+            }
+            ReduceOp::Max { .. } | ReduceOp::Min { .. } => {
+                let w = tie_weights(&x.value(), &yk().value(), &axes, |v| v);
+                gk.mul(&g.constant(w))
+            }
+            ReduceOp::Prod { .. } => gk.mul(&prod_others(x, y, &axes, &kshape)),
+            ReduceOp::LogSumExp { .. } => x.sub(&yk()).exp().mul(&gk),
+            ReduceOp::Norm { p, .. } => {
+                let p = *p;
+                let yv = yk().value();
+                let at_zero = yv.map(|v| v == T::zero());
+                let d = if p == 1.0 {
+                    x.sign()
+                } else if p == f64::INFINITY {
+                    let w = tie_weights(&x.value(), &yv, &axes, |v| v.abs());
+                    x.sign().mul(&g.constant(w))
+                } else if p == 2.0 {
+                    x.div(&yk())
+                } else {
+                    let pm1 = T::from_f64(p - 1.0);
+                    x.sign()
+                        .mul(&x.abs().unary(crate::Unary::Powf(pm1)))
+                        .div(&yk().unary(crate::Unary::Powf(pm1)))
+                };
+                let d = if p != 1.0 && at_zero.as_slice().iter().any(|&z| z) {
+                    // The norm's gradient at a zero norm is 0 (0/0 otherwise).
+                    V::select(&at_zero, &g.zeros(&[]), &d)
+                } else {
+                    d
+                };
+                d.mul(&gk)
+            }
+        };
+        smallvec::smallvec![Some(gx)]
+    }
+}
+
+/// The product of the other reduced elements, for each element: `∂ prod / ∂ x_i`.
+/// Without zeros it is `y / x_i`; with zeros it is computed without dividing.
+fn prod_others<T: Float, V: Algebra<T>>(x: &V, y: &V, axes: &[usize], kshape: &[usize]) -> V {
+    let xv = x.value();
+    if !xv.as_slice().contains(&T::zero()) {
+        return y.reshape(kshape).div(x);
+    }
+    // Move the reduced axes last, flatten to [K, R], and for each i take the product of
+    // the row with x_i replaced by 1: an [K, R, R] product, differentiable as a whole.
+    let xs = xv.shape();
+    let kept: Vec<usize> = (0..xs.len()).filter(|d| !axes.contains(d)).collect();
+    let perm: Vec<usize> = kept.iter().copied().chain(axes.iter().copied()).collect();
+    let k = numel(&kept.iter().map(|&d| xs[d]).collect::<Vec<_>>());
+    let r = count(xs, axes);
+    let flat = x
+        .permute(&perm)
+        .reshape(&[k, 1, r])
+        .broadcast_to(&[k, r, r]);
+    let eye = Tensor::<bool>::from_fn([r, r], |i| i / r == i % r);
+    let others = V::select(&eye, &x.constant(Tensor::ones([])), &flat).reduce(ReduceOp::Prod {
+        axes: smallvec::smallvec![2],
+        keepdim: false,
+    });
+    let permuted_shape: Vec<usize> = perm.iter().map(|&d| xs[d]).collect();
+    let mut inverse = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    others.reshape(&permuted_shape).permute(&inverse)
+}
+
+/// Even shares of the gradient between the elements equal to the reduced value
+/// (`key(x) == y`), as PyTorch's `amax`/`amin`.
+fn tie_weights<T: Float>(
+    x: &Tensor<T>,
+    yk: &Tensor<T>,
+    axes: &[usize],
+    key: impl Fn(T) -> T,
+) -> Tensor<T> {
+    let hit = ok(broadcast_zip("max", x, yk, |a, m| {
+        if key(a) == m {
+            T::one()
+        } else {
+            T::zero()
+        }
+    }));
+    let counts = sum_keep(&hit, axes);
+    ok(broadcast_zip("max", &hit, &counts, |h, c| h / c))
+}
+
+/// The axes summed by `sum_to(shape)` from `in_shape` (leading added axes and stretched
+/// size-1 axes), in the input's numbering.
+fn sum_to_axes(target: &[usize], in_shape: &[usize]) -> Axes {
+    let lead = in_shape.len() - target.len();
+    (0..in_shape.len())
+        .filter(|&d| d < lead || (target[d - lead] == 1 && in_shape[d] != 1))
+        .collect()
+}
+
+/// The number of elements reduced into each output element.
+fn count(shape: &[usize], axes: &[usize]) -> usize {
+    axes.iter().map(|&a| shape[a]).product()
+}
+
+/// Folds over `axes` into the `keepdim` shape.
+fn fold_keep<T: Float>(x: &Tensor<T>, axes: &[usize], init: T, f: impl Fn(T, T) -> T) -> Tensor<T> {
+    let kshape = keepdim_shape(x.shape(), axes);
+    let mut out = Tensor::full(kshape.clone(), init);
+    let strides = broadcast_strides(&kshape, x.shape());
+    fold_into(x.shape(), x.as_slice(), out.as_mut_slice(), &strides, f);
+    out
+}
+
+/// Σ over `axes` into the `keepdim` shape; a whole-tensor sum uses the lane-parallel kernel.
+fn sum_keep<T: Float>(x: &Tensor<T>, axes: &[usize]) -> Tensor<T> {
+    if axes.len() == x.ndim() {
+        let s = tapegrad_kernels::reduce::sum(x.as_slice());
+        return Tensor::full(keepdim_shape(x.shape(), axes), s);
+    }
+    fold_keep(x, axes, T::zero(), |a, v| a + v)
+}
+
+/// Validates reduction axes for `op` against a shape; `nonempty` refuses empty reduced
+/// axes (max, min and arg-reductions have no value there).
+#[track_caller]
+fn axes_for(op: &'static str, dims: &[isize], shape: &[usize], nonempty: bool) -> Result<Axes> {
+    let axes = normalize_axes(op, dims, shape.len(), std::panic::Location::caller())?;
+    if nonempty && axes.iter().any(|&a| shape[a] == 0) {
+        return Err(shape_error(
+            op,
+            &[shape],
+            "cannot reduce over an empty dimension",
+        ));
+    }
+    Ok(axes)
+}
+
+fn all_axes(ndim: usize) -> SmallVec<[isize; 4]> {
+    (0..ndim as isize).collect()
+}
+
+impl<T: Float> Tensor<T> {
+    /// Applies a reduction (axes already validated).
+    pub(crate) fn reduce(&self, op: &ReduceOp) -> Tensor<T> {
+        op.forward(self)
+    }
+
+    /// Σ over `shape`'s broadcast axes: the inverse of broadcasting `shape` to `self`'s
+    /// shape.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if `shape` does not broadcast to `self`'s shape.
+    #[track_caller]
+    pub fn try_sum_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
+        check_sum_to(self.shape(), shape)?;
+        Ok(self.reduce(&ReduceOp::SumTo {
+            shape: Shape::from_slice(shape),
+        }))
+    }
+
+    /// Σ over `shape`'s broadcast axes (see [`Tensor::try_sum_to`]).
+    ///
+    /// # Panics
+    /// If `shape` does not broadcast to `self`'s shape.
+    #[track_caller]
+    pub fn sum_to(&self, shape: &[usize]) -> Tensor<T> {
+        ok(self.try_sum_to(shape))
+    }
+
+    /// Index of the maximum along `dim` (the first one at ties; NaN counts as the maximum).
+    ///
+    /// # Errors
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn try_argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
+        self.arg_reduce("argmax", dim, keepdim, |a, b| a > b)
+    }
+
+    /// Index of the maximum along `dim` (see [`Tensor::try_argmax`]).
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn argmax(&self, dim: isize, keepdim: bool) -> Tensor<usize> {
+        ok(self.try_argmax(dim, keepdim))
+    }
+
+    /// Index of the minimum along `dim` (the first one at ties).
+    ///
+    /// # Errors
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn try_argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
+        self.arg_reduce("argmin", dim, keepdim, |a, b| a < b)
+    }
+
+    /// Index of the minimum along `dim` (see [`Tensor::try_argmin`]).
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn argmin(&self, dim: isize, keepdim: bool) -> Tensor<usize> {
+        ok(self.try_argmin(dim, keepdim))
+    }
+
+    #[track_caller]
+    fn arg_reduce(
+        &self,
+        op: &'static str,
+        dim: isize,
+        keepdim: bool,
+        better: impl Fn(T, T) -> bool,
+    ) -> Result<Tensor<usize>> {
+        let axis = normalize_axis(op, dim, self.ndim(), std::panic::Location::caller())?;
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        if n == 0 {
+            return Err(shape_error(
+                op,
+                &[self.shape()],
+                "cannot reduce over an empty dimension",
+            ));
+        }
+        let mut values = vec![T::zero(); outer * inner];
+        let mut idx = vec![0usize; outer * inner];
+        tapegrad_kernels::reduce::arg_reduce(
+            self.as_slice(),
+            outer,
+            n,
+            inner,
+            better,
+            &mut values,
+            &mut idx,
+        );
+        let axes: Axes = if self.ndim() == 0 {
+            Axes::new()
+        } else {
+            smallvec::smallvec![axis]
+        };
+        Ok(Tensor::from_parts(
+            idx,
+            reduced_shape(self.shape(), &axes, keepdim),
+        ))
+    }
+}
+
+#[track_caller]
+fn check_sum_to(from: &[usize], to: &[usize]) -> Result<()> {
+    if !crate::shape::broadcasts_to(to, from) {
+        return Err(shape_error(
+            "sum_to",
+            &[from, to],
+            "the target shape must broadcast to the input's shape",
+        ));
+    }
+    Ok(())
+}
+
+impl<'g, T: Float> Var<'g, T> {
+    /// Records a reduction (axes already validated).
+    #[track_caller]
+    pub(crate) fn reduce(self, op: ReduceOp) -> Var<'g, T> {
+        let value = self.with_value(|x| op.forward(x));
+        self.graph.push(value, Op::Reduce(op), &[self.id])
+    }
+
+    /// Σ over `shape`'s broadcast axes: the inverse of broadcasting (see
+    /// [`Tensor::try_sum_to`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if `shape` does not broadcast to this value's shape.
+    #[track_caller]
+    pub fn try_sum_to(self, shape: &[usize]) -> Result<Var<'g, T>> {
+        check_sum_to(&self.shape(), shape)?;
+        if self.shape().as_slice() == shape {
+            return Ok(self);
+        }
+        Ok(self.reduce(ReduceOp::SumTo {
+            shape: Shape::from_slice(shape),
+        }))
+    }
+
+    /// Σ over `shape`'s broadcast axes.
+    ///
+    /// # Panics
+    /// If `shape` does not broadcast to this value's shape.
+    #[track_caller]
+    pub fn sum_to(self, shape: &[usize]) -> Var<'g, T> {
+        ok(self.try_sum_to(shape))
+    }
+
+    /// The maximum along `dim` and its index (the gradient goes to that index only, as
+    /// PyTorch's `max(dim)`).
+    ///
+    /// # Errors
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn try_max_dim(self, dim: isize, keepdim: bool) -> Result<(Var<'g, T>, Tensor<usize>)> {
+        let idx = self.with_value(|x| x.try_argmax(dim, true))?;
+        self.take_at(dim, idx, keepdim)
+    }
+
+    /// The maximum along `dim` and its index (see [`Var::try_max_dim`]).
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn max_dim(self, dim: isize, keepdim: bool) -> (Var<'g, T>, Tensor<usize>) {
+        ok(self.try_max_dim(dim, keepdim))
+    }
+
+    /// The minimum along `dim` and its index (the gradient goes to that index only).
+    ///
+    /// # Errors
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn try_min_dim(self, dim: isize, keepdim: bool) -> Result<(Var<'g, T>, Tensor<usize>)> {
+        let idx = self.with_value(|x| x.try_argmin(dim, true))?;
+        self.take_at(dim, idx, keepdim)
+    }
+
+    /// The minimum along `dim` and its index (see [`Var::try_min_dim`]).
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn min_dim(self, dim: isize, keepdim: bool) -> (Var<'g, T>, Tensor<usize>) {
+        ok(self.try_min_dim(dim, keepdim))
+    }
+
+    /// `gather` at keepdim indices along `dim`, then squeeze unless `keepdim`.
+    #[track_caller]
+    fn take_at(
+        self,
+        dim: isize,
+        idx_keep: Tensor<usize>,
+        keepdim: bool,
+    ) -> Result<(Var<'g, T>, Tensor<usize>)> {
+        if self.ndim() == 0 {
+            return Ok((self, Tensor::scalar(0)));
+        }
+        let values = self.try_gather(dim, &idx_keep)?;
+        if keepdim {
+            return Ok((values, idx_keep));
+        }
+        let out_shape = values.with_value(|v| {
+            let axis = normalize_axis("max_dim", dim, v.ndim(), std::panic::Location::caller())
+                .unwrap_or(0);
+            let mut s = Shape::from_slice(v.shape());
+            s.remove(axis);
+            s
+        });
+        Ok((values.reshape(&out_shape), idx_keep.with_shape(out_shape)))
+    }
+
+    /// Index of the maximum along `dim` (no gradient).
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn argmax(self, dim: isize, keepdim: bool) -> Tensor<usize> {
+        ok(self.with_value(|x| x.try_argmax(dim, keepdim)))
+    }
+
+    /// Index of the minimum along `dim` (no gradient).
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn argmin(self, dim: isize, keepdim: bool) -> Tensor<usize> {
+        ok(self.with_value(|x| x.try_argmin(dim, keepdim)))
+    }
+}
+
+/// Declares a reduction on `Tensor` and `Var`: `name()` over everything, `name_dim(dims,
+/// keepdim)` and `try_name_dim`. `$extra` are the op's own parameters.
+macro_rules! reduction {
+    ($(#[$doc:meta])* $all:ident, $dim:ident, $try_dim:ident, $opname:literal, nonempty = $ne:expr,
+     ($($p:ident : $pt:ty),*) => |$axes:ident, $keep:ident| $make:expr) => {
+        impl<T: Float> Tensor<T> {
+            $(#[$doc])*
+            /// Over all elements, giving a 0-d tensor.
+            ///
+            /// # Panics
+            /// If the tensor is empty and the reduction has no value there.
+            #[track_caller]
+            pub fn $all(&self $(, $p: $pt)*) -> Tensor<T> {
+                ok(self.$try_dim(all_axes(self.ndim()).as_slice() $(, $p)*, false))
+            }
+            $(#[$doc])*
+            /// Over the axes `dims` (negative axes count from the end).
+            ///
+            /// # Panics
+            /// On an invalid axis (see the `try_` form).
+            #[track_caller]
+            pub fn $dim(&self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Tensor<T> {
+                ok(self.$try_dim(dims $(, $p)*, keepdim))
+            }
+            $(#[$doc])*
+            ///
+            /// # Errors
+            /// [`crate::Error::Axis`] for an axis out of range, [`crate::Error::Argument`]
+            /// for an axis given twice.
+            #[track_caller]
+            pub fn $try_dim(&self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Result<Tensor<T>> {
+                let $axes = axes_for($opname, &dims.to_dims(), self.shape(), $ne)?;
+                let $keep = keepdim;
+                Ok(self.reduce(&$make))
+            }
+        }
+        impl<'g, T: Float> Var<'g, T> {
+            $(#[$doc])*
+            /// Over all elements, giving a 0-d value.
+            ///
+            /// # Panics
+            /// If the value is empty and the reduction has no value there.
+            #[track_caller]
+            pub fn $all(self $(, $p: $pt)*) -> Var<'g, T> {
+                let dims = all_axes(self.ndim());
+                ok(self.$try_dim(dims.as_slice() $(, $p)*, false))
+            }
+            $(#[$doc])*
+            /// Over the axes `dims` (negative axes count from the end).
+            ///
+            /// # Panics
+            /// On an invalid axis (see the `try_` form).
+            #[track_caller]
+            pub fn $dim(self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Var<'g, T> {
+                ok(self.$try_dim(dims $(, $p)*, keepdim))
+            }
+            $(#[$doc])*
+            ///
+            /// # Errors
+            /// [`crate::Error::Axis`] for an axis out of range, [`crate::Error::Argument`]
+            /// for an axis given twice.
+            #[track_caller]
+            pub fn $try_dim(self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Result<Var<'g, T>> {
+                let $axes = self.with_value(|x| axes_for($opname, &dims.to_dims(), x.shape(), $ne))?;
+                let $keep = keepdim;
+                Ok(self.reduce($make))
+            }
+        }
+    };
+}
+
+reduction!(
+    /// Sum.
+    sum, sum_dim, try_sum_dim, "sum", nonempty = false, () => |axes, keepdim| ReduceOp::Sum { axes, keepdim }
+);
+reduction!(
+    /// Arithmetic mean (NaN over zero elements, as PyTorch).
+    mean, mean_dim, try_mean_dim, "mean", nonempty = false, () => |axes, keepdim| ReduceOp::Mean { axes, keepdim }
+);
+reduction!(
+    /// Variance; `unbiased` divides by `n - 1` (PyTorch's default), otherwise by `n`.
+    var, var_dim, try_var_dim, "var", nonempty = false, (unbiased: bool) =>
+        |axes, keepdim| ReduceOp::Var { axes, correction: usize::from(unbiased), keepdim }
+);
+reduction!(
+    /// Maximum (`amax`: tied maxima share the gradient evenly). NaN wins.
+    max, amax, try_amax, "amax", nonempty = true, () => |axes, keepdim| ReduceOp::Max { axes, keepdim }
+);
+reduction!(
+    /// Minimum (`amin`: tied minima share the gradient evenly). NaN wins.
+    min, amin, try_amin, "amin", nonempty = true, () => |axes, keepdim| ReduceOp::Min { axes, keepdim }
+);
+reduction!(
+    /// Product (the gradient is exact with zeros in the input).
+    prod, prod_dim, try_prod_dim, "prod", nonempty = false, () => |axes, keepdim| ReduceOp::Prod { axes, keepdim }
+);
+reduction!(
+    /// `ln Σ eˣ`, stable for large entries (computed as `m + ln Σ e^{x-m}`).
+    logsumexp_all, logsumexp, try_logsumexp, "logsumexp", nonempty = false, () =>
+        |axes, keepdim| ReduceOp::LogSumExp { axes, keepdim }
+);
+
+/// Validates a norm order.
+#[track_caller]
+fn check_p(p: f64) -> Result<()> {
+    if !(p > 0.0) {
+        return Err(arg_error(
+            "norm",
+            format!("the order p must be > 0 (or +inf), got {p}"),
+        ));
+    }
+    Ok(())
+}
+
+impl<T: Float> Tensor<T> {
+    /// Standard deviation over all elements (`unbiased`: divide by `n - 1`).
+    pub fn std(&self, unbiased: bool) -> Tensor<T> {
+        self.var(unbiased).sqrt()
+    }
+
+    /// Standard deviation over `dims`.
+    ///
+    /// # Panics
+    /// On an invalid axis.
+    #[track_caller]
+    pub fn std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Tensor<T> {
+        self.var_dim(dims, unbiased, keepdim).sqrt()
+    }
+
+    /// The p-norm over all elements (p > 0, or `f64::INFINITY` for max |x|).
+    ///
+    /// # Panics
+    /// If `p` is not > 0.
+    #[track_caller]
+    pub fn norm(&self, p: f64) -> Tensor<T> {
+        ok(self.try_norm_dim(p, all_axes(self.ndim()).as_slice(), false))
+    }
+
+    /// The p-norm over `dims`.
+    ///
+    /// # Errors
+    /// On an invalid axis or `p` not > 0.
+    #[track_caller]
+    pub fn try_norm_dim(&self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Tensor<T>> {
+        check_p(p)?;
+        let axes = axes_for("norm", &dims.to_dims(), self.shape(), false)?;
+        Ok(self.reduce(&ReduceOp::Norm { p, axes, keepdim }))
+    }
+
+    /// The p-norm over `dims`.
+    ///
+    /// # Panics
+    /// On an invalid axis or `p` not > 0.
+    #[track_caller]
+    pub fn norm_dim(&self, p: f64, dims: impl Dims, keepdim: bool) -> Tensor<T> {
+        ok(self.try_norm_dim(p, dims, keepdim))
+    }
+}
+
+impl<'g, T: Float> Var<'g, T> {
+    /// Standard deviation over all elements (`unbiased`: divide by `n - 1`).
+    #[track_caller]
+    pub fn std(self, unbiased: bool) -> Var<'g, T> {
+        self.var(unbiased).sqrt()
+    }
+
+    /// Standard deviation over `dims` (the square root of [`Var::var_dim`]; its gradient
+    /// is infinite where the deviation is 0, as PyTorch).
+    ///
+    /// # Panics
+    /// On an invalid axis.
+    #[track_caller]
+    pub fn std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Var<'g, T> {
+        self.var_dim(dims, unbiased, keepdim).sqrt()
+    }
+
+    /// The p-norm over all elements (p > 0, or `f64::INFINITY` for max |x|).
+    ///
+    /// # Panics
+    /// If `p` is not > 0.
+    #[track_caller]
+    pub fn norm(self, p: f64) -> Var<'g, T> {
+        let dims = all_axes(self.ndim());
+        ok(self.try_norm_dim(p, dims.as_slice(), false))
+    }
+
+    /// The p-norm over `dims`.
+    ///
+    /// # Errors
+    /// On an invalid axis or `p` not > 0.
+    #[track_caller]
+    pub fn try_norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Var<'g, T>> {
+        check_p(p)?;
+        let axes = self.with_value(|x| axes_for("norm", &dims.to_dims(), x.shape(), false))?;
+        Ok(self.reduce(ReduceOp::Norm { p, axes, keepdim }))
+    }
+
+    /// The p-norm over `dims`.
+    ///
+    /// # Panics
+    /// On an invalid axis or `p` not > 0.
+    #[track_caller]
+    pub fn norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Var<'g, T> {
+        ok(self.try_norm_dim(p, dims, keepdim))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_op, rand_tensor};
+    use crate::Graph;
+
+    #[test]
+    fn values_of_reductions() {
+        let x = Tensor::<f64>::from_vec(vec![1.0, -2.0, 3.0, 4.0, 0.5, -6.0], [2, 3]);
+        assert_eq!(x.sum().item(), 0.5);
+        assert_eq!(x.sum_dim(0, false).to_vec(), vec![5.0, -1.5, -3.0]);
+        assert_eq!(x.sum_dim(-1, true).shape(), &[2, 1]);
+        assert_eq!(x.amax(1, false).to_vec(), vec![3.0, 4.0]);
+        assert_eq!(x.amin([0, 1], false).item(), -6.0);
+        assert_eq!(x.prod_dim(1, false).to_vec(), vec![-6.0, -12.0]);
+        assert!((x.var(true).item() - 13.241666666666667).abs() < 1e-12);
+        assert!((x.var(false).item() - 11.034722222222221).abs() < 1e-12);
+        assert_eq!(x.norm(1.0).item(), 16.5);
+        assert_eq!(x.norm(f64::INFINITY).item(), 6.0);
+        assert!(
+            (x.norm(3.0).item() - (1.0f64 + 8.0 + 27.0 + 64.0 + 0.125 + 216.0).powf(1.0 / 3.0))
+                .abs()
+                < 1e-12
+        );
+        assert_eq!(x.argmax(1, false).to_vec(), vec![2, 0]);
+        assert_eq!(x.argmin(0, true).to_vec(), vec![0, 0, 1]);
+        assert_eq!(x.sum_to(&[1, 3]).to_vec(), vec![5.0, -1.5, -3.0]);
+        assert_eq!(x.sum_to(&[]).item(), 0.5);
+        let big = Tensor::<f64>::from_vec(vec![1000.0, 1000.0], [2]);
+        assert!((big.logsumexp(0, false).item() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert!(Tensor::<f64>::zeros([0]).mean().item().is_nan());
+        assert!(Tensor::<f64>::zeros([2, 0]).try_amax(1, false).is_err());
+    }
+
+    #[test]
+    fn gradients_of_every_reduction() {
+        let shapes: [&[usize]; 4] = [&[], &[4], &[2, 3], &[2, 3, 2]];
+        for (i, s) in shapes.iter().enumerate() {
+            let x = rand_tensor(s, -2.0, 2.0, 40 + i as u64);
+            let pos = rand_tensor(s, 0.3, 2.0, 50 + i as u64);
+            check_op("sum", &[x.clone()], |_, v| v[0].sum());
+            check_op("mean", &[x.clone()], |_, v| v[0].mean());
+            check_op("prod", &[x.clone()], |_, v| v[0].prod());
+            check_op("logsumexp", &[x.clone()], |_, v| v[0].logsumexp_all());
+            check_op("max", &[x.clone()], |_, v| v[0].max());
+            check_op("min", &[x.clone()], |_, v| v[0].min());
+            check_op("norm2", &[x.clone()], |_, v| v[0].norm(2.0));
+            check_op("norm1", &[pos.clone()], |_, v| v[0].norm(1.0));
+            check_op("norm3", &[x.clone()], |_, v| v[0].norm(3.0));
+            check_op("norm_inf", &[x.clone()], |_, v| v[0].norm(f64::INFINITY));
+            if x.numel() > 1 {
+                check_op("var", &[x.clone()], |_, v| v[0].var(true));
+                check_op("std", &[x.clone()], |_, v| v[0].std(false));
+            }
+            if s.len() >= 2 {
+                check_op("sum_dim", &[x.clone()], |_, v| v[0].sum_dim(-1, false));
+                check_op("mean_dim", &[x.clone()], |_, v| {
+                    v[0].mean_dim([0, -1], true)
+                });
+                check_op("var_dim", &[x.clone()], |_, v| v[0].var_dim(1, true, false));
+                check_op("amax", &[x.clone()], |_, v| v[0].amax(0, true));
+                check_op("amin", &[x.clone()], |_, v| v[0].amin(1, false));
+                check_op("prod_dim", &[x.clone()], |_, v| v[0].prod_dim(0, false));
+                check_op("logsumexp_dim", &[x.clone()], |_, v| {
+                    v[0].logsumexp(-1, true)
+                });
+                check_op("norm_dim", &[x.clone()], |_, v| {
+                    v[0].norm_dim(2.0, 1, false)
+                });
+                check_op("max_dim", &[x.clone()], |_, v| v[0].max_dim(1, false).0);
+                check_op("min_dim", &[x.clone()], |_, v| v[0].min_dim(0, true).0);
+                check_op("sum_to", &[x.clone()], |_, v| {
+                    let s = v[0].shape();
+                    let mut target = Shape::from_slice(&s[1..]);
+                    target[0] = 1;
+                    v[0].sum_to(&target)
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn prod_gradient_with_zeros_first_and_second_order() {
+        // One zero: only the zero's neighbours... the zero position gets the product of
+        // the others; two zeros: everything 0.
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![2.0, 0.0, 3.0, 0.0, 0.0, 5.0], [2, 3]));
+        let gx = x.prod_dim(1, false).sum().backward().wrt(x);
+        assert_eq!(gx.to_vec(), vec![0.0, 6.0, 0.0, 0.0, 0.0, 0.0]);
+        let x1 = Tensor::from_vec(vec![2.0, 0.0, 3.0, 1.5, -0.5, 5.0], [2, 3]);
+        check_op("prod_with_zero", &[x1], |_, v| v[0].prod_dim(1, false));
+        // Second order at the zero: d²/dx0 dx1 of x0·x1·x2 is x2 = 3.
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![2.0, 0.0, 3.0], [3]));
+        let gx = x.prod().backward_create_graph().wrt_var(x);
+        let h = gx.narrow(0, 1, 1).sum().backward().wrt(x);
+        assert_eq!(h.to_vec(), vec![3.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn ties_share_the_gradient_and_max_dim_picks_one() {
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![1.0, 3.0, 3.0, 0.0], [4]));
+        assert_eq!(x.max().backward().wrt(x).to_vec(), vec![0.0, 0.5, 0.5, 0.0]);
+        let (v, i) = x.max_dim(0, false);
+        assert_eq!((v.item(), i.item()), (3.0, 1));
+        assert_eq!(v.backward().wrt(x).to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn zero_norm_has_zero_gradient() {
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::zeros([3]));
+        assert_eq!(x.norm(2.0).backward().wrt(x).to_vec(), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn axis_errors() {
+        let x = Tensor::<f32>::zeros([2, 3]);
+        let e = x.try_sum_dim(2, false).unwrap_err().to_string();
+        assert!(
+            e.contains("sum: axis 2 is out of range for a tensor of rank 2"),
+            "{e}"
+        );
+        assert!(x.try_sum_dim([0, -2], false).is_err());
+        assert!(x.try_norm_dim(0.0, 0, false).is_err());
+        assert!(x.try_sum_to(&[3, 1]).is_err());
+    }
+}

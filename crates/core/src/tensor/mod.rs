@@ -1,0 +1,549 @@
+//! `Tensor<E>`: an owned n-d array, row-major and contiguous, with copy-on-write storage.
+//!
+//! Storage is shared: cloning a tensor, putting a parameter on the tape or reshaping costs a
+//! reference-count increment, never a copy of the data. A write through
+//! [`Tensor::as_mut_slice`] copies the data first only when it is shared
+//! (`Arc::make_mut`), so an optimizer updates a parameter in place once the tape that read
+//! it is gone.
+//!
+//! Tensors of up to four elements keep their data inline and never touch the allocator:
+//! the per-op cost on tiny tensors (scalars, biases of size 1) is then only the arithmetic.
+//!
+//! Float tensors (`Tensor<f32>`, `Tensor<f64>`) carry the numeric op set; `Tensor<usize>`
+//! holds indices and `Tensor<bool>` masks.
+
+pub mod display;
+
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal, StandardUniform};
+
+use crate::error::{arg_error, ok, shape_error, Error, Result};
+use crate::shape::{numel, IntoShape, Shape};
+use crate::Float;
+
+/// An element type a tensor can hold: the floats, `usize` indices, `bool` masks and the
+/// common integers.
+pub trait Element: Copy + Default + std::fmt::Debug + PartialEq + Send + Sync + 'static {}
+
+impl Element for f32 {}
+impl Element for f64 {}
+impl Element for bool {}
+impl Element for usize {}
+impl Element for i64 {}
+impl Element for i32 {}
+impl Element for u32 {}
+impl Element for u8 {}
+
+/// Tensors up to this many elements store their data inline.
+const INLINE: usize = 4;
+
+/// Copy-on-write storage: inline for tiny tensors, shared on the heap otherwise.
+#[derive(Clone)]
+enum Storage<E: Element> {
+    Inline { len: u8, data: [E; INLINE] },
+    Heap(Arc<Vec<E>>),
+}
+
+impl<E: Element> Storage<E> {
+    fn from_vec(v: Vec<E>) -> Self {
+        if v.len() <= INLINE {
+            let mut data = [E::default(); INLINE];
+            data[..v.len()].copy_from_slice(&v);
+            Storage::Inline {
+                len: v.len() as u8,
+                data,
+            }
+        } else {
+            Storage::Heap(Arc::new(v))
+        }
+    }
+
+    fn filled(len: usize, value: E) -> Self {
+        if len <= INLINE {
+            Storage::Inline {
+                len: len as u8,
+                data: [value; INLINE],
+            }
+        } else {
+            Storage::Heap(Arc::new(vec![value; len]))
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[E] {
+        match self {
+            Storage::Inline { len, data } => &data[..*len as usize],
+            Storage::Heap(v) => v.as_slice(),
+        }
+    }
+
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [E] {
+        match self {
+            Storage::Inline { len, data } => &mut data[..*len as usize],
+            Storage::Heap(v) => Arc::make_mut(v).as_mut_slice(),
+        }
+    }
+}
+
+/// An n-d array of `E`, row-major and contiguous, with shared copy-on-write storage.
+///
+/// ```
+/// use tapegrad_core::Tensor;
+/// let t = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+/// assert_eq!(t.shape(), &[2, 3]);
+/// assert_eq!(t.get(&[1, 0]), 4.0);
+/// let u = t.clone(); // shares the data
+/// assert!(u.shares_storage_with(&t));
+/// ```
+#[derive(Clone)]
+pub struct Tensor<E: Element> {
+    shape: Shape,
+    storage: Storage<E>,
+}
+
+impl<E: Element> Tensor<E> {
+    /// A tensor of the given shape over `data` (row-major).
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of the shape.
+    #[track_caller]
+    pub fn from_vec(data: Vec<E>, shape: impl IntoShape) -> Self {
+        ok(Self::try_from_vec(data, shape))
+    }
+
+    /// A tensor of the given shape over `data` (row-major).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `data.len()` is not the product of the shape.
+    #[track_caller]
+    pub fn try_from_vec(data: Vec<E>, shape: impl IntoShape) -> Result<Self> {
+        let shape = shape.into_shape();
+        if numel(&shape) != data.len() {
+            return Err(shape_error(
+                "from_vec",
+                &[&shape],
+                format!(
+                    "the shape holds {} elements but {} were given",
+                    numel(&shape),
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Tensor {
+            shape,
+            storage: Storage::from_vec(data),
+        })
+    }
+
+    /// A tensor of the given shape with a copy of `data`.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of the shape.
+    #[track_caller]
+    pub fn from_slice(data: &[E], shape: impl IntoShape) -> Self {
+        ok(Self::try_from_vec(data.to_vec(), shape))
+    }
+
+    /// A 0-d tensor holding one value.
+    pub fn scalar(value: E) -> Self {
+        Tensor {
+            shape: Shape::new(),
+            storage: Storage::filled(1, value),
+        }
+    }
+
+    /// A tensor with every element equal to `value`.
+    pub fn full(shape: impl IntoShape, value: E) -> Self {
+        let shape = shape.into_shape();
+        let storage = Storage::filled(numel(&shape), value);
+        Tensor { shape, storage }
+    }
+
+    /// A tensor whose element at flat (row-major) position `i` is `f(i)`.
+    pub fn from_fn(shape: impl IntoShape, f: impl FnMut(usize) -> E) -> Self {
+        let shape = shape.into_shape();
+        let data: Vec<E> = (0..numel(&shape)).map(f).collect();
+        Tensor {
+            shape,
+            storage: Storage::from_vec(data),
+        }
+    }
+
+    /// The shape.
+    #[inline]
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The rank (number of dimensions); 0 for a scalar.
+    #[inline]
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    #[inline]
+    pub fn numel(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// The size along `axis` (negative axes count from the end).
+    ///
+    /// # Panics
+    /// If the axis is out of range.
+    #[track_caller]
+    pub fn dim(&self, axis: isize) -> usize {
+        let a = ok(crate::shape::normalize_axis(
+            "dim",
+            axis,
+            self.ndim(),
+            std::panic::Location::caller(),
+        ));
+        self.shape.get(a).copied().unwrap_or(1)
+    }
+
+    /// The elements in row-major order.
+    #[inline]
+    pub fn as_slice(&self) -> &[E] {
+        self.storage.as_slice()
+    }
+
+    /// The elements in row-major order, writable. Copies the data first if it is shared
+    /// with another tensor (copy-on-write), so no other tensor observes the write.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [E] {
+        self.storage.as_mut_slice()
+    }
+
+    /// The elements as a new `Vec`, row-major.
+    pub fn to_vec(&self) -> Vec<E> {
+        self.as_slice().to_vec()
+    }
+
+    /// Whether `self` and `other` read the same memory (a clone or a reshape of each other).
+    pub fn shares_storage_with(&self, other: &Tensor<E>) -> bool {
+        match (&self.storage, &other.storage) {
+            (Storage::Heap(a), Storage::Heap(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The flat offset of a multi-index, or an error naming the offending index.
+    #[track_caller]
+    fn offset(&self, index: &[usize]) -> Result<usize> {
+        if index.len() != self.ndim() {
+            return Err(shape_error(
+                "get",
+                &[&self.shape],
+                format!(
+                    "an index of {} coordinates was given for rank {}",
+                    index.len(),
+                    self.ndim()
+                ),
+            ));
+        }
+        let mut off = 0;
+        for (d, (&i, &n)) in index.iter().zip(self.shape.iter()).enumerate() {
+            if i >= n {
+                return Err(Error::Index {
+                    op: "get",
+                    index: i,
+                    dim: d,
+                    size: n,
+                    location: std::panic::Location::caller(),
+                });
+            }
+            off = off * n + i;
+        }
+        Ok(off)
+    }
+
+    /// The element at a multi-index.
+    ///
+    /// # Panics
+    /// If the index has the wrong length or a coordinate is out of range.
+    #[track_caller]
+    pub fn get(&self, index: &[usize]) -> E {
+        self.as_slice()[ok(self.offset(index))]
+    }
+
+    /// The element at a multi-index.
+    ///
+    /// # Errors
+    /// If the index has the wrong length or a coordinate is out of range.
+    #[track_caller]
+    pub fn try_get(&self, index: &[usize]) -> Result<E> {
+        Ok(self.as_slice()[self.offset(index)?])
+    }
+
+    /// Sets the element at a multi-index (copy-on-write).
+    ///
+    /// # Panics
+    /// If the index has the wrong length or a coordinate is out of range.
+    #[track_caller]
+    pub fn set(&mut self, index: &[usize], value: E) {
+        let off = ok(self.offset(index));
+        self.as_mut_slice()[off] = value;
+    }
+
+    /// The single element of a one-element tensor (of any rank).
+    ///
+    /// # Panics
+    /// If the tensor does not hold exactly one element.
+    #[track_caller]
+    pub fn item(&self) -> E {
+        match self.as_slice() {
+            [v] => *v,
+            _ => crate::error::raise(shape_error(
+                "item",
+                &[&self.shape],
+                "item() needs exactly one element",
+            )),
+        }
+    }
+
+    /// Applies `f` to every element.
+    pub fn map<U: Element>(&self, f: impl Fn(E) -> U) -> Tensor<U> {
+        Tensor {
+            shape: self.shape.clone(),
+            storage: Storage::from_vec(self.as_slice().iter().map(|&v| f(v)).collect()),
+        }
+    }
+
+    /// The same data under another shape with the same number of elements (no copy).
+    ///
+    /// # Panics
+    /// If the element counts differ. (Use [`Tensor::reshape`] on float tensors for `-1`
+    /// inference and a `Result` form.)
+    #[track_caller]
+    pub fn with_shape(&self, shape: impl IntoShape) -> Self {
+        let shape = shape.into_shape();
+        if numel(&shape) != self.numel() {
+            crate::error::raise(shape_error(
+                "with_shape",
+                &[&self.shape, &shape],
+                "the element counts differ",
+            ));
+        }
+        Tensor {
+            shape,
+            storage: self.storage.clone(),
+        }
+    }
+
+    /// Internal: a tensor over a vector whose length is already known to match.
+    pub(crate) fn from_parts(data: Vec<E>, shape: Shape) -> Self {
+        debug_assert_eq!(numel(&shape), data.len());
+        Tensor {
+            shape,
+            storage: Storage::from_vec(data),
+        }
+    }
+
+    /// Internal: the same storage under a shape of equal element count.
+    pub(crate) fn reshaped(&self, shape: Shape) -> Self {
+        debug_assert_eq!(numel(&shape), self.numel());
+        Tensor {
+            shape,
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl IntoShape) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl IntoShape) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// Zeros of the same shape as `self`.
+    pub fn zeros_like(&self) -> Self {
+        Self::zeros(self.shape.clone())
+    }
+
+    /// Ones of the same shape as `self`.
+    pub fn ones_like(&self) -> Self {
+        Self::ones(self.shape.clone())
+    }
+
+    /// `[start, start + step, ...]` up to but excluding `end`, as a 1-d tensor
+    /// (like `torch.arange`).
+    ///
+    /// # Panics
+    /// If `step` is zero or not finite.
+    #[track_caller]
+    pub fn arange(start: f64, end: f64, step: f64) -> Self {
+        if step == 0.0 || !step.is_finite() {
+            crate::error::raise(arg_error(
+                "arange",
+                format!("the step must be finite and non-zero, got {step}"),
+            ));
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        Self::from_fn([n], |i| T::from_f64(start + i as f64 * step))
+    }
+
+    /// `n` evenly spaced values from `start` to `end` inclusive (like `torch.linspace`).
+    pub fn linspace(start: f64, end: f64, n: usize) -> Self {
+        let step = if n > 1 {
+            (end - start) / (n - 1) as f64
+        } else {
+            0.0
+        };
+        Self::from_fn([n], |i| {
+            T::from_f64(if i + 1 == n && n > 1 {
+                end
+            } else {
+                start + i as f64 * step
+            })
+        })
+    }
+
+    /// The `n × n` identity matrix.
+    pub fn eye(n: usize) -> Self {
+        Self::from_fn(
+            [n, n],
+            |i| if i / n == i % n { T::one() } else { T::zero() },
+        )
+    }
+
+    /// Independent samples from the uniform distribution on `[low, high)`.
+    pub fn rand_uniform<R: Rng + ?Sized>(
+        shape: impl IntoShape,
+        low: f64,
+        high: f64,
+        rng: &mut R,
+    ) -> Self {
+        Self::from_fn(shape, |_| {
+            let u: f64 = StandardUniform.sample(rng);
+            T::from_f64(low + (high - low) * u)
+        })
+    }
+
+    /// Independent samples from the normal distribution with the given mean and standard
+    /// deviation.
+    pub fn rand_normal<R: Rng + ?Sized>(
+        shape: impl IntoShape,
+        mean: f64,
+        std: f64,
+        rng: &mut R,
+    ) -> Self {
+        Self::from_fn(shape, |_| {
+            let z: f64 = StandardNormal.sample(rng);
+            T::from_f64(mean + std * z)
+        })
+    }
+
+    /// The same values in another float type (`f32` ↔ `f64`; rounding to nearest).
+    pub fn cast<U: Float>(&self) -> Tensor<U> {
+        self.map(|v| U::from_f64(v.as_f64()))
+    }
+
+    /// Whether every element is finite (no NaN, no ±∞).
+    pub fn all_finite(&self) -> bool {
+        self.as_slice().iter().all(|v| v.is_finite())
+    }
+
+    /// The flat position and value of the first non-finite element, if any.
+    pub fn first_non_finite(&self) -> Option<(usize, T)> {
+        self.as_slice()
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| (i, self.as_slice()[i]))
+    }
+}
+
+impl<E: Element> PartialEq for Tensor<E> {
+    /// Equal shapes and equal elements (so NaN ≠ NaN, as for floats).
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.as_slice() == other.as_slice()
+    }
+}
+
+/// The multi-index of flat position `i` in a row-major `shape`.
+pub(crate) fn unravel(mut i: usize, shape: &[usize]) -> Shape {
+    let mut idx: Shape = smallvec::SmallVec::from_elem(0, shape.len());
+    for d in (0..shape.len()).rev() {
+        if shape[d] > 0 {
+            idx[d] = i % shape[d];
+            i /= shape[d];
+        }
+    }
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn construction_and_access() {
+        let t = Tensor::<f64>::from_vec((0..6).map(|v| v as f64).collect(), [2, 3]);
+        assert_eq!(t.numel(), 6);
+        assert_eq!(t.get(&[1, 2]), 5.0);
+        assert_eq!(t.dim(-1), 3);
+        assert!(t.try_get(&[2, 0]).is_err());
+        assert!(Tensor::<f64>::try_from_vec(vec![1.0; 5], [2, 3]).is_err());
+        assert_eq!(Tensor::<f32>::scalar(2.5).item(), 2.5);
+        assert_eq!(Tensor::<f32>::scalar(2.5).shape(), &[] as &[usize]);
+        assert_eq!(Tensor::<f64>::eye(2).to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(
+            Tensor::<f64>::arange(0.0, 1.0, 0.25).to_vec(),
+            vec![0.0, 0.25, 0.5, 0.75]
+        );
+        assert_eq!(
+            Tensor::<f64>::linspace(0.0, 1.0, 3).to_vec(),
+            vec![0.0, 0.5, 1.0]
+        );
+    }
+
+    #[test]
+    fn copy_on_write_keeps_clones_apart() {
+        let a = Tensor::<f64>::zeros([10]);
+        let mut b = a.clone();
+        assert!(a.shares_storage_with(&b));
+        b.as_mut_slice()[0] = 1.0;
+        assert!(!a.shares_storage_with(&b));
+        assert_eq!(a.as_slice()[0], 0.0);
+        assert_eq!(b.as_slice()[0], 1.0);
+        // Inline (tiny) tensors copy on clone.
+        let s = Tensor::<f64>::scalar(1.0);
+        let mut s2 = s.clone();
+        s2.as_mut_slice()[0] = 3.0;
+        assert_eq!(s.item(), 1.0);
+    }
+
+    #[test]
+    fn seeded_random_tensors_are_reproducible_and_in_range() {
+        let mut r1 = crate::seeded_rng(7);
+        let mut r2 = crate::seeded_rng(7);
+        let a = Tensor::<f64>::rand_uniform([1000], -2.0, 3.0, &mut r1);
+        let b = Tensor::<f64>::rand_uniform([1000], -2.0, 3.0, &mut r2);
+        assert_eq!(a, b);
+        assert!(a.as_slice().iter().all(|&v| (-2.0..3.0).contains(&v)));
+        let n = Tensor::<f64>::rand_normal([20000], 1.0, 2.0, &mut r1);
+        let mean = n.as_slice().iter().sum::<f64>() / 20000.0;
+        let var = n.as_slice().iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 20000.0;
+        assert!(
+            (mean - 1.0).abs() < 0.05 && (var - 4.0).abs() < 0.15,
+            "mean {mean} var {var}"
+        );
+    }
+
+    #[test]
+    fn casting_between_float_types() {
+        let a = Tensor::<f64>::from_vec(vec![0.1, 1e40], [2]);
+        let b: Tensor<f32> = a.cast();
+        assert_eq!(b.as_slice()[0], 0.1f32);
+        assert!(b.as_slice()[1].is_infinite());
+        assert_eq!(b.first_non_finite().map(|p| p.0), Some(1));
+    }
+}
