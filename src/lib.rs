@@ -1,1 +1,48 @@
+//! # tapegrad
+//!
+//! Reverse-mode automatic differentiation over n-d tensors, in Rust: a tape-based autograd
+//! core with PyTorch semantics, gradients of gradients, custom ops, and public gradient
+//! checking.
+//!
+//! This crate is the facade: it re-exports the workspace's crates and a [`prelude`].
+//!
+//! | crate | re-exported as | holds |
+//! |---|---|---|
+//! | `tapegrad-core` | [`core`] | `Tensor`, `Graph`, `Var`, the op set, `ParamStore`, gradcheck |
+//! | `tapegrad-kernels` | [`kernels`] | numeric kernels over slices (gemm, reductions, softmax) |
+//! | `tapegrad-check` | [`check`] | gradcheck for your own tests, proptest strategies |
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//!
+//! let g = Graph::<f64>::new();
+//! let x = g.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
+//! let y = (x * x).sum() + x.tanh().mean();
+//! let grads = y.backward();
+//! println!("{}", grads.wrt(x));
+//!
+//! // Gradients of gradients: a Hessian-vector product.
+//! let gx = y.backward_create_graph().wrt_var(x);
+//! let v = g.constant(Tensor::from_vec(vec![1.0, 0.0, 0.0], [3]));
+//! let hv = (gx * v).sum().backward().wrt(x);
+//! assert!((hv.get(&[0]) - (2.0 + (-2.0 * 1f64.tanh() * (1.0 - 1f64.tanh().powi(2))) / 3.0)).abs() < 1e-12);
+//! ```
+#![warn(missing_docs)]
 
+pub use tapegrad_check as check;
+pub use tapegrad_core as core;
+pub use tapegrad_kernels as kernels;
+
+pub use tapegrad_core::{
+    assert_close, seeded_rng, Algebra, CustomOp, Error, Float, Gradients, Graph, ParamKey, ParamStore, Result, Tensor, Var,
+    VarGradients,
+};
+
+/// The names most programs need: `use tapegrad::prelude::*;`.
+pub mod prelude {
+    pub use tapegrad_core::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig};
+    pub use tapegrad_core::{
+        assert_close, seeded_rng, Algebra, BinaryOp, Cmp, CustomOp, Error, Float, Gradients, Graph, ParamKey, ParamStore,
+        Result, Shape, SliceSpec, Tensor, Unary, Var, VarGradients,
+    };
+}
