@@ -34,15 +34,20 @@ pub use tapegrad_core as core;
 pub use tapegrad_kernels as kernels;
 
 pub use tapegrad_core::{
-    assert_close, seeded_rng, Algebra, CustomOp, Error, Float, Gradients, Graph, ParamKey, ParamStore, Result, Tensor, Var,
-    VarGradients,
+    assert_close, seeded_rng, Algebra, CustomOp, Error, Float, Gradients, Graph, ParamKey,
+    ParamStore, Result, Tensor, Var, VarGradients,
 };
 
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_core::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig};
     pub use tapegrad_core::{
-        assert_close, seeded_rng, Algebra, BinaryOp, Cmp, CustomOp, Error, Float, Gradients, Graph, ParamKey, ParamStore,
-        Result, Shape, SliceSpec, Tensor, Unary, Var, VarGradients,
+        assert_close, seeded_rng, Algebra, BinaryOp, Cmp, CustomOp, Error, Float, Gradients, Graph,
+        ParamKey, ParamStore, Result, Shape, SliceSpec, Tensor, Unary, Var, VarGradients,
     };
 }
+
+/// The README's code blocks, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -14,19 +14,55 @@ use tapegrad::prelude::*;
 const GRADS_JSON: &str = include_str!("reference/grads.json");
 
 fn tensor_f64(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f64> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f64> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     Tensor::from_vec(data, shape)
 }
 
 fn tensor_usize(v: &Value) -> Tensor<usize> {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    Tensor::from_vec(v["data"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect(), shape)
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    Tensor::from_vec(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect(),
+        shape,
+    )
 }
 
 fn tensor_bool(v: &Value) -> Tensor<bool> {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    Tensor::from_vec(v["data"].as_array().unwrap().iter().map(|x| x.as_bool().unwrap()).collect(), shape)
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    Tensor::from_vec(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_bool().unwrap())
+            .collect(),
+        shape,
+    )
 }
 
 /// The inputs of one case on a graph: differentiable ones as leaves.
@@ -38,12 +74,20 @@ struct Inputs<'g, T: Float> {
 
 impl<'g, T: Float> Inputs<'g, T> {
     fn new(g: &'g Graph<T>, case: &Value) -> Self {
-        let mut s = Inputs { vars: BTreeMap::new(), index: BTreeMap::new(), mask: BTreeMap::new() };
+        let mut s = Inputs {
+            vars: BTreeMap::new(),
+            index: BTreeMap::new(),
+            mask: BTreeMap::new(),
+        };
         for (name, v) in case["inputs"].as_object().unwrap() {
             match v["dtype"].as_str().unwrap() {
                 "f64" => {
                     let t: Tensor<T> = tensor_f64(v).cast();
-                    let var = if v["requires_grad"].as_bool().unwrap() { g.leaf(t) } else { g.constant(t) };
+                    let var = if v["requires_grad"].as_bool().unwrap() {
+                        g.leaf(t)
+                    } else {
+                        g.constant(t)
+                    };
                     s.vars.insert(name.clone(), var);
                 }
                 "i64" => {
@@ -72,14 +116,20 @@ fn eval<'g, T: Float>(name: &str, i: &Inputs<'g, T>) -> Var<'g, T> {
         "add_broadcast_row" => (x() + y()).powf(c(2.0)).sum(),
         "sub_broadcast_col" => (x() - y()).powf(c(3.0)).sum(),
         "mul_broadcast_3d" => (x() * x() * y()).mean(),
-        "scalar_arith" => (x().rsub_scalar(c(1.0)) * c(2.5) - (x() + c(3.0)).rdiv_scalar(c(1.5)) + x() / c(4.0)).sum(),
+        "scalar_arith" => (x().rsub_scalar(c(1.0)) * c(2.5) - (x() + c(3.0)).rdiv_scalar(c(1.5))
+            + x() / c(4.0))
+        .sum(),
         "neg_exp" => ((-x()).exp() * x()).sum(),
         "log_positive" => (x() * x().log()).sum(),
         "sqrt_positive" => x().sqrt().sum() + x().powf(c(2.0)).sum().sqrt(),
-        "pow_scalar_positive" => x().powf(c(3.0)).sum() + x().powf(c(0.5)).sum() + x().powf(c(-1.5)).sum(),
+        "pow_scalar_positive" => {
+            x().powf(c(3.0)).sum() + x().powf(c(0.5)).sum() + x().powf(c(-1.5)).sum()
+        }
         "abs_away_from_zero" => (x().abs() * y()).sum(),
         "sum_axis_keepdim" => (x() * x().sum_dim(1, true)).tanh().sum(),
-        "sum_axis_nokeep" => x().sum_dim(0, false).powf(c(2.0)).sum() + x().sum_dim(1, false).powf(c(3.0)).sum(),
+        "sum_axis_nokeep" => {
+            x().sum_dim(0, false).powf(c(2.0)).sum() + x().sum_dim(1, false).powf(c(3.0)).sum()
+        }
         "mean_all" => x().powf(c(2.0)).mean() - x().mean().powf(c(2.0)),
         "mean_axis_keepdim" => (x() - x().mean_dim(1, true)).powf(c(2.0)).sum(),
         "max_axis_nokeep" => x().max_dim(1, false).0.powf(c(2.0)).sum(),
@@ -92,14 +142,21 @@ fn eval<'g, T: Float>(name: &str, i: &Inputs<'g, T>) -> Var<'g, T> {
         "slicing" => {
             let a = x().slice(0, 1, 3, 1).slice(1, 1, 4, 1).powf(c(2.0)).sum();
             let b = (x().select(1, 0) * x().select(1, 4)).sum();
-            let d = x().slice(0, 0, isize::MAX, 2).select(1, 2).powf(c(3.0)).sum();
+            let d = x()
+                .slice(0, 0, isize::MAX, 2)
+                .select(1, 2)
+                .powf(c(3.0))
+                .sum();
             a + b + d
         }
         "concat_axis1" => (Var::cat(&[x(), y()], 1).tanh() * w()).sum(),
         "index_select" => {
-            x().index_select(0, &i.index["idx"]).powf(c(2.0)).sum() + x().index_select(1, &i.index["jdx"]).tanh().sum()
+            x().index_select(0, &i.index["idx"]).powf(c(2.0)).sum()
+                + x().index_select(1, &i.index["jdx"]).tanh().sum()
         }
-        "where_select" => Var::where_cond(&x().gt_scalar(c(0.0)), x().powf(c(2.0)), y() * x()).sum(),
+        "where_select" => {
+            Var::where_cond(&x().gt_scalar(c(0.0)), x().powf(c(2.0)), y() * x()).sum()
+        }
         "masked_fill_zero" => x().masked_fill(&i.mask["m"], c(0.0)).powf(c(2.0)).sum() + x().sum(),
         "sigmoid" => x().sigmoid().powf(c(2.0)).sum(),
         "tanh" => (x() * x().tanh()).sum(),
@@ -111,9 +168,13 @@ fn eval<'g, T: Float>(name: &str, i: &Inputs<'g, T>) -> Var<'g, T> {
         "silu" => (x().silu() * w()).sum(),
         "softmax_last_axis" => (x().softmax(-1) * w()).sum(),
         "log_softmax_last_axis" => -(x().log_softmax(-1) * i.v("t")).sum(),
-        "logsumexp" => x().logsumexp(-1, false).powf(c(2.0)).sum() + x().logsumexp([0, 1, 2], false),
+        "logsumexp" => {
+            x().logsumexp(-1, false).powf(c(2.0)).sum() + x().logsumexp([0, 1, 2], false)
+        }
         "clamp" => x().clamp(c(-0.5), c(0.8)).powf(c(2.0)).sum() + x().sum(),
-        "min_max_elementwise" => x().maximum(y()).powf(c(2.0)).sum() + x().minimum(y()).powf(c(3.0)).sum(),
+        "min_max_elementwise" => {
+            x().maximum(y()).powf(c(2.0)).sum() + x().minimum(y()).powf(c(3.0)).sum()
+        }
         "norm_l1" => (x() - y()).norm(1.0),
         "norm_l2" => x().norm(2.0),
         other => panic!("case {other} has no tapegrad formula: add one"),
@@ -123,7 +184,12 @@ fn eval<'g, T: Float>(name: &str, i: &Inputs<'g, T>) -> Var<'g, T> {
 /// `max|a − b| / max(1, max|b|)`.
 fn rel(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
     assert_eq!(a.shape(), b.shape());
-    let num = a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let num = a
+        .as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     let den = b.as_slice().iter().map(|v| v.abs()).fold(1.0, f64::max);
     num / den
 }
@@ -145,12 +211,21 @@ fn every_case_matches_pytorch_in_f64() {
         let out = eval(name, &inputs);
         let value = Tensor::scalar(case["value"].as_f64().unwrap());
         let r = rel(&out.value().reshape(Vec::<usize>::new()), &value);
-        assert!(r <= 1e-10, "{name}: value {} vs {} (rel {r:e})", out.item(), value.item());
+        assert!(
+            r <= 1e-10,
+            "{name}: value {} vs {} (rel {r:e})",
+            out.item(),
+            value.item()
+        );
         let grads = out.backward();
         for (k, want) in case["grads"].as_object().unwrap() {
             let got = grads.wrt(inputs.v(k));
             let r = rel(&got, &tensor_f64(want));
-            assert!(r <= 1e-10, "{name}: gradient of {k} off by {r:e}\n got {got}\nwant {}", tensor_f64(want));
+            assert!(
+                r <= 1e-10,
+                "{name}: gradient of {k} off by {r:e}\n got {got}\nwant {}",
+                tensor_f64(want)
+            );
             if r > worst.0 {
                 worst = (r, format!("{name}/{k}"));
             }
@@ -171,13 +246,17 @@ fn every_hessian_vector_product_matches_pytorch() {
         let hvp = &case["hvp"];
         let mut h = g.scalar(0.0);
         for (k, v) in hvp["v"].as_object().unwrap() {
-            h = h + (gv.wrt_var(inputs.v(k)) * tensor_f64(v)).sum();
+            h += (gv.wrt_var(inputs.v(k)) * tensor_f64(v)).sum();
         }
         let hv = h.backward();
         for (k, want) in hvp["Hv"].as_object().unwrap() {
             let got = hv.wrt(inputs.v(k));
             let r = rel(&got, &tensor_f64(want));
-            assert!(r <= 1e-10, "{name}: Hv for {k} off by {r:e}\n got {got}\nwant {}", tensor_f64(want));
+            assert!(
+                r <= 1e-10,
+                "{name}: Hv for {k} off by {r:e}\n got {got}\nwant {}",
+                tensor_f64(want)
+            );
         }
         n += 1;
     }
@@ -191,7 +270,10 @@ fn every_case_matches_pytorch_in_f32() {
         let g = Graph::<f32>::new();
         let inputs = Inputs::new(&g, case);
         let out = eval(name, &inputs);
-        let r = rel(&out.value().cast::<f64>().reshape(Vec::<usize>::new()), &Tensor::scalar(case["value"].as_f64().unwrap()));
+        let r = rel(
+            &out.value().cast::<f64>().reshape(Vec::<usize>::new()),
+            &Tensor::scalar(case["value"].as_f64().unwrap()),
+        );
         assert!(r <= 1e-4, "{name} (f32): value off by {r:e}");
         let grads = out.backward();
         for (k, want) in case["grads"].as_object().unwrap() {

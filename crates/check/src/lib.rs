@@ -31,5 +31,7 @@
 
 pub mod strategies;
 
-pub use tapegrad_core::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig, GradcheckFailure, GradcheckReport};
+pub use tapegrad_core::gradcheck::{
+    gradcheck, gradgradcheck, GradcheckConfig, GradcheckFailure, GradcheckReport,
+};
 pub use tapegrad_core::{assert_close, check_close, CloseError};

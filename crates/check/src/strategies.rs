@@ -27,7 +27,13 @@ pub struct Domain {
 impl Domain {
     /// Values in `[low, high]`, no constraint.
     pub fn new(low: f64, high: f64) -> Self {
-        Domain { low, high, avoid: vec![], margin: 0.05, min_gap: 0.0 }
+        Domain {
+            low,
+            high,
+            avoid: vec![],
+            margin: 0.05,
+            min_gap: 0.0,
+        }
     }
 
     /// Keeps values at least `margin` (default 0.05) away from each point of `kinks`.
@@ -54,7 +60,11 @@ impl Domain {
             if (v - k).abs() < self.margin {
                 let up = k + self.margin;
                 let down = k - self.margin;
-                v = if (v >= k && up <= self.high) || down < self.low { up } else { down };
+                v = if (v >= k && up <= self.high) || down < self.low {
+                    up
+                } else {
+                    down
+                };
             }
         }
         v
@@ -91,33 +101,58 @@ impl Domain {
 
 /// Shapes with a rank in `ranks` and every dimension in `1..=max_dim` (so rank 0 gives 0-d
 /// tensors and size-1 dimensions occur often).
-pub fn shape(ranks: std::ops::RangeInclusive<usize>, max_dim: usize) -> impl Strategy<Value = Shape> {
-    ranks.prop_flat_map(move |r| prop::collection::vec(1..=max_dim, r)).prop_map(Shape::from_vec)
+pub fn shape(
+    ranks: std::ops::RangeInclusive<usize>,
+    max_dim: usize,
+) -> impl Strategy<Value = Shape> {
+    ranks
+        .prop_flat_map(move |r| prop::collection::vec(1..=max_dim, r))
+        .prop_map(Shape::from_vec)
 }
 
 /// Two shapes that broadcast together: a full shape, and a second one that may drop leading
 /// dimensions and set dimensions to 1 — on either side of the pair.
-pub fn broadcastable_pair(ranks: std::ops::RangeInclusive<usize>, max_dim: usize) -> impl Strategy<Value = (Shape, Shape)> {
-    shape(ranks, max_dim).prop_flat_map(|full| {
-        let r = full.len();
-        (Just(full), 0..=r, prop::collection::vec(any::<bool>(), r), any::<bool>())
-    })
-    .prop_map(|(full, keep, ones, swap)| {
-        let lead = full.len() - keep;
-        let other: Shape = full[lead..].iter().zip(&ones[lead..]).map(|(&d, &one)| if one { 1 } else { d }).collect();
-        if swap {
-            (other, full)
-        } else {
-            (full, other)
-        }
-    })
+pub fn broadcastable_pair(
+    ranks: std::ops::RangeInclusive<usize>,
+    max_dim: usize,
+) -> impl Strategy<Value = (Shape, Shape)> {
+    shape(ranks, max_dim)
+        .prop_flat_map(|full| {
+            let r = full.len();
+            (
+                Just(full),
+                0..=r,
+                prop::collection::vec(any::<bool>(), r),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(full, keep, ones, swap)| {
+            let lead = full.len() - keep;
+            let other: Shape = full[lead..]
+                .iter()
+                .zip(&ones[lead..])
+                .map(|(&d, &one)| if one { 1 } else { d })
+                .collect();
+            if swap {
+                (other, full)
+            } else {
+                (full, other)
+            }
+        })
 }
 
 /// Operand shapes for `torch.matmul`: 1-d, 2-d and batched with broadcast batch
 /// dimensions, always compatible.
 pub fn matmul_pair(max_dim: usize) -> impl Strategy<Value = (Shape, Shape)> {
-    (1..=max_dim, 1..=max_dim, 1..=max_dim, 0usize..6, prop::collection::vec(1..=max_dim, 2), any::<bool>()).prop_map(
-        |(m, k, n, form, batch, one)| {
+    (
+        1..=max_dim,
+        1..=max_dim,
+        1..=max_dim,
+        0usize..6,
+        prop::collection::vec(1..=max_dim, 2),
+        any::<bool>(),
+    )
+        .prop_map(|(m, k, n, form, batch, one)| {
             let s = Shape::from_slice;
             match form {
                 0 => (s(&[m, k]), s(&[k, n])),
@@ -125,10 +160,12 @@ pub fn matmul_pair(max_dim: usize) -> impl Strategy<Value = (Shape, Shape)> {
                 2 => (s(&[m, k]), s(&[k])),
                 3 => (s(&[k]), s(&[k])),
                 4 => (s(&[batch[0], m, k]), s(&[k, n])),
-                _ => (s(&[batch[0], if one { 1 } else { batch[1] }, m, k]), s(&[batch[1], k, n])),
+                _ => (
+                    s(&[batch[0], if one { 1 } else { batch[1] }, m, k]),
+                    s(&[batch[1], k, n]),
+                ),
             }
-        },
-    )
+        })
 }
 
 /// A tensor of `shape` with values in `domain`.
@@ -144,7 +181,10 @@ pub fn tensor_of_shape(shape: Shape, domain: Domain) -> impl Strategy<Value = Te
 }
 
 /// A tensor of any shape from `shapes`, values in `domain`.
-pub fn tensor(shapes: impl Strategy<Value = Shape>, domain: Domain) -> impl Strategy<Value = Tensor<f64>> {
+pub fn tensor(
+    shapes: impl Strategy<Value = Shape>,
+    domain: Domain,
+) -> impl Strategy<Value = Tensor<f64>> {
     shapes.prop_flat_map(move |s| tensor_of_shape(s, domain.clone()))
 }
 
@@ -159,16 +199,24 @@ mod tests {
     fn pairs_broadcast_and_domains_hold() {
         let mut runner = TestRunner::deterministic();
         for _ in 0..200 {
-            let (a, b) = broadcastable_pair(0..=3, 3).new_tree(&mut runner).unwrap().current();
+            let (a, b) = broadcastable_pair(0..=3, 3)
+                .new_tree(&mut runner)
+                .unwrap()
+                .current();
             assert!(broadcast_shapes(&a, &b).is_some(), "{a:?} {b:?}");
             let d = Domain::new(-1.0, 1.0).avoiding(&[0.0]).distinct(0.01);
-            let t = tensor_of_shape(Shape::from_slice(&[4, 3]), d).new_tree(&mut runner).unwrap().current();
+            let t = tensor_of_shape(Shape::from_slice(&[4, 3]), d)
+                .new_tree(&mut runner)
+                .unwrap()
+                .current();
             let mut v = t.to_vec();
             assert!(v.iter().all(|x| x.abs() >= 0.05 - 1e-12), "{v:?}");
             v.sort_by(f64::total_cmp);
             assert!(v.windows(2).all(|w| w[1] - w[0] >= 0.01 - 1e-12), "{v:?}");
             let (x, y) = matmul_pair(3).new_tree(&mut runner).unwrap().current();
-            assert!(Tensor::<f64>::zeros(x).try_matmul(&Tensor::zeros(y)).is_ok());
+            assert!(Tensor::<f64>::zeros(x)
+                .try_matmul(&Tensor::zeros(y))
+                .is_ok());
         }
     }
 }

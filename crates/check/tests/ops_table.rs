@@ -12,7 +12,12 @@ use tapegrad_check::{gradcheck, gradgradcheck, GradcheckConfig};
 use tapegrad_core::{Graph, Shape, Tensor, Var};
 
 fn config() -> Config {
-    Config { cases: 12, rng_seed: RngSeed::Fixed(20261121), failure_persistence: None, ..Config::default() }
+    Config {
+        cases: 12,
+        rng_seed: RngSeed::Fixed(20261121),
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 type Inputs = Vec<Tensor<f64>>;
@@ -23,22 +28,40 @@ fn d(lo: f64, hi: f64) -> Domain {
 
 /// One tensor of rank `ranks`, dims ≤ 3.
 fn one(ranks: std::ops::RangeInclusive<usize>, dom: Domain) -> impl Strategy<Value = Inputs> {
-    shape(ranks, 3).prop_flat_map(move |s| tensor_of_shape(s, dom.clone())).prop_map(|t| vec![t])
+    shape(ranks, 3)
+        .prop_flat_map(move |s| tensor_of_shape(s, dom.clone()))
+        .prop_map(|t| vec![t])
 }
 
 /// One tensor whose every dimension is at least 2 (variances need two elements).
 fn one_min2(dom: Domain) -> impl Strategy<Value = Inputs> {
-    prop::collection::vec(2usize..=3, 1..=3).prop_flat_map(move |v| tensor_of_shape(Shape::from_vec(v), dom.clone())).prop_map(|t| vec![t])
+    prop::collection::vec(2usize..=3, 1..=3)
+        .prop_flat_map(move |v| tensor_of_shape(Shape::from_vec(v), dom.clone()))
+        .prop_map(|t| vec![t])
 }
 
 /// Two tensors of broadcastable shapes.
 fn pair(da: Domain, db: Domain) -> impl Strategy<Value = Inputs> {
-    broadcastable_pair(0..=3, 3).prop_flat_map(move |(a, b)| (tensor_of_shape(a, da.clone()), tensor_of_shape(b, db.clone()))).prop_map(|(a, b)| vec![a, b])
+    broadcastable_pair(0..=3, 3)
+        .prop_flat_map(move |(a, b)| {
+            (
+                tensor_of_shape(a, da.clone()),
+                tensor_of_shape(b, db.clone()),
+            )
+        })
+        .prop_map(|(a, b)| vec![a, b])
 }
 
 /// Two tensors of the same shape.
 fn twin(ranks: std::ops::RangeInclusive<usize>, dom: Domain) -> impl Strategy<Value = Inputs> {
-    shape(ranks, 3).prop_flat_map(move |s| (tensor_of_shape(s.clone(), dom.clone()), tensor_of_shape(s, dom.clone()))).prop_map(|(a, b)| vec![a, b])
+    shape(ranks, 3)
+        .prop_flat_map(move |s| {
+            (
+                tensor_of_shape(s.clone(), dom.clone()),
+                tensor_of_shape(s, dom.clone()),
+            )
+        })
+        .prop_map(|(a, b)| vec![a, b])
 }
 
 /// A tensor and a second one with its first dimension replaced by `n`.
@@ -47,13 +70,23 @@ fn with_rows(n: usize, dom: Domain) -> impl Strategy<Value = Inputs> {
         .prop_flat_map(move |s| {
             let mut s2 = s.clone();
             s2[0] = n;
-            (tensor_of_shape(s, dom.clone()), tensor_of_shape(s2, dom.clone()))
+            (
+                tensor_of_shape(s, dom.clone()),
+                tensor_of_shape(s2, dom.clone()),
+            )
         })
         .prop_map(|(a, b)| vec![a, b])
 }
 
 fn matmuls() -> impl Strategy<Value = Inputs> {
-    matmul_pair(3).prop_flat_map(|(a, b)| (tensor_of_shape(a, d(-1.0, 1.0)), tensor_of_shape(b, d(-1.0, 1.0)))).prop_map(|(a, b)| vec![a, b])
+    matmul_pair(3)
+        .prop_flat_map(|(a, b)| {
+            (
+                tensor_of_shape(a, d(-1.0, 1.0)),
+                tensor_of_shape(b, d(-1.0, 1.0)),
+            )
+        })
+        .prop_map(|(a, b)| vec![a, b])
 }
 
 /// Indices in `0..n` derived from positions (repeats included).

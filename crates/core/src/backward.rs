@@ -323,7 +323,7 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
     let nodes = graph.nodes();
     let anomaly = graph.anomaly_detection();
     let n = root as usize + 1;
-    let mut grads: Vec<Option<Tensor<T>>> = Vec::with_capacity(n);
+    let mut grads = graph.take_grad_slots();
     grads.resize_with(n, || None);
     grads[root as usize] = Some(seed);
     let mut out = Gradients::new(graph.id());
@@ -331,6 +331,22 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
         let Some(g) = grads[i].take() else { continue };
         let node = &nodes[i];
         if !node.requires_grad {
+            continue;
+        }
+        if let Op::Unary(u) = node.op {
+            // One input, element-wise: the fused rule accumulates straight into the
+            // input's slot (no temporaries, no per-node vectors).
+            let j = node.inputs[0] as usize;
+            if nodes[j].requires_grad {
+                let gj = u.backward_tensor(&nodes[j].value, &node.value, &g);
+                if anomaly {
+                    anomaly_in_backward(graph, i, 0, &gj);
+                }
+                match &mut grads[j] {
+                    Some(acc) => add_into(acc, &gj),
+                    slot @ None => *slot = Some(gj),
+                }
+            }
             continue;
         }
         if node.op.is_leaf() {
@@ -374,6 +390,7 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
             }
         }
     }
+    graph.return_grad_slots(grads);
     out.leaves.reverse();
     out
 }

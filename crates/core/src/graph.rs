@@ -68,6 +68,9 @@ pub(crate) struct Node<T: Float> {
 pub struct Graph<T: Float> {
     id: u64,
     nodes: RefCell<Vec<Node<T>>>,
+    /// The backward pass's per-node gradient slots, kept between passes so a training
+    /// loop does not reallocate them.
+    grad_slots: Cell<Vec<Option<Tensor<T>>>>,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
 }
@@ -89,6 +92,7 @@ impl<T: Float> Graph<T> {
         Graph {
             id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::with_capacity(nodes)),
+            grad_slots: Cell::new(Vec::new()),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
         }
@@ -178,6 +182,17 @@ impl<T: Float> Graph<T> {
         self.nodes.borrow()
     }
 
+    /// Takes the gradient slots (empty, with whatever capacity the last pass left).
+    pub(crate) fn take_grad_slots(&self) -> Vec<Option<Tensor<T>>> {
+        self.grad_slots.take()
+    }
+
+    /// Returns the gradient slots for the next pass; they must be empty (all `None`).
+    pub(crate) fn return_grad_slots(&self, mut slots: Vec<Option<Tensor<T>>>) {
+        slots.clear();
+        self.grad_slots.set(slots);
+    }
+
     #[track_caller]
     fn push_leaf(&self, value: Tensor<T>, op: Op<T>, requires_grad: bool) -> Var<'_, T> {
         let requires_grad = requires_grad && self.grad_enabled.get();
@@ -194,10 +209,6 @@ impl<T: Float> Graph<T> {
     /// of its inputs does.
     #[track_caller]
     pub(crate) fn push(&self, value: Tensor<T>, op: Op<T>, inputs: &[u32]) -> Var<'_, T> {
-        let requires_grad = self.grad_enabled.get() && {
-            let nodes = self.nodes.borrow();
-            inputs.iter().any(|&i| nodes[i as usize].requires_grad)
-        };
         if self.anomaly.get() {
             if let Some((at, v)) = value.first_non_finite() {
                 panic!(
@@ -208,13 +219,23 @@ impl<T: Float> Graph<T> {
                 );
             }
         }
-        self.push_node(Node {
+        let location = PanicLocation::caller();
+        let mut nodes = self.nodes.borrow_mut();
+        let requires_grad =
+            self.grad_enabled.get() && inputs.iter().any(|&i| nodes[i as usize].requires_grad);
+        let id = nodes.len();
+        assert!(
+            id < u32::MAX as usize,
+            "a graph holds at most 2^32 - 1 nodes"
+        );
+        nodes.push(Node {
             value,
             op,
             inputs: SmallVec::from_slice(inputs),
             requires_grad,
-            location: PanicLocation::caller(),
-        })
+            location,
+        });
+        Var::new(self, id as u32)
     }
 
     fn push_node(&self, node: Node<T>) -> Var<'_, T> {

@@ -100,6 +100,7 @@ impl Dims for &Shape {
 }
 
 /// Number of elements of a shape (1 for a 0-d shape).
+#[inline]
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }

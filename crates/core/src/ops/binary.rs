@@ -298,6 +298,7 @@ impl<'g, T: Float> Var<'g, T> {
 /// Declares `op`/`try_op` for a binary op on `Tensor` and `Var`.
 macro_rules! binary_methods {
     ($($(#[$doc:meta])* $name:ident, $try_name:ident => $variant:ident;)*) => {
+        #[allow(clippy::should_implement_trait)]
         impl<T: Float> Tensor<T> {
             $(
                 $(#[$doc])*
@@ -318,6 +319,9 @@ macro_rules! binary_methods {
                 }
             )*
         }
+        // The operators (`+ - * /`) are implemented too; the named methods pair with their
+        // `try_` forms and read well in chains.
+        #[allow(clippy::should_implement_trait)]
         impl<'g, T: Float> Var<'g, T> {
             $(
                 $(#[$doc])*
@@ -665,5 +669,24 @@ mod tests {
         assert_eq!(a.gt(&b).to_vec(), vec![false, false, true]);
         assert_eq!(a.le_scalar(2.0).to_vec(), vec![true, true, false]);
         assert_eq!(a.equal(&b).to_vec(), vec![false, true, false]);
+    }
+
+    #[test]
+    fn node_reuse_in_binary_ops() {
+        // a + a, a·a, c = c + c·2, and one value feeding ten ops.
+        let g = Graph::<f64>::new();
+        let a = g.leaf(Tensor::from_vec(vec![1.5, -2.0], [2]));
+        assert_eq!((a + a).sum().backward().wrt(a).to_vec(), vec![2.0, 2.0]);
+        assert_eq!((a * a).sum().backward().wrt(a).to_vec(), vec![3.0, -4.0]);
+        let mut c = a * a;
+        c = c + c * g.scalar(2.0);
+        assert_eq!(c.sum().backward().wrt(a).to_vec(), vec![9.0, -12.0]);
+        check_op("reuse", &[Tensor::from_vec(vec![1.5, 0.7], [2])], |g, v| {
+            let mut acc = v[0] / v[0].maximum(v[0] * 0.5);
+            for k in 1..10 {
+                acc = acc + v[0].pow(g.scalar(k as f64 / 4.0).broadcast_to(&[2])) - v[0];
+            }
+            acc
+        });
     }
 }

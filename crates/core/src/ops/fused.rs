@@ -194,8 +194,12 @@ mod tests {
         {
             let x = rand_tensor(s, -3.0, 3.0, 110 + i as u64);
             for d in -(s.len().max(1) as isize)..s.len().max(1) as isize {
-                check_op("softmax", &[x.clone()], move |_, v| v[0].softmax(d));
-                check_op("log_softmax", &[x.clone()], move |_, v| v[0].log_softmax(d));
+                check_op("softmax", std::slice::from_ref(&x), move |_, v| {
+                    v[0].softmax(d)
+                });
+                check_op("log_softmax", std::slice::from_ref(&x), move |_, v| {
+                    v[0].log_softmax(d)
+                });
             }
         }
     }
@@ -223,5 +227,14 @@ mod tests {
         let l = x.log_softmax(0);
         assert_eq!(l.to_vec()[0], 0.0);
         assert!(l.all_finite());
+    }
+
+    #[test]
+    fn node_reuse_in_fused_ops() {
+        let x = rand_tensor(&[2, 3], -2.0, 2.0, 140);
+        check_op("reuse", &[x], |_, v| {
+            let p = v[0].softmax(-1);
+            p * v[0].log_softmax(-1) + p.softmax(0) * p
+        });
     }
 }

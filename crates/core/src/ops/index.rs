@@ -449,7 +449,7 @@ impl<T: Float> Tensor<T> {
 impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     fn index_op(self, value: Tensor<T>, op: IndexOp) -> Var<'g, T> {
-        self.graph.push(value, Op::Index(op), &[self.id])
+        self.graph.push(value, Op::Index(Box::new(op)), &[self.id])
     }
 
     /// The slices at `index` along `dim` (a 1-d index; repeats accumulate in the gradient).
@@ -613,7 +613,7 @@ impl<'g, T: Float> Var<'g, T> {
         };
         Ok(a.graph.push(
             value,
-            Op::Index(IndexOp::Where { cond: cond.clone() }),
+            Op::Index(Box::new(IndexOp::Where { cond: cond.clone() })),
             &[a.id, b.id],
         ))
     }
@@ -721,11 +721,13 @@ mod tests {
     fn gradients_with_repeated_indices() {
         let x = rand_tensor(&[4, 3], -1.0, 1.0, 100);
         let i1 = idx(&[3, 0, 3, 1], &[4]);
-        check_op("index_select", &[x.clone()], move |_, v| {
+        check_op("index_select", std::slice::from_ref(&x), move |_, v| {
             v[0].index_select(0, &i1)
         });
         let i2 = idx(&[2, 2, 0, 1, 1, 1, 0, 0], &[4, 2]);
-        check_op("gather", &[x.clone()], move |_, v| v[0].gather(1, &i2));
+        check_op("gather", std::slice::from_ref(&x), move |_, v| {
+            v[0].gather(1, &i2)
+        });
         let i3 = idx(&[0, 0, 2, 1, 2, 2], &[2, 3]);
         let src = rand_tensor(&[2, 3], -1.0, 1.0, 101);
         check_op("scatter_add", &[x.clone(), src], move |_, v| {
@@ -742,7 +744,7 @@ mod tests {
         check_op("where", &[x.clone(), b], move |_, v| {
             Var::where_cond(&c2, v[0], v[1])
         });
-        check_op("masked_fill", &[x.clone()], move |_, v| {
+        check_op("masked_fill", std::slice::from_ref(&x), move |_, v| {
             v[0].masked_fill(&cond, 0.5)
         });
         let g = Graph::<f64>::new();
@@ -753,5 +755,20 @@ mod tests {
             .backward()
             .wrt(x);
         assert_eq!(grad.to_vec(), vec![1.0, 1.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn node_reuse_in_indexing() {
+        let x = rand_tensor(&[3, 2], -1.0, 1.0, 130);
+        check_op("reuse", &[x], |_, v| {
+            let i = idx(&[0, 2, 0], &[3]);
+            let a = v[0].index_select(0, &i);
+            let b = v[0].gather(1, &idx(&[1, 0, 1], &[3, 1]));
+            let c = v[0].scatter_add(0, &idx(&[2, 2], &[1, 2]), v[0].narrow(0, 0, 1));
+            a.sum_dim(1, true) * b
+                + Var::where_cond(&v[0].gt_scalar(0.0), v[0], c)
+                    .narrow(0, 0, 3)
+                    .sum_dim(1, true)
+        });
     }
 }

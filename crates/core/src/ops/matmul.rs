@@ -452,4 +452,24 @@ mod tests {
             .try_matmul(&Tensor::zeros([3, 3, 1]))
             .is_err());
     }
+
+    #[test]
+    fn node_reuse_in_matmul() {
+        // x·x, and x feeding both operands of a batched product and its transpose.
+        let x = rand_tensor(&[3, 3], -1.0, 1.0, 90);
+        check_op("x@x", std::slice::from_ref(&x), |_, v| v[0].matmul(v[0]));
+        check_op("x@xT+x", std::slice::from_ref(&x), |_, v| {
+            v[0].matmul_t(v[0], false, true) + v[0].matmul(v[0].matmul(v[0]))
+        });
+        let g = crate::Graph::<f64>::new();
+        let a = g.leaf(Tensor::eye(2));
+        // d/dA tr(A·A) = 2Aᵀ
+        let d = a
+            .matmul(a)
+            .mul(g.constant(Tensor::eye(2)))
+            .sum()
+            .backward()
+            .wrt(a);
+        assert_eq!(d.to_vec(), vec![2.0, 0.0, 0.0, 2.0]);
+    }
 }

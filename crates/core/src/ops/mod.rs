@@ -46,8 +46,9 @@ pub(crate) enum Op<T: Float> {
     Binary(binary::BinaryOp),
     Reduce(reduce::ReduceOp),
     Matmul(matmul::MatmulOp),
-    Movement(movement::MovementOp),
-    Index(index::IndexOp),
+    // Boxed: their payloads (windows, index tensors) would triple the size of every node.
+    Movement(Box<movement::MovementOp>),
+    Index(Box<index::IndexOp>),
     Fused(fused::FusedOp),
     Custom(custom::CustomNode<T>),
 }

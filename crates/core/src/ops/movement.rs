@@ -779,7 +779,8 @@ fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize) -> Tensor<T> {
 impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     fn movement(self, value: Tensor<T>, op: MovementOp) -> Var<'g, T> {
-        self.graph.push(value, Op::Movement(op), &[self.id])
+        self.graph
+            .push(value, Op::Movement(Box::new(op)), &[self.id])
     }
 
     /// The same data in another shape; one size may be `-1`. No copy.
@@ -1025,7 +1026,7 @@ impl<'g, T: Float> Var<'g, T> {
         let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
         Ok(graph.push(
             value.0,
-            Op::Movement(MovementOp::Concat { dim: value.1 }),
+            Op::Movement(Box::new(MovementOp::Concat { dim: value.1 })),
             &ids,
         ))
     }
@@ -1202,33 +1203,49 @@ mod tests {
         let x = rand_tensor(&[2, 3, 4], -1.0, 1.0, 90);
         let y = rand_tensor(&[2, 2, 4], -1.0, 1.0, 91);
         let v = rand_tensor(&[3, 1], -1.0, 1.0, 92);
-        check_op("reshape", &[x.clone()], |_, a| a[0].reshape([4, -1]));
-        check_op("permute", &[x.clone()], |_, a| a[0].permute([2, 0, 1]));
-        check_op("transpose", &[x.clone()], |_, a| a[0].transpose(0, 2));
-        check_op("broadcast_to", &[v.clone()], |_, a| {
+        check_op("reshape", std::slice::from_ref(&x), |_, a| {
+            a[0].reshape([4, -1])
+        });
+        check_op("permute", std::slice::from_ref(&x), |_, a| {
+            a[0].permute([2, 0, 1])
+        });
+        check_op("transpose", std::slice::from_ref(&x), |_, a| {
+            a[0].transpose(0, 2)
+        });
+        check_op("broadcast_to", std::slice::from_ref(&v), |_, a| {
             a[0].broadcast_to(&[2, 3, 4])
         });
-        check_op("narrow", &[x.clone()], |_, a| a[0].narrow(1, 1, 2));
-        check_op("slice_step", &[x.clone()], |_, a| a[0].slice(2, 0, 4, 3));
-        check_op("select", &[x.clone()], |_, a| a[0].select(1, 2));
-        check_op("pad", &[x.clone()], |_, a| a[0].pad(&[(1, 2), (0, 1)], 0.3));
+        check_op("narrow", std::slice::from_ref(&x), |_, a| {
+            a[0].narrow(1, 1, 2)
+        });
+        check_op("slice_step", std::slice::from_ref(&x), |_, a| {
+            a[0].slice(2, 0, 4, 3)
+        });
+        check_op("select", std::slice::from_ref(&x), |_, a| a[0].select(1, 2));
+        check_op("pad", std::slice::from_ref(&x), |_, a| {
+            a[0].pad(&[(1, 2), (0, 1)], 0.3)
+        });
         check_op("concat", &[x.clone(), y.clone()], |_, a| {
             Var::cat(&[a[0], a[1], a[0]], 1)
         });
         check_op("stack", &[y.clone(), y.clone()], |_, a| {
             Var::stack(&[a[0], a[1]], -1)
         });
-        check_op("split", &[x.clone()], |_, a| {
+        check_op("split", std::slice::from_ref(&x), |_, a| {
             let p = a[0].split(&[1, 3], 2);
             p[0] * 2.0 + p[1].sum_dim(-1, true)
         });
-        check_op("chunk", &[x.clone()], |_, a| {
+        check_op("chunk", std::slice::from_ref(&x), |_, a| {
             let p = a[0].chunk(2, 1);
             p[1].sum_dim(1, true) * p[0]
         });
-        check_op("squeeze", &[v.clone()], |_, a| a[0].squeeze());
-        check_op("unsqueeze", &[v.clone()], |_, a| a[0].unsqueeze(0));
-        check_op("flatten", &[x.clone()], |_, a| a[0].flatten(0, 1));
+        check_op("squeeze", std::slice::from_ref(&v), |_, a| a[0].squeeze());
+        check_op("unsqueeze", std::slice::from_ref(&v), |_, a| {
+            a[0].unsqueeze(0)
+        });
+        check_op("flatten", std::slice::from_ref(&x), |_, a| {
+            a[0].flatten(0, 1)
+        });
     }
 
     #[test]

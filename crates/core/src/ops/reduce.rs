@@ -690,7 +690,7 @@ reduction!(
 /// Validates a norm order.
 #[track_caller]
 fn check_p(p: f64) -> Result<()> {
-    if !(p > 0.0) {
+    if p.is_nan() || p <= 0.0 {
         return Err(arg_error(
             "norm",
             format!("the order p must be > 0 (or +inf), got {p}"),
@@ -832,38 +832,52 @@ mod tests {
         for (i, s) in shapes.iter().enumerate() {
             let x = rand_tensor(s, -2.0, 2.0, 40 + i as u64);
             let pos = rand_tensor(s, 0.3, 2.0, 50 + i as u64);
-            check_op("sum", &[x.clone()], |_, v| v[0].sum());
-            check_op("mean", &[x.clone()], |_, v| v[0].mean());
-            check_op("prod", &[x.clone()], |_, v| v[0].prod());
-            check_op("logsumexp", &[x.clone()], |_, v| v[0].logsumexp_all());
-            check_op("max", &[x.clone()], |_, v| v[0].max());
-            check_op("min", &[x.clone()], |_, v| v[0].min());
-            check_op("norm2", &[x.clone()], |_, v| v[0].norm(2.0));
-            check_op("norm1", &[pos.clone()], |_, v| v[0].norm(1.0));
-            check_op("norm3", &[x.clone()], |_, v| v[0].norm(3.0));
-            check_op("norm_inf", &[x.clone()], |_, v| v[0].norm(f64::INFINITY));
+            check_op("sum", std::slice::from_ref(&x), |_, v| v[0].sum());
+            check_op("mean", std::slice::from_ref(&x), |_, v| v[0].mean());
+            check_op("prod", std::slice::from_ref(&x), |_, v| v[0].prod());
+            check_op("logsumexp", std::slice::from_ref(&x), |_, v| {
+                v[0].logsumexp_all()
+            });
+            check_op("max", std::slice::from_ref(&x), |_, v| v[0].max());
+            check_op("min", std::slice::from_ref(&x), |_, v| v[0].min());
+            check_op("norm2", std::slice::from_ref(&x), |_, v| v[0].norm(2.0));
+            check_op("norm1", std::slice::from_ref(&pos), |_, v| v[0].norm(1.0));
+            check_op("norm3", std::slice::from_ref(&x), |_, v| v[0].norm(3.0));
+            check_op("norm_inf", std::slice::from_ref(&x), |_, v| {
+                v[0].norm(f64::INFINITY)
+            });
             if x.numel() > 1 {
-                check_op("var", &[x.clone()], |_, v| v[0].var(true));
-                check_op("std", &[x.clone()], |_, v| v[0].std(false));
+                check_op("var", std::slice::from_ref(&x), |_, v| v[0].var(true));
+                check_op("std", std::slice::from_ref(&x), |_, v| v[0].std(false));
             }
             if s.len() >= 2 {
-                check_op("sum_dim", &[x.clone()], |_, v| v[0].sum_dim(-1, false));
-                check_op("mean_dim", &[x.clone()], |_, v| {
+                check_op("sum_dim", std::slice::from_ref(&x), |_, v| {
+                    v[0].sum_dim(-1, false)
+                });
+                check_op("mean_dim", std::slice::from_ref(&x), |_, v| {
                     v[0].mean_dim([0, -1], true)
                 });
-                check_op("var_dim", &[x.clone()], |_, v| v[0].var_dim(1, true, false));
-                check_op("amax", &[x.clone()], |_, v| v[0].amax(0, true));
-                check_op("amin", &[x.clone()], |_, v| v[0].amin(1, false));
-                check_op("prod_dim", &[x.clone()], |_, v| v[0].prod_dim(0, false));
-                check_op("logsumexp_dim", &[x.clone()], |_, v| {
+                check_op("var_dim", std::slice::from_ref(&x), |_, v| {
+                    v[0].var_dim(1, true, false)
+                });
+                check_op("amax", std::slice::from_ref(&x), |_, v| v[0].amax(0, true));
+                check_op("amin", std::slice::from_ref(&x), |_, v| v[0].amin(1, false));
+                check_op("prod_dim", std::slice::from_ref(&x), |_, v| {
+                    v[0].prod_dim(0, false)
+                });
+                check_op("logsumexp_dim", std::slice::from_ref(&x), |_, v| {
                     v[0].logsumexp(-1, true)
                 });
-                check_op("norm_dim", &[x.clone()], |_, v| {
+                check_op("norm_dim", std::slice::from_ref(&x), |_, v| {
                     v[0].norm_dim(2.0, 1, false)
                 });
-                check_op("max_dim", &[x.clone()], |_, v| v[0].max_dim(1, false).0);
-                check_op("min_dim", &[x.clone()], |_, v| v[0].min_dim(0, true).0);
-                check_op("sum_to", &[x.clone()], |_, v| {
+                check_op("max_dim", std::slice::from_ref(&x), |_, v| {
+                    v[0].max_dim(1, false).0
+                });
+                check_op("min_dim", std::slice::from_ref(&x), |_, v| {
+                    v[0].min_dim(0, true).0
+                });
+                check_op("sum_to", std::slice::from_ref(&x), |_, v| {
                     let s = v[0].shape();
                     let mut target = Shape::from_slice(&s[1..]);
                     target[0] = 1;
@@ -919,5 +933,27 @@ mod tests {
         assert!(x.try_sum_dim([0, -2], false).is_err());
         assert!(x.try_norm_dim(0.0, 0, false).is_err());
         assert!(x.try_sum_to(&[3, 1]).is_err());
+    }
+
+    #[test]
+    fn node_reuse_in_reductions() {
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![1.0, 2.0, 4.0], [3]));
+        // sum + mean + max of one value, and a reduction fed back into itself.
+        let y = x.sum() + x.mean() + x.max();
+        assert_eq!(
+            y.backward().wrt(x).to_vec(),
+            vec![1.0 + 1.0 / 3.0, 1.0 + 1.0 / 3.0, 1.0 + 1.0 / 3.0 + 1.0]
+        );
+        let mut c = x.sum_dim(0, true);
+        c = c + c * 2.0;
+        assert_eq!(c.sum().backward().wrt(x).to_vec(), vec![3.0; 3]);
+        check_op("reuse", &[rand_tensor(&[2, 3], -1.0, 1.0, 7)], |_, v| {
+            let s = v[0].sum_dim(1, true);
+            (v[0] * s).var(true)
+                + s.prod()
+                + v[0].logsumexp(0, false).sum()
+                + v[0].norm(2.0) * v[0].mean()
+        });
     }
 }

@@ -616,32 +616,19 @@ macro_rules! dispatch {
 impl<T: Float> Unary<T> {
     /// `f` applied to every element of `x`.
     pub fn forward(self, x: &Tensor<T>) -> Tensor<T> {
-        let mut out = Tensor::zeros(x.shape());
-        {
-            let o = out.as_mut_slice();
-            let x = x.as_slice();
-            dispatch!(self, u => {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = u.f(v);
-                }
-            });
-        }
-        out
+        let shape = x.shape_owned();
+        let x = x.as_slice();
+        dispatch!(self, u => Tensor::from_iter_shaped(shape, x.iter().map(|&v| u.f(v))))
     }
 
     /// The fused first-order backward: `grad(x, y, g)` element by element, one pass.
     pub fn backward_tensor(self, x: &Tensor<T>, y: &Tensor<T>, g: &Tensor<T>) -> Tensor<T> {
-        let mut out = Tensor::zeros(x.shape());
-        {
-            let o = out.as_mut_slice();
-            let (x, y, g) = (x.as_slice(), y.as_slice(), g.as_slice());
-            dispatch!(self, u => {
-                for (((o, &xv), &yv), &gv) in o.iter_mut().zip(x).zip(y).zip(g) {
-                    *o = u.grad(S(xv), S(yv), S(gv)).0;
-                }
-            });
-        }
-        out
+        let shape = x.shape_owned();
+        let (x, y, g) = (x.as_slice(), y.as_slice(), g.as_slice());
+        dispatch!(self, u => Tensor::from_iter_shaped(
+            shape,
+            x.iter().zip(y).zip(g).map(|((&xv, &yv), &gv)| u.grad(S(xv), S(yv), S(gv)).0),
+        ))
     }
 }
 
@@ -778,11 +765,13 @@ impl<T: Float> Tensor<T> {
 /// Declares the parameterless unary ops as methods of both `Tensor` and `Var`.
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $variant:ident;)*) => {
+        #[allow(clippy::should_implement_trait)] // `neg` is also `-x`
         impl<T: Float> Tensor<T> {
             $($(#[$doc])* pub fn $name(&self) -> Tensor<T> {
                 self.unary(Unary::$variant)
             })*
         }
+        #[allow(clippy::should_implement_trait)] // `neg` is also `-x`
         impl<'g, T: Float> Var<'g, T> {
             $($(#[$doc])* #[track_caller] pub fn $name(self) -> Var<'g, T> {
                 self.unary(Unary::$variant)
@@ -1005,7 +994,7 @@ mod tests {
         let s = a.sin();
         let mut acc = s.mul_scalar(0.0);
         for k in 0..10 {
-            acc = acc + s.mul_scalar(k as f64);
+            acc += s.mul_scalar(k as f64);
         }
         let got = acc.sum().backward().wrt(a).to_vec();
         assert!((got[0] - 45.0 * 0.5f64.cos()).abs() < 1e-12);

@@ -60,6 +60,26 @@ impl<E: Element> Storage<E> {
         }
     }
 
+    /// Storage holding exactly the items of `iter`, which yields `len` of them: inline
+    /// (no allocation) for tiny tensors, one exact-size collect otherwise.
+    #[inline]
+    fn from_iter_exact(len: usize, iter: impl Iterator<Item = E>) -> Self {
+        if len <= INLINE {
+            let mut data = [E::default(); INLINE];
+            for (d, v) in data.iter_mut().zip(iter) {
+                *d = v;
+            }
+            Storage::Inline {
+                len: len as u8,
+                data,
+            }
+        } else {
+            let v: Vec<E> = iter.collect();
+            debug_assert_eq!(v.len(), len);
+            Storage::Heap(Arc::new(v))
+        }
+    }
+
     fn filled(len: usize, value: E) -> Self {
         if len <= INLINE {
             Storage::Inline {
@@ -307,9 +327,10 @@ impl<E: Element> Tensor<E> {
 
     /// Applies `f` to every element.
     pub fn map<U: Element>(&self, f: impl Fn(E) -> U) -> Tensor<U> {
+        let x = self.as_slice();
         Tensor {
             shape: self.shape.clone(),
-            storage: Storage::from_vec(self.as_slice().iter().map(|&v| f(v)).collect()),
+            storage: Storage::from_iter_exact(x.len(), x.iter().map(|&v| f(v))),
         }
     }
 
@@ -332,6 +353,22 @@ impl<E: Element> Tensor<E> {
             shape,
             storage: self.storage.clone(),
         }
+    }
+
+    /// Internal: a tensor of `shape` holding the items of `iter` (exactly `numel(shape)`).
+    #[inline]
+    pub(crate) fn from_iter_shaped(shape: Shape, iter: impl Iterator<Item = E>) -> Self {
+        let n = numel(&shape);
+        Tensor {
+            shape,
+            storage: Storage::from_iter_exact(n, iter),
+        }
+    }
+
+    /// Internal: the shape, for building a result of the same shape.
+    #[inline]
+    pub(crate) fn shape_owned(&self) -> Shape {
+        self.shape.clone()
     }
 
     /// Internal: a tensor over a vector whose length is already known to match.
