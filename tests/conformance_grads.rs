@@ -13,56 +13,22 @@ use tapegrad::prelude::*;
 
 const GRADS_JSON: &str = include_str!("reference/grads.json");
 
+/// A stored tensor (`{shape, dtype, data}`), each element read by `elem`.
+fn tensor<E: tapegrad::core::Element>(v: &Value, elem: impl Fn(&Value) -> E) -> Tensor<E> {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    Tensor::from_vec(
+        v["data"].as_array().unwrap().iter().map(elem).collect(),
+        shape,
+    )
+}
+
 fn tensor_f64(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f64> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    Tensor::from_vec(data, shape)
-}
-
-fn tensor_usize(v: &Value) -> Tensor<usize> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    Tensor::from_vec(
-        v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect(),
-        shape,
-    )
-}
-
-fn tensor_bool(v: &Value) -> Tensor<bool> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    Tensor::from_vec(
-        v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_bool().unwrap())
-            .collect(),
-        shape,
-    )
+    tensor(v, |x| x.as_f64().unwrap())
 }
 
 /// The inputs of one case on a graph: differentiable ones as leaves.
@@ -91,10 +57,12 @@ impl<'g, T: Float> Inputs<'g, T> {
                     s.vars.insert(name.clone(), var);
                 }
                 "i64" => {
-                    s.index.insert(name.clone(), tensor_usize(v));
+                    s.index
+                        .insert(name.clone(), tensor(v, |x| x.as_u64().unwrap() as usize));
                 }
                 "bool" => {
-                    s.mask.insert(name.clone(), tensor_bool(v));
+                    s.mask
+                        .insert(name.clone(), tensor(v, |x| x.as_bool().unwrap()));
                 }
                 other => panic!("unknown dtype {other}"),
             }

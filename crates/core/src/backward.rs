@@ -259,15 +259,24 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the value has more than one element or nothing requires a gradient.
     #[track_caller]
     pub fn backward_create_graph(self) -> VarGradients<'g, T> {
+        ok(self.try_backward_create_graph())
+    }
+
+    /// Records the backward pass on the tape (see [`Var::backward_create_graph`]).
+    ///
+    /// # Errors
+    /// If the value has more than one element or nothing requires a gradient.
+    #[track_caller]
+    pub fn try_backward_create_graph(self) -> Result<VarGradients<'g, T>> {
         let shape = self.shape();
         if self.numel() != 1 {
-            crate::error::raise(shape_error(
+            return Err(shape_error(
                 "backward_create_graph",
                 &[&shape],
                 "needs a one-element output; pass a seed with backward_create_graph_with()",
             ));
         }
-        self.backward_create_graph_with(self.graph.constant(Tensor::ones(shape)))
+        self.try_backward_create_graph_with(self.graph.constant(Tensor::ones(shape)))
     }
 
     /// Records the backward pass with an explicit seed gradient (itself a `Var`, so the
@@ -277,9 +286,22 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the seed's shape differs or nothing requires a gradient.
     #[track_caller]
     pub fn backward_create_graph_with(self, seed: Var<'g, T>) -> VarGradients<'g, T> {
+        ok(self.try_backward_create_graph_with(seed))
+    }
+
+    /// Records the backward pass with an explicit seed (see
+    /// [`Var::backward_create_graph_with`]).
+    ///
+    /// # Errors
+    /// If the seed's shape differs or nothing requires a gradient.
+    ///
+    /// # Panics
+    /// If the seed is recorded on another graph.
+    #[track_caller]
+    pub fn try_backward_create_graph_with(self, seed: Var<'g, T>) -> Result<VarGradients<'g, T>> {
         self.same_graph("backward_create_graph", &seed);
-        ok(self.check_seed(&seed.shape()));
-        sweep_vars(self.graph, self.id, seed.id)
+        self.check_seed(&seed.shape())?;
+        Ok(sweep_vars(self.graph, self.id, seed.id))
     }
 
     #[track_caller]

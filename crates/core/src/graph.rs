@@ -129,8 +129,22 @@ impl<T: Float> Graph<T> {
     /// If `key` is not in `store`.
     #[track_caller]
     pub fn param(&self, store: &ParamStore<T>, key: ParamKey) -> Var<'_, T> {
-        let p = store.param(key);
-        self.push_leaf(p.value.clone(), Op::Param(key), !p.frozen)
+        crate::error::ok(self.try_param(store, key))
+    }
+
+    /// Puts a parameter of `store` on the tape (see [`Graph::param`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Argument`] if `key` is not in `store`.
+    #[track_caller]
+    pub fn try_param(&self, store: &ParamStore<T>, key: ParamKey) -> crate::Result<Var<'_, T>> {
+        let Some(p) = store.get(key) else {
+            return Err(crate::error::arg_error(
+                "param",
+                format!("no parameter with key {key:?} in this store"),
+            ));
+        };
+        Ok(self.push_leaf(p.value.clone(), Op::Param(key), !p.frozen))
     }
 
     /// The number of recorded nodes.

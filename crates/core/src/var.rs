@@ -73,6 +73,15 @@ impl<'g, T: Float> Var<'g, T> {
         self.with_value(|v| v.item())
     }
 
+    /// The single element of a one-element value.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the value does not hold exactly one element.
+    #[track_caller]
+    pub fn try_item(&self) -> crate::Result<T> {
+        self.with_value(|v| v.try_item())
+    }
+
     /// The values as a `Vec`, row-major.
     pub fn to_vec(&self) -> Vec<T> {
         self.with_value(|v| v.to_vec())

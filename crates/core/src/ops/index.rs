@@ -354,51 +354,114 @@ impl Checks {
 impl<T: Float> Tensor<T> {
     /// The slices at `index` along `dim` (a 1-d index; repeats allowed).
     ///
+    /// # Errors
+    /// On an out-of-range axis or index.
+    #[track_caller]
+    pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
+        let d = Checks::index_select(self.shape(), dim, index)?;
+        Ok(index_select_tensor(self, d, index))
+    }
+
+    /// The slices at `index` along `dim` (see [`Tensor::try_index_select`]).
+    ///
     /// # Panics
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn index_select(&self, dim: isize, index: &Tensor<usize>) -> Tensor<T> {
-        let d = ok(Checks::index_select(self.shape(), dim, index));
-        index_select_tensor(self, d, index)
+        ok(self.try_index_select(dim, index))
     }
 
     /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise for others).
+    ///
+    /// # Errors
+    /// On mismatched shapes or out-of-range indices.
+    #[track_caller]
+    pub fn try_gather(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
+        let d = Checks::gather(self.shape(), dim, index)?;
+        Ok(gather_tensor(self, d, index))
+    }
+
+    /// Gathers along `dim` (see [`Tensor::try_gather`]).
     ///
     /// # Panics
     /// On mismatched shapes or out-of-range indices.
     #[track_caller]
     pub fn gather(&self, dim: isize, index: &Tensor<usize>) -> Tensor<T> {
-        let d = ok(Checks::gather(self.shape(), dim, index));
-        gather_tensor(self, d, index)
+        ok(self.try_gather(dim, index))
     }
 
     /// `self` with `src[p]` added at `p` with coordinate `dim` replaced by `index[p]`.
+    ///
+    /// # Errors
+    /// On mismatched shapes or out-of-range indices.
+    #[track_caller]
+    pub fn try_scatter_add(
+        &self,
+        dim: isize,
+        index: &Tensor<usize>,
+        src: &Tensor<T>,
+    ) -> Result<Tensor<T>> {
+        let d = Checks::scatter(self.shape(), dim, index, src.shape())?;
+        self.try_add(&scatter_add_tensor(src, self.shape(), d, index))
+    }
+
+    /// Scatter-adds `src` (see [`Tensor::try_scatter_add`]).
     ///
     /// # Panics
     /// On mismatched shapes or out-of-range indices.
     #[track_caller]
     pub fn scatter_add(&self, dim: isize, index: &Tensor<usize>, src: &Tensor<T>) -> Tensor<T> {
-        let d = ok(Checks::scatter(self.shape(), dim, index, src.shape()));
-        self.add(&scatter_add_tensor(src, self.shape(), d, index))
+        ok(self.try_scatter_add(dim, index, src))
     }
 
     /// `self` with slice `j` of `src` added at `index[j]` along `dim`.
+    ///
+    /// # Errors
+    /// On mismatched shapes or out-of-range indices.
+    #[track_caller]
+    pub fn try_index_add(
+        &self,
+        dim: isize,
+        index: &Tensor<usize>,
+        src: &Tensor<T>,
+    ) -> Result<Tensor<T>> {
+        let d = Checks::index_add(self.shape(), dim, index, src.shape())?;
+        self.try_add(&index_add_tensor(src, self.shape(), d, index))
+    }
+
+    /// Index-adds `src` (see [`Tensor::try_index_add`]).
     ///
     /// # Panics
     /// On mismatched shapes or out-of-range indices.
     #[track_caller]
     pub fn index_add(&self, dim: isize, index: &Tensor<usize>, src: &Tensor<T>) -> Tensor<T> {
-        let d = ok(Checks::index_add(self.shape(), dim, index, src.shape()));
-        self.add(&index_add_tensor(src, self.shape(), d, index))
+        ok(self.try_index_add(dim, index, src))
     }
 
-    /// `value` where `mask` holds, `self` elsewhere (the mask broadcasts).
+    /// `value` where `mask` holds, `self` elsewhere (the mask broadcasts to the tensor's
+    /// shape).
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the mask does not broadcast to the tensor's shape.
+    #[track_caller]
+    pub fn try_masked_fill(&self, mask: &Tensor<bool>, value: T) -> Result<Tensor<T>> {
+        if !crate::shape::broadcasts_to(mask.shape(), self.shape()) {
+            return Err(shape_error(
+                "masked_fill",
+                &[self.shape(), mask.shape()],
+                "the mask must broadcast to the input's shape",
+            ));
+        }
+        where_tensor(mask, &Tensor::scalar(value), self)
+    }
+
+    /// `value` where `mask` holds (see [`Tensor::try_masked_fill`]).
     ///
     /// # Panics
     /// If the mask does not broadcast to the tensor's shape.
     #[track_caller]
     pub fn masked_fill(&self, mask: &Tensor<bool>, value: T) -> Tensor<T> {
-        ok(where_tensor(mask, &Tensor::scalar(value), self))
+        ok(self.try_masked_fill(mask, value))
     }
 
     /// `cond ? a : b` element-wise, the three shapes broadcast together.

@@ -542,31 +542,48 @@ impl<T: Float> Tensor<T> {
 
     /// Two axes swapped.
     ///
+    /// # Errors
+    /// [`crate::Error::Axis`] if an axis is out of range.
+    #[track_caller]
+    pub fn try_transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
+        let perm = Plans::transpose(self.shape(), d0, d1)?;
+        self.try_permute(perm.as_slice())
+    }
+
+    /// Two axes swapped (see [`Tensor::try_transpose`]).
+    ///
     /// # Panics
     /// If an axis is out of range.
     #[track_caller]
     pub fn transpose(&self, d0: isize, d1: isize) -> Tensor<T> {
-        let perm = ok(Plans::transpose(self.shape(), d0, d1));
-        self.permute(perm.as_slice())
+        ok(self.try_transpose(d0, d1))
     }
 
-    /// The transpose of a matrix (a 0-d or 1-d tensor is returned as is, as PyTorch's `t()`).
+    /// The transpose of a matrix (a 0-d or 1-d tensor is returned as is, as PyTorch's
+    /// `t()`).
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the rank is above 2.
+    #[track_caller]
+    pub fn try_t(&self) -> Result<Tensor<T>> {
+        match self.ndim() {
+            0 | 1 => Ok(self.clone()),
+            2 => self.try_transpose(0, 1),
+            _ => Err(shape_error(
+                "t",
+                &[self.shape()],
+                "t() expects at most 2 dimensions",
+            )),
+        }
+    }
+
+    /// The transpose of a matrix (see [`Tensor::try_t`]).
     ///
     /// # Panics
     /// If the rank is above 2.
     #[track_caller]
     pub fn t(&self) -> Tensor<T> {
-        if self.ndim() > 2 {
-            crate::error::raise(shape_error(
-                "t",
-                &[self.shape()],
-                "t() expects at most 2 dimensions",
-            ));
-        }
-        if self.ndim() < 2 {
-            return self.clone();
-        }
-        self.transpose(0, 1)
+        ok(self.try_t())
     }
 
     /// Repeated along size-1 and missing leading dimensions to `shape`.
@@ -596,60 +613,117 @@ impl<T: Float> Tensor<T> {
 
     /// The elements `start..start + len` along `dim`.
     ///
+    /// # Errors
+    /// If `dim` is out of range or the range exceeds the dimension.
+    #[track_caller]
+    pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor<T>> {
+        Ok(slice_tensor(
+            self,
+            &Plans::narrow(self.shape(), dim, start, len)?,
+        ))
+    }
+
+    /// The elements `start..start + len` along `dim` (see [`Tensor::try_narrow`]).
+    ///
     /// # Panics
-    /// If the range exceeds the dimension.
+    /// If `dim` is out of range or the range exceeds the dimension.
     #[track_caller]
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Tensor<T> {
-        slice_tensor(self, &ok(Plans::narrow(self.shape(), dim, start, len)))
+        ok(self.try_narrow(dim, start, len))
     }
 
     /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
     /// out-of-range bounds are clamped).
     ///
+    /// # Errors
+    /// If `step` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn try_slice(
+        &self,
+        dim: isize,
+        start: isize,
+        end: isize,
+        step: usize,
+    ) -> Result<Tensor<T>> {
+        Ok(slice_tensor(
+            self,
+            &Plans::slice(self.shape(), dim, start, end, step)?,
+        ))
+    }
+
+    /// Python slicing along `dim` (see [`Tensor::try_slice`]).
+    ///
     /// # Panics
     /// If `step` is 0 or `dim` is out of range.
     #[track_caller]
     pub fn slice(&self, dim: isize, start: isize, end: isize, step: usize) -> Tensor<T> {
-        slice_tensor(self, &ok(Plans::slice(self.shape(), dim, start, end, step)))
+        ok(self.try_slice(dim, start, end, step))
     }
 
     /// The window `spec` (see [`SliceSpec`]).
     ///
-    /// # Panics
-    /// If the window does not fit in the tensor.
+    /// # Errors
+    /// [`crate::Error::Shape`] if the window does not fit in the tensor.
     #[track_caller]
-    pub fn slice_spec(&self, spec: &SliceSpec) -> Tensor<T> {
+    pub fn try_slice_spec(&self, spec: &SliceSpec) -> Result<Tensor<T>> {
         if !spec.fits(self.shape()) {
-            crate::error::raise(shape_error(
+            return Err(shape_error(
                 "slice",
                 &[self.shape(), &spec.shape()],
                 "the window does not fit",
             ));
         }
-        slice_tensor(self, spec)
+        Ok(slice_tensor(self, spec))
+    }
+
+    /// The window `spec` (see [`Tensor::try_slice_spec`]).
+    ///
+    /// # Panics
+    /// If the window does not fit in the tensor.
+    #[track_caller]
+    pub fn slice_spec(&self, spec: &SliceSpec) -> Tensor<T> {
+        ok(self.try_slice_spec(spec))
     }
 
     /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
     ///
+    /// # Errors
+    /// If `dim` or the index is out of range.
+    #[track_caller]
+    pub fn try_select(&self, dim: isize, index: usize) -> Result<Tensor<T>> {
+        let spec = Plans::narrow(self.shape(), dim, index, 1)?;
+        let s = Plans::squeeze_dim(&spec.shape(), dim)?;
+        Ok(slice_tensor(self, &spec).reshaped(s))
+    }
+
+    /// Index `index` along `dim`, dropping that dimension (see [`Tensor::try_select`]).
+    ///
     /// # Panics
-    /// If the index is out of range.
+    /// If `dim` or the index is out of range.
     #[track_caller]
     pub fn select(&self, dim: isize, index: usize) -> Tensor<T> {
-        let spec = ok(Plans::narrow(self.shape(), dim, index, 1));
-        let s = ok(Plans::squeeze_dim(&spec.shape(), dim));
-        slice_tensor(self, &spec).reshaped(s)
+        ok(self.try_select(dim, index))
     }
 
     /// Pads the trailing `pads.len()` dimensions with `value`: `pads[i] = (before, after)`
     /// for the i-th of those dimensions, in order (PyTorch's `F.pad` lists the last
     /// dimension first; this takes them in natural order).
     ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if more pairs than dimensions are given.
+    #[track_caller]
+    pub fn try_pad(&self, pads: &[(usize, usize)], value: T) -> Result<Tensor<T>> {
+        let (spec, shape) = Plans::pad(self.shape(), pads)?;
+        Ok(pad_tensor(self, &spec, &shape, value))
+    }
+
+    /// Pads with a constant (see [`Tensor::try_pad`]).
+    ///
     /// # Panics
     /// If more pairs than dimensions are given.
     #[track_caller]
     pub fn pad(&self, pads: &[(usize, usize)], value: T) -> Tensor<T> {
-        let (spec, shape) = ok(Plans::pad(self.shape(), pads));
-        pad_tensor(self, &spec, &shape, value)
+        ok(self.try_pad(pads, value))
     }
 
     /// Joins tensors along `dim`.
@@ -674,50 +748,74 @@ impl<T: Float> Tensor<T> {
 
     /// Stacks equal-shaped tensors along a new dimension `dim`.
     ///
+    /// # Errors
+    /// If the list is empty or the shapes differ.
+    #[track_caller]
+    pub fn try_stack(parts: &[&Tensor<T>], dim: isize) -> Result<Tensor<T>> {
+        let Some(first) = parts.first() else {
+            return Err(arg_error("stack", "needs at least one tensor"));
+        };
+        let s = Plans::unsqueeze(first.shape(), dim)?;
+        let mut un = Vec::with_capacity(parts.len());
+        for p in parts {
+            if p.shape() != first.shape() {
+                return Err(shape_error(
+                    "stack",
+                    &[first.shape(), p.shape()],
+                    "all shapes must be equal",
+                ));
+            }
+            un.push(p.reshaped(s.clone()));
+        }
+        let refs: Vec<&Tensor<T>> = un.iter().collect();
+        Self::try_cat(&refs, dim)
+    }
+
+    /// Stacks equal-shaped tensors along a new dimension (see [`Tensor::try_stack`]).
+    ///
     /// # Panics
     /// If the list is empty or the shapes differ.
     #[track_caller]
     pub fn stack(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
-        let Some(first) = parts.first() else {
-            crate::error::raise(arg_error("stack", "needs at least one tensor"))
-        };
-        let s = ok(Plans::unsqueeze(first.shape(), dim));
-        let un: Vec<Tensor<T>> = parts
-            .iter()
-            .map(|p| {
-                if p.shape() == first.shape() {
-                    p.reshaped(s.clone())
-                } else {
-                    crate::error::raise(shape_error(
-                        "stack",
-                        &[first.shape(), p.shape()],
-                        "all shapes must be equal",
-                    ))
-                }
-            })
-            .collect();
-        let refs: Vec<&Tensor<T>> = un.iter().collect();
-        Self::cat(&refs, dim)
+        ok(Self::try_stack(parts, dim))
     }
 
     /// Splits along `dim` into pieces of the given sizes.
+    ///
+    /// # Errors
+    /// If the sizes do not add up to the dimension.
+    #[track_caller]
+    pub fn try_split(&self, sizes: &[usize], dim: isize) -> Result<Vec<Tensor<T>>> {
+        let (_, specs) = Plans::split(self.shape(), sizes, dim)?;
+        Ok(specs.iter().map(|s| slice_tensor(self, s)).collect())
+    }
+
+    /// Splits along `dim` (see [`Tensor::try_split`]).
     ///
     /// # Panics
     /// If the sizes do not add up to the dimension.
     #[track_caller]
     pub fn split(&self, sizes: &[usize], dim: isize) -> Vec<Tensor<T>> {
-        let (_, specs) = ok(Plans::split(self.shape(), sizes, dim));
-        specs.iter().map(|s| slice_tensor(self, s)).collect()
+        ok(self.try_split(sizes, dim))
     }
 
     /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
+    ///
+    /// # Errors
+    /// If `chunks` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor<T>>> {
+        let sizes = Plans::chunk_sizes(self.shape(), chunks, dim)?;
+        self.try_split(&sizes, dim)
+    }
+
+    /// Splits into `chunks` pieces (see [`Tensor::try_chunk`]).
     ///
     /// # Panics
     /// If `chunks` is 0 or `dim` is out of range.
     #[track_caller]
     pub fn chunk(&self, chunks: usize, dim: isize) -> Vec<Tensor<T>> {
-        let sizes = ok(Plans::chunk_sizes(self.shape(), chunks, dim));
-        self.split(&sizes, dim)
+        ok(self.try_chunk(chunks, dim))
     }
 
     /// Removes every size-1 dimension.
@@ -727,29 +825,56 @@ impl<T: Float> Tensor<T> {
 
     /// Removes dimension `dim` if its size is 1.
     ///
+    /// # Errors
+    /// [`crate::Error::Axis`] if `dim` is out of range.
+    #[track_caller]
+    pub fn try_squeeze_dim(&self, dim: isize) -> Result<Tensor<T>> {
+        Ok(self.reshaped(Plans::squeeze_dim(self.shape(), dim)?))
+    }
+
+    /// Removes dimension `dim` if its size is 1 (see [`Tensor::try_squeeze_dim`]).
+    ///
     /// # Panics
     /// If `dim` is out of range.
     #[track_caller]
     pub fn squeeze_dim(&self, dim: isize) -> Tensor<T> {
-        self.reshaped(ok(Plans::squeeze_dim(self.shape(), dim)))
+        ok(self.try_squeeze_dim(dim))
     }
 
     /// Inserts a size-1 dimension at `dim` (`-1` appends).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
+    #[track_caller]
+    pub fn try_unsqueeze(&self, dim: isize) -> Result<Tensor<T>> {
+        Ok(self.reshaped(Plans::unsqueeze(self.shape(), dim)?))
+    }
+
+    /// Inserts a size-1 dimension (see [`Tensor::try_unsqueeze`]).
     ///
     /// # Panics
     /// If `dim` is out of range for rank + 1.
     #[track_caller]
     pub fn unsqueeze(&self, dim: isize) -> Tensor<T> {
-        self.reshaped(ok(Plans::unsqueeze(self.shape(), dim)))
+        ok(self.try_unsqueeze(dim))
     }
 
     /// Merges dimensions `start..=end` into one.
+    ///
+    /// # Errors
+    /// If an axis is out of range or `start > end`.
+    #[track_caller]
+    pub fn try_flatten(&self, start: isize, end: isize) -> Result<Tensor<T>> {
+        Ok(self.reshaped(Plans::flatten(self.shape(), start, end)?))
+    }
+
+    /// Merges dimensions `start..=end` into one (see [`Tensor::try_flatten`]).
     ///
     /// # Panics
     /// If an axis is out of range or `start > end`.
     #[track_caller]
     pub fn flatten(&self, start: isize, end: isize) -> Tensor<T> {
-        self.reshaped(ok(Plans::flatten(self.shape(), start, end)))
+        ok(self.try_flatten(start, end))
     }
 }
 
@@ -824,29 +949,47 @@ impl<'g, T: Float> Var<'g, T> {
 
     /// Two axes swapped.
     ///
+    /// # Errors
+    /// [`crate::Error::Axis`] if an axis is out of range.
+    #[track_caller]
+    pub fn try_transpose(self, d0: isize, d1: isize) -> Result<Var<'g, T>> {
+        let perm = Plans::transpose(&self.shape(), d0, d1)?;
+        self.try_permute(perm.as_slice())
+    }
+
+    /// Two axes swapped (see [`Var::try_transpose`]).
+    ///
     /// # Panics
     /// If an axis is out of range.
     #[track_caller]
     pub fn transpose(self, d0: isize, d1: isize) -> Var<'g, T> {
-        let perm = ok(Plans::transpose(&self.shape(), d0, d1));
-        self.permute(perm.as_slice())
+        ok(self.try_transpose(d0, d1))
     }
 
     /// The transpose of a matrix (0-d and 1-d values are returned as they are).
     ///
-    /// # Panics
-    /// If the rank is above 2.
+    /// # Errors
+    /// [`crate::Error::Shape`] if the rank is above 2.
     #[track_caller]
-    pub fn t(self) -> Var<'g, T> {
+    pub fn try_t(self) -> Result<Var<'g, T>> {
         match self.ndim() {
-            0 | 1 => self,
-            2 => self.transpose(0, 1),
-            _ => crate::error::raise(shape_error(
+            0 | 1 => Ok(self),
+            2 => self.try_transpose(0, 1),
+            _ => Err(shape_error(
                 "t",
                 &[&self.shape()],
                 "t() expects at most 2 dimensions",
             )),
         }
+    }
+
+    /// The transpose of a matrix (see [`Var::try_t`]).
+    ///
+    /// # Panics
+    /// If the rank is above 2.
+    #[track_caller]
+    pub fn t(self) -> Var<'g, T> {
+        ok(self.try_t())
     }
 
     /// Repeated along size-1 and missing leading dimensions to `shape` (PyTorch's
@@ -952,13 +1095,22 @@ impl<'g, T: Float> Var<'g, T> {
 
     /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
     ///
+    /// # Errors
+    /// If `dim` or the index is out of range.
+    #[track_caller]
+    pub fn try_select(self, dim: isize, index: usize) -> Result<Var<'g, T>> {
+        let n = self.try_narrow(dim, index, 1)?;
+        let s = Plans::squeeze_dim(&n.shape(), dim)?;
+        n.try_reshape(&s)
+    }
+
+    /// Index `index` along `dim`, dropping that dimension (see [`Var::try_select`]).
+    ///
     /// # Panics
-    /// If the index is out of range.
+    /// If `dim` or the index is out of range.
     #[track_caller]
     pub fn select(self, dim: isize, index: usize) -> Var<'g, T> {
-        let n = self.narrow(dim, index, 1);
-        let s = ok(Plans::squeeze_dim(&n.shape(), dim));
-        n.reshape(&s)
+        ok(self.try_select(dim, index))
     }
 
     /// Pads the trailing `pads.len()` dimensions with `value` (see [`Tensor::pad`]).
@@ -1095,12 +1247,21 @@ impl<'g, T: Float> Var<'g, T> {
 
     /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
     ///
+    /// # Errors
+    /// If `chunks` is 0 or `dim` is out of range.
+    #[track_caller]
+    pub fn try_chunk(self, chunks: usize, dim: isize) -> Result<Vec<Var<'g, T>>> {
+        let sizes = Plans::chunk_sizes(&self.shape(), chunks, dim)?;
+        self.try_split(&sizes, dim)
+    }
+
+    /// Splits into `chunks` pieces (see [`Var::try_chunk`]).
+    ///
     /// # Panics
     /// If `chunks` is 0 or `dim` is out of range.
     #[track_caller]
     pub fn chunk(self, chunks: usize, dim: isize) -> Vec<Var<'g, T>> {
-        let sizes = ok(Plans::chunk_sizes(&self.shape(), chunks, dim));
-        self.split(&sizes, dim)
+        ok(self.try_chunk(chunks, dim))
     }
 
     /// Removes every size-1 dimension.
@@ -1112,32 +1273,59 @@ impl<'g, T: Float> Var<'g, T> {
 
     /// Removes dimension `dim` if its size is 1.
     ///
+    /// # Errors
+    /// [`crate::Error::Axis`] if `dim` is out of range.
+    #[track_caller]
+    pub fn try_squeeze_dim(self, dim: isize) -> Result<Var<'g, T>> {
+        let s = Plans::squeeze_dim(&self.shape(), dim)?;
+        self.try_reshape(&s)
+    }
+
+    /// Removes dimension `dim` if its size is 1 (see [`Var::try_squeeze_dim`]).
+    ///
     /// # Panics
     /// If `dim` is out of range.
     #[track_caller]
     pub fn squeeze_dim(self, dim: isize) -> Var<'g, T> {
-        let s = ok(Plans::squeeze_dim(&self.shape(), dim));
-        self.reshape(&s)
+        ok(self.try_squeeze_dim(dim))
     }
 
     /// Inserts a size-1 dimension at `dim` (`-1` appends).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
+    #[track_caller]
+    pub fn try_unsqueeze(self, dim: isize) -> Result<Var<'g, T>> {
+        let s = Plans::unsqueeze(&self.shape(), dim)?;
+        self.try_reshape(&s)
+    }
+
+    /// Inserts a size-1 dimension (see [`Var::try_unsqueeze`]).
     ///
     /// # Panics
     /// If `dim` is out of range for rank + 1.
     #[track_caller]
     pub fn unsqueeze(self, dim: isize) -> Var<'g, T> {
-        let s = ok(Plans::unsqueeze(&self.shape(), dim));
-        self.reshape(&s)
+        ok(self.try_unsqueeze(dim))
     }
 
     /// Merges dimensions `start..=end` into one (`flatten(0, -1)` makes a vector).
+    ///
+    /// # Errors
+    /// If an axis is out of range or `start > end`.
+    #[track_caller]
+    pub fn try_flatten(self, start: isize, end: isize) -> Result<Var<'g, T>> {
+        let s = Plans::flatten(&self.shape(), start, end)?;
+        self.try_reshape(&s)
+    }
+
+    /// Merges dimensions `start..=end` into one (see [`Var::try_flatten`]).
     ///
     /// # Panics
     /// If an axis is out of range or `start > end`.
     #[track_caller]
     pub fn flatten(self, start: isize, end: isize) -> Var<'g, T> {
-        let s = ok(Plans::flatten(&self.shape(), start, end));
-        self.reshape(&s)
+        ok(self.try_flatten(start, end))
     }
 }
 

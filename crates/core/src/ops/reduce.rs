@@ -566,22 +566,40 @@ impl<'g, T: Float> Var<'g, T> {
         Ok((values.reshape(&out_shape), idx_keep.with_shape(out_shape)))
     }
 
-    /// Index of the maximum along `dim` (no gradient).
+    /// Index of the maximum along `dim` (no gradient; first index at ties).
+    ///
+    /// # Errors
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn try_argmax(self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
+        self.with_value(|x| x.try_argmax(dim, keepdim))
+    }
+
+    /// Index of the maximum along `dim` (see [`Var::try_argmax`]).
     ///
     /// # Panics
     /// If `dim` is out of range or the dimension is empty.
     #[track_caller]
     pub fn argmax(self, dim: isize, keepdim: bool) -> Tensor<usize> {
-        ok(self.with_value(|x| x.try_argmax(dim, keepdim)))
+        ok(self.try_argmax(dim, keepdim))
     }
 
-    /// Index of the minimum along `dim` (no gradient).
+    /// Index of the minimum along `dim` (no gradient; first index at ties).
+    ///
+    /// # Errors
+    /// If `dim` is out of range or the dimension is empty.
+    #[track_caller]
+    pub fn try_argmin(self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
+        self.with_value(|x| x.try_argmin(dim, keepdim))
+    }
+
+    /// Index of the minimum along `dim` (see [`Var::try_argmin`]).
     ///
     /// # Panics
     /// If `dim` is out of range or the dimension is empty.
     #[track_caller]
     pub fn argmin(self, dim: isize, keepdim: bool) -> Tensor<usize> {
-        ok(self.with_value(|x| x.try_argmin(dim, keepdim)))
+        ok(self.try_argmin(dim, keepdim))
     }
 }
 
@@ -707,11 +725,20 @@ impl<T: Float> Tensor<T> {
 
     /// Standard deviation over `dims`.
     ///
+    /// # Errors
+    /// On an invalid axis.
+    #[track_caller]
+    pub fn try_std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Result<Tensor<T>> {
+        Ok(self.try_var_dim(dims, unbiased, keepdim)?.sqrt())
+    }
+
+    /// Standard deviation over `dims` (see [`Tensor::try_std_dim`]).
+    ///
     /// # Panics
     /// On an invalid axis.
     #[track_caller]
     pub fn std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Tensor<T> {
-        self.var_dim(dims, unbiased, keepdim).sqrt()
+        ok(self.try_std_dim(dims, unbiased, keepdim))
     }
 
     /// The p-norm over all elements (p > 0, or `f64::INFINITY` for max |x|).
@@ -720,7 +747,16 @@ impl<T: Float> Tensor<T> {
     /// If `p` is not > 0.
     #[track_caller]
     pub fn norm(&self, p: f64) -> Tensor<T> {
-        ok(self.try_norm_dim(p, all_axes(self.ndim()).as_slice(), false))
+        ok(self.try_norm(p))
+    }
+
+    /// The p-norm over all elements.
+    ///
+    /// # Errors
+    /// [`crate::Error::Argument`] if `p` is not > 0.
+    #[track_caller]
+    pub fn try_norm(&self, p: f64) -> Result<Tensor<T>> {
+        self.try_norm_dim(p, all_axes(self.ndim()).as_slice(), false)
     }
 
     /// The p-norm over `dims`.
@@ -754,11 +790,20 @@ impl<'g, T: Float> Var<'g, T> {
     /// Standard deviation over `dims` (the square root of [`Var::var_dim`]; its gradient
     /// is infinite where the deviation is 0, as PyTorch).
     ///
+    /// # Errors
+    /// On an invalid axis.
+    #[track_caller]
+    pub fn try_std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Result<Var<'g, T>> {
+        Ok(self.try_var_dim(dims, unbiased, keepdim)?.sqrt())
+    }
+
+    /// Standard deviation over `dims` (see [`Var::try_std_dim`]).
+    ///
     /// # Panics
     /// On an invalid axis.
     #[track_caller]
     pub fn std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Var<'g, T> {
-        self.var_dim(dims, unbiased, keepdim).sqrt()
+        ok(self.try_std_dim(dims, unbiased, keepdim))
     }
 
     /// The p-norm over all elements (p > 0, or `f64::INFINITY` for max |x|).
@@ -767,8 +812,17 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `p` is not > 0.
     #[track_caller]
     pub fn norm(self, p: f64) -> Var<'g, T> {
+        ok(self.try_norm(p))
+    }
+
+    /// The p-norm over all elements.
+    ///
+    /// # Errors
+    /// [`crate::Error::Argument`] if `p` is not > 0.
+    #[track_caller]
+    pub fn try_norm(self, p: f64) -> Result<Var<'g, T>> {
         let dims = all_axes(self.ndim());
-        ok(self.try_norm_dim(p, dims.as_slice(), false))
+        self.try_norm_dim(p, dims.as_slice(), false)
     }
 
     /// The p-norm over `dims`.

@@ -216,13 +216,19 @@ impl<E: Element> Tensor<E> {
     /// If the axis is out of range.
     #[track_caller]
     pub fn dim(&self, axis: isize) -> usize {
-        let a = ok(crate::shape::normalize_axis(
-            "dim",
-            axis,
-            self.ndim(),
-            std::panic::Location::caller(),
-        ));
-        self.shape.get(a).copied().unwrap_or(1)
+        ok(self.try_dim(axis))
+    }
+
+    /// The size along `axis` (negative axes count from the end; a 0-d tensor has size 1
+    /// along axis 0 and -1).
+    ///
+    /// # Errors
+    /// [`Error::Axis`] if the axis is out of range.
+    #[track_caller]
+    pub fn try_dim(&self, axis: isize) -> Result<usize> {
+        let a =
+            crate::shape::normalize_axis("dim", axis, self.ndim(), std::panic::Location::caller())?;
+        Ok(self.shape.get(a).copied().unwrap_or(1))
     }
 
     /// The elements in row-major order.
@@ -305,8 +311,18 @@ impl<E: Element> Tensor<E> {
     /// If the index has the wrong length or a coordinate is out of range.
     #[track_caller]
     pub fn set(&mut self, index: &[usize], value: E) {
-        let off = ok(self.offset(index));
+        ok(self.try_set(index, value))
+    }
+
+    /// Sets the element at a multi-index (copy-on-write).
+    ///
+    /// # Errors
+    /// If the index has the wrong length or a coordinate is out of range.
+    #[track_caller]
+    pub fn try_set(&mut self, index: &[usize], value: E) -> Result<()> {
+        let off = self.offset(index)?;
         self.as_mut_slice()[off] = value;
+        Ok(())
     }
 
     /// The single element of a one-element tensor (of any rank).
@@ -315,9 +331,18 @@ impl<E: Element> Tensor<E> {
     /// If the tensor does not hold exactly one element.
     #[track_caller]
     pub fn item(&self) -> E {
+        ok(self.try_item())
+    }
+
+    /// The single element of a one-element tensor (of any rank).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the tensor does not hold exactly one element.
+    #[track_caller]
+    pub fn try_item(&self) -> Result<E> {
         match self.as_slice() {
-            [v] => *v,
-            _ => crate::error::raise(shape_error(
+            [v] => Ok(*v),
+            _ => Err(shape_error(
                 "item",
                 &[&self.shape],
                 "item() needs exactly one element",
@@ -341,18 +366,27 @@ impl<E: Element> Tensor<E> {
     /// inference and a `Result` form.)
     #[track_caller]
     pub fn with_shape(&self, shape: impl IntoShape) -> Self {
+        ok(self.try_with_shape(shape))
+    }
+
+    /// The same data under another shape with the same number of elements (no copy).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the element counts differ.
+    #[track_caller]
+    pub fn try_with_shape(&self, shape: impl IntoShape) -> Result<Self> {
         let shape = shape.into_shape();
         if numel(&shape) != self.numel() {
-            crate::error::raise(shape_error(
+            return Err(shape_error(
                 "with_shape",
                 &[&self.shape, &shape],
                 "the element counts differ",
             ));
         }
-        Tensor {
+        Ok(Tensor {
             shape,
             storage: self.storage.clone(),
-        }
+        })
     }
 
     /// Internal: a tensor of `shape` holding the items of `iter` (exactly `numel(shape)`).
@@ -418,14 +452,23 @@ impl<T: Float> Tensor<T> {
     /// If `step` is zero or not finite.
     #[track_caller]
     pub fn arange(start: f64, end: f64, step: f64) -> Self {
+        ok(Self::try_arange(start, end, step))
+    }
+
+    /// `[start, start + step, ...]` up to but excluding `end` (see [`Tensor::arange`]).
+    ///
+    /// # Errors
+    /// [`Error::Argument`] if `step` is zero or not finite.
+    #[track_caller]
+    pub fn try_arange(start: f64, end: f64, step: f64) -> Result<Self> {
         if step == 0.0 || !step.is_finite() {
-            crate::error::raise(arg_error(
+            return Err(arg_error(
                 "arange",
                 format!("the step must be finite and non-zero, got {step}"),
             ));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        Self::from_fn([n], |i| T::from_f64(start + i as f64 * step))
+        Ok(Self::from_fn([n], |i| T::from_f64(start + i as f64 * step)))
     }
 
     /// `n` evenly spaced values from `start` to `end` inclusive (like `torch.linspace`).
