@@ -43,11 +43,12 @@ impl<T: Float> Gradients<T> {
         }
     }
 
-    /// The gradient with respect to a leaf of the graph that was differentiated, or `None`
-    /// if no gradient reached it.
+    /// The gradient with respect to a leaf of the graph that was differentiated (or an
+    /// intermediate marked with [`Var::retain_grad`] before the pass), or `None` if no
+    /// gradient reached it.
     ///
     /// # Panics
-    /// If `v` belongs to another graph.
+    /// If `v` belongs to another graph, or is an intermediate value not retained.
     #[track_caller]
     pub fn get(&self, v: Var<'_, T>) -> Option<&Tensor<T>> {
         assert!(
@@ -56,17 +57,19 @@ impl<T: Float> Gradients<T> {
             v.graph.id(),
             self.graph_id
         );
+        check_kept("Gradients::get", v);
         self.leaves
             .binary_search_by_key(&v.id, |e| e.0)
             .ok()
             .map(|i| &self.leaves[i].1)
     }
 
-    /// The gradient with respect to a leaf; zeros of the leaf's shape if no gradient reached
-    /// it (the leaf does not influence the output).
+    /// The gradient with respect to a leaf (or a retained intermediate); zeros of its shape
+    /// if no gradient reached it (it does not influence the output).
     ///
     /// # Panics
-    /// If `v` belongs to another graph.
+    /// If `v` belongs to another graph, or is an intermediate value not marked with
+    /// [`Var::retain_grad`] (its gradient was released during the pass).
     #[track_caller]
     pub fn wrt(&self, v: Var<'_, T>) -> Tensor<T> {
         match self.get(v) {
@@ -128,6 +131,20 @@ impl<T: Float> Gradients<T> {
     }
 }
 
+/// Panics unless `v`'s gradient is kept by backward passes (a leaf, or retained).
+#[track_caller]
+fn check_kept<T: Float>(what: &str, v: Var<'_, T>) {
+    let nodes = v.graph.nodes();
+    let n = &nodes[v.id as usize];
+    if !n.op.is_leaf() && !n.retain {
+        panic!(
+            "{what}: %{} is an intermediate value (op `{}`); its gradient is released during the backward pass. Call `.retain_grad()` on it before `backward()` to keep it",
+            v.id,
+            n.op.name()
+        );
+    }
+}
+
 #[track_caller]
 fn add_into<T: Float>(acc: &mut Tensor<T>, g: &Tensor<T>) {
     assert!(
@@ -148,14 +165,18 @@ pub struct VarGradients<'g, T: Float> {
 }
 
 impl<'g, T: Float> VarGradients<'g, T> {
-    /// The gradient with respect to a leaf, as a `Var` on the same tape (a zero constant if
-    /// no gradient reached it).
+    /// The gradient with respect to a leaf (or a retained intermediate), as a `Var` on the
+    /// same tape (a zero constant if no gradient reached it).
     ///
     /// # Panics
-    /// If `v` belongs to another graph.
+    /// If `v` belongs to another graph or is an intermediate value not retained.
     #[track_caller]
     pub fn wrt_var(&self, v: Var<'g, T>) -> Var<'g, T> {
-        v.same_graph("wrt_var", &Var::new(self.graph, 0));
+        assert!(
+            std::ptr::eq(v.graph, self.graph),
+            "wrt_var: the Var belongs to another graph"
+        );
+        check_kept("VarGradients::wrt_var", v);
         match self.leaves.binary_search_by_key(&v.id, |e| e.0) {
             Ok(i) => Var::new(self.graph, self.leaves[i].1),
             Err(_) => self.graph.constant(Tensor::zeros(v.shape())),
@@ -355,6 +376,9 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
         if !node.requires_grad {
             continue;
         }
+        if node.retain && !node.op.is_leaf() {
+            out.leaves.push((i as u32, g.clone()));
+        }
         if let Op::Unary(u) = node.op {
             // One input, element-wise: the fused rule accumulates straight into the
             // input's slot (no temporaries, no per-node vectors).
@@ -436,6 +460,9 @@ fn sweep_vars<'g, T: Float>(graph: &'g Graph<T>, root: u32, seed: u32) -> VarGra
             if node.op.is_leaf() {
                 leaves.push((i as u32, gid));
                 continue;
+            }
+            if node.retain {
+                leaves.push((i as u32, gid));
             }
             let needs: SmallVec<[bool; 3]> = node
                 .inputs
@@ -616,5 +643,27 @@ mod tests {
         let s = g.to_string();
         assert!(s.contains("%1 = tanh(%0) -> [2, 3]  grad  at"), "{s}");
         assert!(s.contains("%2 = sum(%1) -> []"), "{s}");
+    }
+
+    #[test]
+    fn retained_intermediates_keep_their_gradient() {
+        let g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![1.0, 2.0], [2]));
+        let h = (x * 3.0).retain_grad();
+        let k = h.exp();
+        let y = h.square().sum();
+        let grads = y.backward();
+        assert_eq!(grads.wrt(h).to_vec(), vec![6.0, 12.0]);
+        assert_eq!(grads.wrt(x).to_vec(), vec![18.0, 36.0]);
+        // An intermediate that was not retained is refused, with advice.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grads.wrt(k)));
+        let msg = r
+            .err()
+            .and_then(|p| p.downcast_ref::<String>().cloned())
+            .unwrap();
+        assert!(msg.contains("retain_grad"), "{msg}");
+        // The recorded pass keeps it too.
+        let gv = y.backward_create_graph();
+        assert_eq!(gv.wrt(h).to_vec(), vec![6.0, 12.0]);
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct Node<T: Float> {
     pub(crate) inputs: SmallVec<[u32; 2]>,
     /// Whether some leaf that wants a gradient is reachable through the inputs.
     pub(crate) requires_grad: bool,
+    /// Whether the backward pass keeps this node's gradient (leaves always do; an
+    /// intermediate after [`Var::retain_grad`]).
+    pub(crate) retain: bool,
     pub(crate) location: Location,
 }
 
@@ -196,6 +199,11 @@ impl<T: Float> Graph<T> {
         self.nodes.borrow()
     }
 
+    /// Marks a node so that backward passes keep its gradient.
+    pub(crate) fn set_retain(&self, id: u32) {
+        self.nodes.borrow_mut()[id as usize].retain = true;
+    }
+
     /// Takes the gradient slots (empty, with whatever capacity the last pass left).
     pub(crate) fn take_grad_slots(&self) -> Vec<Option<Tensor<T>>> {
         self.grad_slots.take()
@@ -214,6 +222,7 @@ impl<T: Float> Graph<T> {
             value,
             op,
             inputs: SmallVec::new(),
+            retain: requires_grad,
             requires_grad,
             location: PanicLocation::caller(),
         })
@@ -247,6 +256,7 @@ impl<T: Float> Graph<T> {
             op,
             inputs: SmallVec::from_slice(inputs),
             requires_grad,
+            retain: false,
             location,
         });
         Var::new(self, id as u32)

@@ -92,6 +92,14 @@ impl<'g, T: Float> Var<'g, T> {
         self.graph.nodes()[self.id as usize].requires_grad
     }
 
+    /// Keeps this intermediate value's gradient in the next backward passes, so that
+    /// `grads.wrt(v)` can read it (like PyTorch's `retain_grad()`). Leaves keep theirs
+    /// always. Returns `self` for chaining.
+    pub fn retain_grad(self) -> Var<'g, T> {
+        self.graph.set_retain(self.id);
+        self
+    }
+
     /// The same value as a constant: no gradient flows through the result
     /// (like `tensor.detach()`).
     #[track_caller]
