@@ -81,6 +81,8 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     fn gather(&self, dim: usize, index: &Tensor<usize>) -> Self;
     /// Zeros of `shape` with `self` scatter-added along `dim`.
     fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self;
+    /// A sliding-window op (`unfold`/`fold`).
+    fn conv(&self, op: crate::ops::conv::ConvOp) -> Self;
     /// Runs a custom op's rule on this type.
     #[doc(hidden)]
     fn custom_backward(
@@ -204,6 +206,9 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
         crate::ops::index::scatter_add_tensor(self, shape, dim, index)
     }
+    fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
+        op.forward(self)
+    }
     fn custom_backward(
         op: &dyn DynCustomOp<T>,
         inputs: &[&Self],
@@ -283,6 +288,9 @@ impl<'g, T: Float> Algebra<T> for Var<'g, T> {
     }
     fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
         self.scatter_add_into(shape, dim, index)
+    }
+    fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
+        self.conv_op(op)
     }
     fn custom_backward(
         op: &dyn DynCustomOp<T>,

@@ -42,6 +42,7 @@ pub use close::{assert_close, check_close, CloseError};
 pub use error::{Error, Result};
 pub use graph::Graph;
 pub use ops::binary::{BinaryOp, Cmp};
+pub use ops::conv::{Conv2dSpec, Window2d};
 pub use ops::custom::CustomOp;
 pub use ops::movement::SliceSpec;
 pub use ops::unary::Unary;

@@ -10,12 +10,14 @@
 //! | [`movement`] | reshape, permute, transpose, broadcast_to, slice/narrow/select, pad, concat, stack, split, chunk, squeeze, unsqueeze, flatten |
 //! | [`index`] | index_select, index_add, gather, scatter_add, where, masked_fill, one_hot |
 //! | [`fused`] | softmax, log_softmax |
+//! | [`conv`] | unfold2d/fold2d (im2col/col2im); conv2d, max_pool2d, avg_pool2d as composites |
 //! | [`custom`] | the user's own ops |
 //!
 //! The tape records a closed [`Op`] enum (custom ops are its one open variant), so a tape
 //! can be printed and every op's backward is found by one `match`.
 
 pub mod binary;
+pub mod conv;
 pub mod custom;
 pub mod fused;
 pub mod index;
@@ -50,6 +52,7 @@ pub(crate) enum Op<T: Float> {
     Movement(Box<movement::MovementOp>),
     Index(Box<index::IndexOp>),
     Fused(fused::FusedOp),
+    Conv(conv::ConvOp),
     Custom(custom::CustomNode<T>),
 }
 
@@ -76,6 +79,7 @@ impl<T: Float> Op<T> {
             Op::Movement(m) => m.name(),
             Op::Index(i) => i.name(),
             Op::Fused(f) => f.name(),
+            Op::Conv(c) => c.name(),
             Op::Custom(c) => c.0.name(),
         }
     }
@@ -98,6 +102,7 @@ impl<T: Float> Op<T> {
             Op::Movement(m) => m.backward(x, a.grad, a.needs),
             Op::Index(i) => i.backward(x, a.grad, a.needs),
             Op::Fused(f) => f.backward(a.output, a.grad),
+            Op::Conv(c) => c.backward(x[0], a.grad),
             Op::Custom(c) => c.backward(x, a.output, a.grad),
         }
     }

@@ -1,0 +1,734 @@
+//! Sliding windows over images: `unfold` (im2col) and `fold` (col2im), and the composites
+//! built on them — `conv2d`, `max_pool2d`, `avg_pool2d`.
+//!
+//! `unfold` and `fold` are linear and each is the other's backward rule (the slice/pad
+//! pattern again), so a convolution written as `unfold` followed by a batched `matmul` has
+//! exact first- and second-order gradients for the input, the weight and the bias with no
+//! rule of its own. Layouts follow PyTorch: data NCHW, weights OIHW, cross-correlation (no
+//! kernel flip), `H_out = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1` (floor mode).
+
+use crate::algebra::Algebra;
+use crate::error::{arg_error, ok, shape_error, Result};
+use crate::ops::{Grads, Op};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use crate::var::Var;
+use crate::Float;
+
+/// The geometry of a 2-d sliding window: kernel, stride, zero padding and dilation, each as
+/// (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    /// Kernel size.
+    pub kernel: (usize, usize),
+    /// Step between windows.
+    pub stride: (usize, usize),
+    /// Zero padding added on both sides.
+    pub padding: (usize, usize),
+    /// Spacing between kernel taps.
+    pub dilation: (usize, usize),
+}
+
+impl Window2d {
+    /// A `kh × kw` window with stride 1, no padding, no dilation.
+    pub fn new(kh: usize, kw: usize) -> Self {
+        Window2d {
+            kernel: (kh, kw),
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+        }
+    }
+    /// With a stride.
+    pub fn with_stride(mut self, sh: usize, sw: usize) -> Self {
+        self.stride = (sh, sw);
+        self
+    }
+    /// With zero padding.
+    pub fn with_padding(mut self, ph: usize, pw: usize) -> Self {
+        self.padding = (ph, pw);
+        self
+    }
+    /// With a dilation.
+    pub fn with_dilation(mut self, dh: usize, dw: usize) -> Self {
+        self.dilation = (dh, dw);
+        self
+    }
+
+    /// The number of window positions along one axis, or `None` if the window does not fit.
+    fn positions(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+        let span = d * (k - 1) + 1;
+        (n + 2 * p).checked_sub(span).map(|r| r / s + 1)
+    }
+
+    /// The output size `(H_out, W_out)` for an input of `(h, w)`, or `None` if the (dilated)
+    /// kernel is larger than the padded input.
+    pub fn output_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (kh, kw) = self.kernel;
+        Some((
+            Self::positions(h, kh, self.stride.0, self.padding.0, self.dilation.0)?,
+            Self::positions(w, kw, self.stride.1, self.padding.1, self.dilation.1)?,
+        ))
+    }
+
+    #[track_caller]
+    fn validate(&self, op: &'static str) -> Result<()> {
+        let pos = [
+            self.kernel.0,
+            self.kernel.1,
+            self.stride.0,
+            self.stride.1,
+            self.dilation.0,
+            self.dilation.1,
+        ];
+        if pos.contains(&0) {
+            return Err(arg_error(
+                op,
+                format!("kernel, stride and dilation must be positive, got {self:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Input row of kernel tap `k` at output position `o`, if inside the unpadded input.
+    #[inline]
+    fn src(o: usize, k: usize, s: usize, p: usize, d: usize, n: usize) -> Option<usize> {
+        (o * s + k * d).checked_sub(p).filter(|&i| i < n)
+    }
+}
+
+/// A sliding-window op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConvOp {
+    /// `[N, C, H, W] → [N, C·kh·kw, H_out·W_out]`: every window as a column (im2col).
+    Unfold {
+        /// The window.
+        win: Window2d,
+    },
+    /// `[N, C·kh·kw, L] → [N, C, H, W]`: columns summed back into the image (col2im).
+    Fold {
+        /// The window.
+        win: Window2d,
+        /// The image size `(H, W)`.
+        size: (usize, usize),
+    },
+}
+
+impl ConvOp {
+    /// The op's name as printed on the tape.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConvOp::Unfold { .. } => "unfold",
+            ConvOp::Fold { .. } => "fold",
+        }
+    }
+
+    /// The backward rule: each op's gradient is the other op.
+    pub(crate) fn backward<T: Float, V: Algebra<T>>(&self, x: &V, g: &V) -> Grads<V> {
+        let gx = match *self {
+            ConvOp::Unfold { win } => {
+                let s = x.shape();
+                g.conv(ConvOp::Fold {
+                    win,
+                    size: (s[2], s[3]),
+                })
+            }
+            ConvOp::Fold { win, .. } => g.conv(ConvOp::Unfold { win }),
+        };
+        smallvec::smallvec![Some(gx)]
+    }
+
+    /// Applies the op to a tensor whose shape has been checked.
+    pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
+        match *self {
+            ConvOp::Unfold { win } => unfold(x, win),
+            ConvOp::Fold { win, size } => fold(x, win, size),
+        }
+    }
+
+    /// Checks the input's shape.
+    #[track_caller]
+    fn check(&self, shape: &[usize]) -> Result<()> {
+        match *self {
+            ConvOp::Unfold { win } => {
+                win.validate("unfold")?;
+                if shape.len() != 4 {
+                    return Err(shape_error(
+                        "unfold",
+                        &[shape],
+                        "expects an input of shape [N, C, H, W]",
+                    ));
+                }
+                if win.output_size(shape[2], shape[3]).is_none() {
+                    return Err(shape_error(
+                        "unfold",
+                        &[shape],
+                        format!("the window {win:?} is larger than the padded image"),
+                    ));
+                }
+            }
+            ConvOp::Fold { win, size } => {
+                win.validate("fold")?;
+                let Some((ho, wo)) = win.output_size(size.0, size.1) else {
+                    return Err(arg_error(
+                        "fold",
+                        format!("the window {win:?} is larger than the padded image {size:?}"),
+                    ));
+                };
+                let k = win.kernel.0 * win.kernel.1;
+                if shape.len() != 3 || shape[1] % k != 0 || shape[2] != ho * wo {
+                    return Err(shape_error(
+                        "fold",
+                        &[shape],
+                        format!(
+                            "expects [N, C·{k}, {}] columns for an image of {size:?}",
+                            ho * wo
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// im2col: `x [N, C, H, W]` → `[N, C·kh·kw, H_out·W_out]`, rows ordered (c, i, j) as
+/// PyTorch's `F.unfold`.
+fn unfold<T: Float>(x: &Tensor<T>, win: Window2d) -> Tensor<T> {
+    let s = x.shape();
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let (kh, kw) = win.kernel;
+    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
+    let l = ho * wo;
+    let rows = c * kh * kw;
+    let mut out = Tensor::zeros([n, rows, l]);
+    let (src, dst) = (x.as_slice(), out.as_mut_slice());
+    for b in 0..n {
+        for ch in 0..c {
+            let img = &src[(b * c + ch) * h * w..][..h * w];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let r = (ch * kh + i) * kw + j;
+                    let row = &mut dst[(b * rows + r) * l..][..l];
+                    for oh in 0..ho {
+                        let Some(ih) =
+                            Window2d::src(oh, i, win.stride.0, win.padding.0, win.dilation.0, h)
+                        else {
+                            continue;
+                        };
+                        let line = &img[ih * w..][..w];
+                        let out_line = &mut row[oh * wo..][..wo];
+                        for (ow, o) in out_line.iter_mut().enumerate() {
+                            if let Some(iw) =
+                                Window2d::src(ow, j, win.stride.1, win.padding.1, win.dilation.1, w)
+                            {
+                                *o = line[iw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// col2im: columns `[N, C·kh·kw, L]` summed into `[N, C, H, W]` (the adjoint of `unfold`).
+fn fold<T: Float>(cols: &Tensor<T>, win: Window2d, (h, w): (usize, usize)) -> Tensor<T> {
+    let s = cols.shape();
+    let (kh, kw) = win.kernel;
+    let (n, rows, l) = (s[0], s[1], s[2]);
+    let c = rows / (kh * kw);
+    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
+    let mut out = Tensor::zeros([n, c, h, w]);
+    let (src, dst) = (cols.as_slice(), out.as_mut_slice());
+    for b in 0..n {
+        for ch in 0..c {
+            let img = &mut dst[(b * c + ch) * h * w..][..h * w];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let r = (ch * kh + i) * kw + j;
+                    let row = &src[(b * rows + r) * l..][..l];
+                    for oh in 0..ho {
+                        let Some(ih) =
+                            Window2d::src(oh, i, win.stride.0, win.padding.0, win.dilation.0, h)
+                        else {
+                            continue;
+                        };
+                        let line = &mut img[ih * w..][..w];
+                        for (ow, &v) in row[oh * wo..][..wo].iter().enumerate() {
+                            if let Some(iw) =
+                                Window2d::src(ow, j, win.stride.1, win.padding.1, win.dilation.1, w)
+                            {
+                                line[iw] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The hyperparameters of a 2-d convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dSpec {
+    /// Stride (height, width).
+    pub stride: (usize, usize),
+    /// Zero padding (height, width).
+    pub padding: (usize, usize),
+    /// Dilation (height, width).
+    pub dilation: (usize, usize),
+    /// Channel groups: input and output channels are split into this many independent
+    /// convolutions.
+    pub groups: usize,
+}
+
+impl Default for Conv2dSpec {
+    fn default() -> Self {
+        Conv2dSpec {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dSpec {
+    /// With a stride.
+    pub fn with_stride(mut self, sh: usize, sw: usize) -> Self {
+        self.stride = (sh, sw);
+        self
+    }
+    /// With zero padding.
+    pub fn with_padding(mut self, ph: usize, pw: usize) -> Self {
+        self.padding = (ph, pw);
+        self
+    }
+    /// With a dilation.
+    pub fn with_dilation(mut self, dh: usize, dw: usize) -> Self {
+        self.dilation = (dh, dw);
+        self
+    }
+    /// With channel groups.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+}
+
+/// Checks conv2d shapes: returns (N, C, O, kh, kw, H_out, W_out).
+#[track_caller]
+fn conv_plan(
+    x: &[usize],
+    w: &[usize],
+    b: Option<&[usize]>,
+    spec: &Conv2dSpec,
+) -> Result<[usize; 7]> {
+    if x.len() != 4 || w.len() != 4 {
+        return Err(shape_error(
+            "conv2d",
+            &[x, w],
+            "expects input [N, C, H, W] and weight [O, C/groups, kh, kw]",
+        ));
+    }
+    let g = spec.groups;
+    if g == 0 || x[1] % g != 0 || w[0] % g != 0 || w[1] * g != x[1] {
+        return Err(shape_error(
+            "conv2d",
+            &[x, w],
+            format!("with {g} groups the input channels must equal weight.shape[1]·groups and both channel counts must divide by groups"),
+        ));
+    }
+    if let Some(b) = b {
+        if b != [w[0]] {
+            return Err(shape_error(
+                "conv2d",
+                &[w, b],
+                "the bias must have one entry per output channel",
+            ));
+        }
+    }
+    let win = Window2d {
+        kernel: (w[2], w[3]),
+        stride: spec.stride,
+        padding: spec.padding,
+        dilation: spec.dilation,
+    };
+    win.validate("conv2d")?;
+    let Some((ho, wo)) = win.output_size(x[2], x[3]) else {
+        return Err(shape_error(
+            "conv2d",
+            &[x, w],
+            "the (dilated) kernel is larger than the padded input",
+        ));
+    };
+    Ok([x[0], x[1], w[0], w[2], w[3], ho, wo])
+}
+
+impl<T: Float> Tensor<T> {
+    /// im2col: every `win`-window of `[N, C, H, W]` as a column of `[N, C·kh·kw, L]`
+    /// (PyTorch's `F.unfold`).
+    ///
+    /// # Errors
+    /// On a shape that is not 4-d or a window larger than the padded image.
+    #[track_caller]
+    pub fn try_unfold2d(&self, win: Window2d) -> Result<Tensor<T>> {
+        let op = ConvOp::Unfold { win };
+        op.check(self.shape())?;
+        Ok(op.forward(self))
+    }
+
+    /// col2im: columns `[N, C·kh·kw, L]` summed into `[N, C, H, W]` (PyTorch's `F.fold`).
+    ///
+    /// # Errors
+    /// On mismatched shapes.
+    #[track_caller]
+    pub fn try_fold2d(&self, win: Window2d, size: (usize, usize)) -> Result<Tensor<T>> {
+        let op = ConvOp::Fold { win, size };
+        op.check(self.shape())?;
+        Ok(op.forward(self))
+    }
+}
+
+impl<'g, T: Float> Var<'g, T> {
+    /// Records a sliding-window op whose input shape has been checked.
+    #[track_caller]
+    pub(crate) fn conv_op(self, op: ConvOp) -> Var<'g, T> {
+        let v = self.with_value(|x| op.forward(x));
+        self.graph.push(v, Op::Conv(op), &[self.id])
+    }
+
+    /// im2col (see [`Tensor::try_unfold2d`]); its gradient is `fold2d`.
+    ///
+    /// # Errors
+    /// On a shape that is not 4-d or a window larger than the padded image.
+    #[track_caller]
+    pub fn try_unfold2d(self, win: Window2d) -> Result<Var<'g, T>> {
+        let op = ConvOp::Unfold { win };
+        op.check(&self.shape())?;
+        Ok(self.conv_op(op))
+    }
+
+    /// im2col (see [`Var::try_unfold2d`]).
+    ///
+    /// # Panics
+    /// On invalid shapes.
+    #[track_caller]
+    pub fn unfold2d(self, win: Window2d) -> Var<'g, T> {
+        ok(self.try_unfold2d(win))
+    }
+
+    /// col2im (see [`Tensor::try_fold2d`]); its gradient is `unfold2d`.
+    ///
+    /// # Errors
+    /// On mismatched shapes.
+    #[track_caller]
+    pub fn try_fold2d(self, win: Window2d, size: (usize, usize)) -> Result<Var<'g, T>> {
+        let op = ConvOp::Fold { win, size };
+        op.check(&self.shape())?;
+        Ok(self.conv_op(op))
+    }
+
+    /// col2im (see [`Var::try_fold2d`]).
+    ///
+    /// # Panics
+    /// On mismatched shapes.
+    #[track_caller]
+    pub fn fold2d(self, win: Window2d, size: (usize, usize)) -> Var<'g, T> {
+        ok(self.try_fold2d(win, size))
+    }
+
+    /// 2-d convolution (cross-correlation, as PyTorch's `F.conv2d`): input `[N, C, H, W]`,
+    /// weight `[O, C/groups, kh, kw]`, optional bias `[O]`, output `[N, O, H_out, W_out]`.
+    ///
+    /// Computed as im2col (`unfold2d`) and one batched matmul per group; every gradient
+    /// (input, weight, bias, and second order) comes from those ops.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.
+    #[track_caller]
+    pub fn try_conv2d(
+        self,
+        weight: Var<'g, T>,
+        bias: Option<Var<'g, T>>,
+        spec: Conv2dSpec,
+    ) -> Result<Var<'g, T>> {
+        self.same_graph("conv2d", &weight);
+        let bshape = bias.map(|b| b.shape());
+        let [n, c, o, kh, kw, ho, wo] =
+            conv_plan(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
+        let win = Window2d {
+            kernel: (kh, kw),
+            stride: spec.stride,
+            padding: spec.padding,
+            dilation: spec.dilation,
+        };
+        let g = spec.groups;
+        let k = c / g * kh * kw;
+        let cols = self
+            .conv_op(ConvOp::Unfold { win })
+            .reshape([n, g, k, ho * wo]);
+        let w = weight.reshape([g, o / g, k]);
+        let mut out = w.matmul(cols).reshape([n, o, ho, wo]);
+        if let Some(b) = bias {
+            self.same_graph("conv2d", &b);
+            out = out + b.reshape([o, 1, 1]);
+        }
+        Ok(out)
+    }
+
+    /// 2-d convolution (see [`Var::try_conv2d`]).
+    ///
+    /// # Panics
+    /// On inconsistent shapes.
+    #[track_caller]
+    pub fn conv2d(
+        self,
+        weight: Var<'g, T>,
+        bias: Option<Var<'g, T>>,
+        spec: Conv2dSpec,
+    ) -> Var<'g, T> {
+        ok(self.try_conv2d(weight, bias, spec))
+    }
+
+    /// Per-channel windows of `[N, C, H, W]` padded with `fill`, as `[N·C, kh·kw, L]`.
+    #[track_caller]
+    fn pool_windows(self, win: Window2d, fill: T) -> Result<(Var<'g, T>, Shape)> {
+        let s = self.shape();
+        if s.len() != 4 {
+            return Err(shape_error(
+                "pool2d",
+                &[&s],
+                "expects an input of shape [N, C, H, W]",
+            ));
+        }
+        win.validate("pool2d")?;
+        if win.padding.0 * 2 > win.kernel.0 || win.padding.1 * 2 > win.kernel.1 {
+            return Err(arg_error(
+                "pool2d",
+                "the padding must be at most half the kernel size (as PyTorch)",
+            ));
+        }
+        let Some((ho, wo)) = win.output_size(s[2], s[3]) else {
+            return Err(shape_error(
+                "pool2d",
+                &[&s],
+                format!("the window {win:?} is larger than the padded image"),
+            ));
+        };
+        let (ph, pw) = win.padding;
+        let x = self.reshape([s[0] * s[1], 1, s[2], s[3]]);
+        let x = if ph + pw > 0 {
+            x.pad(&[(ph, ph), (pw, pw)], fill)
+        } else {
+            x
+        };
+        let cols = x.conv_op(ConvOp::Unfold {
+            win: Window2d {
+                padding: (0, 0),
+                ..win
+            },
+        });
+        Ok((cols, Shape::from_slice(&[s[0], s[1], ho, wo])))
+    }
+
+    /// Max pooling over `win` windows (padding is `-∞`; the gradient goes to the first
+    /// maximum of each window, as PyTorch). Floor mode.
+    ///
+    /// # Errors
+    /// On a non-4-d input, an oversized window, or padding above half the kernel.
+    #[track_caller]
+    pub fn try_max_pool2d(self, win: Window2d) -> Result<Var<'g, T>> {
+        let (cols, out) = self.pool_windows(win, T::neg_infinity())?;
+        Ok(cols.max_dim(1, false).0.reshape(&out))
+    }
+
+    /// Max pooling (see [`Var::try_max_pool2d`]).
+    ///
+    /// # Panics
+    /// On invalid shapes or windows.
+    #[track_caller]
+    pub fn max_pool2d(self, win: Window2d) -> Var<'g, T> {
+        ok(self.try_max_pool2d(win))
+    }
+
+    /// Average pooling over `win` windows (zero padding counted, PyTorch's default
+    /// `count_include_pad=True`). Floor mode.
+    ///
+    /// # Errors
+    /// On a non-4-d input, an oversized window, or padding above half the kernel.
+    #[track_caller]
+    pub fn try_avg_pool2d(self, win: Window2d) -> Result<Var<'g, T>> {
+        let (cols, out) = self.pool_windows(win, T::zero())?;
+        Ok(cols.mean_dim(1, false).reshape(&out))
+    }
+
+    /// Average pooling (see [`Var::try_avg_pool2d`]).
+    ///
+    /// # Panics
+    /// On invalid shapes or windows.
+    #[track_caller]
+    pub fn avg_pool2d(self, win: Window2d) -> Var<'g, T> {
+        ok(self.try_avg_pool2d(win))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_op, rand_tensor};
+
+    /// Direct convolution by definition, for checking.
+    fn naive_conv(x: &Tensor<f64>, w: &Tensor<f64>, spec: Conv2dSpec) -> Tensor<f64> {
+        let (xs, ws) = (x.shape(), w.shape());
+        let (n, h, wd) = (xs[0], xs[2], xs[3]);
+        let (o, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+        let g = spec.groups;
+        let win = Window2d {
+            kernel: (kh, kw),
+            stride: spec.stride,
+            padding: spec.padding,
+            dilation: spec.dilation,
+        };
+        let (ho, wo) = win.output_size(h, wd).unwrap();
+        Tensor::from_fn([n, o, ho, wo], |p| {
+            let (b, oc, oh, ow) = (p / (o * ho * wo), p / (ho * wo) % o, p / wo % ho, p % wo);
+            let grp = oc / (o / g);
+            let mut s = 0.0;
+            for ci in 0..cg {
+                let ch = grp * cg + ci;
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let ih = (oh * spec.stride.0 + i * spec.dilation.0) as isize
+                            - spec.padding.0 as isize;
+                        let iw = (ow * spec.stride.1 + j * spec.dilation.1) as isize
+                            - spec.padding.1 as isize;
+                        if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < wd {
+                            s += x.get(&[b, ch, ih as usize, iw as usize]) * w.get(&[oc, ci, i, j]);
+                        }
+                    }
+                }
+            }
+            s
+        })
+    }
+
+    #[test]
+    fn conv2d_matches_the_definition() {
+        let specs = [
+            Conv2dSpec::default(),
+            Conv2dSpec::default().with_padding(1, 1),
+            Conv2dSpec::default().with_stride(2, 1).with_padding(1, 0),
+            Conv2dSpec::default().with_dilation(2, 2).with_padding(2, 1),
+            Conv2dSpec::default().with_groups(2).with_padding(1, 1),
+        ];
+        for (i, spec) in specs.iter().enumerate() {
+            let x = rand_tensor(&[2, 4, 6, 5], -1.0, 1.0, 200 + i as u64);
+            let w = rand_tensor(&[6, 4 / spec.groups, 3, 3], -1.0, 1.0, 210 + i as u64);
+            let g = crate::Graph::<f64>::new();
+            let got = g
+                .constant(x.clone())
+                .conv2d(g.constant(w.clone()), None, *spec)
+                .value();
+            crate::assert_close(&got, &naive_conv(&x, &w, *spec), 1e-12, 0.0);
+        }
+    }
+
+    #[test]
+    fn conv2d_gradients_first_and_second_order() {
+        let x = rand_tensor(&[2, 2, 5, 4], -1.0, 1.0, 220);
+        let w = rand_tensor(&[3, 2, 3, 2], -1.0, 1.0, 221);
+        let b = rand_tensor(&[3], -1.0, 1.0, 222);
+        let spec = Conv2dSpec::default().with_stride(2, 1).with_padding(1, 1);
+        check_op("conv2d", &[x.clone(), w, b], move |_, v| {
+            v[0].conv2d(v[1], Some(v[2]), spec)
+        });
+        let wg = rand_tensor(&[4, 1, 2, 2], -1.0, 1.0, 223);
+        check_op("conv2d_groups", &[x.clone(), wg], |_, v| {
+            v[0].conv2d(v[1], None, Conv2dSpec::default().with_groups(2))
+        });
+    }
+
+    #[test]
+    fn unfold_and_fold_are_adjoint() {
+        // ⟨unfold(x), y⟩ = ⟨x, fold(y)⟩
+        let win = Window2d::new(3, 2)
+            .with_stride(2, 1)
+            .with_padding(1, 0)
+            .with_dilation(1, 2);
+        let x = rand_tensor(&[2, 3, 6, 7], -1.0, 1.0, 230);
+        let u = x.try_unfold2d(win).unwrap();
+        let y = rand_tensor(u.shape(), -1.0, 1.0, 231);
+        let f = y.try_fold2d(win, (6, 7)).unwrap();
+        let lhs: f64 = u
+            .as_slice()
+            .iter()
+            .zip(y.as_slice())
+            .map(|(a, b)| a * b)
+            .sum();
+        let rhs: f64 = x
+            .as_slice()
+            .iter()
+            .zip(f.as_slice())
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!((lhs - rhs).abs() < 1e-12);
+        check_op("unfold", &[x], move |_, v| v[0].unfold2d(win));
+    }
+
+    #[test]
+    fn pooling_values_and_gradients() {
+        let x = Tensor::<f64>::from_fn([1, 1, 4, 4], |i| ((i * 7) % 16) as f64);
+        let g = crate::Graph::<f64>::new();
+        let xv = g.leaf(x.clone());
+        let m = xv.max_pool2d(Window2d::new(2, 2).with_stride(2, 2));
+        // x = [[0 7 14 5] [12 3 10 1] [8 15 6 13] [4 11 2 9]]
+        assert_eq!(m.to_vec(), vec![12.0, 14.0, 15.0, 13.0]);
+        let a = g
+            .constant(x.clone())
+            .avg_pool2d(Window2d::new(2, 2).with_stride(2, 2));
+        assert_eq!(a.to_vec(), vec![5.5, 7.5, 9.5, 7.5]);
+        // floor mode: a 5x5 input pools to 2x2, and row/column 5 get no gradient
+        let x5 = g.leaf(rand_tensor(&[1, 2, 5, 5], -1.0, 1.0, 240));
+        let pooled = x5.avg_pool2d(Window2d::new(2, 2).with_stride(2, 2));
+        assert_eq!(pooled.shape().as_slice(), &[1, 2, 2, 2]);
+        let gx = pooled.sum().backward().wrt(x5);
+        for c in 0..2 {
+            for k in 0..5 {
+                assert_eq!((gx.get(&[0, c, 4, k]), gx.get(&[0, c, k, 4])), (0.0, 0.0));
+            }
+            assert_eq!(gx.get(&[0, c, 0, 0]), 0.25);
+        }
+        let xd = Tensor::<f64>::from_fn([2, 2, 5, 5], |i| ((i * 37) % 100) as f64 / 10.0 - 5.0);
+        check_op("max_pool2d", std::slice::from_ref(&xd), |_, v| {
+            v[0].max_pool2d(Window2d::new(2, 2).with_stride(2, 2))
+        });
+        check_op("max_pool2d_pad", std::slice::from_ref(&xd), |_, v| {
+            v[0].max_pool2d(Window2d::new(3, 3).with_stride(2, 2).with_padding(1, 1))
+        });
+        check_op("avg_pool2d", &[xd], |_, v| {
+            v[0].avg_pool2d(Window2d::new(3, 2).with_stride(1, 2).with_padding(1, 1))
+        });
+    }
+
+    #[test]
+    fn shape_errors() {
+        let g = crate::Graph::<f64>::new();
+        let x = g.leaf(Tensor::zeros([1, 3, 4, 4]));
+        let w = g.leaf(Tensor::zeros([2, 2, 3, 3]));
+        let e = x
+            .try_conv2d(w, None, Conv2dSpec::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("conv2d:"), "{e}");
+        let w5 = g.leaf(Tensor::zeros([2, 3, 5, 5]));
+        assert!(x.try_conv2d(w5, None, Conv2dSpec::default()).is_err());
+        assert!(x
+            .try_max_pool2d(Window2d::new(2, 2).with_stride(0, 1))
+            .is_err());
+    }
+}
