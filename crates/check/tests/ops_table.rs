@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use tapegrad_check::strategies::{broadcastable_pair, matmul_pair, shape, tensor_of_shape, Domain};
 use tapegrad_check::{gradcheck, gradgradcheck, GradcheckConfig};
-use tapegrad_core::{Graph, Shape, Tensor, Var};
+use tapegrad_core::{Conv2dSpec, Graph, Shape, Tensor, Var, Window2d};
 
 fn config() -> Config {
     Config {
@@ -76,6 +76,28 @@ fn with_rows(n: usize, dom: Domain) -> impl Strategy<Value = Inputs> {
             )
         })
         .prop_map(|(a, b)| vec![a, b])
+}
+
+/// An image batch `[N, C, H, W]` with N, C in 1..=2 and H, W in 3..=5.
+fn images(dom: Domain) -> impl Strategy<Value = Inputs> {
+    (1usize..=2, 1usize..=2, 3usize..=5, 3usize..=5)
+        .prop_flat_map(move |(n, c, h, w)| {
+            tensor_of_shape(Shape::from_slice(&[n, c, h, w]), dom.clone())
+        })
+        .prop_map(|t| vec![t])
+}
+
+/// An image batch, a 2×2 kernel bank for it and a bias.
+fn conv_inputs() -> impl Strategy<Value = Inputs> {
+    (1usize..=2, 1usize..=2, 3usize..=5, 3usize..=5, 1usize..=3)
+        .prop_flat_map(|(n, c, h, w, o)| {
+            (
+                tensor_of_shape(Shape::from_slice(&[n, c, h, w]), d(-1.0, 1.0)),
+                tensor_of_shape(Shape::from_slice(&[o, c, 2, 2]), d(-1.0, 1.0)),
+                tensor_of_shape(Shape::from_slice(&[o]), d(-1.0, 1.0)),
+            )
+        })
+        .prop_map(|(x, w, b)| vec![x, w, b])
 }
 
 fn matmuls() -> impl Strategy<Value = Inputs> {
@@ -219,6 +241,12 @@ rows! {
     scatter_add: twin(1..=3, d(-2.0, 2.0)) => |g, v| { let s = v[0].shape(); v[0].scatter_add(0, &idx(&s, s[0], 5), v[1]) };
     where_cond: pair(d(-2.0, 2.0).avoiding(&[0.0]), d(-2.0, 2.0)) => |g, v| { let c = v[0].gt_scalar(0.0); Var::where_cond(&c, v[0].square(), v[1] * v[0]) };
     masked_fill: one(0..=3, d(-2.0, 2.0).avoiding(&[0.0])) => |g, v| { let m = v[0].lt_scalar(0.0); v[0].masked_fill(&m, 0.5) * v[0] };
+
+    // ---- sliding windows
+    unfold2d: images(d(-1.0, 1.0)) => |g, v| v[0].unfold2d(Window2d::new(2, 2).with_stride(1, 2).with_padding(1, 0));
+    conv2d: conv_inputs() => |g, v| v[0].conv2d(v[1], Some(v[2]), Conv2dSpec::default().with_padding(1, 1).with_stride(2, 1));
+    max_pool2d: images(d(-2.0, 2.0).distinct(0.01)) => |g, v| v[0].max_pool2d(Window2d::new(2, 2).with_stride(1, 1));
+    avg_pool2d: images(d(-2.0, 2.0)) => |g, v| v[0].avg_pool2d(Window2d::new(3, 2).with_stride(2, 1).with_padding(1, 1));
 
     // ---- fused
     softmax: one(0..=3, d(-3.0, 3.0)) => |g, v| v[0].softmax(-1);
