@@ -476,7 +476,7 @@ impl<'g, T: Float> Var<'g, T> {
         let mut out = w.matmul(cols).reshape([n, o, ho, wo]);
         if let Some(b) = bias {
             self.same_graph("conv2d", &b);
-            out = out + b.reshape([o, 1, 1]);
+            out += b.reshape([o, 1, 1]);
         }
         Ok(out)
     }
