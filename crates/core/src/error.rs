@@ -85,6 +85,23 @@ pub enum Error {
         /// Where the op was called.
         location: Location,
     },
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
+    /// A checkpoint or weights file is malformed, or does not fit what it is loaded into
+    /// (a missing or unexpected name, a wrong shape or dtype, a truncated file).
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The file (or `<memory>` for bytes).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Panics with the error's message. `#[track_caller]`, so that the panic points at the line

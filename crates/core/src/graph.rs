@@ -125,8 +125,8 @@ impl<T: Float> Graph<T> {
     }
 
     /// Puts a parameter of `store` on the tape as a leaf. The value is shared, not copied.
-    /// The leaf requires a gradient unless the parameter is frozen; its gradient is found
-    /// by key in the [`crate::Gradients`] of a backward pass.
+    /// The leaf requires a gradient unless the parameter is frozen or a buffer; its gradient
+    /// is found by key in the [`crate::Gradients`] of a backward pass.
     ///
     /// # Panics
     /// If `key` is not in `store`.
@@ -147,7 +147,7 @@ impl<T: Float> Graph<T> {
                 format!("no parameter with key {key:?} in this store"),
             ));
         };
-        Ok(self.push_leaf(p.value.clone(), Op::Param(key), !p.frozen))
+        Ok(self.push_leaf(p.value.clone(), Op::Param(key), p.requires_grad()))
     }
 
     /// The number of recorded nodes.

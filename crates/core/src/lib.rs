@@ -24,6 +24,7 @@
 
 pub mod algebra;
 pub mod backward;
+pub mod checkpoint;
 mod close;
 pub mod error;
 pub mod gradcheck;
@@ -46,7 +47,7 @@ pub use ops::conv::{Conv2dSpec, Window2d};
 pub use ops::custom::CustomOp;
 pub use ops::movement::SliceSpec;
 pub use ops::unary::Unary;
-pub use params::{Param, ParamKey, ParamStore};
+pub use params::{Param, ParamKey, ParamRole, ParamStore};
 pub use shape::{Dims, IntoShape, Shape};
 pub use tensor::display::ElementFormat;
 pub use tensor::{Element, Tensor};

@@ -19,7 +19,35 @@ slotmap::new_key_type! {
     pub struct ParamKey;
 }
 
-/// One parameter: its name, its value and whether it is frozen.
+/// What a stored tensor is for. Regularizers pick weights by role (by default weights, not
+/// biases), and buffers are state that forward passes update, never gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ParamRole {
+    /// A weight matrix or kernel (regularized by default).
+    Weight,
+    /// A bias.
+    Bias,
+    /// A learned scale (normalisation γ, PReLU slopes).
+    Scale,
+    /// A learned shift (normalisation β).
+    Shift,
+    /// A non-trainable float buffer updated by forward passes (running statistics).
+    Buffer,
+    /// A non-trainable integer counter (saved as i64, e.g. `num_batches_tracked`).
+    Count,
+    /// Any other trainable tensor.
+    Other,
+}
+
+impl ParamRole {
+    /// Whether tensors of this role can get gradients (everything but buffers and counts).
+    pub fn is_trainable(self) -> bool {
+        !matches!(self, ParamRole::Buffer | ParamRole::Count)
+    }
+}
+
+/// One parameter: its name, its value, its role and whether it is frozen.
 #[derive(Clone, Debug)]
 pub struct Param<T: Float> {
     /// The unique name (e.g. `fc1.weight`).
@@ -29,6 +57,16 @@ pub struct Param<T: Float> {
     /// A frozen parameter is put on the tape as a constant: it gets no gradient, so no
     /// optimizer updates it.
     pub frozen: bool,
+    /// What the tensor is for.
+    pub role: ParamRole,
+}
+
+impl<T: Float> Param<T> {
+    /// Whether the parameter gets a gradient when put on a tape (trainable role, not
+    /// frozen).
+    pub fn requires_grad(&self) -> bool {
+        self.role.is_trainable() && !self.frozen
+    }
 }
 
 /// Named parameters, addressed by [`ParamKey`].
@@ -65,7 +103,21 @@ impl<T: Float> ParamStore<T> {
     /// If the name is already taken.
     #[track_caller]
     pub fn insert(&mut self, name: impl Into<String>, value: Tensor<T>) -> ParamKey {
-        ok(self.try_insert(name, value))
+        ok(self.try_insert_with_role(name, value, ParamRole::Other))
+    }
+
+    /// Adds a tensor with a role (see [`ParamRole`]).
+    ///
+    /// # Panics
+    /// If the name is already taken.
+    #[track_caller]
+    pub fn insert_with_role(
+        &mut self,
+        name: impl Into<String>,
+        value: Tensor<T>,
+        role: ParamRole,
+    ) -> ParamKey {
+        ok(self.try_insert_with_role(name, value, role))
     }
 
     /// Adds a parameter.
@@ -74,6 +126,20 @@ impl<T: Float> ParamStore<T> {
     /// [`crate::Error::Argument`] if the name is already taken.
     #[track_caller]
     pub fn try_insert(&mut self, name: impl Into<String>, value: Tensor<T>) -> Result<ParamKey> {
+        self.try_insert_with_role(name, value, ParamRole::Other)
+    }
+
+    /// Adds a tensor with a role.
+    ///
+    /// # Errors
+    /// [`crate::Error::Argument`] if the name is already taken.
+    #[track_caller]
+    pub fn try_insert_with_role(
+        &mut self,
+        name: impl Into<String>,
+        value: Tensor<T>,
+        role: ParamRole,
+    ) -> Result<ParamKey> {
         let name = name.into();
         if self.by_name.contains_key(&name) {
             return Err(arg_error(
@@ -85,6 +151,7 @@ impl<T: Float> ParamStore<T> {
             name: name.clone(),
             value,
             frozen: false,
+            role,
         });
         self.by_name.insert(name, key);
         self.order.push(key);
@@ -199,6 +266,25 @@ impl<T: Float> ParamStore<T> {
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
         self.params.is_empty()
+    }
+
+    /// The role of the tensor behind `key`.
+    ///
+    /// # Panics
+    /// If the key is not in the store.
+    #[track_caller]
+    pub fn role(&self, key: ParamKey) -> ParamRole {
+        self.param(key).role
+    }
+
+    /// Keys of the given roles, in insertion order.
+    pub fn keys_with_role<'a>(
+        &'a self,
+        roles: &'a [ParamRole],
+    ) -> impl Iterator<Item = ParamKey> + 'a {
+        self.iter()
+            .filter(move |(_, p)| roles.contains(&p.role))
+            .map(|(k, _)| k)
     }
 
     /// The total number of scalar values over all parameters.
