@@ -1,0 +1,79 @@
+//! Dropout (Srivastava et al. 2014), inverted: in training each element is zeroed with
+//! probability `p` and the survivors are scaled by `1/(1 − p)`, so evaluation is the
+//! identity and the expected activation is the same in both modes.
+
+use rand::Rng;
+use tapegrad_core::{Float, Tensor, Var};
+
+use crate::module::{Forward, Module};
+
+/// Inverted dropout as a function: `training = Some(rng)` drops, `None` is the identity.
+///
+/// # Panics
+/// If `p` is not in `[0, 1]`.
+#[track_caller]
+pub fn dropout<'g, T: Float, R: Rng + ?Sized>(
+    x: Var<'g, T>,
+    p: f64,
+    training: Option<&mut R>,
+) -> Var<'g, T> {
+    assert!(
+        (0.0..=1.0).contains(&p),
+        "dropout: p must be in [0, 1], got {p}"
+    );
+    let Some(rng) = training else { return x };
+    if p == 0.0 {
+        return x;
+    }
+    if p == 1.0 {
+        return x * Tensor::zeros(x.shape());
+    }
+    let scale = T::from_f64(1.0 / (1.0 - p));
+    let mask = Tensor::from_fn(x.shape(), |_| {
+        if rng.random_bool(1.0 - p) {
+            scale
+        } else {
+            T::zero()
+        }
+    });
+    x * mask
+}
+
+/// A dropout layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    p: f64,
+}
+
+impl Dropout {
+    /// Drops with probability `p`.
+    ///
+    /// # Panics
+    /// If `p` is not in `[0, 1]`.
+    #[track_caller]
+    pub fn new(p: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "Dropout: p must be in [0, 1], got {p}"
+        );
+        Dropout { p }
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+}
+
+impl<T: Float> Module<T> for Dropout {
+    fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
+        if f.is_training() {
+            dropout(x, self.p, Some(f.rng()))
+        } else {
+            x
+        }
+    }
+}
+
+// `random_bool` lives in `RngExt`.
+use rand::RngExt as _;

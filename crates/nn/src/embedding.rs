@@ -1,0 +1,86 @@
+//! `Embedding`: a lookup table of learned vectors (`{name}.weight`, `[num, dim]`, initialised
+//! N(0, 1) as PyTorch).
+
+use rand::Rng;
+use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Tensor, Var};
+
+use crate::init::Init;
+use crate::module::{Forward, Module};
+
+/// A table of `num` vectors of size `dim`.
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    weight: ParamKey,
+    num: usize,
+    dim: usize,
+}
+
+impl Embedding {
+    /// A table initialised N(0, 1).
+    pub fn new<T: Float, R: Rng + ?Sized>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        num: usize,
+        dim: usize,
+        rng: &mut R,
+    ) -> Self {
+        let w = Init::Normal {
+            mean: 0.0,
+            std: 1.0,
+        }
+        .tensor(&[num, dim], rng);
+        Embedding {
+            weight: store.insert_with_role(format!("{name}.weight"), w, ParamRole::Weight),
+            num,
+            dim,
+        }
+    }
+
+    /// The table's key.
+    pub fn weight(&self) -> ParamKey {
+        self.weight
+    }
+
+    /// The vectors of `indices`: shape `indices.shape() + [dim]`. Repeated indices
+    /// accumulate their gradients.
+    ///
+    /// # Panics
+    /// If an index is `≥ num`.
+    #[track_caller]
+    pub fn lookup<'g, T: Float>(
+        &self,
+        f: &mut Forward<'g, '_, T>,
+        indices: &Tensor<usize>,
+    ) -> Var<'g, T> {
+        if let Some(&bad) = indices.as_slice().iter().find(|&&i| i >= self.num) {
+            panic!(
+                "Embedding: index {bad} is out of range for a table of {} vectors",
+                self.num
+            );
+        }
+        let flat = indices.with_shape([indices.numel()]);
+        let mut shape = indices.shape().to_vec();
+        shape.push(self.dim);
+        f.param(self.weight).index_select(0, &flat).reshape(shape)
+    }
+}
+
+impl<T: Float> Module<T> for Embedding {
+    /// Looks up the indices held (as whole numbers) by `x`, a constant.
+    #[track_caller]
+    fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
+        let idx = x.value().map(|v| {
+            let i = v.as_f64();
+            assert!(
+                i >= 0.0 && i.fract() == 0.0,
+                "Embedding: the input must hold whole, non-negative indices, got {i}"
+            );
+            i as usize
+        });
+        self.lookup(f, &idx)
+    }
+
+    fn params(&self) -> Vec<ParamKey> {
+        vec![self.weight]
+    }
+}

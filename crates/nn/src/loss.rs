@@ -1,0 +1,375 @@
+//! Losses, with PyTorch's definitions and reductions, numerically stable for large logits.
+//!
+//! - `Mean` averages over **all elements** for the element-wise losses (MSE, L1, smooth-L1,
+//!   Huber, binary cross-entropy, KL) and over the **batch** for cross-entropy and NLL (with
+//!   class weights: `Σ w[tᵢ]·ℓᵢ / Σ w[tᵢ]`).
+//! - `BatchMean` divides the sum by the size of the first dimension (KL's `'batchmean'`, the
+//!   true mean KL per sample).
+//! - smooth-L1(β) is `huber(δ=β)/β`; they agree only for β = δ = 1.
+//! - Cross-entropy works from logits through `log_softmax`; label smoothing ε gives every
+//!   class `ε/C` and the true class `1 − ε` more.
+//! - Binary cross-entropy with logits is `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)`, which
+//!   never overflows; on probabilities each log is clamped at −100, as PyTorch.
+
+use tapegrad_core::{Float, Tensor, Var};
+
+/// How a loss's per-element values are combined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The mean (see the module docs for what is averaged over).
+    #[default]
+    Mean,
+    /// The sum.
+    Sum,
+    /// The sum divided by the size of the first dimension.
+    BatchMean,
+    /// No reduction: the per-element (or per-sample) losses.
+    None,
+}
+
+fn reduce<'g, T: Float>(l: Var<'g, T>, r: Reduction) -> Var<'g, T> {
+    match r {
+        Reduction::Mean => l.mean(),
+        Reduction::Sum => l.sum(),
+        Reduction::BatchMean => {
+            let n = l.shape().first().copied().unwrap_or(1);
+            l.sum() / T::from_f64(n as f64)
+        }
+        Reduction::None => l,
+    }
+}
+
+#[track_caller]
+fn same_shape<T: Float>(op: &str, a: Var<'_, T>, b: Var<'_, T>) {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa != sb {
+        panic!(
+            "{op}: the input has shape {:?} and the target {:?}; they must be equal",
+            sa.as_slice(),
+            sb.as_slice()
+        );
+    }
+}
+
+/// Mean squared error `(x − y)²`.
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn mse_loss<'g, T: Float>(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) -> Var<'g, T> {
+    same_shape("mse_loss", input, target);
+    reduce((input - target).square(), r)
+}
+
+/// Mean absolute error `|x − y|` (subgradient 0 at equality).
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn l1_loss<'g, T: Float>(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) -> Var<'g, T> {
+    same_shape("l1_loss", input, target);
+    reduce((input - target).abs(), r)
+}
+
+/// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
+///
+/// # Panics
+/// If the shapes differ or `β < 0`.
+#[track_caller]
+pub fn smooth_l1_loss<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    beta: f64,
+    r: Reduction,
+) -> Var<'g, T> {
+    same_shape("smooth_l1_loss", input, target);
+    assert!(beta >= 0.0, "smooth_l1_loss: beta must be ≥ 0, got {beta}");
+    let d = input - target;
+    let ad = d.abs();
+    if beta == 0.0 {
+        return reduce(ad, r);
+    }
+    let quad = ad.lt_scalar(T::from_f64(beta));
+    let l = Var::where_cond(
+        &quad,
+        d.square() * T::from_f64(0.5 / beta),
+        ad - T::from_f64(0.5 * beta),
+    );
+    reduce(l, r)
+}
+
+/// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
+///
+/// # Panics
+/// If the shapes differ or `δ ≤ 0`.
+#[track_caller]
+pub fn huber_loss<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    delta: f64,
+    r: Reduction,
+) -> Var<'g, T> {
+    same_shape("huber_loss", input, target);
+    assert!(delta > 0.0, "huber_loss: delta must be > 0, got {delta}");
+    let d = input - target;
+    let ad = d.abs();
+    let quad = ad.le_scalar(T::from_f64(delta));
+    let l = Var::where_cond(
+        &quad,
+        d.square() * T::from_f64(0.5),
+        (ad - T::from_f64(0.5 * delta)) * T::from_f64(delta),
+    );
+    reduce(l, r)
+}
+
+/// Options of [`cross_entropy_with`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropyConfig<T: Float> {
+    /// Reduction (default mean over the batch).
+    pub reduction: Reduction,
+    /// Label smoothing ε in `[0, 1]` (default 0).
+    pub label_smoothing: f64,
+    /// A weight per class (default none).
+    pub weight: Option<Tensor<T>>,
+}
+
+impl<T: Float> Default for CrossEntropyConfig<T> {
+    fn default() -> Self {
+        CrossEntropyConfig {
+            reduction: Reduction::Mean,
+            label_smoothing: 0.0,
+            weight: None,
+        }
+    }
+}
+
+impl<T: Float> CrossEntropyConfig<T> {
+    /// With a reduction.
+    pub fn with_reduction(mut self, r: Reduction) -> Self {
+        self.reduction = r;
+        self
+    }
+    /// With label smoothing ε.
+    pub fn with_label_smoothing(mut self, eps: f64) -> Self {
+        self.label_smoothing = eps;
+        self
+    }
+    /// With class weights.
+    pub fn with_weight(mut self, w: Tensor<T>) -> Self {
+        self.weight = Some(w);
+        self
+    }
+}
+
+/// Checks class-index targets against `[N, C, ...]` scores; returns C.
+#[track_caller]
+fn check_targets(op: &str, scores: &[usize], target: &Tensor<usize>) -> usize {
+    let ok = scores.len() >= 2
+        && target.ndim() == scores.len() - 1
+        && target.shape()[0] == scores[0]
+        && target.shape()[1..] == scores[2..];
+    if !ok {
+        panic!("{op}: scores of shape {scores:?} need class indices of shape [N, ...] = {:?} without the class axis, got {:?}", [&scores[..1], &scores[2..]].concat(), target.shape());
+    }
+    let c = scores[1];
+    if let Some(&bad) = target.as_slice().iter().find(|&&t| t >= c) {
+        panic!("{op}: class index {bad} is out of range for {c} classes");
+    }
+    c
+}
+
+/// The per-sample negative log-likelihood `−logp[i, tᵢ]` (weighted) and the sum of the
+/// weights used by the mean.
+fn nll_parts<'g, T: Float>(
+    logp: Var<'g, T>,
+    target: &Tensor<usize>,
+    weight: Option<&Tensor<T>>,
+) -> (Var<'g, T>, Option<Var<'g, T>>) {
+    let mut idx_shape = target.shape().to_vec();
+    idx_shape.insert(1, 1);
+    let picked = logp.gather(1, &target.with_shape(idx_shape)).squeeze_dim(1);
+    let g = logp.graph();
+    match weight {
+        None => (-picked, None),
+        Some(w) => {
+            let wt = target.map(|t| w.as_slice()[t]);
+            let total = wt.sum();
+            let wt = g.constant(wt);
+            (-(picked * wt), Some(g.constant(total)))
+        }
+    }
+}
+
+fn finish<'g, T: Float>(
+    per: Var<'g, T>,
+    total_weight: Option<Var<'g, T>>,
+    r: Reduction,
+) -> Var<'g, T> {
+    match (r, total_weight) {
+        (Reduction::Mean, Some(w)) => per.sum() / w,
+        _ => reduce(per, r),
+    }
+}
+
+/// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
+///
+/// # Panics
+/// If the shapes disagree, an index is out of range, or the weights are not `[C]`.
+#[track_caller]
+pub fn nll_loss<'g, T: Float>(
+    logp: Var<'g, T>,
+    target: &Tensor<usize>,
+    weight: Option<&Tensor<T>>,
+    r: Reduction,
+) -> Var<'g, T> {
+    let c = check_targets("nll_loss", &logp.shape(), target);
+    if let Some(w) = weight {
+        assert!(
+            w.shape() == [c],
+            "nll_loss: class weights must have shape [{c}], got {:?}",
+            w.shape()
+        );
+    }
+    let (per, total) = nll_parts(logp, target, weight);
+    finish(per, total, r)
+}
+
+/// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]`, mean over the batch.
+///
+/// # Panics
+/// If the shapes disagree or an index is out of range.
+#[track_caller]
+pub fn cross_entropy<'g, T: Float>(logits: Var<'g, T>, target: &Tensor<usize>) -> Var<'g, T> {
+    cross_entropy_with(logits, target, &CrossEntropyConfig::default())
+}
+
+/// Cross-entropy with a reduction, label smoothing and class weights, exactly as
+/// PyTorch's `F.cross_entropy`:
+/// `(1 − ε)·nll + (ε/C)·Σ_c(−w_c·logp_c)`, each term reduced (the weighted mean divides by
+/// `Σ w[tᵢ]`).
+///
+/// # Panics
+/// If the shapes disagree, an index is out of range, ε is outside `[0, 1]`, or the weights
+/// are not `[C]`.
+#[track_caller]
+pub fn cross_entropy_with<'g, T: Float>(
+    logits: Var<'g, T>,
+    target: &Tensor<usize>,
+    cfg: &CrossEntropyConfig<T>,
+) -> Var<'g, T> {
+    let c = check_targets("cross_entropy", &logits.shape(), target);
+    let eps = cfg.label_smoothing;
+    assert!(
+        (0.0..=1.0).contains(&eps),
+        "cross_entropy: label smoothing must be in [0, 1], got {eps}"
+    );
+    if let Some(w) = &cfg.weight {
+        assert!(
+            w.shape() == [c],
+            "cross_entropy: class weights must have shape [{c}], got {:?}",
+            w.shape()
+        );
+    }
+    let logp = logits.log_softmax(1);
+    let (per, total) = nll_parts(logp, target, cfg.weight.as_ref());
+    let nll = finish(per, total, cfg.reduction);
+    if eps == 0.0 {
+        return nll;
+    }
+    let weighted = match &cfg.weight {
+        Some(w) => {
+            let mut s = vec![1; logits.ndim()];
+            s[1] = c;
+            logp * w.reshape(s)
+        }
+        None => logp,
+    };
+    let smooth = -weighted.sum_dim(1, false);
+    let smooth = finish(smooth, total, cfg.reduction);
+    nll * T::from_f64(1.0 - eps) + smooth * T::from_f64(eps / c as f64)
+}
+
+/// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
+/// (soft targets): `−Σ_c p_c·log softmax(x)_c`, mean over the batch.
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn cross_entropy_soft<'g, T: Float>(
+    logits: Var<'g, T>,
+    probs: Var<'g, T>,
+    r: Reduction,
+) -> Var<'g, T> {
+    same_shape("cross_entropy_soft", logits, probs);
+    let per = -(logits.log_softmax(1) * probs).sum_dim(1, false);
+    reduce(per, r)
+}
+
+/// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
+/// `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)` (stable for any x). `pos_weight` broadcasts
+/// over the last dimension (one weight per class).
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn binary_cross_entropy_with_logits<'g, T: Float>(
+    x: Var<'g, T>,
+    y: Var<'g, T>,
+    pos_weight: Option<&Tensor<T>>,
+    r: Reduction,
+) -> Var<'g, T> {
+    same_shape("binary_cross_entropy_with_logits", x, y);
+    let sp = (-x).softplus();
+    let log_weight = match pos_weight {
+        Some(pw) => y * pw.sub_scalar(T::one()) + T::one(),
+        None => y.mul_scalar(T::zero()) + T::one(),
+    };
+    let l = y.rsub_scalar(T::one()) * x + log_weight * sp;
+    reduce(l, r)
+}
+
+/// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
+/// clamped at −100 (PyTorch).
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn binary_cross_entropy<'g, T: Float>(
+    p: Var<'g, T>,
+    y: Var<'g, T>,
+    r: Reduction,
+) -> Var<'g, T> {
+    same_shape("binary_cross_entropy", p, y);
+    let lo = T::from_f64(-100.0);
+    let inf = T::infinity();
+    let l = -(y * p.log().clamp(lo, inf)
+        + y.rsub_scalar(T::one()) * p.rsub_scalar(T::one()).log().clamp(lo, inf));
+    reduce(l, r)
+}
+
+/// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
+/// model's **log**-probabilities and `target` probabilities (or log-probabilities with
+/// `log_target`). Terms with `target = 0` are 0. Use [`Reduction::BatchMean`] for the true
+/// mean KL per sample (`Mean` divides by every element, as PyTorch's `'mean'`).
+///
+/// # Panics
+/// If the shapes differ.
+#[track_caller]
+pub fn kl_div<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    r: Reduction,
+    log_target: bool,
+) -> Var<'g, T> {
+    same_shape("kl_div", input, target);
+    let l = if log_target {
+        target.exp() * (target - input)
+    } else {
+        let pos = target.gt_scalar(T::zero());
+        // log of the positive entries only: the masked ones would be log 0.
+        let safe = Var::where_cond(&pos, target, target.graph().scalar(T::one()));
+        let terms = target * (safe.log() - input);
+        Var::where_cond(&pos, terms, target.graph().scalar(T::zero()))
+    };
+    reduce(l, r)
+}

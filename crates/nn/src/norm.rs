@@ -1,0 +1,339 @@
+//! Batch normalisation (Ioffe & Szegedy 2015) and layer normalisation (Ba et al. 2016),
+//! with PyTorch's conventions:
+//!
+//! - training normalises with the batch mean and the **biased** batch variance (÷n);
+//! - the running variance is updated with the **unbiased** one (÷(n−1));
+//! - `momentum` is the weight of the **new** statistic:
+//!   `running = (1 − momentum)·running + momentum·batch` (PyTorch's 0.1; Keras's `momentum =
+//!   0.99` is the weight of the old one); `None` is a cumulative average;
+//! - running statistics start at mean 0, variance 1; evaluation normalises with them;
+//! - `eps` is added inside the square root: `(x − μ)/√(σ² + ε)`;
+//! - names: `{name}.weight` (γ), `{name}.bias` (β), `{name}.running_mean`,
+//!   `{name}.running_var`, `{name}.num_batches_tracked` (saved as i64).
+//!
+//! The normalisation is built from graph ops, so its gradients (through the batch
+//! statistics in training) are exact and checked like every other op.
+
+use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Tensor, Var};
+
+use crate::module::{Forward, Module};
+
+/// Options of a batch normalisation layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormConfig {
+    /// Added to the variance inside the square root (default 1e-5).
+    pub eps: f64,
+    /// Weight of the new batch statistic in the running one (default `Some(0.1)`); `None`
+    /// averages all batches so far.
+    pub momentum: Option<f64>,
+    /// Learned scale γ and shift β (default true).
+    pub affine: bool,
+    /// Keep running statistics for evaluation (default true); without them evaluation
+    /// uses batch statistics too.
+    pub track_running_stats: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+}
+
+impl BatchNormConfig {
+    /// With another eps.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// With another momentum (`None`: cumulative average).
+    pub fn with_momentum(mut self, momentum: Option<f64>) -> Self {
+        self.momentum = momentum;
+        self
+    }
+    /// With or without γ and β.
+    pub fn with_affine(mut self, affine: bool) -> Self {
+        self.affine = affine;
+        self
+    }
+    /// With or without running statistics.
+    pub fn with_running_stats(mut self, track: bool) -> Self {
+        self.track_running_stats = track;
+        self
+    }
+}
+
+/// Batch normalisation over channel axis 1: `BatchNorm1d` for `[N, C]` and `[N, C, L]`,
+/// `BatchNorm2d` for `[N, C, H, W]` (statistics per channel over every other axis).
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    name: String,
+    features: usize,
+    ranks: &'static [usize],
+    cfg: BatchNormConfig,
+    weight: Option<ParamKey>,
+    bias: Option<ParamKey>,
+    running_mean: Option<ParamKey>,
+    running_var: Option<ParamKey>,
+    num_batches: Option<ParamKey>,
+}
+
+impl BatchNorm {
+    fn build<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        features: usize,
+        ranks: &'static [usize],
+        cfg: BatchNormConfig,
+    ) -> Self {
+        let mut add = |suffix: &str, t: Tensor<T>, role| {
+            store.insert_with_role(format!("{name}.{suffix}"), t, role)
+        };
+        let weight = cfg
+            .affine
+            .then(|| add("weight", Tensor::ones([features]), ParamRole::Scale));
+        let bias = cfg
+            .affine
+            .then(|| add("bias", Tensor::zeros([features]), ParamRole::Shift));
+        let track = cfg.track_running_stats;
+        let running_mean =
+            track.then(|| add("running_mean", Tensor::zeros([features]), ParamRole::Buffer));
+        let running_var =
+            track.then(|| add("running_var", Tensor::ones([features]), ParamRole::Buffer));
+        let num_batches = track.then(|| {
+            add(
+                "num_batches_tracked",
+                Tensor::scalar(T::zero()),
+                ParamRole::Count,
+            )
+        });
+        BatchNorm {
+            name: name.to_string(),
+            features,
+            ranks,
+            cfg,
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            num_batches,
+        }
+    }
+
+    /// `BatchNorm1d(features)` with PyTorch's defaults, for `[N, C]` or `[N, C, L]` inputs.
+    pub fn new_1d<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> Self {
+        Self::build(store, name, features, &[2, 3], BatchNormConfig::default())
+    }
+
+    /// `BatchNorm1d` with a config.
+    pub fn with_config_1d<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        features: usize,
+        cfg: BatchNormConfig,
+    ) -> Self {
+        Self::build(store, name, features, &[2, 3], cfg)
+    }
+
+    /// `BatchNorm2d(channels)` with PyTorch's defaults, for `[N, C, H, W]` inputs.
+    pub fn new_2d<T: Float>(store: &mut ParamStore<T>, name: &str, channels: usize) -> Self {
+        Self::build(store, name, channels, &[4], BatchNormConfig::default())
+    }
+
+    /// `BatchNorm2d` with a config.
+    pub fn with_config_2d<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        channels: usize,
+        cfg: BatchNormConfig,
+    ) -> Self {
+        Self::build(store, name, channels, &[4], cfg)
+    }
+
+    /// Keys of γ and β, if affine.
+    pub fn affine_params(&self) -> Option<(ParamKey, ParamKey)> {
+        self.weight.zip(self.bias)
+    }
+
+    /// Keys of the running mean and variance, if tracked.
+    pub fn running_stats(&self) -> Option<(ParamKey, ParamKey)> {
+        self.running_mean.zip(self.running_var)
+    }
+}
+
+/// `t` (a `[C]` tensor or value) shaped `[1, C, 1, …]` for an input of rank `ndim`.
+fn channel_shape(c: usize, ndim: usize) -> Vec<usize> {
+    let mut s = vec![1, c];
+    s.extend(std::iter::repeat_n(1, ndim - 2));
+    s
+}
+
+impl<T: Float> Module<T> for BatchNorm {
+    #[track_caller]
+    fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
+        let s = x.shape();
+        if !self.ranks.contains(&s.len()) || s[1] != self.features {
+            panic!(
+                "BatchNorm `{}`: expects inputs of rank {:?} with {} channels on axis 1, got shape {:?}",
+                self.name,
+                self.ranks,
+                self.features,
+                s.as_slice()
+            );
+        }
+        let axes: Vec<usize> = (0..s.len()).filter(|&a| a != 1).collect();
+        let n: usize = axes.iter().map(|&a| s[a]).product();
+        let cshape = channel_shape(self.features, s.len());
+        let g = f.graph();
+        let use_batch = f.is_training() || !self.cfg.track_running_stats;
+        let (mean, var) = if use_batch {
+            if f.is_training() && n <= 1 {
+                panic!("BatchNorm `{}`: expected more than 1 value per channel when training, got shape {:?}", self.name, s.as_slice());
+            }
+            let mean = x.mean_dim(axes.as_slice(), true);
+            let var = x.var_dim(axes.as_slice(), false, true);
+            if f.is_training() {
+                if let (Some(rm), Some(rv), Some(nb)) =
+                    (self.running_mean, self.running_var, self.num_batches)
+                {
+                    let batches = f.store().value(nb).item() + T::one();
+                    let m = T::from_f64(self.cfg.momentum.unwrap_or(1.0 / batches.as_f64()));
+                    let bm = mean.value().reshape([self.features]);
+                    let bv = var.value().reshape([self.features])
+                        * T::from_f64(n as f64 / (n as f64 - 1.0));
+                    let store = f.store_mut();
+                    let new_m = store.value(rm).mul_scalar(T::one() - m) + bm.mul_scalar(m);
+                    let new_v = store.value(rv).mul_scalar(T::one() - m) + bv.mul_scalar(m);
+                    *store.value_mut(rm) = new_m;
+                    *store.value_mut(rv) = new_v;
+                    *store.value_mut(nb) = Tensor::scalar(batches);
+                }
+            }
+            (mean, var)
+        } else {
+            let (rm, rv) = (
+                self.running_mean.expect("tracked"),
+                self.running_var.expect("tracked"),
+            );
+            let store = f.store();
+            (
+                g.constant(store.value(rm).reshape(cshape.as_slice())),
+                g.constant(store.value(rv).reshape(cshape.as_slice())),
+            )
+        };
+        let xhat = (x - mean) * (var + T::from_f64(self.cfg.eps)).rsqrt();
+        match (self.weight, self.bias) {
+            (Some(w), Some(b)) => {
+                xhat * f.param(w).reshape(cshape.as_slice()) + f.param(b).reshape(cshape.as_slice())
+            }
+            _ => xhat,
+        }
+    }
+
+    fn params(&self) -> Vec<ParamKey> {
+        [
+            self.weight,
+            self.bias,
+            self.running_mean,
+            self.running_var,
+            self.num_batches,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn name(&self) -> String {
+        format!("BatchNorm({})", self.name)
+    }
+}
+
+/// Layer normalisation over the trailing dimensions `normalized_shape`, with the biased
+/// variance and eps inside the square root (PyTorch's `nn.LayerNorm`); the same in training
+/// and evaluation.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    name: String,
+    shape: Vec<usize>,
+    eps: f64,
+    weight: Option<ParamKey>,
+    bias: Option<ParamKey>,
+}
+
+impl LayerNorm {
+    /// Over the trailing `normalized_shape`, eps 1e-5, with a learned γ and β.
+    pub fn new<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        normalized_shape: &[usize],
+    ) -> Self {
+        Self::with_config(store, name, normalized_shape, 1e-5, true)
+    }
+
+    /// With an eps and with or without γ and β (`elementwise_affine`).
+    pub fn with_config<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        normalized_shape: &[usize],
+        eps: f64,
+        affine: bool,
+    ) -> Self {
+        let weight = affine.then(|| {
+            store.insert_with_role(
+                format!("{name}.weight"),
+                Tensor::ones(normalized_shape),
+                ParamRole::Scale,
+            )
+        });
+        let bias = affine.then(|| {
+            store.insert_with_role(
+                format!("{name}.bias"),
+                Tensor::zeros(normalized_shape),
+                ParamRole::Shift,
+            )
+        });
+        LayerNorm {
+            name: name.to_string(),
+            shape: normalized_shape.to_vec(),
+            eps,
+            weight,
+            bias,
+        }
+    }
+}
+
+impl<T: Float> Module<T> for LayerNorm {
+    #[track_caller]
+    fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
+        let s = x.shape();
+        let k = self.shape.len();
+        if s.len() < k || s[s.len() - k..] != self.shape[..] {
+            panic!(
+                "LayerNorm `{}`: expects inputs ending in {:?}, got shape {:?}",
+                self.name,
+                self.shape,
+                s.as_slice()
+            );
+        }
+        let axes: Vec<usize> = (s.len() - k..s.len()).collect();
+        let mean = x.mean_dim(axes.as_slice(), true);
+        let var = x.var_dim(axes.as_slice(), false, true);
+        let xhat = (x - mean) * (var + T::from_f64(self.eps)).rsqrt();
+        match (self.weight, self.bias) {
+            (Some(w), Some(b)) => xhat * f.param(w) + f.param(b),
+            _ => xhat,
+        }
+    }
+
+    fn params(&self) -> Vec<ParamKey> {
+        [self.weight, self.bias].into_iter().flatten().collect()
+    }
+
+    fn name(&self) -> String {
+        format!("LayerNorm({})", self.name)
+    }
+}
