@@ -137,7 +137,7 @@ fn layers() {
         emb.lookup(&mut fwd, &idx).tanh()
     });
     let w = store.borrow().value(keys[0]).clone();
-    gradcheck(f, &[w.clone()], &GradcheckConfig::default()).unwrap();
+    gradcheck(f, std::slice::from_ref(&w), &GradcheckConfig::default()).unwrap();
     gradgradcheck(f, &[w], &GradcheckConfig::default()).unwrap();
 }
 
