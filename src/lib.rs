@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `tapegrad-core` | [`core`] | `Tensor`, `Graph`, `Var`, the op set, `ParamStore`, gradcheck |
 //! | `tapegrad-kernels` | [`kernels`] | numeric kernels over slices (gemm, reductions, softmax) |
+//! | `tapegrad-nn` | [`nn`] | modules, layers, activations, initialisers, norms, dropout, losses, regularizers, save/load |
 //! | `tapegrad-check` | [`check`] | gradcheck for your own tests, proptest strategies |
 //!
 //! ```
@@ -32,6 +33,7 @@
 pub use tapegrad_check as check;
 pub use tapegrad_core as core;
 pub use tapegrad_kernels as kernels;
+pub use tapegrad_nn as nn;
 
 pub use tapegrad_core::{
     assert_close, seeded_rng, Algebra, CustomOp, Error, Float, Gradients, Graph, ParamKey,
@@ -40,10 +42,19 @@ pub use tapegrad_core::{
 
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
+    pub use tapegrad_core::checkpoint::{Checkpoint, LoadOptions};
     pub use tapegrad_core::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig};
     pub use tapegrad_core::{
-        assert_close, seeded_rng, Algebra, BinaryOp, Cmp, CustomOp, Error, Float, Gradients, Graph,
-        ParamKey, ParamStore, Result, Shape, SliceSpec, Tensor, Unary, Var, VarGradients,
+        assert_close, seeded_rng, Algebra, BinaryOp, Cmp, Conv2dSpec, CustomOp, Error, Float,
+        Gradients, Graph, ParamKey, ParamRole, ParamStore, Result, Shape, SliceSpec, Tensor, Unary,
+        Var, VarGradients, Window2d,
+    };
+    pub use tapegrad_nn::{
+        binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with, l1_penalty,
+        l2_penalty, mse_loss, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, CrossEntropyConfig,
+        Dropout, Embedding, Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu, Linear,
+        LinearConfig, MaxPool2d, Mode, Module, Recorder, Reduction, Relu, Sequential, Sigmoid,
+        Tanh,
     };
 }
 
