@@ -18,7 +18,7 @@ fn model(store: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
     let mut rng = seeded_rng(seed);
     Sequential::new()
         .push(Linear::new(store, "0", 2, 64, Init::HeNormal, &mut rng))
-        .push(BatchNorm::new_1d(store, "1", 64))
+        .push(BatchNorm1d::new(store, "1", 64))
         .push(Relu)
         .push(Dropout::new(0.1))
         .push(Linear::new(store, "4", 64, 64, Init::HeNormal, &mut rng))

@@ -51,10 +51,10 @@ pub mod prelude {
     };
     pub use tapegrad_nn::{
         binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with, l1_penalty,
-        l2_penalty, mse_loss, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, CrossEntropyConfig,
-        Dropout, Embedding, Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu, Linear,
-        LinearConfig, MaxPool2d, Mode, Module, Recorder, Reduction, Relu, Sequential, Sigmoid,
-        Tanh,
+        l2_penalty, mse_loss, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig,
+        CrossEntropyConfig, Dropout, Embedding, Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu,
+        Linear, LinearConfig, MaxPool2d, Mode, Module, Recorder, Reduction, Relu, Sequential,
+        Sigmoid, Tanh,
     };
 }
 

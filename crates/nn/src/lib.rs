@@ -53,7 +53,7 @@ pub use loss::{
     CrossEntropyConfig, Reduction,
 };
 pub use module::{Forward, Mode, Module, Sequential};
-pub use norm::{BatchNorm, BatchNormConfig, LayerNorm};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};
 pub use regularize::{elastic_net_penalty, l1_penalty, l2_penalty};
 pub use serialize::{load, load_with, save};
 pub use stats::{Histogram, LayerStats, Recorder, TensorStats};

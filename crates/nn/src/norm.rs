@@ -252,6 +252,52 @@ impl<T: Float> Module<T> for BatchNorm {
     }
 }
 
+/// `BatchNorm1d`, PyTorch's name: `BatchNorm1d::new(&mut store, "bn1", 128)` builds a
+/// [`BatchNorm`] for `[N, C]` or `[N, C, L]` inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNorm1d;
+
+impl BatchNorm1d {
+    /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> BatchNorm {
+        BatchNorm::new_1d(store, name, features)
+    }
+
+    /// With a config.
+    pub fn with_config<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        features: usize,
+        cfg: BatchNormConfig,
+    ) -> BatchNorm {
+        BatchNorm::with_config_1d(store, name, features, cfg)
+    }
+}
+
+/// `BatchNorm2d`, PyTorch's name: `BatchNorm2d::new(&mut store, "bn", 64)` builds a
+/// [`BatchNorm`] for `[N, C, H, W]` inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNorm2d;
+
+impl BatchNorm2d {
+    /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, channels: usize) -> BatchNorm {
+        BatchNorm::new_2d(store, name, channels)
+    }
+
+    /// With a config.
+    pub fn with_config<T: Float>(
+        store: &mut ParamStore<T>,
+        name: &str,
+        channels: usize,
+        cfg: BatchNormConfig,
+    ) -> BatchNorm {
+        BatchNorm::with_config_2d(store, name, channels, cfg)
+    }
+}
+
 /// Layer normalisation over the trailing dimensions `normalized_shape`, with the biased
 /// variance and eps inside the square root (PyTorch's `nn.LayerNorm`); the same in training
 /// and evaluation.

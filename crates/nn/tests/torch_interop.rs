@@ -1,0 +1,118 @@
+//! Weights move between PyTorch and tapegrad in both directions.
+//!
+//! `reference/torch_mlp.safetensors` was written by PyTorch 2.15 (`scripts/torch_interop.py
+//! make`: `nn.Sequential(Linear(5,8), BatchNorm1d(8), ReLU(), Linear(8,3))` after three
+//! training batches, saved with `safetensors.torch.save_file(model.state_dict())`);
+//! `reference/torch_mlp.json` holds a fixed input and PyTorch's eval-mode output. The other
+//! direction writes a tapegrad model to `$CARGO_TARGET_TMPDIR/torch_interop/` for
+//! `scripts/torch_interop.py check`, which loads it into PyTorch with `strict=True` (run by
+//! hand where PyTorch is installed; CI has none).
+
+use serde_json::Value;
+use tapegrad_core::{seeded_rng, Graph, ParamStore, Tensor};
+use tapegrad_nn::*;
+
+const TORCH_FILE: &[u8] = include_bytes!("reference/torch_mlp.safetensors");
+const TORCH_JSON: &str = include_str!("reference/torch_mlp.json");
+
+/// The architecture, with PyTorch's `nn.Sequential` names.
+fn model(store: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
+    let mut rng = seeded_rng(seed);
+    Sequential::new()
+        .push(Linear::new(store, "0", 5, 8, Init::TorchDefault, &mut rng))
+        .push(BatchNorm::new_1d(store, "1", 8))
+        .push(Relu)
+        .push(Linear::new(store, "3", 8, 3, Init::TorchDefault, &mut rng))
+}
+
+fn tensor(v: &Value) -> Tensor<f32> {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    Tensor::from_vec(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect(),
+        shape,
+    )
+}
+
+#[test]
+fn pytorch_weights_load_strictly_and_give_pytorchs_outputs() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torch_interop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("from_torch.safetensors");
+    std::fs::write(&path, TORCH_FILE).unwrap();
+    let mut store = ParamStore::new();
+    let m = model(&mut store, 0);
+    let report = load(&mut store, &path).unwrap();
+    assert_eq!(report.loaded.len(), 9);
+    assert_eq!(
+        store
+            .value(store.key("1.num_batches_tracked").unwrap())
+            .item(),
+        3.0
+    );
+    let r: Value = serde_json::from_str(TORCH_JSON).unwrap();
+    let g = Graph::new();
+    let y = m
+        .forward(
+            &mut Forward::eval(&g, &mut store),
+            g.constant(tensor(&r["input"])),
+        )
+        .value();
+    tapegrad_core::assert_close(&y, &tensor(&r["output"]), 1e-6, 1e-5);
+}
+
+#[test]
+fn tapegrad_weights_for_pytorch() {
+    // A trained-looking tapegrad model (running statistics moved), written for PyTorch.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torch_interop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut store = ParamStore::new();
+    let m = model(&mut store, 5);
+    let mut rng = seeded_rng(6);
+    for _ in 0..3 {
+        let g = Graph::new();
+        let x = g.constant(Tensor::rand_normal([16, 5], 1.0, 2.0, &mut rng));
+        m.forward(&mut Forward::train(&g, &mut store, &mut rng), x);
+    }
+    let x = Tensor::<f32>::linspace(-2.0, 2.0, 20).reshape([4, 5]);
+    let g = Graph::new();
+    let y = m
+        .forward(&mut Forward::eval(&g, &mut store), g.constant(x.clone()))
+        .value();
+    save(&store, dir.join("tapegrad_mlp.safetensors")).unwrap();
+    let json = format!(
+        "{{\"input\": {{\"shape\": [4, 5], \"data\": {:?}}}, \"output\": {{\"shape\": [4, 3], \"data\": {:?}}}}}",
+        x.to_vec(),
+        y.to_vec()
+    );
+    std::fs::write(dir.join("tapegrad_mlp.json"), json).unwrap();
+    // What PyTorch will read: every state_dict name, num_batches_tracked as int64.
+    let ck =
+        tapegrad_core::checkpoint::Checkpoint::load(dir.join("tapegrad_mlp.safetensors")).unwrap();
+    let names: Vec<&str> = ck.names().collect();
+    assert_eq!(
+        names,
+        [
+            "0.bias",
+            "0.weight",
+            "1.bias",
+            "1.num_batches_tracked",
+            "1.running_mean",
+            "1.running_var",
+            "1.weight",
+            "3.bias",
+            "3.weight"
+        ]
+    );
+    assert_eq!(ck.get("1.num_batches_tracked").unwrap().dtype(), "i64");
+    assert_eq!(ck.get("0.weight").unwrap().shape(), &[8, 5]); // [out, in], as PyTorch
+}
