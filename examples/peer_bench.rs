@@ -9,8 +9,9 @@
 //! python3 ../shared/peers/python/summarize.py run.jsonl
 //! ```
 //!
-//! Arguments: `--threads T --workloads w1,w2,... --sizes 64,128,...`. Implemented so far:
-//! W3 (per-op overhead). Workloads not yet implemented are reported on stderr and skipped.
+//! Arguments: `--threads T --workloads w1,w2,... --sizes 64,128,...`. All five workloads are
+//! implemented: W1 sgemm, W2 an MLP training step, W3 per-op overhead, W4 a large
+//! element-wise chain, W5 a convolution forward and backward.
 
 use std::time::Instant;
 
@@ -26,13 +27,11 @@ const W3_ADD: f32 = 0.001;
 const W3_X0: f32 = 0.5;
 
 // ---------------------------------------------------------------- deterministic data
-// (bit-identical to the harness's common.py / lib.rs; used by the workloads that need data)
+// (bit-identical to the harness's common.py / lib.rs)
 
-#[allow(dead_code)]
 const GOLDEN: u32 = 0x9E37_79B9;
 
 /// lowbias32 (C. Wellons).
-#[allow(dead_code)]
 fn hash32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
@@ -43,7 +42,6 @@ fn hash32(mut x: u32) -> u32 {
 }
 
 /// Element i = lo + (hi - lo)·u(seed, i), in f32 arithmetic.
-#[allow(dead_code)]
 fn uniform(seed: u32, n: usize, lo: f64, hi: f64) -> Vec<f32> {
     let base = seed.wrapping_mul(GOLDEN);
     let (lo32, span) = (lo as f32, (hi - lo) as f32);
@@ -53,6 +51,18 @@ fn uniform(seed: u32, n: usize, lo: f64, hi: f64) -> Vec<f32> {
                 * ((hash32((i as u32).wrapping_add(base)) >> 8) as f32 * (1.0 / 16_777_216.0))
         })
         .collect()
+}
+
+/// Class labels `hash32(i + seed·GOLDEN) mod classes`.
+fn labels(seed: u32, n: usize, classes: u32) -> Vec<usize> {
+    let base = seed.wrapping_mul(GOLDEN);
+    (0..n)
+        .map(|i| (hash32((i as u32).wrapping_add(base)) % classes) as usize)
+        .collect()
+}
+
+fn sum64(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum()
 }
 
 // ---------------------------------------------------------------- timing and output
@@ -196,10 +206,163 @@ fn w3(threads: usize) {
     );
 }
 
+/// W1: `C = A·B`, square f32, C preallocated and overwritten (the gemm kernel directly, as
+/// the peers call theirs with an output argument).
+fn w1(threads: usize, sizes: &[usize]) {
+    use tapegrad::kernels::gemm::{gemm, MatLayout};
+    for &n in sizes {
+        let a = uniform(1, n * n, -1.0, 1.0);
+        let b = uniform(2, n * n, -1.0, 1.0);
+        let mut c = vec![0.0f32; n * n];
+        let l = MatLayout::row_major(n, false);
+        let t = measure(
+            || gemm(n, n, n, 1.0, &a, l, &b, l, 0.0, &mut c, l),
+            0.5,
+            3,
+            2,
+        );
+        let flops = 2.0 * (n as f64).powi(3);
+        emit(
+            "sgemm",
+            json!({"n": n}),
+            threads,
+            &t,
+            &[
+                ("gflops", json!(flops)),
+                ("check", json!({"c_sum": sum64(&c)})),
+            ],
+        );
+    }
+}
+
+/// W2: one training step of a 784-512-256-10 ReLU MLP, softmax cross-entropy, SGD 0.01.
+fn w2(threads: usize) {
+    use tapegrad::nn::cross_entropy;
+    let (batch, sizes) = (128usize, [784usize, 512, 256, 10]);
+    let x = Tensor::from_vec(uniform(10, batch * sizes[0], 0.0, 1.0), [batch, sizes[0]]);
+    let y = Tensor::from_vec(labels(11, batch, 10), [batch]);
+    let mut store = ParamStore::<f32>::new();
+    let mut keys = Vec::new();
+    for l in 0..3 {
+        let (fi, fo) = (sizes[l], sizes[l + 1]);
+        let bound = 1.0 / (fi as f64).sqrt();
+        keys.push(store.insert(
+            format!("w{l}"),
+            Tensor::from_vec(uniform(12 + l as u32, fi * fo, -bound, bound), [fi, fo]),
+        ));
+        keys.push(store.insert(format!("b{l}"), Tensor::zeros([fo])));
+    }
+    let mut g = Graph::<f32>::new();
+    let mut step = || -> f32 {
+        g.reset();
+        let p = |i: usize| g.param(&store, keys[i]);
+        let h1 = (g.constant(x.clone()).matmul(p(0)) + p(1)).relu();
+        let h2 = (h1.matmul(p(2)) + p(3)).relu();
+        let logits = h2.matmul(p(4)) + p(5);
+        let loss = cross_entropy(logits, &y);
+        let value = loss.item();
+        let grads = loss.backward();
+        for &k in &keys {
+            let update = grads
+                .param(k)
+                .expect("every parameter has a gradient")
+                .mul_scalar(0.01);
+            *store.value_mut(k) -= &update;
+        }
+        value
+    };
+    let losses: Vec<f32> = (0..11).map(|_| step()).collect();
+    let t = measure(
+        || {
+            step();
+        },
+        0.5,
+        50,
+        0,
+    );
+    emit(
+        "mlp_train_step",
+        json!({"sizes": sizes, "batch": batch}),
+        threads,
+        &t,
+        &[
+            ("gflops", json!(308_150_272.0)),
+            ("check", json!({"loss0": losses[0], "loss10": losses[10]})),
+        ],
+    );
+}
+
+/// W4: `tanh(x·0.5 + 0.1)` on 10⁶ elements, summed, differentiated.
+fn w4(threads: usize) {
+    let n = 1_000_000;
+    let x = Tensor::from_vec(uniform(20, n, -2.0, 2.0), [n]);
+    let mut g = Graph::<f32>::new();
+    let mut out = (0.0f64, 0.0f64);
+    let t = measure(
+        || {
+            g.reset();
+            let xv = g.leaf(x.clone());
+            let s = (xv * 0.5 + 0.1).tanh().sum();
+            let dx = s.backward().wrt(xv);
+            out = (s.item() as f64, sum64(dx.as_slice()));
+        },
+        0.5,
+        10,
+        2,
+    );
+    emit(
+        "elementwise_large",
+        json!({"n": n}),
+        threads,
+        &t,
+        &[("check", json!({"sum_y": out.0, "sum_dx": out.1}))],
+    );
+}
+
+/// W5: a 3×3 convolution 32 → 64 channels on 32×28×28 images, padding 1, forward and the
+/// gradients of the input, the weight and the bias.
+fn w5(threads: usize) {
+    let (b, cin, cout, h, w, k) = (32usize, 32usize, 64usize, 28usize, 28usize, 3usize);
+    let bound = 1.0 / ((cin * k * k) as f64).sqrt();
+    let x = Tensor::from_vec(uniform(30, b * cin * h * w, -1.0, 1.0), [b, cin, h, w]);
+    let wt = Tensor::from_vec(
+        uniform(31, cout * cin * k * k, -bound, bound),
+        [cout, cin, k, k],
+    );
+    let bias = Tensor::from_vec(uniform(32, cout, -bound, bound), [cout]);
+    let spec = Conv2dSpec::default().with_padding(1, 1);
+    let mut g = Graph::<f32>::new();
+    let mut out = (0.0f64, 0.0f64);
+    let t = measure(
+        || {
+            g.reset();
+            let (xv, wv, bv) = (g.leaf(x.clone()), g.leaf(wt.clone()), g.leaf(bias.clone()));
+            let s = xv.conv2d(wv, Some(bv), spec).sum();
+            let grads = s.backward();
+            out = (s.item() as f64, sum64(grads.wrt(wv).as_slice()));
+        },
+        1.0,
+        5,
+        2,
+    );
+    let flops = 3.0 * 2.0 * (b * cout * h * w * cin * k * k) as f64;
+    emit(
+        "conv2d",
+        json!({"batch": b, "cin": cin, "cout": cout, "h": h, "w": w, "k": k, "pad": 1, "stride": 1}),
+        threads,
+        &t,
+        &[
+            ("gflops", json!(flops)),
+            ("check", json!({"loss": out.0, "sum_dw": out.1})),
+        ],
+    );
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let mut threads = 1usize;
     let mut workloads: Vec<String> = "w1,w2,w3,w4,w5".split(',').map(String::from).collect();
+    let mut sizes: Vec<usize> = vec![64, 128, 256, 512, 1024, 2048];
     let mut i = 1;
     while i < argv.len() {
         let v = argv.get(i + 1).cloned().unwrap_or_default();
@@ -216,15 +379,26 @@ fn main() {
                     .map(String::from)
                     .collect()
             }
-            "--sizes" | "--variant" => {}
+            "--sizes" => {
+                sizes = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().expect("--sizes 64,128,..."))
+                    .collect()
+            }
+            "--variant" => {}
             other => panic!("unknown argument {other}"),
         }
         i += 2;
     }
     for w in &workloads {
         match w.as_str() {
+            "w1" => w1(threads, &sizes),
+            "w2" => w2(threads),
             "w3" => w3(threads),
-            other => eprintln!("peer_bench: workload {other} is not implemented yet, skipped"),
+            "w4" => w4(threads),
+            "w5" => w5(threads),
+            other => eprintln!("peer_bench: unknown workload {other}, skipped"),
         }
     }
 }
