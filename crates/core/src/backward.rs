@@ -89,6 +89,11 @@ impl<T: Float> Gradients<T> {
         self.params.iter()
     }
 
+    /// Every parameter gradient, writable (for clipping in place).
+    pub fn params_mut(&mut self) -> impl Iterator<Item = (ParamKey, &mut Tensor<T>)> + '_ {
+        self.params.iter_mut()
+    }
+
     /// The gradient of a parameter, writable (e.g. for clipping in place).
     pub fn param_mut(&mut self, key: ParamKey) -> Option<&mut Tensor<T>> {
         self.params.get_mut(key)

@@ -85,6 +85,14 @@ pub enum Error {
         /// Where the op was called.
         location: Location,
     },
+    /// A NaN or an infinity where a finite number is required (a gradient norm, a loss).
+    #[error("{op}: {message}")]
+    NonFinite {
+        /// What found it.
+        op: &'static str,
+        /// What was not finite.
+        message: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     Io {

@@ -1,0 +1,276 @@
+//! The `Optimizer` trait, and the machinery every per-parameter optimizer shares.
+//!
+//! A first-order optimizer is a [`Rule`]: how one parameter's value and state change given
+//! its gradient. [`RuleOptimizer`] applies a rule to every parameter that has a gradient
+//! (frozen parameters have none and are skipped), keeps the per-parameter state keyed by
+//! parameter, resolves parameter groups, and saves and restores the state through a
+//! [`Checkpoint`] by parameter *name*, so a run resumed in a new process continues bit for
+//! bit.
+
+use slotmap::SecondaryMap;
+use tapegrad_core::checkpoint::{Checkpoint, Entry};
+use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamStore, Result, Tensor};
+
+/// Updates parameters from their gradients.
+pub trait Optimizer<T: Float> {
+    /// One update of every parameter that has a gradient in `grads`, with learning rate
+    /// `lr` (the schedule's value; parameter groups may scale it).
+    fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64);
+
+    /// Sets the momentum (SGD, RMSprop) or β₁ (Adam family) for the next steps, as
+    /// one-cycle schedules do; a no-op for optimizers without one.
+    fn set_momentum(&mut self, _momentum: f64) {}
+
+    /// Writes the optimizer's state into `ck` under `prefix` (e.g. `"optimizer."`), by
+    /// parameter name.
+    fn save_state(&self, store: &ParamStore<T>, ck: &mut Checkpoint, prefix: &str);
+
+    /// Restores the state written by [`Optimizer::save_state`]; parameters are matched by
+    /// name in `store`.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] if an entry has the wrong shape or type, or the checkpoint was
+    /// written by another kind of optimizer.
+    fn load_state(&mut self, store: &ParamStore<T>, ck: &Checkpoint, prefix: &str) -> Result<()>;
+}
+
+/// Per-group overrides: a learning-rate multiplier and a weight decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupOptions {
+    /// The group's learning rate is `lr · lr_scale` (default 1).
+    pub lr_scale: f64,
+    /// The group's weight decay, if it differs from the optimizer's (e.g. 0 for biases).
+    pub weight_decay: Option<f64>,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        GroupOptions {
+            lr_scale: 1.0,
+            weight_decay: None,
+        }
+    }
+}
+
+impl GroupOptions {
+    /// With a learning-rate multiplier.
+    pub fn with_lr_scale(mut self, s: f64) -> Self {
+        self.lr_scale = s;
+        self
+    }
+    /// With a weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = Some(wd);
+        self
+    }
+}
+
+/// The state a rule keeps for one parameter: a step count, named buffers the size of the
+/// parameter (created on first use) and named scalars.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamState<T: Float> {
+    /// Steps taken for this parameter.
+    pub step: u64,
+    /// Buffers, by the rule's slot index.
+    pub buffers: Vec<Option<Vec<T>>>,
+    /// Scalars, by the rule's slot index.
+    pub scalars: Vec<f64>,
+}
+
+impl<T: Float> ParamState<T> {
+    fn new(buffers: usize, scalars: &[f64]) -> Self {
+        ParamState {
+            step: 0,
+            buffers: vec![None; buffers],
+            scalars: scalars.to_vec(),
+        }
+    }
+
+    /// The first `K` buffers, created filled with `init` (of length `n`) where missing.
+    pub fn buffers_mut<const K: usize>(&mut self, n: usize, init: T) -> [&mut Vec<T>; K] {
+        for b in self.buffers.iter_mut().take(K) {
+            if b.is_none() {
+                *b = Some(vec![init; n]);
+            }
+        }
+        let refs: Vec<&mut Vec<T>> = self
+            .buffers
+            .iter_mut()
+            .take(K)
+            .map(|b| b.as_mut().expect("created above"))
+            .collect();
+        refs.try_into()
+            .unwrap_or_else(|_| panic!("a rule asked for {K} buffers but declares fewer"))
+    }
+}
+
+/// How one parameter changes: a first-order update rule.
+pub trait Rule<T: Float>: Clone {
+    /// The rule's name (recorded in checkpoints).
+    const NAME: &'static str;
+    /// Names of the per-parameter buffers (PyTorch's state names, e.g. `exp_avg`).
+    const BUFFERS: &'static [&'static str];
+    /// Names and starting values of the per-parameter scalars.
+    const SCALARS: &'static [(&'static str, f64)] = &[];
+
+    /// The weight decay of the configuration.
+    fn weight_decay(&self) -> f64;
+
+    /// Updates `p` from `g`; `state.step` has already been incremented.
+    fn update(&self, p: &mut [T], g: &[T], state: &mut ParamState<T>, lr: f64, weight_decay: f64);
+
+    /// Sets the momentum or β₁ (see [`Optimizer::set_momentum`]).
+    fn set_momentum(&mut self, _momentum: f64) {}
+}
+
+/// A [`Rule`] applied to every parameter with a gradient, with groups and state.
+#[derive(Clone, Debug)]
+pub struct RuleOptimizer<T: Float, R: Rule<T>> {
+    rule: R,
+    states: SecondaryMap<ParamKey, ParamState<T>>,
+    groups: SecondaryMap<ParamKey, GroupOptions>,
+}
+
+impl<T: Float, R: Rule<T>> RuleOptimizer<T, R> {
+    /// An optimizer with the given rule and no state.
+    pub fn new(rule: R) -> Self {
+        RuleOptimizer {
+            rule,
+            states: SecondaryMap::new(),
+            groups: SecondaryMap::new(),
+        }
+    }
+
+    /// The rule (its configuration).
+    pub fn rule(&self) -> &R {
+        &self.rule
+    }
+
+    /// Puts `keys` in a group with its own options (later calls override earlier ones).
+    pub fn set_group(&mut self, keys: &[ParamKey], options: GroupOptions) {
+        for &k in keys {
+            self.groups.insert(k, options);
+        }
+    }
+
+    /// The state of one parameter, if it has taken a step.
+    pub fn state(&self, key: ParamKey) -> Option<&ParamState<T>> {
+        self.states.get(key)
+    }
+}
+
+fn ck_err(message: String) -> Error {
+    Error::Checkpoint {
+        path: "<checkpoint>".into(),
+        message,
+    }
+}
+
+impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
+    fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64) {
+        for (key, g) in grads.params() {
+            if store.get(key).is_none_or(|p| !p.requires_grad()) {
+                continue;
+            }
+            let opts = self.groups.get(key).copied().unwrap_or_default();
+            let wd = opts
+                .weight_decay
+                .unwrap_or_else(|| self.rule.weight_decay());
+            let state = self
+                .states
+                .entry(key)
+                .expect("the key is live in the store")
+                .or_insert_with(|| {
+                    ParamState::new(
+                        R::BUFFERS.len(),
+                        &R::SCALARS.iter().map(|s| s.1).collect::<Vec<_>>(),
+                    )
+                });
+            state.step += 1;
+            let p = store.value_mut(key).as_mut_slice();
+            assert_eq!(
+                p.len(),
+                g.numel(),
+                "{}: the gradient's size differs from the parameter's",
+                R::NAME
+            );
+            self.rule
+                .update(p, g.as_slice(), state, lr * opts.lr_scale, wd);
+        }
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.rule.set_momentum(momentum);
+    }
+
+    fn save_state(&self, store: &ParamStore<T>, ck: &mut Checkpoint, prefix: &str) {
+        ck.set_meta(format!("{prefix}optimizer"), R::NAME);
+        for (key, s) in self.states.iter() {
+            let Some(p) = store.get(key) else { continue };
+            ck.insert(
+                format!("{prefix}step.{}", p.name),
+                Entry::I64(Tensor::scalar(s.step as i64)),
+            );
+            for (name, buf) in R::BUFFERS.iter().zip(&s.buffers) {
+                if let Some(b) = buf {
+                    ck.insert_float(
+                        format!("{prefix}{name}.{}", p.name),
+                        &Tensor::from_vec(b.clone(), p.value.shape()),
+                    );
+                }
+            }
+            for ((name, _), v) in R::SCALARS.iter().zip(&s.scalars) {
+                ck.insert(
+                    format!("{prefix}{name}.{}", p.name),
+                    Entry::F64(Tensor::scalar(*v)),
+                );
+            }
+        }
+    }
+
+    fn load_state(&mut self, store: &ParamStore<T>, ck: &Checkpoint, prefix: &str) -> Result<()> {
+        match ck.meta(&format!("{prefix}optimizer")) {
+            Some(n) if n == R::NAME => {}
+            Some(n) => {
+                return Err(ck_err(format!(
+                    "the checkpoint holds {n} state, not {}",
+                    R::NAME
+                )))
+            }
+            None => return Err(ck_err(format!("no optimizer state under `{prefix}`"))),
+        }
+        let mut states = SecondaryMap::new();
+        for (key, p) in store.iter() {
+            let Some(Entry::I64(step)) = ck.get(&format!("{prefix}step.{}", p.name)) else {
+                continue;
+            };
+            let mut s = ParamState::new(
+                R::BUFFERS.len(),
+                &R::SCALARS.iter().map(|s| s.1).collect::<Vec<_>>(),
+            );
+            s.step = step.item() as u64;
+            for (i, name) in R::BUFFERS.iter().enumerate() {
+                let entry = format!("{prefix}{name}.{}", p.name);
+                if ck.get(&entry).is_some() {
+                    let t: Tensor<T> = ck.float(&entry)?;
+                    if t.shape() != p.value.shape() {
+                        return Err(ck_err(format!(
+                            "`{entry}` has shape {:?}, the parameter {:?}",
+                            t.shape(),
+                            p.value.shape()
+                        )));
+                    }
+                    s.buffers[i] = Some(t.to_vec());
+                }
+            }
+            for (i, (name, _)) in R::SCALARS.iter().enumerate() {
+                if let Some(Entry::F64(v)) = ck.get(&format!("{prefix}{name}.{}", p.name)) {
+                    s.scalars[i] = v.item();
+                }
+            }
+            states.insert(key, s);
+        }
+        self.states = states;
+        Ok(())
+    }
+}

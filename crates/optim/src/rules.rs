@@ -1,0 +1,692 @@
+//! The first-order update rules, exactly as `torch.optim` implements them (single-tensor
+//! path), with PyTorch's defaults. `t` is the parameter's step count (1 on the first step);
+//! every state buffer starts at 0 unless stated.
+//!
+//! Weight decay, except in AdamW, is PyTorch's: an L2 term added to the gradient before
+//! any momentum or adaptive scaling, `g ← g + wd·p`.
+
+use tapegrad_core::Float;
+
+use crate::optimizer::{ParamState, Rule, RuleOptimizer};
+
+#[inline]
+fn c<T: Float>(v: f64) -> T {
+    T::from_f64(v)
+}
+
+/// `g + wd·p` into `out` (or `g` itself when `wd` is 0).
+#[inline]
+fn decayed<T: Float>(g: &[T], p: &[T], wd: f64, out: &mut Vec<T>) {
+    out.clear();
+    if wd == 0.0 {
+        out.extend_from_slice(g);
+    } else {
+        let wd = c::<T>(wd);
+        out.extend(g.iter().zip(p).map(|(&g, &p)| g + wd * p));
+    }
+}
+
+// ------------------------------------------------------------------------------- SGD
+
+/// SGD with momentum, dampening, Nesterov momentum and weight decay (`torch.optim.SGD`).
+///
+/// ```text
+/// d = g + wd·p
+/// momentum > 0:  buf = d on the first step (no dampening), else buf = μ·buf + (1 − dampening)·d
+///                d = d + μ·buf (Nesterov) or d = buf
+/// p = p − lr·d
+/// ```
+/// The blog form `v = μv − lr·g; p += v` equals this only for a constant learning rate:
+/// PyTorch's buffer does not include lr, so a schedule rescales the accumulated velocity at
+/// once. PyTorch's Nesterov is Sutskever's reformulation (the gradient at the current point,
+/// no look-ahead evaluation). PyTorch's default lr is 1e-3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// μ (default 0: plain SGD).
+    pub momentum: f64,
+    /// Dampening of the momentum's gradient term (default 0).
+    pub dampening: f64,
+    /// Nesterov momentum (default false; needs momentum > 0 and dampening 0).
+    pub nesterov: bool,
+    /// L2 weight decay (default 0).
+    pub weight_decay: f64,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl SgdConfig {
+    /// With momentum μ.
+    pub fn with_momentum(mut self, m: f64) -> Self {
+        self.momentum = m;
+        self
+    }
+    /// With dampening.
+    pub fn with_dampening(mut self, d: f64) -> Self {
+        self.dampening = d;
+        self
+    }
+    /// With Nesterov momentum.
+    pub fn with_nesterov(mut self, on: bool) -> Self {
+        self.nesterov = on;
+        self
+    }
+    /// With weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for SgdConfig {
+    const NAME: &'static str = "SGD";
+    const BUFFERS: &'static [&'static str] = &["momentum_buffer"];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        let mut d = Vec::with_capacity(g.len());
+        decayed(g, p, wd, &mut d);
+        if self.momentum != 0.0 {
+            let mu = c::<T>(self.momentum);
+            match &mut s.buffers[0] {
+                slot @ None => *slot = Some(d.clone()),
+                Some(buf) => {
+                    let damp = c::<T>(1.0 - self.dampening);
+                    for (b, &di) in buf.iter_mut().zip(&d) {
+                        *b = mu * *b + damp * di;
+                    }
+                }
+            }
+            let buf = s.buffers[0].as_ref().expect("set above");
+            if self.nesterov {
+                for (di, &b) in d.iter_mut().zip(buf) {
+                    *di += mu * b;
+                }
+            } else {
+                d.copy_from_slice(buf);
+            }
+        }
+        let lr = c::<T>(lr);
+        for (pi, &di) in p.iter_mut().zip(&d) {
+            *pi -= lr * di;
+        }
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.momentum = momentum;
+    }
+}
+
+/// SGD (see [`SgdConfig`]).
+pub type Sgd<T> = RuleOptimizer<T, SgdConfig>;
+
+// --------------------------------------------------------------------------- Adagrad
+
+/// Adagrad (Duchi et al. 2011; `torch.optim.Adagrad`).
+///
+/// ```text
+/// g = g + wd·p;  sum += g²;  clr = lr / (1 + (t − 1)·lr_decay)
+/// p = p − clr·g / (√sum + ε)          ε = 1e-10, outside the square root
+/// ```
+/// The accumulator starts at `initial_accumulator_value` (PyTorch 0; optax 0.1, with ε
+/// inside the root). PyTorch's default lr is 1e-2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradConfig {
+    /// Learning-rate decay per step (default 0).
+    pub lr_decay: f64,
+    /// L2 weight decay (default 0).
+    pub weight_decay: f64,
+    /// The accumulator's starting value (default 0).
+    pub initial_accumulator_value: f64,
+    /// ε (default 1e-10).
+    pub eps: f64,
+}
+
+impl Default for AdagradConfig {
+    fn default() -> Self {
+        AdagradConfig {
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+        }
+    }
+}
+
+impl AdagradConfig {
+    /// With a learning-rate decay.
+    pub fn with_lr_decay(mut self, d: f64) -> Self {
+        self.lr_decay = d;
+        self
+    }
+    /// With weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// With a starting accumulator value.
+    pub fn with_initial_accumulator(mut self, v: f64) -> Self {
+        self.initial_accumulator_value = v;
+        self
+    }
+    /// With ε.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for AdagradConfig {
+    const NAME: &'static str = "Adagrad";
+    const BUFFERS: &'static [&'static str] = &["sum"];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        let mut gd = Vec::with_capacity(g.len());
+        decayed(g, p, wd, &mut gd);
+        let clr = c::<T>(lr / (1.0 + (s.step - 1) as f64 * self.lr_decay));
+        let eps = c::<T>(self.eps);
+        let [sum] = s.buffers_mut::<1>(p.len(), c(self.initial_accumulator_value));
+        for ((pi, &gi), si) in p.iter_mut().zip(&gd).zip(sum.iter_mut()) {
+            *si += gi * gi;
+            *pi -= clr * (gi / (si.sqrt() + eps));
+        }
+    }
+}
+
+/// Adagrad (see [`AdagradConfig`]).
+pub type Adagrad<T> = RuleOptimizer<T, AdagradConfig>;
+
+// --------------------------------------------------------------------------- RMSprop
+
+/// RMSprop (Hinton's lecture 6e; `torch.optim.RMSprop`).
+///
+/// ```text
+/// g = g + wd·p;  sq = α·sq + (1 − α)·g²                     (no bias correction)
+/// centered: ga = α·ga + (1 − α)·g;  avg = √(sq − ga²) + ε   else avg = √sq + ε
+/// momentum > 0: buf = μ·buf + g/avg;  p = p − lr·buf         else p = p − lr·g/avg
+/// ```
+/// ε is **outside** the root (TF1 and optax's default put it inside), α = 0.99 is the
+/// decay. The note form `cache += decay·cache + (1 − decay)·dx²` is a typo for `=`. With no
+/// bias correction the first step is about `10·lr·sign(g)` for α = 0.99. PyTorch's default
+/// lr is 1e-2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropConfig {
+    /// α, the decay of the squared average (default 0.99).
+    pub alpha: f64,
+    /// ε (default 1e-8).
+    pub eps: f64,
+    /// L2 weight decay (default 0).
+    pub weight_decay: f64,
+    /// μ (default 0).
+    pub momentum: f64,
+    /// Normalise by the estimated variance instead of the second moment (default false).
+    pub centered: bool,
+}
+
+impl Default for RmsPropConfig {
+    fn default() -> Self {
+        RmsPropConfig {
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+        }
+    }
+}
+
+impl RmsPropConfig {
+    /// With α.
+    pub fn with_alpha(mut self, a: f64) -> Self {
+        self.alpha = a;
+        self
+    }
+    /// With ε.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// With weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// With momentum.
+    pub fn with_momentum(mut self, m: f64) -> Self {
+        self.momentum = m;
+        self
+    }
+    /// Centered.
+    pub fn with_centered(mut self, on: bool) -> Self {
+        self.centered = on;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for RmsPropConfig {
+    const NAME: &'static str = "RMSprop";
+    const BUFFERS: &'static [&'static str] = &["square_avg", "grad_avg", "momentum_buffer"];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        let mut gd = Vec::with_capacity(g.len());
+        decayed(g, p, wd, &mut gd);
+        let (alpha, one_m) = (c::<T>(self.alpha), c::<T>(1.0 - self.alpha));
+        let eps = c::<T>(self.eps);
+        let [sq, ga, buf] = s.buffers_mut::<3>(p.len(), T::zero());
+        let lr = c::<T>(lr);
+        let mu = c::<T>(self.momentum);
+        for i in 0..p.len() {
+            let gi = gd[i];
+            sq[i] = alpha * sq[i] + one_m * gi * gi;
+            let avg = if self.centered {
+                // PyTorch: grad_avg.lerp_(grad, 1 − α)
+                ga[i] = ga[i] + one_m * (gi - ga[i]);
+                (sq[i] - ga[i] * ga[i]).sqrt() + eps
+            } else {
+                sq[i].sqrt() + eps
+            };
+            if self.momentum > 0.0 {
+                buf[i] = mu * buf[i] + gi / avg;
+                p[i] -= lr * buf[i];
+            } else {
+                p[i] -= lr * (gi / avg);
+            }
+        }
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.momentum = momentum;
+    }
+}
+
+/// RMSprop (see [`RmsPropConfig`]).
+pub type RmsProp<T> = RuleOptimizer<T, RmsPropConfig>;
+
+// ---------------------------------------------------------------------- Adam, AdamW
+
+/// The Adam step shared by Adam and AdamW.
+#[allow(clippy::too_many_arguments)]
+fn adam_update<T: Float>(
+    p: &mut [T],
+    g: &[T],
+    s: &mut ParamState<T>,
+    lr: f64,
+    wd: f64,
+    (b1, b2): (f64, f64),
+    eps: f64,
+    amsgrad: bool,
+    decoupled: bool,
+) {
+    let mut gd = Vec::with_capacity(g.len());
+    if decoupled {
+        // AdamW: p ← p·(1 − lr·wd), before the moments.
+        if wd != 0.0 {
+            let f = c::<T>(1.0 - lr * wd);
+            for pi in p.iter_mut() {
+                *pi *= f;
+            }
+        }
+        gd.extend_from_slice(g);
+    } else {
+        decayed(g, p, wd, &mut gd);
+    }
+    let t = s.step as f64;
+    let bc1 = 1.0 - b1.powf(t);
+    let bc2 = 1.0 - b2.powf(t);
+    let step_size = c::<T>(lr / bc1);
+    let bc2_sqrt = c::<T>(bc2.sqrt());
+    let (one_m_b1, b2t, one_m_b2, eps) =
+        (c::<T>(1.0 - b1), c::<T>(b2), c::<T>(1.0 - b2), c::<T>(eps));
+    let [m, v, vmax] = s.buffers_mut::<3>(p.len(), T::zero());
+    for i in 0..p.len() {
+        let gi = gd[i];
+        m[i] = m[i] + one_m_b1 * (gi - m[i]); // exp_avg.lerp_(grad, 1 − β₁)
+        v[i] = b2t * v[i] + one_m_b2 * gi * gi;
+        let second = if amsgrad {
+            // The max of the raw v, divided by the current correction (PyTorch; optax
+            // takes the max of the corrected v̂ instead).
+            if v[i] > vmax[i] {
+                vmax[i] = v[i];
+            }
+            vmax[i]
+        } else {
+            v[i]
+        };
+        let denom = second.sqrt() / bc2_sqrt + eps;
+        p[i] -= step_size * (m[i] / denom);
+    }
+}
+
+/// Adam (Kingma & Ba 2015; `torch.optim.Adam`), bias-corrected, with AMSGrad and coupled
+/// (L2) weight decay.
+///
+/// ```text
+/// g = g + wd·p;  m = β₁m + (1 − β₁)g;  v = β₂v + (1 − β₂)g²
+/// p = p − (lr/(1 − β₁ᵗ))·m / (√v/√(1 − β₂ᵗ) + ε)        AMSGrad: v → max(v_max, v)
+/// ```
+/// The lecture "simplified" Adam `p −= lr·m/(√v + ε)` has no bias correction; PyTorch's
+/// first step is about `lr·sign(g)`. ε is added to √v̂ as in Algorithm 1 of the paper (the
+/// paper's "efficient" form used by TF/Keras scales ε differently). PyTorch's default lr is
+/// 1e-3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// (β₁, β₂) (default (0.9, 0.999)).
+    pub betas: (f64, f64),
+    /// ε (default 1e-8).
+    pub eps: f64,
+    /// Coupled L2 weight decay (default 0).
+    pub weight_decay: f64,
+    /// AMSGrad (default false).
+    pub amsgrad: bool,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// With (β₁, β₂).
+    pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
+        self.betas = (b1, b2);
+        self
+    }
+    /// With ε.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// With (coupled) weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// With AMSGrad.
+    pub fn with_amsgrad(mut self, on: bool) -> Self {
+        self.amsgrad = on;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for AdamConfig {
+    const NAME: &'static str = "Adam";
+    const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        adam_update(p, g, s, lr, wd, self.betas, self.eps, self.amsgrad, false);
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.betas.0 = momentum;
+    }
+}
+
+/// Adam (see [`AdamConfig`]).
+pub type Adam<T> = RuleOptimizer<T, AdamConfig>;
+
+/// AdamW (Loshchilov & Hutter 2019; `torch.optim.AdamW`): Adam with **decoupled** weight
+/// decay `p ← p·(1 − lr·wd)` applied before the moment update, and PyTorch's default decay
+/// 1e-2 (optax: 1e-4). PyTorch scales the decay by lr; the paper scales it by the schedule
+/// multiplier only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWConfig {
+    /// (β₁, β₂) (default (0.9, 0.999)).
+    pub betas: (f64, f64),
+    /// ε (default 1e-8).
+    pub eps: f64,
+    /// Decoupled weight decay (default 1e-2).
+    pub weight_decay: f64,
+    /// AMSGrad (default false).
+    pub amsgrad: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            amsgrad: false,
+        }
+    }
+}
+
+impl AdamWConfig {
+    /// With (β₁, β₂).
+    pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
+        self.betas = (b1, b2);
+        self
+    }
+    /// With ε.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// With (decoupled) weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// With AMSGrad.
+    pub fn with_amsgrad(mut self, on: bool) -> Self {
+        self.amsgrad = on;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for AdamWConfig {
+    const NAME: &'static str = "AdamW";
+    const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        adam_update(p, g, s, lr, wd, self.betas, self.eps, self.amsgrad, true);
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.betas.0 = momentum;
+    }
+}
+
+/// AdamW (see [`AdamWConfig`]).
+pub type AdamW<T> = RuleOptimizer<T, AdamWConfig>;
+
+// ----------------------------------------------------------------------------- NAdam
+
+/// NAdam (Dozat 2016; `torch.optim.NAdam`) with Dozat's momentum schedule.
+///
+/// ```text
+/// g = g + wd·p;  μₜ = β₁(1 − ½·0.96^(t·ψ));  μₜ₊₁ likewise;  Π ← Π·μₜ      ψ = 4e-3
+/// m, v as Adam;  denom = √(v/(1 − β₂ᵗ)) + ε
+/// p = p − lr(1 − μₜ)/(1 − Π)·g/denom − lr·μₜ₊₁/(1 − Π·μₜ₊₁)·m/denom
+/// ```
+/// optax's `nadam` uses a constant β₁ instead of the schedule, so the two differ. PyTorch's
+/// default lr is 2e-3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NAdamConfig {
+    /// (β₁, β₂) (default (0.9, 0.999)).
+    pub betas: (f64, f64),
+    /// ε (default 1e-8).
+    pub eps: f64,
+    /// Coupled L2 weight decay (default 0).
+    pub weight_decay: f64,
+    /// ψ, the momentum decay (default 4e-3).
+    pub momentum_decay: f64,
+}
+
+impl Default for NAdamConfig {
+    fn default() -> Self {
+        NAdamConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum_decay: 4e-3,
+        }
+    }
+}
+
+impl NAdamConfig {
+    /// With (β₁, β₂).
+    pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
+        self.betas = (b1, b2);
+        self
+    }
+    /// With weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for NAdamConfig {
+    const NAME: &'static str = "NAdam";
+    const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq"];
+    const SCALARS: &'static [(&'static str, f64)] = &[("mu_product", 1.0)];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        let mut gd = Vec::with_capacity(g.len());
+        decayed(g, p, wd, &mut gd);
+        let (b1, b2) = self.betas;
+        let t = s.step as f64;
+        let bc2 = 1.0 - b2.powf(t);
+        let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(t * self.momentum_decay));
+        let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((t + 1.0) * self.momentum_decay));
+        s.scalars[0] *= mu;
+        let prod = s.scalars[0];
+        let a = c::<T>(lr * (1.0 - mu) / (1.0 - prod));
+        let b = c::<T>(lr * mu_next / (1.0 - prod * mu_next));
+        let (one_m_b1, b2t, one_m_b2, bc2, eps) = (
+            c::<T>(1.0 - b1),
+            c::<T>(b2),
+            c::<T>(1.0 - b2),
+            c::<T>(bc2),
+            c::<T>(self.eps),
+        );
+        let [m, v] = s.buffers_mut::<2>(p.len(), T::zero());
+        for i in 0..p.len() {
+            let gi = gd[i];
+            m[i] = m[i] + one_m_b1 * (gi - m[i]);
+            v[i] = b2t * v[i] + one_m_b2 * gi * gi;
+            let denom = (v[i] / bc2).sqrt() + eps;
+            p[i] -= a * (gi / denom);
+            p[i] -= b * (m[i] / denom);
+        }
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.betas.0 = momentum;
+    }
+}
+
+/// NAdam (see [`NAdamConfig`]).
+pub type NAdam<T> = RuleOptimizer<T, NAdamConfig>;
+
+// -------------------------------------------------------------------------- Adadelta
+
+/// Adadelta (Zeiler 2012; `torch.optim.Adadelta`).
+///
+/// ```text
+/// g = g + wd·p;  sq = ρ·sq + (1 − ρ)g²;  δ = √(acc + ε)/√(sq + ε)·g    (ε inside both roots)
+/// acc = ρ·acc + (1 − ρ)δ²;  p = p − lr·δ                               ρ = 0.9, ε = 1e-6
+/// ```
+/// PyTorch's default lr is 1.0 (the paper has no learning rate); optax matches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdadeltaConfig {
+    /// ρ (default 0.9).
+    pub rho: f64,
+    /// ε (default 1e-6).
+    pub eps: f64,
+    /// L2 weight decay (default 0).
+    pub weight_decay: f64,
+}
+
+impl Default for AdadeltaConfig {
+    fn default() -> Self {
+        AdadeltaConfig {
+            rho: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdadeltaConfig {
+    /// With ρ.
+    pub fn with_rho(mut self, rho: f64) -> Self {
+        self.rho = rho;
+        self
+    }
+    /// With weight decay.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl<T: Float> Rule<T> for AdadeltaConfig {
+    const NAME: &'static str = "Adadelta";
+    const BUFFERS: &'static [&'static str] = &["square_avg", "acc_delta"];
+
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        let mut gd = Vec::with_capacity(g.len());
+        decayed(g, p, wd, &mut gd);
+        let (rho, one_m, eps, lr) = (
+            c::<T>(self.rho),
+            c::<T>(1.0 - self.rho),
+            c::<T>(self.eps),
+            c::<T>(lr),
+        );
+        let [sq, acc] = s.buffers_mut::<2>(p.len(), T::zero());
+        for i in 0..p.len() {
+            let gi = gd[i];
+            sq[i] = rho * sq[i] + one_m * gi * gi;
+            let std = (sq[i] + eps).sqrt();
+            let delta = (acc[i] + eps).sqrt() / std * gi;
+            acc[i] = rho * acc[i] + one_m * delta * delta;
+            p[i] -= lr * delta;
+        }
+    }
+}
+
+/// Adadelta (see [`AdadeltaConfig`]).
+pub type Adadelta<T> = RuleOptimizer<T, AdadeltaConfig>;
