@@ -11,6 +11,7 @@
 //! | `tapegrad-core` | [`core`] | `Tensor`, `Graph`, `Var`, the op set, `ParamStore`, gradcheck |
 //! | `tapegrad-kernels` | [`kernels`] | numeric kernels over slices (gemm, reductions, softmax) |
 //! | `tapegrad-nn` | [`nn`] | modules, layers, activations, initialisers, norms, dropout, losses, regularizers, save/load |
+//! | `tapegrad-optim` | [`optim`] | optimizers, L-BFGS, gradient clipping, learning-rate schedules |
 //! | `tapegrad-check` | [`check`] | gradcheck for your own tests, proptest strategies |
 //!
 //! ```
@@ -34,6 +35,7 @@ pub use tapegrad_check as check;
 pub use tapegrad_core as core;
 pub use tapegrad_kernels as kernels;
 pub use tapegrad_nn as nn;
+pub use tapegrad_optim as optim;
 
 pub use tapegrad_core::{
     assert_close, seeded_rng, Algebra, CustomOp, Error, Float, Gradients, Graph, ParamKey,
@@ -55,6 +57,10 @@ pub mod prelude {
         CrossEntropyConfig, Dropout, Embedding, Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu,
         Linear, LinearConfig, MaxPool2d, Mode, Module, Recorder, Reduction, Relu, Sequential,
         Sigmoid, Tanh,
+    };
+    pub use tapegrad_optim::{
+        clip_grad_norm, Adam, AdamConfig, AdamW, AdamWConfig, Cosine, NormType, Optimizer,
+        Schedule, Sgd, SgdConfig, Warmup,
     };
 }
 
