@@ -391,6 +391,7 @@ fn main() {
         }
         i += 2;
     }
+    tapegrad::kernels::threads::set_num_threads(threads);
     for w in &workloads {
         match w.as_str() {
             "w1" => w1(threads, &sizes),

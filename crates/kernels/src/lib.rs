@@ -7,6 +7,8 @@
 //! - [`strided`]: the one n-d walk that serves broadcasting, reductions, permutes and slices.
 //! - [`gemm`]: `C ← α·op(A)·op(B) + β·C` with arbitrary strides.
 //! - [`reduce`] and [`softmax`]: reductions and the numerically stable softmax family.
+//! - [`threads`]: the thread pool (the caller takes part; results never depend on the
+//!   thread count).
 #![warn(missing_docs)]
 
 mod float;
@@ -14,5 +16,6 @@ pub mod gemm;
 pub mod reduce;
 pub mod softmax;
 pub mod strided;
+pub mod threads;
 
 pub use float::Float;

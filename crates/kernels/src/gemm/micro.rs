@@ -1,0 +1,312 @@
+//! Microkernels: `C[0..mr, 0..nr] ← α·Ã·B̃ + β·C` for one packed `MR × kc` panel of A and one
+//! packed `kc × NR` panel of B, keeping the `MR × NR` tile of C in registers.
+//!
+//! The AVX2+FMA kernels hold the tile in 12 ymm registers (6 rows × 2 vectors), load two
+//! vectors of B and broadcast six values of A per step of k: 12 FMAs per 8 loads, which keeps
+//! both FMA pipes busy. They are chosen at run time when the CPU has AVX2 and FMA; the
+//! portable kernels (plain loops over the same tile) serve everywhere else, so the packing
+//! and blocking are the same for both.
+
+use std::cell::Cell;
+
+use super::{GemmElem, MicroKernel};
+
+/// Whether this CPU has AVX2 and FMA (detected once).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+/// Writes the tile `acc` (row-major `MR × NR`, already multiplied by α) into C:
+/// `C ← acc + β·C` on the `mr × nr` corner; C is not read when β = 0.
+#[inline(always)]
+unsafe fn store_tile<T: GemmElem, const MR: usize, const NR: usize>(
+    acc: &[[T; NR]; MR],
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+    mr: usize,
+    nr: usize,
+) where
+    T: num_traits::Float,
+{
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (j, &v) in row.iter().enumerate().take(nr) {
+            // SAFETY: the caller guarantees that the mr × nr corner of C is in bounds.
+            let p = unsafe { c.offset(i as isize * rsc + j as isize * csc) };
+            unsafe {
+                *p = if beta == T::zero() { v } else { v + beta * *p };
+            }
+        }
+    }
+}
+
+/// The portable kernel: the same tile, plain loops.
+///
+/// # Safety
+/// `a` holds `kc·MR` and `b` `kc·NR` elements; the `mr × nr` corner of C (strides `rsc`,
+/// `csc`) is in bounds.
+#[allow(clippy::too_many_arguments)]
+unsafe fn generic<T: GemmElem + num_traits::Float, const MR: usize, const NR: usize>(
+    kc: usize,
+    alpha: T,
+    a: *const T,
+    b: *const T,
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+    mr: usize,
+    nr: usize,
+) {
+    let mut acc = [[T::zero(); NR]; MR];
+    for p in 0..kc {
+        // SAFETY: within the packed panels (contract above).
+        let (ap, bp) = unsafe {
+            (
+                std::slice::from_raw_parts(a.add(p * MR), MR),
+                std::slice::from_raw_parts(b.add(p * NR), NR),
+            )
+        };
+        for (row, &ai) in acc.iter_mut().zip(ap) {
+            for (x, &bj) in row.iter_mut().zip(bp) {
+                *x = *x + ai * bj;
+            }
+        }
+    }
+    for row in acc.iter_mut() {
+        for x in row.iter_mut() {
+            *x = *x * alpha;
+        }
+    }
+    unsafe { store_tile(&acc, beta, c, rsc, csc, mr, nr) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Asks for the C tile's rows (`bytes` wide, row stride `row_bytes`) to be brought into
+    /// L1 while the k-loop runs, so the epilogue's read of C does not stall.
+    #[inline(always)]
+    unsafe fn prefetch_tile(c: *const u8, row_bytes: isize, rows: usize, bytes: isize) {
+        for i in 0..rows as isize {
+            let p = c.wrapping_offset(i * row_bytes);
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_offset(bytes - 1) as *const i8);
+        }
+    }
+
+    /// f32, 6 × 16.
+    ///
+    /// # Safety
+    /// AVX2 and FMA are available; the packed panels and the C corner are in bounds.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn f32_6x16(
+        kc: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+        mr: usize,
+        nr: usize,
+    ) {
+        prefetch_tile(c as *const u8, rsc * 4, mr, 64);
+        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            macro_rules! row {
+                ($i:literal) => {
+                    let ai = _mm256_broadcast_ss(&*a.add($i));
+                    acc[$i][0] = _mm256_fmadd_ps(ai, b0, acc[$i][0]);
+                    acc[$i][1] = _mm256_fmadd_ps(ai, b1, acc[$i][1]);
+                };
+            }
+            row!(0);
+            row!(1);
+            row!(2);
+            row!(3);
+            row!(4);
+            row!(5);
+            a = a.add(6);
+            b = b.add(16);
+        }
+        let va = _mm256_set1_ps(alpha);
+        if mr == 6 && nr == 16 && csc == 1 {
+            let vb = _mm256_set1_ps(beta);
+            for (i, r) in acc.iter().enumerate() {
+                let p = c.offset(i as isize * rsc);
+                let (mut x0, mut x1) = (_mm256_mul_ps(r[0], va), _mm256_mul_ps(r[1], va));
+                if beta != 0.0 {
+                    x0 = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, x0);
+                    x1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), vb, x1);
+                }
+                _mm256_storeu_ps(p, x0);
+                _mm256_storeu_ps(p.add(8), x1);
+            }
+        } else {
+            let mut tile = [[0f32; 16]; 6];
+            for (t, r) in tile.iter_mut().zip(&acc) {
+                _mm256_storeu_ps(t.as_mut_ptr(), _mm256_mul_ps(r[0], va));
+                _mm256_storeu_ps(t.as_mut_ptr().add(8), _mm256_mul_ps(r[1], va));
+            }
+            super::store_tile(&tile, beta, c, rsc, csc, mr, nr);
+        }
+    }
+
+    /// f64, 6 × 8.
+    ///
+    /// # Safety
+    /// AVX2 and FMA are available; the packed panels and the C corner are in bounds.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn f64_6x8(
+        kc: usize,
+        alpha: f64,
+        a: *const f64,
+        b: *const f64,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+        mr: usize,
+        nr: usize,
+    ) {
+        prefetch_tile(c as *const u8, rsc * 8, mr, 64);
+        let mut acc = [[_mm256_setzero_pd(); 2]; 6];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_pd(b);
+            let b1 = _mm256_loadu_pd(b.add(4));
+            macro_rules! row {
+                ($i:literal) => {
+                    let ai = _mm256_broadcast_sd(&*a.add($i));
+                    acc[$i][0] = _mm256_fmadd_pd(ai, b0, acc[$i][0]);
+                    acc[$i][1] = _mm256_fmadd_pd(ai, b1, acc[$i][1]);
+                };
+            }
+            row!(0);
+            row!(1);
+            row!(2);
+            row!(3);
+            row!(4);
+            row!(5);
+            a = a.add(6);
+            b = b.add(8);
+        }
+        let va = _mm256_set1_pd(alpha);
+        if mr == 6 && nr == 8 && csc == 1 {
+            let vb = _mm256_set1_pd(beta);
+            for (i, r) in acc.iter().enumerate() {
+                let p = c.offset(i as isize * rsc);
+                let (mut x0, mut x1) = (_mm256_mul_pd(r[0], va), _mm256_mul_pd(r[1], va));
+                if beta != 0.0 {
+                    x0 = _mm256_fmadd_pd(_mm256_loadu_pd(p), vb, x0);
+                    x1 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(4)), vb, x1);
+                }
+                _mm256_storeu_pd(p, x0);
+                _mm256_storeu_pd(p.add(4), x1);
+            }
+        } else {
+            let mut tile = [[0f64; 8]; 6];
+            for (t, r) in tile.iter_mut().zip(&acc) {
+                _mm256_storeu_pd(t.as_mut_ptr(), _mm256_mul_pd(r[0], va));
+                _mm256_storeu_pd(t.as_mut_ptr().add(4), _mm256_mul_pd(r[1], va));
+            }
+            super::store_tile(&tile, beta, c, rsc, csc, mr, nr);
+        }
+    }
+}
+
+thread_local! {
+    static F32_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static F32_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static F64_A: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+    static F64_B: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a thread-local buffer of at least `len` elements, taken out of its slot for
+/// the duration (a nested call, e.g. from a stolen task, gets a fresh buffer instead of a
+/// conflicting borrow) and put back after, so steady-state calls allocate nothing.
+fn with_buf<T: Copy + Default, R>(
+    slot: &'static std::thread::LocalKey<Cell<Vec<T>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    let mut buf = slot.with(|s| s.take());
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+    let r = f(&mut buf[..len]);
+    slot.with(|s| s.set(buf));
+    r
+}
+
+impl GemmElem for f32 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    // Ã (6 × 256) and B̃ (256 × 16) panels stay in the 32 KiB L1; an MC × KC block of A
+    // (≤ 252 × 256 × 4 B = 252 KiB) in the 1 MiB L2; a KC × NC panel of B in L3.
+    const KC: usize = 256;
+    const MC: usize = 252;
+    const NC: usize = 4096;
+
+    fn micro_kernel() -> MicroKernel<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            return avx2::f32_6x16;
+        }
+        generic::<f32, 6, 16>
+    }
+
+    fn portable_kernel() -> MicroKernel<f32> {
+        generic::<f32, 6, 16>
+    }
+
+    fn with_a_buf<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        with_buf(&F32_A, len, f)
+    }
+
+    fn with_b_buf<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        with_buf(&F32_B, len, f)
+    }
+}
+
+impl GemmElem for f64 {
+    const MR: usize = 6;
+    const NR: usize = 8;
+    const KC: usize = 256;
+    const MC: usize = 126;
+    const NC: usize = 4096;
+
+    fn micro_kernel() -> MicroKernel<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            return avx2::f64_6x8;
+        }
+        generic::<f64, 6, 8>
+    }
+
+    fn portable_kernel() -> MicroKernel<f64> {
+        generic::<f64, 6, 8>
+    }
+
+    fn with_a_buf<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        with_buf(&F64_A, len, f)
+    }
+
+    fn with_b_buf<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        with_buf(&F64_B, len, f)
+    }
+}

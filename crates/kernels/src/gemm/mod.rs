@@ -1,0 +1,708 @@
+//! General matrix multiply over strided operands: `C ← α·A·B + β·C`.
+//!
+//! Operands are described by their row and column strides in elements, so a transposed
+//! operand is the same slice with its strides swapped: transposes are never copied.
+//!
+//! The multiplication is the five-loop blocked algorithm of GotoBLAS/BLIS:
+//!
+//! ```text
+//! for jc in 0..n step NC          — a KC × NC panel of B lives in L3
+//!   for pc in 0..k step KC        — pack B[pc.., jc..] into NR-column panels (B̃)
+//!     for ic in 0..m step MC      — in parallel: each thread packs its MC × KC block of A (Ã, in L2)
+//!       for jr in 0..NC step NR   — one B̃ panel (L1)
+//!         for ir in 0..MC step MR — the microkernel: an MR × NR tile of C in registers
+//! ```
+//!
+//! The microkernel is chosen at run time (AVX2+FMA when present, portable loops otherwise;
+//! see `micro.rs`), the blocking is sized to this class of machine (32 KiB L1d, 1 MiB L2 per
+//! core), and the row blocks of A are split between the threads of [`crate::threads`]. Each output
+//! element is computed by one thread with the same summation order whatever the thread
+//! count, so results do not depend on it. Packing buffers are thread-local and reused: a
+//! steady-state call allocates nothing. Tiny products skip the packing.
+
+mod micro;
+mod pack;
+
+use crate::Float;
+
+/// Row and column strides of a matrix operand, in elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatLayout {
+    /// Distance between `X[i, j]` and `X[i + 1, j]`.
+    pub row_stride: usize,
+    /// Distance between `X[i, j]` and `X[i, j + 1]`.
+    pub col_stride: usize,
+}
+
+impl MatLayout {
+    /// A row-major matrix with `cols` columns, read as is (`transposed == false`) or as its
+    /// transpose (`transposed == true`, i.e. the strides swapped).
+    pub fn row_major(cols: usize, transposed: bool) -> Self {
+        if transposed {
+            MatLayout {
+                row_stride: 1,
+                col_stride: cols,
+            }
+        } else {
+            MatLayout {
+                row_stride: cols,
+                col_stride: 1,
+            }
+        }
+    }
+
+    /// One past the largest offset addressed by a `rows × cols` matrix in this layout.
+    fn extent(&self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
+        }
+    }
+}
+
+/// A microkernel: `C[..mr, ..nr] ← α·Ã·B̃ + β·C` for packed panels of `kc` steps.
+pub type MicroKernel<T> =
+    unsafe fn(usize, T, *const T, *const T, T, *mut T, isize, isize, usize, usize);
+
+/// What gemm needs of an element type: tile and block sizes, its microkernels, and its
+/// thread-local packing buffers. Implemented for `f32` and `f64`.
+pub trait GemmElem: Copy + Send + Sync + 'static {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile.
+    const NR: usize;
+    /// Depth of a packed panel.
+    const KC: usize;
+    /// Rows of a packed block of A (a multiple of `MR`).
+    const MC: usize;
+    /// Columns of a packed panel of B (a multiple of `NR`).
+    const NC: usize;
+    /// The fastest microkernel this CPU runs (detected once).
+    fn micro_kernel() -> MicroKernel<Self>;
+    /// The portable microkernel (for tests and CPUs without AVX2/FMA).
+    fn portable_kernel() -> MicroKernel<Self>;
+    /// Runs `f` on a thread-local buffer for packed A.
+    fn with_a_buf<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// Runs `f` on a thread-local buffer for packed B.
+    fn with_b_buf<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+/// `C ← α·A·B + β·C` where `A` is `m × k`, `B` is `k × n` and `C` is `m × n`, each read
+/// through its [`MatLayout`].
+///
+/// When `beta` is zero, `C` is overwritten without being read (NaN in `C` does not leak).
+/// When `k` is zero, `C ← β·C`.
+///
+/// # Panics
+/// If an operand's slice is too short for its shape and strides.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    la: MatLayout,
+    b: &[T],
+    lb: MatLayout,
+    beta: T,
+    c: &mut [T],
+    lc: MatLayout,
+) {
+    gemm_with(T::micro_kernel(), m, k, n, alpha, a, la, b, lb, beta, c, lc)
+}
+
+/// [`gemm`] with an explicit microkernel (tests run every kernel on its own).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with<T: Float>(
+    kernel: MicroKernel<T>,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    la: MatLayout,
+    b: &[T],
+    lb: MatLayout,
+    beta: T,
+    c: &mut [T],
+    lc: MatLayout,
+) {
+    assert!(
+        la.extent(m, k) <= a.len(),
+        "gemm: A is too short for {m}x{k}"
+    );
+    assert!(
+        lb.extent(k, n) <= b.len(),
+        "gemm: B is too short for {k}x{n}"
+    );
+    assert!(
+        lc.extent(m, n) <= c.len(),
+        "gemm: C is too short for {m}x{n}"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsc, csc) = (lc.row_stride as isize, lc.col_stride as isize);
+    let cp = c.as_mut_ptr();
+    if k == 0 || alpha == T::zero() {
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: in bounds by the extent check.
+                let p = unsafe { cp.offset(i as isize * rsc + j as isize * csc) };
+                unsafe {
+                    *p = if beta == T::zero() {
+                        T::zero()
+                    } else {
+                        beta * *p
+                    }
+                };
+            }
+        }
+        return;
+    }
+    let (ap, rsa, csa) = (a.as_ptr(), la.row_stride as isize, la.col_stride as isize);
+    let (bp, rsb, csb) = (b.as_ptr(), lb.row_stride as isize, lb.col_stride as isize);
+    // SAFETY: every operand's extent was checked against its slice, and `c` is a unique
+    // borrow, so it aliases neither `a` nor `b`.
+    unsafe {
+        if m * n * k <= 16 * 16 * 16 || n == 1 || m == 1 {
+            small(
+                m, k, n, alpha, ap, rsa, csa, bp, rsb, csb, beta, cp, rsc, csc,
+            );
+        } else {
+            blocked(
+                kernel, m, k, n, alpha, ap, rsa, csa, bp, rsb, csb, beta, cp, rsc, csc,
+            );
+        }
+    }
+}
+
+/// Direct loops for tiny products and matrix-vector products (no packing).
+#[allow(clippy::too_many_arguments)]
+unsafe fn small<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = T::zero();
+            for p in 0..k {
+                // SAFETY: in bounds (caller's contract).
+                s += unsafe {
+                    *a.offset(i as isize * rsa + p as isize * csa)
+                        * *b.offset(p as isize * rsb + j as isize * csb)
+                };
+            }
+            let out = unsafe { &mut *c.offset(i as isize * rsc + j as isize * csc) };
+            *out = if beta == T::zero() {
+                alpha * s
+            } else {
+                alpha * s + beta * *out
+            };
+        }
+    }
+}
+
+/// A raw pointer that may cross threads: each thread writes a disjoint block of C.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the wrapper, not the raw field).
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Products below this many multiply-adds stay on one thread (a fork costs a few µs).
+const PARALLEL_WORK: usize = 1 << 18;
+
+/// The five-loop blocked product.
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked<T: Float>(
+    kernel: MicroKernel<T>,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) {
+    let (mr, nr) = (T::MR, T::NR);
+    let threads = if m * n * k >= PARALLEL_WORK {
+        crate::threads::num_threads()
+    } else {
+        1
+    };
+    // Row blocks: at most MC rows, and a multiple of the thread count when splitting so
+    // that no thread idles at the end.
+    let mc = if threads > 1 {
+        let per_thread = m.div_ceil(threads * T::MC);
+        m.div_ceil(threads * per_thread).div_ceil(mr) * mr
+    } else {
+        T::MC
+    };
+    let blocks = m.div_ceil(mc);
+    let (a, b) = (SendPtr(a as *mut T), SendPtr(b as *mut T));
+    let c = SendPtr(c);
+    for jc in (0..n).step_by(T::NC) {
+        let nc = T::NC.min(n - jc);
+        for pc in (0..k).step_by(T::KC) {
+            let kc = T::KC.min(k - pc);
+            let beta = if pc == 0 { beta } else { T::one() };
+            T::with_b_buf(nc.div_ceil(nr) * nr * kc, |bbuf| {
+                let panels = nc.div_ceil(nr);
+                let bbuf = SendPtr(bbuf.as_mut_ptr());
+                // Pack B̃ in parallel too: each task packs a run of NR-column panels.
+                let pack_task = |t: usize, tasks: usize| {
+                    let (p0, p1) = (panels * t / tasks, panels * (t + 1) / tasks);
+                    if p0 == p1 {
+                        return;
+                    }
+                    let cols = (p1 * nr).min(nc) - p0 * nr;
+                    // SAFETY: the block of B is in bounds; tasks write disjoint panels.
+                    unsafe {
+                        let out = std::slice::from_raw_parts_mut(
+                            bbuf.get().add(p0 * nr * kc),
+                            (p1 - p0) * nr * kc,
+                        );
+                        pack::pack_b(
+                            kc,
+                            cols,
+                            b.get()
+                                .offset(pc as isize * rsb + (jc + p0 * nr) as isize * csb),
+                            rsb,
+                            csb,
+                            out,
+                            nr,
+                        );
+                    }
+                };
+                if threads > 1 && panels > 1 {
+                    let tasks = threads.min(panels);
+                    crate::threads::parallel_for(tasks, &|t| pack_task(t, tasks));
+                } else {
+                    pack_task(0, 1);
+                }
+                let run = |blk: usize| {
+                    let ic = blk * mc;
+                    let mcb = mc.min(m - ic);
+                    T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
+                        // SAFETY: the block of A is in bounds; each block writes its own rows of C.
+                        unsafe {
+                            pack::pack_a(
+                                mcb,
+                                kc,
+                                a.get().offset(ic as isize * rsa + pc as isize * csa),
+                                rsa,
+                                csa,
+                                abuf,
+                                mr,
+                            );
+                            for jr in (0..nc).step_by(nr) {
+                                let bpanel = bbuf.get().add(jr / nr * nr * kc);
+                                for ir in (0..mcb).step_by(mr) {
+                                    let cij = c.get().offset(
+                                        (ic + ir) as isize * rsc + (jc + jr) as isize * csc,
+                                    );
+                                    kernel(
+                                        kc,
+                                        alpha,
+                                        abuf.as_ptr().add(ir / mr * mr * kc),
+                                        bpanel,
+                                        beta,
+                                        cij,
+                                        rsc,
+                                        csc,
+                                        mr.min(mcb - ir),
+                                        nr.min(nc - jr),
+                                    );
+                                }
+                            }
+                        }
+                    });
+                };
+                if threads > 1 && blocks > 1 {
+                    crate::threads::parallel_for(blocks, &run);
+                } else {
+                    (0..blocks).for_each(run);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f64],
+        la: MatLayout,
+        b: &[f64],
+        lb: MatLayout,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for p in 0..k {
+                    s += a[i * la.row_stride + p * la.col_stride]
+                        * b[p * lb.row_stride + j * lb.col_stride];
+                }
+                c[i * n + j] = s;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn all_small_sizes_and_transposes_match_naive() {
+        for m in 0..6 {
+            for k in 0..6 {
+                for n in 0..6 {
+                    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let a: Vec<f64> = (0..m * k).map(|v| (v as f64 * 0.37).sin()).collect();
+                        let b: Vec<f64> = (0..k * n).map(|v| (v as f64 * 0.11).cos()).collect();
+                        // A stored as k×m when transposed, B as n×k.
+                        let la = MatLayout::row_major(if ta { m } else { k }, ta);
+                        let lb = MatLayout::row_major(if tb { k } else { n }, tb);
+                        let mut c = vec![f64::NAN; m * n];
+                        gemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            &a,
+                            la,
+                            &b,
+                            lb,
+                            0.0,
+                            &mut c,
+                            MatLayout::row_major(n, false),
+                        );
+                        let want = naive(m, k, n, &a, la, &b, lb);
+                        for (x, y) in c.iter().zip(&want) {
+                            assert!((x - y).abs() < 1e-12, "m={m} k={k} n={n} ta={ta} tb={tb}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn beta_accumulates() {
+        let a = [1.0f32, 2.0, 3.0, 4.0];
+        let b = [1.0f32, 0.0, 0.0, 1.0];
+        let mut c = [1.0f32; 4];
+        let l = MatLayout::row_major(2, false);
+        gemm(2, 2, 2, 2.0, &a, l, &b, l, 1.0, &mut c, l);
+        assert_eq!(c, [3.0, 5.0, 7.0, 9.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "A is too short")]
+    fn short_operand_is_refused() {
+        let mut c = [0.0f64; 4];
+        let l = MatLayout::row_major(2, false);
+        gemm(2, 2, 2, 1.0, &[1.0; 3], l, &[1.0; 4], l, 0.0, &mut c, l);
+    }
+
+    /// Every operand layout: plain, transposed, and padded (row stride larger than the width).
+    #[derive(Clone, Copy, Debug)]
+    enum Form {
+        Plain,
+        Transposed,
+        Padded,
+    }
+
+    /// A `rows × cols` operand stored in `form`: (data, layout).
+    fn operand(rows: usize, cols: usize, form: Form, seed: u64) -> (Vec<f64>, MatLayout) {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 2001) as f64 / 1000.0 - 1.0
+        };
+        match form {
+            Form::Plain => (
+                (0..rows * cols).map(|_| next()).collect(),
+                MatLayout::row_major(cols, false),
+            ),
+            Form::Transposed => (
+                (0..rows * cols).map(|_| next()).collect(),
+                MatLayout::row_major(rows, true),
+            ),
+            Form::Padded => (
+                (0..rows * (cols + 3)).map(|_| next()).collect(),
+                MatLayout {
+                    row_stride: cols + 3,
+                    col_stride: 1,
+                },
+            ),
+        }
+    }
+
+    fn reference(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f64],
+        la: MatLayout,
+        b: &[f64],
+        lb: MatLayout,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for p in 0..k {
+                    s += a[i * la.row_stride + p * la.col_stride]
+                        * b[p * lb.row_stride + j * lb.col_stride];
+                }
+                c[i * n + j] = s;
+            }
+        }
+        c
+    }
+
+    fn check_sizes<T: Float>(kernel: MicroKernel<T>, sizes: &[usize], tol: f64) {
+        let forms = [Form::Plain, Form::Transposed, Form::Padded];
+        for &m in sizes {
+            for &k in sizes {
+                for &n in sizes {
+                    for (f, (fa, fb)) in forms
+                        .iter()
+                        .flat_map(|&x| forms.iter().map(move |&y| (x, y)))
+                        .enumerate()
+                    {
+                        let (a, la) = operand(m, k, fa, (m * 31 + k * 7 + n + f) as u64);
+                        let (b, lb) = operand(k, n, fb, (m + k * 13 + n * 5 + f) as u64 + 99);
+                        let want = reference(m, k, n, &a, la, &b, lb);
+                        let (at, bt): (Vec<T>, Vec<T>) = (
+                            a.iter().map(|&v| T::from_f64(v)).collect(),
+                            b.iter().map(|&v| T::from_f64(v)).collect(),
+                        );
+                        // C with a padded row stride, pre-filled with NaN: β = 0 must not read it.
+                        let lc = MatLayout {
+                            row_stride: n + 2,
+                            col_stride: 1,
+                        };
+                        let mut c = vec![T::nan(); m * (n + 2)];
+                        gemm_with(
+                            kernel,
+                            m,
+                            k,
+                            n,
+                            T::one(),
+                            &at,
+                            la,
+                            &bt,
+                            lb,
+                            T::zero(),
+                            &mut c,
+                            lc,
+                        );
+                        for i in 0..m {
+                            for j in 0..n {
+                                let got = c[i * (n + 2) + j].as_f64();
+                                let w = want[i * n + j];
+                                assert!((got - w).abs() <= tol * (1.0 + w.abs()) * (k as f64).sqrt().max(1.0), "{}: m={m} k={k} n={n} {fa:?}×{fb:?} at ({i},{j}): {got} vs {w}", T::DTYPE);
+                            }
+                        }
+                        // β = 1 accumulates into C; α scales.
+                        let mut c2: Vec<T> = vec![T::one(); m * (n + 2)];
+                        gemm_with(
+                            kernel,
+                            m,
+                            k,
+                            n,
+                            T::from_f64(2.0),
+                            &at,
+                            la,
+                            &bt,
+                            lb,
+                            T::one(),
+                            &mut c2,
+                            lc,
+                        );
+                        for i in 0..m {
+                            for j in 0..n {
+                                let got = c2[i * (n + 2) + j].as_f64();
+                                let w = 2.0 * want[i * n + j] + 1.0;
+                                assert!(
+                                    (got - w).abs()
+                                        <= 2.0 * tol * (1.0 + w.abs()) * (k as f64).sqrt().max(1.0),
+                                    "{}: β=1 m={m} k={k} n={n}",
+                                    T::DTYPE
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_size_to_20_in_every_layout_with_each_kernel() {
+        let sizes: Vec<usize> = (0..=20).collect();
+        check_sizes::<f64>(f64::micro_kernel(), &sizes, 1e-13);
+        check_sizes::<f64>(f64::portable_kernel(), &sizes, 1e-13);
+        check_sizes::<f32>(f32::micro_kernel(), &sizes, 1e-5);
+        check_sizes::<f32>(f32::portable_kernel(), &sizes, 1e-5);
+    }
+
+    #[test]
+    fn odd_and_block_crossing_sizes() {
+        // Across MC, KC and NR boundaries, with the blocked path and both threads.
+
+        for &(m, k, n) in &[
+            (300, 257, 33),
+            (127, 300, 257),
+            (33, 7, 300),
+            (257, 127, 1),
+            (1, 257, 127),
+            (253, 513, 130),
+        ] {
+            for kernel in [f64::micro_kernel(), f64::portable_kernel()] {
+                let (a, la) = operand(m, k, Form::Plain, 5);
+                let (b, lb) = operand(k, n, Form::Transposed, 6);
+                let want = reference(m, k, n, &a, la, &b, lb);
+                let mut c = vec![0.0; m * n];
+                gemm_with(
+                    kernel,
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    &a,
+                    la,
+                    &b,
+                    lb,
+                    0.0,
+                    &mut c,
+                    MatLayout::row_major(n, false),
+                );
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-11, "m={m} k={k} n={n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_matrixmultiply() {
+        for &(m, k, n) in &[(64, 64, 64), (128, 200, 96), (255, 513, 129)] {
+            let (a, la) = operand(m, k, Form::Plain, 11);
+            let (b, lb) = operand(k, n, Form::Plain, 12);
+            let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&v| v as f32).collect(),
+                b.iter().map(|&v| v as f32).collect(),
+            );
+            let mut ours = vec![0f32; m * n];
+            let mut theirs = vec![0f32; m * n];
+            gemm(
+                m,
+                k,
+                n,
+                1.0,
+                &a32,
+                la,
+                &b32,
+                lb,
+                0.0,
+                &mut ours,
+                MatLayout::row_major(n, false),
+            );
+            // SAFETY: the three buffers have exactly the extents of their layouts.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a32.as_ptr(),
+                    k as isize,
+                    1,
+                    b32.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    theirs.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+            for (x, y) in ours.iter().zip(&theirs) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{m}x{k}x{n}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let (m, k, n) = (301, 700, 259);
+        let (a, la) = operand(m, k, Form::Plain, 21);
+        let (b, lb) = operand(k, n, Form::Plain, 22);
+        let (a32, b32): (Vec<f32>, Vec<f32>) = (
+            a.iter().map(|&v| v as f32).collect(),
+            b.iter().map(|&v| v as f32).collect(),
+        );
+        let run = |threads: usize| {
+            crate::threads::set_num_threads(threads);
+            let mut c = vec![0f32; m * n];
+            gemm(
+                m,
+                k,
+                n,
+                1.0,
+                &a32,
+                la,
+                &b32,
+                lb,
+                0.0,
+                &mut c,
+                MatLayout::row_major(n, false),
+            );
+            crate::threads::set_num_threads(2);
+            c
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+    }
+}
