@@ -24,7 +24,7 @@ fn has_avx2_fma() -> bool {
 /// Writes the tile `acc` (row-major `MR × NR`, already multiplied by α) into C:
 /// `C ← acc + β·C` on the `mr × nr` corner; C is not read when β = 0.
 #[inline(always)]
-unsafe fn store_tile<T: GemmElem, const MR: usize, const NR: usize>(
+unsafe fn store_tile<T: GemmElem + num_traits::Float, const MR: usize, const NR: usize>(
     acc: &[[T; NR]; MR],
     beta: T,
     c: *mut T,
@@ -32,9 +32,7 @@ unsafe fn store_tile<T: GemmElem, const MR: usize, const NR: usize>(
     csc: isize,
     mr: usize,
     nr: usize,
-) where
-    T: num_traits::Float,
-{
+) {
     for (i, row) in acc.iter().enumerate().take(mr) {
         for (j, &v) in row.iter().enumerate().take(nr) {
             // SAFETY: the caller guarantees that the mr × nr corner of C is in bounds.
