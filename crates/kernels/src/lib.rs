@@ -6,6 +6,7 @@
 //! - [`Float`]: the element trait (implemented for `f32` and `f64`).
 //! - [`strided`]: the one n-d walk that serves broadcasting, reductions, permutes and slices.
 //! - [`gemm`]: `C ← α·op(A)·op(B) + β·C` with arbitrary strides.
+//! - [`math`]: vectorised f32 `exp`, `log`, `tanh`, `sigmoid` with stated ulp bounds.
 //! - [`reduce`] and [`softmax`]: reductions and the numerically stable softmax family.
 //! - [`threads`]: the thread pool (the caller takes part; results never depend on the
 //!   thread count).
@@ -13,6 +14,7 @@
 
 mod float;
 pub mod gemm;
+pub mod math;
 pub mod reduce;
 pub mod softmax;
 pub mod strided;
