@@ -29,6 +29,7 @@ mod close;
 pub mod error;
 pub mod gradcheck;
 pub mod graph;
+pub mod memory;
 pub mod ops;
 pub mod params;
 pub mod shape;

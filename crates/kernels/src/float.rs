@@ -1,6 +1,9 @@
 //! The element trait shared by every crate of tapegrad.
 
 use std::fmt::{Debug, Display, LowerExp};
+
+use crate::elementwise::{chunked, map};
+use crate::math::MathFn;
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
@@ -38,6 +41,26 @@ pub trait Float:
 
     /// The error function `erf(x) = 2/√π ∫₀ˣ e^{-t²} dt` (from the `libm` crate, within 1 ulp).
     fn erf(self) -> Self;
+
+    /// `out[i] = f(x[i])` for one of the functions with a vectorised kernel: for `f32` the
+    /// kernels of [`crate::math`] (within their stated ulp bounds), for `f64` the standard
+    /// library's functions. Large slices are split over threads (see
+    /// [`crate::elementwise`]).
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    fn apply_math(f: MathFn, x: &[Self], out: &mut [Self]);
+}
+
+/// The numerically safe logistic function, `1/(1 + e⁻ˣ)` without overflow.
+#[inline(always)]
+fn sigmoid64(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
 }
 
 impl Float for f32 {
@@ -54,6 +77,10 @@ impl Float for f32 {
     fn erf(self) -> Self {
         libm::erff(self)
     }
+    fn apply_math(f: MathFn, x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), out.len(), "apply_math: lengths differ");
+        chunked(out, |r, o| crate::math::apply_f32(f, &x[r], o));
+    }
 }
 
 impl Float for f64 {
@@ -69,5 +96,13 @@ impl Float for f64 {
     #[inline]
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    fn apply_math(f: MathFn, x: &[f64], out: &mut [f64]) {
+        match f {
+            MathFn::Exp => map(x, out, f64::exp),
+            MathFn::Log => map(x, out, f64::ln),
+            MathFn::Tanh => map(x, out, f64::tanh),
+            MathFn::Sigmoid => map(x, out, sigmoid64),
+        }
     }
 }

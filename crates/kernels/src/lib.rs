@@ -8,14 +8,19 @@
 //! - [`gemm`]: `C ← α·op(A)·op(B) + β·C` with arbitrary strides.
 //! - [`math`]: vectorised f32 `exp`, `log`, `tanh`, `sigmoid` with stated ulp bounds.
 //! - [`reduce`] and [`softmax`]: reductions and the numerically stable softmax family.
+//! - [`elementwise`]: maps over one, two or three slices, vectorised, split over threads
+//!   in fixed pieces.
+//! - [`simd`]: run-time AVX2/FMA dispatch.
 //! - [`threads`]: the thread pool (the caller takes part; results never depend on the
 //!   thread count).
 #![warn(missing_docs)]
 
+pub mod elementwise;
 mod float;
 pub mod gemm;
 pub mod math;
 pub mod reduce;
+pub mod simd;
 pub mod softmax;
 pub mod strided;
 pub mod threads;

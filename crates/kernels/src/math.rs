@@ -34,7 +34,14 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 const EXP_HI: f32 = 88.722_84;
 const EXP_LO: f32 = -103.972_08;
-const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+const EXP_P: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    5e-1,
+];
 const LOG_P: [f32; 9] = [
     7.037_683_6e-2,
     -1.151_461e-1,
@@ -44,9 +51,15 @@ const LOG_P: [f32; 9] = [
     -1.666_805_8e-1,
     2.000_071_4e-1,
     -2.499_999_4e-1,
-    3.333_333_1e-1,
+    3.333_333e-1,
 ];
-const TANH_P: [f32; 5] = [-5.704_988_7e-3, 2.063_908_9e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328_2e-1];
+const TANH_P: [f32; 5] = [
+    -5.704_988_7e-3,
+    2.063_909e-2,
+    -5.373_971_6e-2,
+    1.333_144_2e-1,
+    -3.333_328e-1,
+];
 const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 // ------------------------------------------------------------------------ scalar twins
@@ -176,12 +189,19 @@ mod avx2 {
 
     #[inline(always)]
     unsafe fn pow2i(n: __m256i) -> __m256 {
-        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127))))
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            n,
+            _mm256_set1_epi32(127),
+        )))
     }
 
+    /// `n = round(x·log₂e)` and `eʳ` with `x = n·ln 2 + r` (the common first half of `exp`).
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn exp8(x: __m256) -> __m256 {
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, splat(LOG2E)));
+    unsafe fn exp_reduced(x: __m256) -> (__m256, __m256) {
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, splat(LOG2E)),
+        );
         let r = _mm256_fmadd_ps(n, splat(-LN2_HI), x);
         let r = _mm256_fmadd_ps(n, splat(-LN2_LO), r);
         let mut p = splat(EXP_P[0]);
@@ -189,6 +209,23 @@ mod avx2 {
             p = _mm256_fmadd_ps(p, r, splat(c));
         }
         let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), splat(1.0));
+        (n, y)
+    }
+
+    /// `eˣ` for `x` in `[-80, 80]` (no overflow, no subnormal result): the same value as
+    /// [`exp8`] there (scaling by 2ⁿ in one step or two is exact in that range), with none
+    /// of its special-case handling.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp8_finite(x: __m256) -> __m256 {
+        let (n, y) = exp_reduced(x);
+        _mm256_mul_ps(y, pow2i(_mm256_cvtps_epi32(n)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp8(x: __m256) -> __m256 {
+        let (n, y) = exp_reduced(x);
         // 2ⁿ in two exact steps (n/2 and n − n/2), so very small results round once.
         let ni = _mm256_cvtps_epi32(n);
         let n1 = _mm256_srai_epi32::<1>(_mm256_add_epi32(ni, _mm256_srli_epi32::<31>(ni))); // n/2, truncated
@@ -203,14 +240,27 @@ mod avx2 {
         _mm256_blendv_ps(res, x, nan)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn log8(x0: __m256) -> __m256 {
         let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(x0, splat(f32::MIN_POSITIVE));
         let x = _mm256_blendv_ps(x0, _mm256_mul_ps(x0, splat(8_388_608.0)), tiny);
         let bits = _mm256_castps_si256(x);
-        let mut e = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(126));
-        e = _mm256_add_epi32(e, _mm256_castps_si256(_mm256_and_ps(tiny, _mm256_castsi256_ps(_mm256_set1_epi32(-23)))));
-        let m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807f_ffffu32 as i32)), _mm256_set1_epi32(0x3f00_0000)));
+        let mut e = _mm256_sub_epi32(
+            _mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xff)),
+            _mm256_set1_epi32(126),
+        );
+        e = _mm256_add_epi32(
+            e,
+            _mm256_castps_si256(_mm256_and_ps(
+                tiny,
+                _mm256_castsi256_ps(_mm256_set1_epi32(-23)),
+            )),
+        );
+        let m = _mm256_castsi256_ps(_mm256_or_si256(
+            _mm256_and_si256(bits, _mm256_set1_epi32(0x807f_ffffu32 as i32)),
+            _mm256_set1_epi32(0x3f00_0000),
+        ));
         let small = _mm256_cmp_ps::<_CMP_LT_OQ>(m, splat(SQRT_HALF));
         // e −= 1 where small (the mask is all ones = −1).
         let e = _mm256_add_epi32(e, _mm256_castps_si256(small));
@@ -236,6 +286,7 @@ mod avx2 {
         _mm256_blendv_ps(res, x0, inf)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tanh8(x: __m256) -> __m256 {
         let sign = splat(-0.0);
@@ -247,14 +298,20 @@ mod avx2 {
             p = _mm256_fmadd_ps(p, z, splat(c));
         }
         let small_val = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
-        // Large |x|: 1 − 2/(e^{2|x|} + 1), with the sign of x.
-        let e = exp8(_mm256_add_ps(ax, ax));
-        let t = _mm256_sub_ps(splat(1.0), _mm256_div_ps(splat(2.0), _mm256_add_ps(e, splat(1.0))));
+        // Large |x|: 1 − 2/(e^{2|x|} + 1), with the sign of x. From 2|x| = 19 on the result
+        // rounds to exactly 1, so clamping there keeps exp in its plain range (NaN lanes
+        // become 19 and are replaced by the small path's NaN below).
+        let e = exp8_finite(_mm256_min_ps(_mm256_add_ps(ax, ax), splat(19.0)));
+        let t = _mm256_sub_ps(
+            splat(1.0),
+            _mm256_div_ps(splat(2.0), _mm256_add_ps(e, splat(1.0))),
+        );
         let large_val = _mm256_or_ps(t, _mm256_and_ps(x, sign));
         let small = _mm256_cmp_ps::<_CMP_NGE_UQ>(ax, splat(0.625)); // ax < 0.625 or NaN
         _mm256_blendv_ps(large_val, small_val, small)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn sigmoid8(x: __m256) -> __m256 {
         let ax = _mm256_andnot_ps(splat(-0.0), x);
@@ -270,17 +327,26 @@ mod avx2 {
     /// same path.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn apply(f: MathFn, x: &[f32], out: &mut [f32]) {
-        let k: unsafe fn(__m256) -> __m256 = match f {
-            MathFn::Exp => exp8,
-            MathFn::Log => log8,
-            MathFn::Tanh => tanh8,
-            MathFn::Sigmoid => sigmoid8,
-        };
+        // One loop per function, each with its kernel inlined (no call per vector).
+        match f {
+            MathFn::Exp => run(x, out, |v| exp8(v)),
+            MathFn::Log => run(x, out, |v| log8(v)),
+            MathFn::Tanh => run(x, out, |v| tanh8(v)),
+            MathFn::Sigmoid => run(x, out, |v| sigmoid8(v)),
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run(x: &[f32], out: &mut [f32], k: impl Fn(__m256) -> __m256) {
         let n = x.len();
         let body = n / 8 * 8;
         let mut i = 0;
         while i < body {
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), k(_mm256_loadu_ps(x.as_ptr().add(i))));
+            _mm256_storeu_ps(
+                out.as_mut_ptr().add(i),
+                k(_mm256_loadu_ps(x.as_ptr().add(i))),
+            );
             i += 8;
         }
         if body < n {
@@ -295,14 +361,7 @@ mod avx2 {
 
 /// Whether the vector kernels run on this CPU.
 pub fn vectorised() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::simd::avx2_fma()
 }
 
 /// `out[i] = f(x[i])` for f32 slices of equal length.
@@ -332,13 +391,19 @@ mod tests {
         if got.is_nan() && want.is_nan() {
             return 0.0;
         }
-        if got as f64 == want || (got.is_infinite() && want.is_infinite() && got.signum() as f64 == want.signum()) {
+        if got as f64 == want
+            || (got.is_infinite() && want.is_infinite() && got.signum() as f64 == want.signum())
+        {
             return 0.0;
         }
         let w = want as f32;
         if w.is_infinite() {
             // Beyond f32 range: only ±MAX or ±∞ are right, and both count as 1 ulp off.
-            return if got.is_infinite() || got.abs() == f32::MAX { 1.0 } else { f64::INFINITY };
+            return if got.is_infinite() || got.abs() == f32::MAX {
+                1.0
+            } else {
+                f64::INFINITY
+            };
         }
         let spacing = (f32::from_bits(w.abs().to_bits() + 1) - w.abs()) as f64;
         (got as f64 - want).abs() / spacing
@@ -347,7 +412,10 @@ mod tests {
     /// Inputs across the whole f32 range: every 97th bit pattern (both signs), plus the ends
     /// of every binade.
     fn inputs() -> Vec<f32> {
-        let mut v: Vec<f32> = (0..u32::MAX / 97).map(|i| f32::from_bits(i * 97)).filter(|x| !x.is_nan()).collect();
+        let mut v: Vec<f32> = (0..u32::MAX / 97)
+            .map(|i| f32::from_bits(i * 97))
+            .filter(|x| !x.is_nan())
+            .collect();
         for e in 0..255u32 {
             for m in [0u32, 1, 0x7f_ffff] {
                 let b = (e << 23) | m;
@@ -370,12 +438,20 @@ mod tests {
             assert!(e <= bound, "{f:?}({x:e}) = {y:e}, exact {want:e}: {e} ulp");
             // The scalar twin agrees with the vector kernel to the same bound.
             let s = scalar(f)(x);
-            assert!(ulps(s, want) <= bound, "{f:?} scalar({x:e}) = {s:e}, exact {want:e}");
+            assert!(
+                ulps(s, want) <= bound,
+                "{f:?} scalar({x:e}) = {s:e}, exact {want:e}"
+            );
             if e > worst.0 {
                 worst = (e, x);
             }
         }
-        eprintln!("{f:?}: max {:.3} ulp at {:e} over {} inputs", worst.0, worst.1, xs.len());
+        eprintln!(
+            "{f:?}: max {:.3} ulp at {:e} over {} inputs",
+            worst.0,
+            worst.1,
+            xs.len()
+        );
     }
 
     #[test]
@@ -385,7 +461,11 @@ mod tests {
 
     #[test]
     fn log_within_1_ulp() {
-        check(MathFn::Log, |x| if x < 0.0 { f64::NAN } else { x.ln() }, 1.0);
+        check(
+            MathFn::Log,
+            |x| if x < 0.0 { f64::NAN } else { x.ln() },
+            1.0,
+        );
     }
 
     #[test]

@@ -4,21 +4,55 @@
 //! [`crate::strided::fold_into`]; this module holds the ones with a shape of their own:
 //! whole-slice sums and arg-reductions along one axis of an `(outer, n, inner)` block.
 
+use crate::elementwise::{self, CHUNK};
+use crate::simd::with_avx2;
 use crate::Float;
 
-/// Sum of a slice, accumulated in eight independent lanes (so the compiler vectorises it)
-/// and combined in a fixed order: the result does not depend on anything but the data.
+/// Sum of a slice, in a fixed order that depends only on its length: pieces of
+/// [`CHUNK`] elements are each summed in 32 independent lanes (so the loop runs at vector
+/// width), the pieces' sums are added in order. Large slices sum their pieces on the
+/// thread pool; the result is the same bit for bit whatever the thread count.
 pub fn sum<T: Float>(x: &[T]) -> T {
-    let mut lanes = [T::zero(); 8];
-    let chunks = x.chunks_exact(8);
+    if x.len() <= CHUNK {
+        return with_avx2(|| lane_sum(x));
+    }
+    // Pieces are summed in groups of `GROUP` (a stack array of partial sums each), the
+    // groups' sums added in order.
+    const GROUP: usize = 256;
+    let mut total = T::zero();
+    for group in x.chunks(CHUNK * GROUP) {
+        let mut partial = [T::zero(); GROUP];
+        let n = group.len().div_ceil(CHUNK);
+        elementwise::per_chunk(group.len(), &mut partial[..n], |r| {
+            with_avx2(|| lane_sum(&group[r]))
+        });
+        for p in &partial[..n] {
+            total += *p;
+        }
+    }
+    total
+}
+
+/// Sum in 32 lanes combined pairwise: the compiler keeps the lanes in vector registers.
+#[inline(always)]
+fn lane_sum<T: Float>(x: &[T]) -> T {
+    const L: usize = 32;
+    let mut lanes = [T::zero(); L];
+    let chunks = x.chunks_exact(L);
     let rest = chunks.remainder();
     for c in chunks {
         for (l, &v) in lanes.iter_mut().zip(c) {
             *l += v;
         }
     }
-    let mut s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-        + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    let mut s = lanes[0];
     for &v in rest {
         s += v;
     }
@@ -75,9 +109,31 @@ mod tests {
 
     #[test]
     fn sum_matches_sequential_on_exact_values() {
-        let x: Vec<f64> = (0..37).map(|v| v as f64).collect();
-        assert_eq!(sum(&x), (0..37).sum::<i32>() as f64);
-        assert_eq!(sum::<f32>(&[]), 0.0);
+        for n in [
+            0,
+            1,
+            37,
+            CHUNK + 5,
+            3 * elementwise::PARALLEL_MIN + 1,
+            300 * CHUNK + 9,
+        ] {
+            let x: Vec<f64> = (0..n).map(|v| (v % 1000) as f64).collect();
+            let want: u64 = (0..n as u64).map(|v| v % 1000).sum();
+            assert_eq!(sum(&x), want as f64, "n={n}");
+        }
+    }
+
+    #[test]
+    fn sum_does_not_depend_on_the_thread_count() {
+        let n = 7 * elementwise::PARALLEL_MIN + 3;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.731).sin()).collect();
+        let before = crate::threads::num_threads();
+        crate::threads::set_num_threads(1);
+        let one = sum(&x);
+        crate::threads::set_num_threads(2);
+        let two = sum(&x);
+        crate::threads::set_num_threads(before);
+        assert_eq!(one.to_bits(), two.to_bits());
     }
 
     #[test]

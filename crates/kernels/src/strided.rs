@@ -124,6 +124,8 @@ pub fn copy_strided<E: Copy>(
         |len, [so, d_o], [ss, ds]| {
             if ss == 1 && ds == 1 {
                 dst[d_o..d_o + len].copy_from_slice(&src[so..so + len]);
+            } else if ss == 0 && ds == 1 {
+                dst[d_o..d_o + len].fill(src[so]);
             } else if ss == 0 {
                 let v = src[so];
                 for j in 0..len {

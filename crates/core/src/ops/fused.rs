@@ -48,16 +48,10 @@ impl FusedOp {
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
         let (FusedOp::Softmax { axis } | FusedOp::LogSoftmax { axis }) = *self;
         let (outer, n, inner) = split_at_axis(x.shape(), axis);
-        let mut out = Tensor::zeros(x.shape());
-        match self {
-            FusedOp::Softmax { .. } => {
-                softmax::softmax(x.as_slice(), out.as_mut_slice(), outer, n, inner)
-            }
-            FusedOp::LogSoftmax { .. } => {
-                softmax::log_softmax(x.as_slice(), out.as_mut_slice(), outer, n, inner)
-            }
-        }
-        out
+        Tensor::from_writer(x.shape(), |out| match self {
+            FusedOp::Softmax { .. } => softmax::softmax(x.as_slice(), out, outer, n, inner),
+            FusedOp::LogSoftmax { .. } => softmax::log_softmax(x.as_slice(), out, outer, n, inner),
+        })
     }
 
     pub(crate) fn backward<T: Float, V: Algebra<T>>(&self, y: &V, g: &V) -> Grads<V> {

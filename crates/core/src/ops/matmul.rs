@@ -84,65 +84,65 @@ impl MatmulOp {
         let lc = MatLayout::row_major(n, false);
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
-        let mut out = Tensor::zeros(out_shape);
         let (a_batch, b_batch) = (&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]);
         let (asz, bsz, csz) = (m * k, k * n, m * n);
-        let c = out.as_mut_slice();
-        if numel(b_batch) == 1 && !self.ta && a_batch == batch.as_slice() {
-            // B is shared by every batch and A's rows are contiguous: one gemm over
-            // (batch·m) rows.
-            gemm(
-                numel(&batch) * m,
-                k,
-                n,
-                T::one(),
-                a.as_slice(),
-                la,
-                b.as_slice(),
-                lb,
-                T::zero(),
-                c,
-                lc,
+        // Every element of the output is written by a gemm with β = 0 (which never reads C).
+        Ok(Tensor::from_writer(out_shape, |c| {
+            if numel(b_batch) == 1 && !self.ta && a_batch == batch.as_slice() {
+                // B is shared by every batch and A's rows are contiguous: one gemm over
+                // (batch·m) rows.
+                gemm(
+                    numel(&batch) * m,
+                    k,
+                    n,
+                    T::one(),
+                    a.as_slice(),
+                    la,
+                    b.as_slice(),
+                    lb,
+                    T::zero(),
+                    c,
+                    lc,
+                );
+                return;
+            }
+            let sa: Vec<usize> = broadcast_strides(a_batch, &batch)
+                .iter()
+                .map(|s| s * asz)
+                .collect();
+            let sb: Vec<usize> = broadcast_strides(b_batch, &batch)
+                .iter()
+                .map(|s| s * bsz)
+                .collect();
+            let sc: Vec<usize> = tapegrad_kernels::strided::contiguous_strides(&batch)
+                .iter()
+                .map(|s| s * csz)
+                .collect();
+            let (a, b) = (a.as_slice(), b.as_slice());
+            for_each_row(
+                &batch,
+                [&sa, &sb, &sc],
+                [0, 0, 0],
+                |len, [ao, bo, co], [das, dbs, dcs]| {
+                    for j in 0..len {
+                        let (ao, bo, co) = (ao + j * das, bo + j * dbs, co + j * dcs);
+                        gemm(
+                            m,
+                            k,
+                            n,
+                            T::one(),
+                            &a[ao..ao + asz],
+                            la,
+                            &b[bo..bo + bsz],
+                            lb,
+                            T::zero(),
+                            &mut c[co..co + csz],
+                            lc,
+                        );
+                    }
+                },
             );
-            return Ok(out);
-        }
-        let sa: Vec<usize> = broadcast_strides(a_batch, &batch)
-            .iter()
-            .map(|s| s * asz)
-            .collect();
-        let sb: Vec<usize> = broadcast_strides(b_batch, &batch)
-            .iter()
-            .map(|s| s * bsz)
-            .collect();
-        let sc: Vec<usize> = tapegrad_kernels::strided::contiguous_strides(&batch)
-            .iter()
-            .map(|s| s * csz)
-            .collect();
-        let (a, b) = (a.as_slice(), b.as_slice());
-        for_each_row(
-            &batch,
-            [&sa, &sb, &sc],
-            [0, 0, 0],
-            |len, [ao, bo, co], [das, dbs, dcs]| {
-                for j in 0..len {
-                    let (ao, bo, co) = (ao + j * das, bo + j * dbs, co + j * dcs);
-                    gemm(
-                        m,
-                        k,
-                        n,
-                        T::one(),
-                        &a[ao..ao + asz],
-                        la,
-                        &b[bo..bo + bsz],
-                        lb,
-                        T::zero(),
-                        &mut c[co..co + csz],
-                        lc,
-                    );
-                }
-            },
-        );
-        Ok(out)
+        }))
     }
 
     /// The backward rule (see the table in the module docs).

@@ -204,17 +204,20 @@ pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tens
     if x.shape() == shape {
         return x.clone();
     }
-    let mut out = Tensor::zeros(shape);
-    copy_strided(
-        shape,
-        x.as_slice(),
-        &broadcast_strides(x.shape(), shape),
-        0,
-        out.as_mut_slice(),
-        &contiguous_strides(shape),
-        0,
-    );
-    out
+    if let [v] = x.as_slice() {
+        return Tensor::full(shape, *v);
+    }
+    Tensor::from_writer(shape, |out| {
+        copy_strided(
+            shape,
+            x.as_slice(),
+            &broadcast_strides(x.shape(), shape),
+            0,
+            out,
+            &contiguous_strides(shape),
+            0,
+        )
+    })
 }
 
 /// Resolves a reshape target with at most one `-1` against `numel` elements.

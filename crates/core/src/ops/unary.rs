@@ -13,6 +13,9 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
+use tapegrad_kernels::elementwise;
+use tapegrad_kernels::math::MathFn;
+
 use crate::ops::binary::Cmp;
 use crate::ops::Op;
 use crate::tensor::Tensor;
@@ -480,133 +483,136 @@ impl<T: Float> Unary<T> {
     }
 }
 
-/// Runs `$body` with `$u` bound to a copy of `$op` whose variant is known at compile time,
-/// so `$u.f(..)` and `$u.grad(..)` inline to straight-line code inside the loop.
+/// Runs `$body` with `$u` bound to a closure returning `$op`, whose variant is written in
+/// the closure's body: wherever the loop calling `$u().f(..)` or `$u().grad(..)` is compiled
+/// (even behind the thread pool's `dyn Fn` or in the AVX2 copy), the variant is a
+/// compile-time constant, so the `match` inside `f` and `grad` disappears and the loop is
+/// straight-line code the compiler vectorises.
 macro_rules! dispatch {
     ($op:expr, $u:ident => $body:expr) => {
         match $op {
             Unary::Neg => {
-                let $u = Unary::Neg;
+                let $u = move || Unary::Neg;
                 $body
             }
             Unary::Abs => {
-                let $u = Unary::Abs;
+                let $u = move || Unary::Abs;
                 $body
             }
             Unary::Sign => {
-                let $u = Unary::Sign;
+                let $u = move || Unary::Sign;
                 $body
             }
             Unary::Exp => {
-                let $u = Unary::Exp;
+                let $u = move || Unary::Exp;
                 $body
             }
             Unary::Log => {
-                let $u = Unary::Log;
+                let $u = move || Unary::Log;
                 $body
             }
             Unary::Log1p => {
-                let $u = Unary::Log1p;
+                let $u = move || Unary::Log1p;
                 $body
             }
             Unary::Expm1 => {
-                let $u = Unary::Expm1;
+                let $u = move || Unary::Expm1;
                 $body
             }
             Unary::Sqrt => {
-                let $u = Unary::Sqrt;
+                let $u = move || Unary::Sqrt;
                 $body
             }
             Unary::Rsqrt => {
-                let $u = Unary::Rsqrt;
+                let $u = move || Unary::Rsqrt;
                 $body
             }
             Unary::Square => {
-                let $u = Unary::Square;
+                let $u = move || Unary::Square;
                 $body
             }
             Unary::Recip => {
-                let $u = Unary::Recip;
+                let $u = move || Unary::Recip;
                 $body
             }
             Unary::Sin => {
-                let $u = Unary::Sin;
+                let $u = move || Unary::Sin;
                 $body
             }
             Unary::Cos => {
-                let $u = Unary::Cos;
+                let $u = move || Unary::Cos;
                 $body
             }
             Unary::Tanh => {
-                let $u = Unary::Tanh;
+                let $u = move || Unary::Tanh;
                 $body
             }
             Unary::Sigmoid => {
-                let $u = Unary::Sigmoid;
+                let $u = move || Unary::Sigmoid;
                 $body
             }
             Unary::Relu => {
-                let $u = Unary::Relu;
+                let $u = move || Unary::Relu;
                 $body
             }
             Unary::LeakyRelu(a) => {
-                let $u = Unary::LeakyRelu(a);
+                let $u = move || Unary::LeakyRelu(a);
                 $body
             }
             Unary::Elu(a) => {
-                let $u = Unary::Elu(a);
+                let $u = move || Unary::Elu(a);
                 $body
             }
             Unary::Selu => {
-                let $u = Unary::Selu;
+                let $u = move || Unary::Selu;
                 $body
             }
             Unary::Gelu => {
-                let $u = Unary::Gelu;
+                let $u = move || Unary::Gelu;
                 $body
             }
             Unary::GeluTanh => {
-                let $u = Unary::GeluTanh;
+                let $u = move || Unary::GeluTanh;
                 $body
             }
             Unary::Silu => {
-                let $u = Unary::Silu;
+                let $u = move || Unary::Silu;
                 $body
             }
             Unary::Softplus { beta, threshold } => {
-                let $u = Unary::Softplus { beta, threshold };
+                let $u = move || Unary::Softplus { beta, threshold };
                 $body
             }
             Unary::Clamp { min, max } => {
-                let $u = Unary::Clamp { min, max };
+                let $u = move || Unary::Clamp { min, max };
                 $body
             }
             Unary::Erf => {
-                let $u = Unary::Erf;
+                let $u = move || Unary::Erf;
                 $body
             }
             Unary::AddScalar(a) => {
-                let $u = Unary::AddScalar(a);
+                let $u = move || Unary::AddScalar(a);
                 $body
             }
             Unary::MulScalar(a) => {
-                let $u = Unary::MulScalar(a);
+                let $u = move || Unary::MulScalar(a);
                 $body
             }
             Unary::DivScalar(a) => {
-                let $u = Unary::DivScalar(a);
+                let $u = move || Unary::DivScalar(a);
                 $body
             }
             Unary::RsubScalar(a) => {
-                let $u = Unary::RsubScalar(a);
+                let $u = move || Unary::RsubScalar(a);
                 $body
             }
             Unary::RdivScalar(a) => {
-                let $u = Unary::RdivScalar(a);
+                let $u = move || Unary::RdivScalar(a);
                 $body
             }
             Unary::Powf(a) => {
-                let $u = Unary::Powf(a);
+                let $u = move || Unary::Powf(a);
                 $body
             }
         }
@@ -615,20 +621,29 @@ macro_rules! dispatch {
 
 impl<T: Float> Unary<T> {
     /// `f` applied to every element of `x`.
+    ///
+    /// `exp`, `log`, `tanh` and `sigmoid` of f32 tensors use the vectorised kernels of
+    /// [`tapegrad_kernels::math`] (within 1–2.5 ulp, stated there); everything else
+    /// computes [`Unary::f`] element by element. Large tensors are split over threads.
     pub fn forward(self, x: &Tensor<T>) -> Tensor<T> {
-        let shape = x.shape_owned();
-        let x = x.as_slice();
-        dispatch!(self, u => Tensor::from_iter_shaped(shape, x.iter().map(|&v| u.f(v))))
+        let xs = x.as_slice();
+        Tensor::from_writer(x.shape_owned(), |out| match self {
+            Unary::Exp => T::apply_math(MathFn::Exp, xs, out),
+            Unary::Log => T::apply_math(MathFn::Log, xs, out),
+            Unary::Tanh => T::apply_math(MathFn::Tanh, xs, out),
+            Unary::Sigmoid => T::apply_math(MathFn::Sigmoid, xs, out),
+            _ => dispatch!(self, u => elementwise::map(xs, out, move |v| u().f(v))),
+        })
     }
 
     /// The fused first-order backward: `grad(x, y, g)` element by element, one pass.
     pub fn backward_tensor(self, x: &Tensor<T>, y: &Tensor<T>, g: &Tensor<T>) -> Tensor<T> {
-        let shape = x.shape_owned();
-        let (x, y, g) = (x.as_slice(), y.as_slice(), g.as_slice());
-        dispatch!(self, u => Tensor::from_iter_shaped(
-            shape,
-            x.iter().zip(y).zip(g).map(|((&xv, &yv), &gv)| u.grad(S(xv), S(yv), S(gv)).0),
-        ))
+        let (xs, ys, gs) = (x.as_slice(), y.as_slice(), g.as_slice());
+        Tensor::from_writer(x.shape_owned(), |out| {
+            dispatch!(self, u => elementwise::zip3(xs, ys, gs, out, move |xv, yv, gv| {
+                u().grad(S(xv), S(yv), S(gv)).0
+            }))
+        })
     }
 }
 

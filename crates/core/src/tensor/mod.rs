@@ -14,81 +14,89 @@
 
 pub mod display;
 
-use std::sync::Arc;
-
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 
 use crate::error::{arg_error, ok, shape_error, Error, Result};
+use crate::memory::Buffer;
 use crate::shape::{numel, IntoShape, Shape};
 use crate::Float;
 
 /// An element type a tensor can hold: the floats, `usize` indices, `bool` masks and the
-/// common integers.
-pub trait Element: Copy + Default + std::fmt::Debug + PartialEq + Send + Sync + 'static {}
+/// common integers. Sealed: the list is fixed.
+pub trait Element:
+    Copy + Default + std::fmt::Debug + PartialEq + Send + Sync + 'static + sealed::Sealed
+{
+}
 
-impl Element for f32 {}
-impl Element for f64 {}
-impl Element for bool {}
-impl Element for usize {}
-impl Element for i64 {}
-impl Element for i32 {}
-impl Element for u32 {}
-impl Element for u8 {}
+pub(crate) mod sealed {
+    /// Implemented by the element types only. `ANY_BIT_PATTERN`: every bit pattern of the
+    /// type's size is a valid value (true for the numbers, false for `bool`), so a recycled
+    /// buffer may be handed out without resetting it.
+    pub trait Sealed {
+        const ANY_BIT_PATTERN: bool;
+    }
+}
+
+macro_rules! element {
+    ($($t:ty: $pod:expr),*) => {$(
+        impl sealed::Sealed for $t {
+            const ANY_BIT_PATTERN: bool = $pod;
+        }
+        impl Element for $t {}
+    )*};
+}
+element!(f32: true, f64: true, bool: false, usize: true, i64: true, i32: true, u32: true, u8: true);
 
 /// Tensors up to this many elements store their data inline.
 const INLINE: usize = 4;
 
-/// Copy-on-write storage: inline for tiny tensors, shared on the heap otherwise.
+/// Copy-on-write storage: inline for tiny tensors, a shared pooled buffer otherwise.
 #[derive(Clone)]
 enum Storage<E: Element> {
     Inline { len: u8, data: [E; INLINE] },
-    Heap(Arc<Vec<E>>),
+    Heap(Buffer<E>),
 }
 
 impl<E: Element> Storage<E> {
-    fn from_vec(v: Vec<E>) -> Self {
-        if v.len() <= INLINE {
+    /// Storage of `len` elements written by `fill`, which must write every one of them
+    /// (the slice it gets holds valid but unspecified values).
+    #[inline]
+    fn new_with(len: usize, fill: impl FnOnce(&mut [E])) -> Self {
+        if len <= INLINE {
             let mut data = [E::default(); INLINE];
-            data[..v.len()].copy_from_slice(&v);
+            fill(&mut data[..len]);
             Storage::Inline {
-                len: v.len() as u8,
+                len: len as u8,
                 data,
             }
         } else {
-            Storage::Heap(Arc::new(v))
+            Storage::Heap(Buffer::new_with(len, fill))
         }
+    }
+
+    fn from_slice(v: &[E]) -> Self {
+        Self::new_with(v.len(), |out| out.copy_from_slice(v))
     }
 
     /// Storage holding exactly the items of `iter`, which yields `len` of them: inline
-    /// (no allocation) for tiny tensors, one exact-size collect otherwise.
+    /// (no allocation) for tiny tensors, a pooled buffer otherwise.
     #[inline]
     fn from_iter_exact(len: usize, iter: impl Iterator<Item = E>) -> Self {
-        if len <= INLINE {
-            let mut data = [E::default(); INLINE];
-            for (d, v) in data.iter_mut().zip(iter) {
+        Self::new_with(len, |out| {
+            let mut n = 0;
+            for (d, v) in out.iter_mut().zip(iter) {
                 *d = v;
+                n += 1;
             }
-            Storage::Inline {
-                len: len as u8,
-                data,
-            }
-        } else {
-            let v: Vec<E> = iter.collect();
-            debug_assert_eq!(v.len(), len);
-            Storage::Heap(Arc::new(v))
-        }
+            debug_assert_eq!(n, len);
+        })
     }
 
     fn filled(len: usize, value: E) -> Self {
-        if len <= INLINE {
-            Storage::Inline {
-                len: len as u8,
-                data: [value; INLINE],
-            }
-        } else {
-            Storage::Heap(Arc::new(vec![value; len]))
-        }
+        Self::new_with(len, |out| {
+            tapegrad_kernels::elementwise::chunked(out, |_, piece| piece.fill(value))
+        })
     }
 
     #[inline]
@@ -103,7 +111,7 @@ impl<E: Element> Storage<E> {
     fn as_mut_slice(&mut self) -> &mut [E] {
         match self {
             Storage::Inline { len, data } => &mut data[..*len as usize],
-            Storage::Heap(v) => Arc::make_mut(v).as_mut_slice(),
+            Storage::Heap(v) => v.make_mut(),
         }
     }
 }
@@ -140,6 +148,24 @@ impl<E: Element> Tensor<E> {
     /// [`Error::Shape`] if `data.len()` is not the product of the shape.
     #[track_caller]
     pub fn try_from_vec(data: Vec<E>, shape: impl IntoShape) -> Result<Self> {
+        Self::try_from_slice(&data, shape)
+    }
+
+    /// A tensor of the given shape with a copy of `data`.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of the shape.
+    #[track_caller]
+    pub fn from_slice(data: &[E], shape: impl IntoShape) -> Self {
+        ok(Self::try_from_slice(data, shape))
+    }
+
+    /// A tensor of the given shape with a copy of `data`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `data.len()` is not the product of the shape.
+    #[track_caller]
+    pub fn try_from_slice(data: &[E], shape: impl IntoShape) -> Result<Self> {
         let shape = shape.into_shape();
         if numel(&shape) != data.len() {
             return Err(shape_error(
@@ -154,17 +180,30 @@ impl<E: Element> Tensor<E> {
         }
         Ok(Tensor {
             shape,
-            storage: Storage::from_vec(data),
+            storage: Storage::from_slice(data),
         })
     }
 
-    /// A tensor of the given shape with a copy of `data`.
+    /// A tensor of the given shape whose elements are written by `fill`.
     ///
-    /// # Panics
-    /// If `data.len()` is not the product of the shape.
-    #[track_caller]
-    pub fn from_slice(data: &[E], shape: impl IntoShape) -> Self {
-        ok(Self::try_from_vec(data.to_vec(), shape))
+    /// The slice `fill` receives holds valid but unspecified values (storage is recycled
+    /// without being cleared): `fill` must write every element. This is how kernels write
+    /// their results straight into a tensor, without a zeroing pass or a copy.
+    ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// let t = Tensor::<f32>::from_writer([2, 3], |out| {
+    ///     for (i, v) in out.iter_mut().enumerate() {
+    ///         *v = i as f32;
+    ///     }
+    /// });
+    /// assert_eq!(t.get(&[1, 2]), 5.0);
+    /// ```
+    #[inline]
+    pub fn from_writer(shape: impl IntoShape, fill: impl FnOnce(&mut [E])) -> Self {
+        let shape = shape.into_shape();
+        let storage = Storage::new_with(numel(&shape), fill);
+        Tensor { shape, storage }
     }
 
     /// A 0-d tensor holding one value.
@@ -185,10 +224,10 @@ impl<E: Element> Tensor<E> {
     /// A tensor whose element at flat (row-major) position `i` is `f(i)`.
     pub fn from_fn(shape: impl IntoShape, f: impl FnMut(usize) -> E) -> Self {
         let shape = shape.into_shape();
-        let data: Vec<E> = (0..numel(&shape)).map(f).collect();
+        let n = numel(&shape);
         Tensor {
             shape,
-            storage: Storage::from_vec(data),
+            storage: Storage::from_iter_exact(n, (0..n).map(f)),
         }
     }
 
@@ -252,7 +291,7 @@ impl<E: Element> Tensor<E> {
     /// Whether `self` and `other` read the same memory (a clone or a reshape of each other).
     pub fn shares_storage_with(&self, other: &Tensor<E>) -> bool {
         match (&self.storage, &other.storage) {
-            (Storage::Heap(a), Storage::Heap(b)) => Arc::ptr_eq(a, b),
+            (Storage::Heap(a), Storage::Heap(b)) => a.ptr_eq(b),
             _ => false,
         }
     }
@@ -389,16 +428,6 @@ impl<E: Element> Tensor<E> {
         })
     }
 
-    /// Internal: a tensor of `shape` holding the items of `iter` (exactly `numel(shape)`).
-    #[inline]
-    pub(crate) fn from_iter_shaped(shape: Shape, iter: impl Iterator<Item = E>) -> Self {
-        let n = numel(&shape);
-        Tensor {
-            shape,
-            storage: Storage::from_iter_exact(n, iter),
-        }
-    }
-
     /// Internal: the shape, for building a result of the same shape.
     #[inline]
     pub(crate) fn shape_owned(&self) -> Shape {
@@ -410,7 +439,7 @@ impl<E: Element> Tensor<E> {
         debug_assert_eq!(numel(&shape), data.len());
         Tensor {
             shape,
-            storage: Storage::from_vec(data),
+            storage: Storage::from_slice(&data),
         }
     }
 

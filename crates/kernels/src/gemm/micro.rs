@@ -11,15 +11,8 @@ use std::cell::Cell;
 
 use super::{GemmElem, MicroKernel};
 
-/// Whether this CPU has AVX2 and FMA (detected once).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
-}
+use crate::simd::avx2_fma as has_avx2_fma;
 
 /// Writes the tile `acc` (row-major `MR × NR`, already multiplied by α) into C:
 /// `C ← acc + β·C` on the `mr × nr` corner; C is not read when β = 0.
