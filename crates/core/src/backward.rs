@@ -10,6 +10,8 @@
 //! Two sweeps share the same rules (see [`crate::Algebra`]): [`Var::backward`] runs them on
 //! tensors, [`Var::backward_create_graph`] records them on the tape.
 
+use std::mem::ManuallyDrop;
+
 use slotmap::SecondaryMap;
 use smallvec::SmallVec;
 
@@ -31,15 +33,66 @@ pub struct Gradients<T: Float> {
     graph_id: u64,
     /// `(node id, gradient)` of leaves, ascending by id.
     leaves: Vec<(u32, Tensor<T>)>,
-    params: SecondaryMap<ParamKey, Tensor<T>>,
+    /// Taken out (not dropped) by `Drop`, to be reused: an empty `SecondaryMap` allocates.
+    params: ManuallyDrop<SecondaryMap<ParamKey, Tensor<T>>>,
+}
+
+/// The emptied containers of dropped [`Gradients`], per element type and thread, so the
+/// next backward pass fills them instead of allocating new ones.
+struct Spare<T: Float> {
+    leaves: Vec<Vec<(u32, Tensor<T>)>>,
+    params: Vec<SecondaryMap<ParamKey, Tensor<T>>>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<[Option<Box<dyn std::any::Any>>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
+}
+
+/// Runs `f` on this thread's spare containers for `T` (`None` while the thread is being
+/// torn down).
+fn with_spare<T: Float, R>(f: impl FnOnce(&mut Spare<T>) -> R) -> Option<R> {
+    let slot = usize::from(T::DTYPE != "f32");
+    SPARE
+        .try_with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            let any = s[slot].get_or_insert_with(|| {
+                Box::new(Spare::<T> {
+                    leaves: Vec::new(),
+                    params: Vec::new(),
+                })
+            });
+            any.downcast_mut::<Spare<T>>().map(f)
+        })
+        .ok()
+        .flatten()
+}
+
+impl<T: Float> Drop for Gradients<T> {
+    fn drop(&mut self) {
+        let mut leaves = std::mem::take(&mut self.leaves);
+        // SAFETY: `params` is not used again: this is the destructor.
+        let mut params = unsafe { ManuallyDrop::take(&mut self.params) };
+        leaves.clear();
+        params.clear();
+        with_spare::<T, _>(|s| {
+            // Bounded: a few containers cover every pattern of live gradients.
+            if s.leaves.len() < 8 {
+                s.leaves.push(leaves);
+                s.params.push(params);
+            }
+        });
+    }
 }
 
 impl<T: Float> Gradients<T> {
     fn new(graph_id: u64) -> Self {
+        let (leaves, params) =
+            with_spare::<T, _>(|s| (s.leaves.pop(), s.params.pop())).unwrap_or((None, None));
         Gradients {
             graph_id,
-            leaves: Vec::new(),
-            params: SecondaryMap::new(),
+            leaves: leaves.unwrap_or_default(),
+            params: ManuallyDrop::new(params.unwrap_or_default()),
         }
     }
 
@@ -106,8 +159,8 @@ impl<T: Float> Gradients<T> {
     /// # Panics
     /// If a gradient's shape differs from the one it is added to.
     #[track_caller]
-    pub fn accumulate(&mut self, other: Gradients<T>) {
-        for (k, g) in other.params {
+    pub fn accumulate(&mut self, mut other: Gradients<T>) {
+        for (k, g) in other.params.drain() {
             match self.params.get_mut(k) {
                 Some(mine) => add_into(mine, &g),
                 None => {
@@ -116,7 +169,7 @@ impl<T: Float> Gradients<T> {
             }
         }
         if other.graph_id == self.graph_id {
-            for (id, g) in other.leaves {
+            for (id, g) in other.leaves.drain(..) {
                 match self.leaves.binary_search_by_key(&id, |e| e.0) {
                     Ok(i) => add_into(&mut self.leaves[i].1, &g),
                     Err(i) => self.leaves.insert(i, (id, g)),

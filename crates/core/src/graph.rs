@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use smallvec::SmallVec;
 
 use crate::error::Location;
+use crate::ops::index::IndexOp;
+use crate::ops::movement::MovementOp;
 use crate::ops::Op;
 use crate::params::{ParamKey, ParamStore};
 use crate::tensor::Tensor;
@@ -76,6 +78,17 @@ pub struct Graph<T: Float> {
     grad_slots: Cell<Vec<Option<Tensor<T>>>>,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
+    /// The boxes of the boxed op payloads of earlier passes, reused by the next one so a
+    /// reset graph records without allocating.
+    spare: RefCell<Spare>,
+}
+
+// The boxes themselves are what is kept: each is handed back to a node as it is.
+#[allow(clippy::vec_box)]
+#[derive(Default)]
+struct Spare {
+    movement: Vec<Box<MovementOp>>,
+    index: Vec<Box<IndexOp>>,
 }
 
 impl<T: Float> Default for Graph<T> {
@@ -98,6 +111,7 @@ impl<T: Float> Graph<T> {
             grad_slots: Cell::new(Vec::new()),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
+            spare: RefCell::new(Spare::default()),
         }
     }
 
@@ -163,7 +177,36 @@ impl<T: Float> Graph<T> {
     /// Forgets every recorded node but keeps the memory, so the next forward pass does not
     /// reallocate the arena. Needs `&mut self`: no [`Var`] of this graph can be alive.
     pub fn reset(&mut self) {
-        self.nodes.get_mut().clear();
+        let spare = self.spare.get_mut();
+        for node in self.nodes.get_mut().drain(..) {
+            match node.op {
+                Op::Movement(b) => spare.movement.push(b),
+                Op::Index(b) => spare.index.push(b),
+                _ => {}
+            }
+        }
+    }
+
+    /// `op` in a box, reusing one from an earlier pass if there is one.
+    pub(crate) fn boxed_movement(&self, op: MovementOp) -> Box<MovementOp> {
+        match self.spare.borrow_mut().movement.pop() {
+            Some(mut b) => {
+                *b = op;
+                b
+            }
+            None => Box::new(op),
+        }
+    }
+
+    /// `op` in a box, reusing one from an earlier pass if there is one.
+    pub(crate) fn boxed_index(&self, op: IndexOp) -> Box<IndexOp> {
+        match self.spare.borrow_mut().index.pop() {
+            Some(mut b) => {
+                *b = op;
+                b
+            }
+            None => Box::new(op),
+        }
     }
 
     /// Runs `f` with gradient recording switched off: ops inside still compute values, but

@@ -63,7 +63,8 @@ fn lane_sum<T: Float>(x: &[T]) -> T {
 /// wins against every other under `better(candidate, current)`, and that value.
 ///
 /// NaN wins against everything (as in PyTorch, `max` of a row holding NaN is NaN).
-/// Writes `outer · inner` values and indices in row-major order of `(outer, inner)`.
+/// Writes `outer · inner` indices (and, if asked, values) in row-major order of
+/// `(outer, inner)`.
 ///
 /// # Panics
 /// If `n` is zero (an arg-reduction over an empty axis has no answer) or the slices are too
@@ -74,7 +75,7 @@ pub fn arg_reduce<T: Float>(
     n: usize,
     inner: usize,
     better: impl Fn(T, T) -> bool,
-    values: &mut [T],
+    mut values: Option<&mut [T]>,
     indices: &mut [usize],
 ) {
     assert!(n > 0, "arg_reduce over an empty axis");
@@ -97,7 +98,9 @@ pub fn arg_reduce<T: Float>(
                     }
                 }
             }
-            values[o * inner + i] = best;
+            if let Some(v) = values.as_deref_mut() {
+                v[o * inner + i] = best;
+            }
             indices[o * inner + i] = arg;
         }
     }
@@ -142,11 +145,11 @@ mod tests {
         let x = [1.0, 5.0, 3.0, 5.0, 3.0, 0.0];
         let mut v = [0.0; 2];
         let mut ix = [0; 2];
-        arg_reduce(&x, 1, 3, 2, |a, b| a > b, &mut v, &mut ix);
+        arg_reduce(&x, 1, 3, 2, |a, b| a > b, Some(&mut v), &mut ix);
         assert_eq!(v, [3.0, 5.0]);
         assert_eq!(ix, [1, 0]);
         let x = [1.0, f64::NAN, 2.0];
-        arg_reduce(&x, 1, 3, 1, |a, b| a > b, &mut v[..1], &mut ix[..1]);
+        arg_reduce(&x, 1, 3, 1, |a, b| a > b, Some(&mut v[..1]), &mut ix[..1]);
         assert!(v[0].is_nan());
         assert_eq!(ix[0], 1);
     }

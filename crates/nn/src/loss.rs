@@ -11,7 +11,7 @@
 //! - Binary cross-entropy with logits is `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)`, which
 //!   never overflows; on probabilities each log is clamped at −100, as PyTorch.
 
-use tapegrad_core::{Float, Tensor, Var};
+use tapegrad_core::{Float, Shape, Tensor, Var};
 
 /// How a loss's per-element values are combined.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -185,7 +185,7 @@ fn nll_parts<'g, T: Float>(
     target: &Tensor<usize>,
     weight: Option<&Tensor<T>>,
 ) -> (Var<'g, T>, Option<Var<'g, T>>) {
-    let mut idx_shape = target.shape().to_vec();
+    let mut idx_shape: Shape = target.shape().into();
     idx_shape.insert(1, 1);
     let picked = logp.gather(1, &target.with_shape(idx_shape)).squeeze_dim(1);
     let g = logp.graph();

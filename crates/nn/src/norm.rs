@@ -14,7 +14,7 @@
 //! The normalisation is built from graph ops, so its gradients (through the batch
 //! statistics in training) are exact and checked like every other op.
 
-use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Tensor, Var};
+use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Shape, Tensor, Var};
 
 use crate::module::{Forward, Module};
 
@@ -166,8 +166,8 @@ impl BatchNorm {
 }
 
 /// `t` (a `[C]` tensor or value) shaped `[1, C, 1, …]` for an input of rank `ndim`.
-fn channel_shape(c: usize, ndim: usize) -> Vec<usize> {
-    let mut s = vec![1, c];
+fn channel_shape(c: usize, ndim: usize) -> Shape {
+    let mut s = Shape::from_slice(&[1, c]);
     s.extend(std::iter::repeat_n(1, ndim - 2));
     s
 }
@@ -185,7 +185,7 @@ impl<T: Float> Module<T> for BatchNorm {
                 s.as_slice()
             );
         }
-        let axes: Vec<usize> = (0..s.len()).filter(|&a| a != 1).collect();
+        let axes: Shape = (0..s.len()).filter(|&a| a != 1).collect();
         let n: usize = axes.iter().map(|&a| s[a]).product();
         let cshape = channel_shape(self.features, s.len());
         let g = f.graph();

@@ -67,7 +67,7 @@ impl GroupOptions {
 
 /// The state a rule keeps for one parameter: a step count, named buffers the size of the
 /// parameter (created on first use) and named scalars.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ParamState<T: Float> {
     /// Steps taken for this parameter.
     pub step: u64,
@@ -75,6 +75,15 @@ pub struct ParamState<T: Float> {
     pub buffers: Vec<Option<Vec<T>>>,
     /// Scalars, by the rule's slot index.
     pub scalars: Vec<f64>,
+    /// Working space the size of the parameter, kept between steps so a step allocates
+    /// nothing (not part of the state: never saved, never compared).
+    scratch: Vec<T>,
+}
+
+impl<T: Float> PartialEq for ParamState<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.step, &self.buffers, &self.scalars) == (other.step, &other.buffers, &other.scalars)
+    }
 }
 
 impl<T: Float> ParamState<T> {
@@ -83,7 +92,33 @@ impl<T: Float> ParamState<T> {
             step: 0,
             buffers: vec![None; buffers],
             scalars: scalars.to_vec(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// The working vector (empty, with the capacity of earlier steps); give it back with
+    /// [`ParamState::put_scratch`].
+    pub fn take_scratch(&mut self) -> Vec<T> {
+        let mut v = std::mem::take(&mut self.scratch);
+        v.clear();
+        v
+    }
+
+    /// Returns the working vector for the next step.
+    pub fn put_scratch(&mut self, v: Vec<T>) {
+        self.scratch = v;
+    }
+
+    /// `g + wd·p` in the working vector (see [`ParamState::take_scratch`]).
+    pub fn take_decayed(&mut self, g: &[T], p: &[T], wd: f64) -> Vec<T> {
+        let mut d = self.take_scratch();
+        if wd == 0.0 {
+            d.extend_from_slice(g);
+        } else {
+            let wd = T::from_f64(wd);
+            d.extend(g.iter().zip(p).map(|(&g, &p)| g + wd * p));
+        }
+        d
     }
 
     /// The first `K` buffers, created filled with `init` (of length `n`) where missing.
@@ -93,14 +128,15 @@ impl<T: Float> ParamState<T> {
                 *b = Some(vec![init; n]);
             }
         }
-        let refs: Vec<&mut Vec<T>> = self
+        assert!(
+            self.buffers.len() >= K,
+            "a rule asked for {K} buffers but declares fewer"
+        );
+        let mut refs = self
             .buffers
             .iter_mut()
-            .take(K)
-            .map(|b| b.as_mut().expect("created above"))
-            .collect();
-        refs.try_into()
-            .unwrap_or_else(|_| panic!("a rule asked for {K} buffers but declares fewer"))
+            .map(|b| b.as_mut().expect("created above"));
+        std::array::from_fn(|_| refs.next().expect("checked above"))
     }
 }
 

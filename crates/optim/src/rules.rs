@@ -14,18 +14,6 @@ fn c<T: Float>(v: f64) -> T {
     T::from_f64(v)
 }
 
-/// `g + wd·p` into `out` (or `g` itself when `wd` is 0).
-#[inline]
-fn decayed<T: Float>(g: &[T], p: &[T], wd: f64, out: &mut Vec<T>) {
-    out.clear();
-    if wd == 0.0 {
-        out.extend_from_slice(g);
-    } else {
-        let wd = c::<T>(wd);
-        out.extend(g.iter().zip(p).map(|(&g, &p)| g + wd * p));
-    }
-}
-
 // ------------------------------------------------------------------------------- SGD
 
 /// SGD with momentum, dampening, Nesterov momentum and weight decay (`torch.optim.SGD`).
@@ -95,8 +83,7 @@ impl<T: Float> Rule<T> for SgdConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        let mut d = Vec::with_capacity(g.len());
-        decayed(g, p, wd, &mut d);
+        let mut d = s.take_decayed(g, p, wd);
         if self.momentum != 0.0 {
             let mu = c::<T>(self.momentum);
             match &mut s.buffers[0] {
@@ -121,6 +108,7 @@ impl<T: Float> Rule<T> for SgdConfig {
         for (pi, &di) in p.iter_mut().zip(&d) {
             *pi -= lr * di;
         }
+        s.put_scratch(d);
     }
 
     fn set_momentum(&mut self, momentum: f64) {
@@ -196,8 +184,7 @@ impl<T: Float> Rule<T> for AdagradConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        let mut gd = Vec::with_capacity(g.len());
-        decayed(g, p, wd, &mut gd);
+        let gd = s.take_decayed(g, p, wd);
         let clr = c::<T>(lr / (1.0 + (s.step - 1) as f64 * self.lr_decay));
         let eps = c::<T>(self.eps);
         let [sum] = s.buffers_mut::<1>(p.len(), c(self.initial_accumulator_value));
@@ -205,6 +192,7 @@ impl<T: Float> Rule<T> for AdagradConfig {
             *si += gi * gi;
             *pi -= clr * (gi / (si.sqrt() + eps));
         }
+        s.put_scratch(gd);
     }
 }
 
@@ -287,8 +275,7 @@ impl<T: Float> Rule<T> for RmsPropConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        let mut gd = Vec::with_capacity(g.len());
-        decayed(g, p, wd, &mut gd);
+        let gd = s.take_decayed(g, p, wd);
         let (alpha, one_m) = (c::<T>(self.alpha), c::<T>(1.0 - self.alpha));
         let eps = c::<T>(self.eps);
         let [sq, ga, buf] = s.buffers_mut::<3>(p.len(), T::zero());
@@ -311,6 +298,7 @@ impl<T: Float> Rule<T> for RmsPropConfig {
                 p[i] -= lr * (gi / avg);
             }
         }
+        s.put_scratch(gd);
     }
 
     fn set_momentum(&mut self, momentum: f64) {
@@ -336,8 +324,7 @@ fn adam_update<T: Float>(
     amsgrad: bool,
     decoupled: bool,
 ) {
-    let mut gd = Vec::with_capacity(g.len());
-    if decoupled {
+    let gd = if decoupled {
         // AdamW: p ← p·(1 − lr·wd), before the moments.
         if wd != 0.0 {
             let f = c::<T>(1.0 - lr * wd);
@@ -345,10 +332,10 @@ fn adam_update<T: Float>(
                 *pi *= f;
             }
         }
-        gd.extend_from_slice(g);
+        s.take_decayed(g, p, 0.0)
     } else {
-        decayed(g, p, wd, &mut gd);
-    }
+        s.take_decayed(g, p, wd)
+    };
     let t = s.step as f64;
     let bc1 = 1.0 - b1.powf(t);
     let bc2 = 1.0 - b2.powf(t);
@@ -374,6 +361,7 @@ fn adam_update<T: Float>(
         let denom = second.sqrt() / bc2_sqrt + eps;
         p[i] -= step_size * (m[i] / denom);
     }
+    s.put_scratch(gd);
 }
 
 /// Adam (Kingma & Ba 2015; `torch.optim.Adam`), bias-corrected, with AMSGrad and coupled
@@ -580,8 +568,7 @@ impl<T: Float> Rule<T> for NAdamConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        let mut gd = Vec::with_capacity(g.len());
-        decayed(g, p, wd, &mut gd);
+        let gd = s.take_decayed(g, p, wd);
         let (b1, b2) = self.betas;
         let t = s.step as f64;
         let bc2 = 1.0 - b2.powf(t);
@@ -607,6 +594,7 @@ impl<T: Float> Rule<T> for NAdamConfig {
             p[i] -= a * (gi / denom);
             p[i] -= b * (m[i] / denom);
         }
+        s.put_scratch(gd);
     }
 
     fn set_momentum(&mut self, momentum: f64) {
@@ -668,8 +656,7 @@ impl<T: Float> Rule<T> for AdadeltaConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        let mut gd = Vec::with_capacity(g.len());
-        decayed(g, p, wd, &mut gd);
+        let gd = s.take_decayed(g, p, wd);
         let (rho, one_m, eps, lr) = (
             c::<T>(self.rho),
             c::<T>(1.0 - self.rho),
@@ -685,6 +672,7 @@ impl<T: Float> Rule<T> for AdadeltaConfig {
             acc[i] = rho * acc[i] + one_m * delta * delta;
             p[i] -= lr * delta;
         }
+        s.put_scratch(gd);
     }
 }
 

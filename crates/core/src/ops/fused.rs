@@ -70,11 +70,11 @@ impl FusedOp {
 }
 
 /// The reduced axes for `axis` (none on a 0-d value).
-fn axes_of(shape: &[usize], axis: usize) -> Vec<usize> {
+fn axes_of(shape: &[usize], axis: usize) -> crate::Shape {
     if shape.is_empty() {
-        vec![]
+        crate::Shape::new()
     } else {
-        vec![axis]
+        smallvec::smallvec![axis]
     }
 }
 

@@ -106,15 +106,15 @@ impl MatmulOp {
                 );
                 return;
             }
-            let sa: Vec<usize> = broadcast_strides(a_batch, &batch)
+            let sa: Shape = broadcast_strides(a_batch, &batch)
                 .iter()
                 .map(|s| s * asz)
                 .collect();
-            let sb: Vec<usize> = broadcast_strides(b_batch, &batch)
+            let sb: Shape = broadcast_strides(b_batch, &batch)
                 .iter()
                 .map(|s| s * bsz)
                 .collect();
-            let sc: Vec<usize> = tapegrad_kernels::strided::contiguous_strides(&batch)
+            let sc: Shape = tapegrad_kernels::strided::contiguous_strides(&batch)
                 .iter()
                 .map(|s| s * csz)
                 .collect();

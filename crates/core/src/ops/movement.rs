@@ -907,8 +907,11 @@ fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize) -> Tensor<T> {
 impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     fn movement(self, value: Tensor<T>, op: MovementOp) -> Var<'g, T> {
-        self.graph
-            .push(value, Op::Movement(Box::new(op)), &[self.id])
+        self.graph.push(
+            value,
+            Op::Movement(self.graph.boxed_movement(op)),
+            &[self.id],
+        )
     }
 
     /// The same data in another shape; one size may be `-1`. No copy.
@@ -1181,7 +1184,7 @@ impl<'g, T: Float> Var<'g, T> {
         let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
         Ok(graph.push(
             value.0,
-            Op::Movement(Box::new(MovementOp::Concat { dim: value.1 })),
+            Op::Movement(graph.boxed_movement(MovementOp::Concat { dim: value.1 })),
             &ids,
         ))
     }

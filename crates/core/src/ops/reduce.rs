@@ -434,25 +434,24 @@ impl<T: Float> Tensor<T> {
                 "cannot reduce over an empty dimension",
             ));
         }
-        let mut values = vec![T::zero(); outer * inner];
-        let mut idx = vec![0usize; outer * inner];
-        tapegrad_kernels::reduce::arg_reduce(
-            self.as_slice(),
-            outer,
-            n,
-            inner,
-            better,
-            &mut values,
-            &mut idx,
-        );
         let axes: Axes = if self.ndim() == 0 {
             Axes::new()
         } else {
             smallvec::smallvec![axis]
         };
-        Ok(Tensor::from_parts(
-            idx,
+        Ok(Tensor::from_writer(
             reduced_shape(self.shape(), &axes, keepdim),
+            |idx| {
+                tapegrad_kernels::reduce::arg_reduce(
+                    self.as_slice(),
+                    outer,
+                    n,
+                    inner,
+                    better,
+                    None,
+                    idx,
+                )
+            },
         ))
     }
 }

@@ -434,15 +434,6 @@ impl<E: Element> Tensor<E> {
         self.shape.clone()
     }
 
-    /// Internal: a tensor over a vector whose length is already known to match.
-    pub(crate) fn from_parts(data: Vec<E>, shape: Shape) -> Self {
-        debug_assert_eq!(numel(&shape), data.len());
-        Tensor {
-            shape,
-            storage: Storage::from_slice(&data),
-        }
-    }
-
     /// Internal: the same storage under a shape of equal element count.
     pub(crate) fn reshaped(&self, shape: Shape) -> Self {
         debug_assert_eq!(numel(&shape), self.numel());
