@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use tapegrad::prelude::*;
+use tapegrad::optim::{Optimizer, Sgd, SgdConfig};
 
 const PEER: &str = "tapegrad";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -253,6 +254,7 @@ fn w2(threads: usize) {
         keys.push(store.insert(format!("b{l}"), Tensor::zeros([fo])));
     }
     let mut g = Graph::<f32>::new();
+    let mut opt = Sgd::new(SgdConfig::default());
     let mut step = || -> f32 {
         g.reset();
         let p = |i: usize| g.param(&store, keys[i]);
@@ -262,13 +264,10 @@ fn w2(threads: usize) {
         let loss = cross_entropy(logits, &y);
         let value = loss.item();
         let grads = loss.backward();
-        for &k in &keys {
-            let update = grads
-                .param(k)
-                .expect("every parameter has a gradient")
-                .mul_scalar(0.01);
-            *store.value_mut(k) -= &update;
-        }
+        // The tape is done with: releasing it now lets the update write the parameters in
+        // place (while the tape holds them, a write would copy them first).
+        g.reset();
+        opt.step(&mut store, &grads, 0.01);
         value
     };
     let losses: Vec<f32> = (0..11).map(|_| step()).collect();

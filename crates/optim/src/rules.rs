@@ -83,8 +83,22 @@ impl<T: Float> Rule<T> for SgdConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
+        if self.momentum == 0.0 {
+            // Plain SGD: one pass, no working copy.
+            let (lr, wd) = (c::<T>(lr), c::<T>(wd));
+            if wd == T::zero() {
+                for (pi, &gi) in p.iter_mut().zip(g) {
+                    *pi -= lr * gi;
+                }
+            } else {
+                for (pi, &gi) in p.iter_mut().zip(g) {
+                    *pi -= lr * (gi + wd * *pi);
+                }
+            }
+            return;
+        }
         let mut d = s.take_decayed(g, p, wd);
-        if self.momentum != 0.0 {
+        {
             let mu = c::<T>(self.momentum);
             match &mut s.buffers[0] {
                 slot @ None => *slot = Some(d.clone()),

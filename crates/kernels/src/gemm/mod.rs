@@ -299,7 +299,6 @@ unsafe fn blocked<T: Float>(
                             rsb,
                             csb,
                             out,
-                            nr,
                         );
                     }
                 };
@@ -322,7 +321,6 @@ unsafe fn blocked<T: Float>(
                                 rsa,
                                 csa,
                                 abuf,
-                                mr,
                             );
                             for jr in (0..nc).step_by(nr) {
                                 let bpanel = bbuf.get().add(jr / nr * nr * kc);
