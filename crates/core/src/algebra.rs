@@ -69,6 +69,12 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     fn permute(&self, perm: &[usize]) -> Self;
     /// `op(a)·op(b)` for rank ≥ 2 with transpose flags.
     fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self;
+    /// `matmul_t(…).sum_to(shape)`: the gradient of a matmul operand that was broadcast
+    /// over the batch. Tensors accumulate the batch's products into one matrix instead of
+    /// materialising them all.
+    fn matmul_t_sum_to(&self, other: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
+        self.matmul_t(other, ta, tb).sum_to(shape)
+    }
     /// The window `spec`.
     fn slice(&self, spec: &SliceSpec) -> Self;
     /// Written into the window `spec` of a `shape` tensor of `value`s.
@@ -83,6 +89,26 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self;
     /// A sliding-window op (`unfold`/`fold`).
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self;
+    /// The input gradient of `conv2d` (no bias) given the upstream gradient `g`.
+    fn conv2d_input_grad(
+        g: &Self,
+        w: &Self,
+        win: crate::ops::conv::Window2d,
+        groups: usize,
+        x_shape: &[usize],
+    ) -> Self {
+        crate::ops::conv::conv2d_input_grad_composite(g, w, win, groups, x_shape)
+    }
+    /// The weight gradient of `conv2d` given the upstream gradient `g`.
+    fn conv2d_weight_grad(
+        g: &Self,
+        x: &Self,
+        win: crate::ops::conv::Window2d,
+        groups: usize,
+        w_shape: &[usize],
+    ) -> Self {
+        crate::ops::conv::conv2d_weight_grad_composite(g, x, win, groups, w_shape)
+    }
     /// Runs a custom op's rule on this type.
     #[doc(hidden)]
     fn custom_backward(
@@ -188,6 +214,10 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self {
         Tensor::matmul_t(self, other, ta, tb)
     }
+    fn matmul_t_sum_to(&self, other: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
+        crate::ops::matmul::matmul_summed(self, other, ta, tb, shape)
+            .unwrap_or_else(|| Algebra::sum_to(&Tensor::matmul_t(self, other, ta, tb), shape))
+    }
     fn slice(&self, spec: &SliceSpec) -> Self {
         slice_tensor(self, spec)
     }
@@ -208,6 +238,24 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     }
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
         op.forward(self)
+    }
+    fn conv2d_input_grad(
+        g: &Self,
+        w: &Self,
+        win: crate::ops::conv::Window2d,
+        groups: usize,
+        x_shape: &[usize],
+    ) -> Self {
+        crate::ops::conv::conv2d_input_grad_tensor(g, w, win, groups, x_shape)
+    }
+    fn conv2d_weight_grad(
+        g: &Self,
+        x: &Self,
+        win: crate::ops::conv::Window2d,
+        groups: usize,
+        w_shape: &[usize],
+    ) -> Self {
+        crate::ops::conv::conv2d_weight_grad_tensor(g, x, win, groups, w_shape)
     }
     fn custom_backward(
         op: &dyn DynCustomOp<T>,

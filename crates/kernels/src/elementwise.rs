@@ -71,6 +71,34 @@ pub fn chunked<U: Send>(out: &mut [U], body: impl Fn(Range<usize>, &mut [U]) + S
     });
 }
 
+/// Runs `body(b, block)` for each consecutive block of `block` elements of `out` (the last
+/// may be shorter), on the pool's threads when `out` holds at least `PARALLEL_MIN`
+/// elements. Blocks are grouped into tasks of about `CHUNK` elements; each block is
+/// processed by one call whatever the thread count.
+pub fn for_blocks<U: Send>(out: &mut [U], block: usize, body: impl Fn(usize, &mut [U]) + Sync) {
+    let n = out.len();
+    if n == 0 {
+        return;
+    }
+    let block = block.max(1);
+    let blocks = n.div_ceil(block);
+    let per_task = (CHUNK / block).max(1);
+    let o = Out(out.as_mut_ptr());
+    let task = |t: usize| {
+        for b in t * per_task..((t + 1) * per_task).min(blocks) {
+            let r = b * block..((b + 1) * block).min(n);
+            // SAFETY: blocks are disjoint sub-ranges of `out`, each visited once.
+            body(b, unsafe { o.piece(r) });
+        }
+    };
+    let tasks = blocks.div_ceil(per_task);
+    if n < PARALLEL_MIN {
+        (0..tasks).for_each(task);
+    } else {
+        parallel_for(tasks, &task);
+    }
+}
+
 /// `out[k] = f(piece k)` for the pieces of `0..n` (see [`for_chunks`]): one value per piece,
 /// computed on the pool's threads when `n ≥ PARALLEL_MIN`. The building block of
 /// reductions whose result must not depend on the thread count.

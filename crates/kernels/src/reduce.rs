@@ -35,7 +35,7 @@ pub fn sum<T: Float>(x: &[T]) -> T {
 
 /// Sum in 32 lanes combined pairwise: the compiler keeps the lanes in vector registers.
 #[inline(always)]
-fn lane_sum<T: Float>(x: &[T]) -> T {
+pub(crate) fn lane_sum<T: Float>(x: &[T]) -> T {
     const L: usize = 32;
     let mut lanes = [T::zero(); L];
     let chunks = x.chunks_exact(L);

@@ -220,6 +220,36 @@ pub fn fold_into<E: Copy, A: Copy>(
     );
 }
 
+/// Sums `x` (contiguous, shape `shape`) into `acc`, read and written through `acc_strides`
+/// (0 on the reduced dimensions): [`fold_into`] with `+`, vectorised. A run of the
+/// innermost dimension that is reduced is summed in lanes (see [`crate::reduce::sum`])
+/// before being added; one that is kept is added element-wise. The order depends only on
+/// the shapes.
+pub fn sum_into<T: crate::Float>(shape: &[usize], x: &[T], acc: &mut [T], acc_strides: &[usize]) {
+    let x_strides = contiguous_strides(shape);
+    crate::simd::with_avx2(|| {
+        for_each_row(
+            shape,
+            [&x_strides, acc_strides],
+            [0, 0],
+            |len, [xo, ao], [_, sa]| {
+                let row = &x[xo..xo + len];
+                if sa == 0 {
+                    acc[ao] += crate::reduce::lane_sum(row);
+                } else if sa == 1 {
+                    for (a, &v) in acc[ao..ao + len].iter_mut().zip(row) {
+                        *a += v;
+                    }
+                } else {
+                    for (j, &v) in row.iter().enumerate() {
+                        acc[ao + j * sa] += v;
+                    }
+                }
+            },
+        )
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@
 //! rule of its own. Layouts follow PyTorch: data NCHW, weights OIHW, cross-correlation (no
 //! kernel flip), `H_out = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1` (floor mode).
 
+use tapegrad_kernels::gemm::{gemm, MatLayout};
+
 use crate::algebra::Algebra;
 use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::{Grads, Op};
@@ -89,12 +91,6 @@ impl Window2d {
         }
         Ok(())
     }
-
-    /// Input row of kernel tap `k` at output position `o`, if inside the unpadded input.
-    #[inline]
-    fn src(o: usize, k: usize, s: usize, p: usize, d: usize, n: usize) -> Option<usize> {
-        (o * s + k * d).checked_sub(p).filter(|&i| i < n)
-    }
 }
 
 /// A sliding-window op.
@@ -113,6 +109,16 @@ pub enum ConvOp {
         /// The image size `(H, W)`.
         size: (usize, usize),
     },
+    /// `x [N, C, H, W] ⋆ w [O, C/groups, kh, kw] → [N, O, H_out, W_out]` (no bias): the
+    /// convolution as one op, computed image by image (im2col into a buffer that stays in
+    /// cache, then one matrix product per group), never holding the columns of the whole
+    /// batch. Inputs `[x, w]`.
+    Conv2d {
+        /// The window (kernel, stride, padding, dilation).
+        win: Window2d,
+        /// Channel groups.
+        groups: usize,
+    },
 }
 
 impl ConvOp {
@@ -121,29 +127,43 @@ impl ConvOp {
         match self {
             ConvOp::Unfold { .. } => "unfold",
             ConvOp::Fold { .. } => "fold",
+            ConvOp::Conv2d { .. } => "conv2d",
         }
     }
 
-    /// The backward rule: each op's gradient is the other op.
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(&self, x: &V, g: &V) -> Grads<V> {
-        let gx = match *self {
+    /// The backward rule: unfold and fold are each other's gradient; a convolution's
+    /// input gradient is the transposed convolution of `g`, its weight gradient the
+    /// correlation of `g` with the input.
+    pub(crate) fn backward<T: Float, V: Algebra<T>>(
+        &self,
+        x: &[&V],
+        g: &V,
+        needs: &[bool],
+    ) -> Grads<V> {
+        match *self {
             ConvOp::Unfold { win } => {
-                let s = x.shape();
-                g.conv(ConvOp::Fold {
+                let s = x[0].shape();
+                smallvec::smallvec![Some(g.conv(ConvOp::Fold {
                     win,
                     size: (s[2], s[3]),
-                })
+                }))]
             }
-            ConvOp::Fold { win, .. } => g.conv(ConvOp::Unfold { win }),
-        };
-        smallvec::smallvec![Some(gx)]
+            ConvOp::Fold { win, .. } => smallvec::smallvec![Some(g.conv(ConvOp::Unfold { win }))],
+            ConvOp::Conv2d { win, groups } => {
+                let (xv, wv) = (x[0], x[1]);
+                let gx = needs[0].then(|| V::conv2d_input_grad(g, wv, win, groups, &xv.shape()));
+                let gw = needs[1].then(|| V::conv2d_weight_grad(g, xv, win, groups, &wv.shape()));
+                smallvec::smallvec![gx, gw]
+            }
+        }
     }
 
-    /// Applies the op to a tensor whose shape has been checked.
+    /// Applies a one-input op (unfold, fold) to a tensor whose shape has been checked.
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
         match *self {
             ConvOp::Unfold { win } => unfold(x, win),
             ConvOp::Fold { win, size } => fold(x, win, size),
+            ConvOp::Conv2d { .. } => unreachable!("conv2d has two inputs"),
         }
     }
 
@@ -188,9 +208,127 @@ impl ConvOp {
                     ));
                 }
             }
+            ConvOp::Conv2d { .. } => {}
         }
         Ok(())
     }
+}
+
+/// Where tap `k` of a window reads along one axis: output positions `lo..hi` read input
+/// positions `lo·s + k·d − p`, `(lo+1)·s + k·d − p`, …, all inside `0..n`; the others fall
+/// in the padding.
+#[derive(Clone, Copy)]
+struct TapRange {
+    lo: usize,
+    hi: usize,
+    /// Input position read by output position `lo`.
+    first: usize,
+}
+
+impl TapRange {
+    fn new(k: usize, s: usize, p: usize, d: usize, n: usize, out: usize) -> TapRange {
+        let off = k * d; // input position = o·s + off − p
+        let lo = p.saturating_sub(off).div_ceil(s).min(out);
+        // Largest o with o·s + off − p ≤ n − 1.
+        let hi = if n + p > off {
+            ((n - 1 + p - off) / s + 1).min(out)
+        } else {
+            0
+        };
+        let hi = hi.max(lo);
+        TapRange {
+            lo,
+            hi,
+            first: (lo * s + off).saturating_sub(p),
+        }
+    }
+}
+
+/// The columns of one channel plane `img` (`h × w`): `kh·kw` rows of `L = ho·wo`, row
+/// `(i, j)` holding tap `(i, j)` of every window. With stride 1 each output line is one
+/// contiguous copy plus the zeros of the padding.
+fn unfold_plane<T: Float>(img: &[T], (h, w): (usize, usize), win: Window2d, block: &mut [T]) {
+    let (kh, kw) = win.kernel;
+    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
+    let l = ho * wo;
+    let (sh, sw) = win.stride;
+    for i in 0..kh {
+        let rows = TapRange::new(i, sh, win.padding.0, win.dilation.0, h, ho);
+        for j in 0..kw {
+            let cols = TapRange::new(j, sw, win.padding.1, win.dilation.1, w, wo);
+            let row = &mut block[(i * kw + j) * l..][..l];
+            row[..rows.lo * wo].fill(T::zero());
+            row[rows.hi * wo..].fill(T::zero());
+            for oh in rows.lo..rows.hi {
+                let ih = rows.first + (oh - rows.lo) * sh;
+                let line = &img[ih * w..][..w];
+                let out = &mut row[oh * wo..][..wo];
+                out[..cols.lo].fill(T::zero());
+                out[cols.hi..].fill(T::zero());
+                let out = &mut out[cols.lo..cols.hi];
+                if sw == 1 {
+                    out.copy_from_slice(&line[cols.first..cols.first + out.len()]);
+                } else {
+                    for (q, o) in out.iter_mut().enumerate() {
+                        *o = line[cols.first + q * sw];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`unfold_plane`]: the `kh·kw × L` columns `block` summed into the plane
+/// `img` (which is overwritten), in a fixed order.
+fn fold_plane<T: Float>(block: &[T], (h, w): (usize, usize), win: Window2d, img: &mut [T]) {
+    let (kh, kw) = win.kernel;
+    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
+    let l = ho * wo;
+    let (sh, sw) = win.stride;
+    img.fill(T::zero());
+    for i in 0..kh {
+        let rows = TapRange::new(i, sh, win.padding.0, win.dilation.0, h, ho);
+        for j in 0..kw {
+            let cs = TapRange::new(j, sw, win.padding.1, win.dilation.1, w, wo);
+            let row = &block[(i * kw + j) * l..][..l];
+            for oh in rows.lo..rows.hi {
+                let ih = rows.first + (oh - rows.lo) * sh;
+                let line = &mut img[ih * w..][..w];
+                let v = &row[oh * wo + cs.lo..oh * wo + cs.hi];
+                if sw == 1 {
+                    for (o, &x) in line[cs.first..cs.first + v.len()].iter_mut().zip(v) {
+                        *o += x;
+                    }
+                } else {
+                    for (q, &x) in v.iter().enumerate() {
+                        line[cs.first + q * sw] += x;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unfolds consecutive planes (`x` holds whole `h × w` planes) into `out`, a
+/// `kh·kw·L` block per plane, planes split over threads.
+fn unfold_planes<T: Float>(x: &[T], hw: (usize, usize), win: Window2d, out: &mut [T]) {
+    let (kh, kw) = win.kernel;
+    let (ho, wo) = win.output_size(hw.0, hw.1).expect("checked when recorded");
+    let plane = hw.0 * hw.1;
+    tapegrad_kernels::elementwise::for_blocks(out, kh * kw * ho * wo, |p, block| {
+        unfold_plane(&x[p * plane..][..plane], hw, win, block)
+    });
+}
+
+/// Folds consecutive `kh·kw·L` column blocks into planes of `out`, planes split over
+/// threads.
+fn fold_planes<T: Float>(cols: &[T], hw: (usize, usize), win: Window2d, out: &mut [T]) {
+    let (kh, kw) = win.kernel;
+    let (ho, wo) = win.output_size(hw.0, hw.1).expect("checked when recorded");
+    let block = kh * kw * ho * wo;
+    tapegrad_kernels::elementwise::for_blocks(out, hw.0 * hw.1, |p, img| {
+        fold_plane(&cols[p * block..][..block], hw, win, img)
+    });
 }
 
 /// im2col: `x [N, C, H, W]` → `[N, C·kh·kw, H_out·W_out]`, rows ordered (c, i, j) as
@@ -198,78 +336,204 @@ impl ConvOp {
 fn unfold<T: Float>(x: &Tensor<T>, win: Window2d) -> Tensor<T> {
     let s = x.shape();
     let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
-    let (kh, kw) = win.kernel;
     let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
-    let l = ho * wo;
-    let rows = c * kh * kw;
-    let mut out = Tensor::zeros([n, rows, l]);
-    let (src, dst) = (x.as_slice(), out.as_mut_slice());
-    for b in 0..n {
-        for ch in 0..c {
-            let img = &src[(b * c + ch) * h * w..][..h * w];
-            for i in 0..kh {
-                for j in 0..kw {
-                    let r = (ch * kh + i) * kw + j;
-                    let row = &mut dst[(b * rows + r) * l..][..l];
-                    for oh in 0..ho {
-                        let Some(ih) =
-                            Window2d::src(oh, i, win.stride.0, win.padding.0, win.dilation.0, h)
-                        else {
-                            continue;
-                        };
-                        let line = &img[ih * w..][..w];
-                        let out_line = &mut row[oh * wo..][..wo];
-                        for (ow, o) in out_line.iter_mut().enumerate() {
-                            if let Some(iw) =
-                                Window2d::src(ow, j, win.stride.1, win.padding.1, win.dilation.1, w)
-                            {
-                                *o = line[iw];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
+    let rows = c * win.kernel.0 * win.kernel.1;
+    Tensor::from_writer([n, rows, ho * wo], |dst| {
+        unfold_planes(x.as_slice(), (h, w), win, dst)
+    })
 }
 
 /// col2im: columns `[N, C·kh·kw, L]` summed into `[N, C, H, W]` (the adjoint of `unfold`).
 fn fold<T: Float>(cols: &Tensor<T>, win: Window2d, (h, w): (usize, usize)) -> Tensor<T> {
     let s = cols.shape();
-    let (kh, kw) = win.kernel;
-    let (n, rows, l) = (s[0], s[1], s[2]);
-    let c = rows / (kh * kw);
-    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
-    let mut out = Tensor::zeros([n, c, h, w]);
-    let (src, dst) = (cols.as_slice(), out.as_mut_slice());
-    for b in 0..n {
-        for ch in 0..c {
-            let img = &mut dst[(b * c + ch) * h * w..][..h * w];
-            for i in 0..kh {
-                for j in 0..kw {
-                    let r = (ch * kh + i) * kw + j;
-                    let row = &src[(b * rows + r) * l..][..l];
-                    for oh in 0..ho {
-                        let Some(ih) =
-                            Window2d::src(oh, i, win.stride.0, win.padding.0, win.dilation.0, h)
-                        else {
-                            continue;
-                        };
-                        let line = &mut img[ih * w..][..w];
-                        for (ow, &v) in row[oh * wo..][..wo].iter().enumerate() {
-                            if let Some(iw) =
-                                Window2d::src(ow, j, win.stride.1, win.padding.1, win.dilation.1, w)
-                            {
-                                line[iw] += v;
-                            }
-                        }
-                    }
-                }
-            }
+    let c = s[1] / (win.kernel.0 * win.kernel.1);
+    Tensor::from_writer([s[0], c, h, w], |dst| {
+        fold_planes(cols.as_slice(), (h, w), win, dst)
+    })
+}
+
+/// The sizes of a convolution of `x` by `w`: per group, `og` output channels, `cg` input
+/// channels, `k = cg·kh·kw` column rows; `l` output positions.
+struct ConvDims {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    groups: usize,
+    og: usize,
+    cg: usize,
+    k: usize,
+    ho: usize,
+    wo: usize,
+    l: usize,
+}
+
+impl ConvDims {
+    fn new(x: &[usize], w: &[usize], win: Window2d, groups: usize) -> ConvDims {
+        let (ho, wo) = win.output_size(x[2], x[3]).expect("checked when recorded");
+        let cg = x[1] / groups;
+        ConvDims {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            o: w[0],
+            groups,
+            og: w[0] / groups,
+            cg,
+            k: cg * win.kernel.0 * win.kernel.1,
+            ho,
+            wo,
+            l: ho * wo,
         }
     }
-    out
+}
+
+/// A scratch buffer of `len` elements from the tensor pool (no allocation once warm).
+fn scratch<T: Float>(len: usize) -> Tensor<T> {
+    Tensor::from_writer([len], |_| {})
+}
+
+/// The convolution `x ⋆ w` (no bias), image by image: the columns of one image and group
+/// are built in a buffer that stays in cache and multiplied at once.
+fn conv2d_forward<T: Float>(x: &Tensor<T>, wt: &Tensor<T>, win: Window2d, groups: usize) -> Tensor<T> {
+    let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
+    let mut cols = scratch::<T>(d.k * d.l);
+    let (xs, ws) = (x.as_slice(), wt.as_slice());
+    let row = MatLayout::row_major(d.l, false);
+    Tensor::from_writer([d.n, d.o, d.ho, d.wo], |out| {
+        for b in 0..d.n {
+            for gi in 0..d.groups {
+                let planes = &xs[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                unfold_planes(planes, (d.h, d.w), win, cols.as_mut_slice());
+                gemm(
+                    d.og,
+                    d.k,
+                    d.l,
+                    T::one(),
+                    &ws[gi * d.og * d.k..][..d.og * d.k],
+                    MatLayout::row_major(d.k, false),
+                    cols.as_slice(),
+                    row,
+                    T::zero(),
+                    &mut out[(b * d.o + gi * d.og) * d.l..][..d.og * d.l],
+                    row,
+                );
+            }
+        }
+    })
+}
+
+/// The input gradient of a convolution: for each image and group, `wᵀ·g` as columns,
+/// folded back into the image.
+pub(crate) fn conv2d_input_grad_tensor<T: Float>(
+    g: &Tensor<T>,
+    wt: &Tensor<T>,
+    win: Window2d,
+    groups: usize,
+    x_shape: &[usize],
+) -> Tensor<T> {
+    let d = ConvDims::new(x_shape, wt.shape(), win, groups);
+    let mut cols = scratch::<T>(d.k * d.l);
+    let (gs, ws) = (g.as_slice(), wt.as_slice());
+    let row = MatLayout::row_major(d.l, false);
+    Tensor::from_writer(x_shape, |dx| {
+        for b in 0..d.n {
+            for gi in 0..d.groups {
+                gemm(
+                    d.k,
+                    d.og,
+                    d.l,
+                    T::one(),
+                    &ws[gi * d.og * d.k..][..d.og * d.k],
+                    MatLayout::row_major(d.k, true),
+                    &gs[(b * d.o + gi * d.og) * d.l..][..d.og * d.l],
+                    row,
+                    T::zero(),
+                    cols.as_mut_slice(),
+                    row,
+                );
+                let planes = &mut dx[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                fold_planes(cols.as_slice(), (d.h, d.w), win, planes);
+            }
+        }
+    })
+}
+
+/// The weight gradient of a convolution: `Σ_images g·colsᵀ` per group, the columns rebuilt
+/// image by image, the products accumulated in image order.
+pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
+    g: &Tensor<T>,
+    x: &Tensor<T>,
+    win: Window2d,
+    groups: usize,
+    w_shape: &[usize],
+) -> Tensor<T> {
+    let d = ConvDims::new(x.shape(), w_shape, win, groups);
+    let mut cols = scratch::<T>(d.k * d.l);
+    let (gs, xs) = (g.as_slice(), x.as_slice());
+    Tensor::from_writer(w_shape, |dw| {
+        for b in 0..d.n {
+            for gi in 0..d.groups {
+                let planes = &xs[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                unfold_planes(planes, (d.h, d.w), win, cols.as_mut_slice());
+                gemm(
+                    d.og,
+                    d.l,
+                    d.k,
+                    T::one(),
+                    &gs[(b * d.o + gi * d.og) * d.l..][..d.og * d.l],
+                    MatLayout::row_major(d.l, false),
+                    cols.as_slice(),
+                    MatLayout::row_major(d.l, true),
+                    if b == 0 { T::zero() } else { T::one() },
+                    &mut dw[gi * d.og * d.k..][..d.og * d.k],
+                    MatLayout::row_major(d.k, false),
+                );
+            }
+        }
+        if d.n == 0 {
+            dw.fill(T::zero());
+        }
+    })
+}
+
+/// The input gradient of a convolution as recorded ops (for gradients of gradients):
+/// `fold(wᵀ·g)` per group.
+pub(crate) fn conv2d_input_grad_composite<T: Float, V: Algebra<T>>(
+    g: &V,
+    wt: &V,
+    win: Window2d,
+    groups: usize,
+    x_shape: &[usize],
+) -> V {
+    let d = ConvDims::new(x_shape, &wt.shape(), win, groups);
+    let gg = g.reshape(&[d.n, d.groups, d.og, d.l]);
+    let wg = wt.reshape(&[d.groups, d.og, d.k]);
+    let cols = wg.matmul_t(&gg, true, false); // [n, groups, k, l]
+    cols.reshape(&[d.n, d.c * win.kernel.0 * win.kernel.1, d.l])
+        .conv(ConvOp::Fold {
+            win,
+            size: (d.h, d.w),
+        })
+}
+
+/// The weight gradient of a convolution as recorded ops: `Σ_n g_n·unfold(x)_nᵀ` per group.
+pub(crate) fn conv2d_weight_grad_composite<T: Float, V: Algebra<T>>(
+    g: &V,
+    x: &V,
+    win: Window2d,
+    groups: usize,
+    w_shape: &[usize],
+) -> V {
+    let d = ConvDims::new(&x.shape(), w_shape, win, groups);
+    let cols = x
+        .conv(ConvOp::Unfold { win })
+        .reshape(&[d.n, d.groups, d.k, d.l]);
+    let gg = g.reshape(&[d.n, d.groups, d.og, d.l]);
+    gg.matmul_t_sum_to(&cols, false, true, &[1, d.groups, d.og, d.k])
+        .reshape(w_shape)
 }
 
 /// The hyperparameters of a 2-d convolution.
@@ -459,7 +723,7 @@ impl<'g, T: Float> Var<'g, T> {
     ) -> Result<Var<'g, T>> {
         self.same_graph("conv2d", &weight);
         let bshape = bias.map(|b| b.shape());
-        let [n, c, o, kh, kw, ho, wo] =
+        let [_, _, o, kh, kw, _, _] =
             conv_plan(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
         let win = Window2d {
             kernel: (kh, kw),
@@ -467,13 +731,20 @@ impl<'g, T: Float> Var<'g, T> {
             padding: spec.padding,
             dilation: spec.dilation,
         };
-        let g = spec.groups;
-        let k = c / g * kh * kw;
-        let cols = self
-            .conv_op(ConvOp::Unfold { win })
-            .reshape([n, g, k, ho * wo]);
-        let w = weight.reshape([g, o / g, k]);
-        let mut out = w.matmul(cols).reshape([n, o, ho, wo]);
+        let op = ConvOp::Conv2d {
+            win,
+            groups: spec.groups,
+        };
+        let value = {
+            let nodes = self.graph.nodes();
+            conv2d_forward(
+                &nodes[self.id as usize].value,
+                &nodes[weight.id as usize].value,
+                win,
+                spec.groups,
+            )
+        };
+        let mut out = self.graph.push(value, Op::Conv(op), &[self.id, weight.id]);
         if let Some(b) = bias {
             self.same_graph("conv2d", &b);
             out += b.reshape([o, 1, 1]);
@@ -581,6 +852,65 @@ impl<'g, T: Float> Var<'g, T> {
 mod tests {
     use super::*;
     use crate::testing::{check_op, rand_tensor};
+
+    #[test]
+    fn unfold_and_fold_match_the_definition_for_every_window() {
+        let x = rand_tensor(&[2, 3, 7, 6], -1.0, 1.0, 5);
+        for k in 1..=4 {
+            for s in 1..=3 {
+                for p in 0..=2 {
+                    for d in 1..=2 {
+                        let win = Window2d {
+                            kernel: (k, k.max(2) - 1),
+                            stride: (s, s.max(2) - 1),
+                            padding: (p, p / 2),
+                            dilation: (d, 3 - d),
+                        };
+                        let Some((ho, wo)) = win.output_size(7, 6) else {
+                            continue;
+                        };
+                        let (kh, kw) = win.kernel;
+                        let cols = unfold(&x, win);
+                        let l = ho * wo;
+                        // By definition, element by element.
+                        let mut want = vec![0.0; 2 * 3 * kh * kw * l];
+                        let mut back = vec![0.0; 2 * 3 * 7 * 6];
+                        let cv = cols.as_slice();
+                        for b in 0..2 {
+                            for c in 0..3 {
+                                for i in 0..kh {
+                                    for j in 0..kw {
+                                        let r = ((b * 3 + c) * kh + i) * kw + j;
+                                        for oh in 0..ho {
+                                            for ow in 0..wo {
+                                                let (a, bb) = (win.stride, win.dilation);
+                                                let ih = (oh * a.0 + i * bb.0)
+                                                    .checked_sub(win.padding.0)
+                                                    .filter(|&v| v < 7);
+                                                let iw = (ow * a.1 + j * bb.1)
+                                                    .checked_sub(win.padding.1)
+                                                    .filter(|&v| v < 6);
+                                                if let (Some(ih), Some(iw)) = (ih, iw) {
+                                                    let src = ((b * 3 + c) * 7 + ih) * 6 + iw;
+                                                    want[r * l + oh * wo + ow] = x.as_slice()[src];
+                                                    back[src] += cv[r * l + oh * wo + ow];
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        assert_eq!(cols.as_slice(), want.as_slice(), "unfold {win:?}");
+                        let folded = fold(&cols, win, (7, 6));
+                        for (g, w) in folded.as_slice().iter().zip(&back) {
+                            assert!((g - w).abs() < 1e-12, "fold {win:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Direct convolution by definition, for checking.
     fn naive_conv(x: &Tensor<f64>, w: &Tensor<f64>, spec: Conv2dSpec) -> Tensor<f64> {

@@ -154,25 +154,89 @@ impl MatmulOp {
         needs: &[bool],
     ) -> Grads<V> {
         let ga = needs[0].then(|| {
+            let sa = a.shape();
             match (self.ta, self.tb) {
-                (false, false) => g.matmul_t(b, false, true),
-                (false, true) => g.matmul_t(b, false, false),
-                (true, false) => b.matmul_t(g, false, true),
-                (true, true) => b.matmul_t(g, true, true),
+                (false, false) => g.matmul_t_sum_to(b, false, true, &sa),
+                (false, true) => g.matmul_t_sum_to(b, false, false, &sa),
+                (true, false) => b.matmul_t_sum_to(g, false, true, &sa),
+                (true, true) => b.matmul_t_sum_to(g, true, true, &sa),
             }
-            .sum_to(&a.shape())
         });
         let gb = needs[1].then(|| {
+            let sb = b.shape();
             match (self.ta, self.tb) {
-                (false, false) => a.matmul_t(g, true, false),
-                (false, true) => g.matmul_t(a, true, false),
-                (true, false) => a.matmul_t(g, false, false),
-                (true, true) => g.matmul_t(a, true, true),
+                (false, false) => a.matmul_t_sum_to(g, true, false, &sb),
+                (false, true) => g.matmul_t_sum_to(a, true, false, &sb),
+                (true, false) => a.matmul_t_sum_to(g, false, false, &sb),
+                (true, true) => g.matmul_t_sum_to(a, true, true, &sb),
             }
-            .sum_to(&b.shape())
         });
         smallvec::smallvec![ga, gb]
     }
+}
+
+/// `Σ_batch op(a)·op(b)` as one `[m, n]` matrix shaped `target`, accumulated product by
+/// product (β = 1) in batch order, when `target` keeps no batch dimension of the product
+/// but it has some (the gradient of an operand broadcast over the batch). `None` when that
+/// is not the case (the caller then sums the batched product).
+pub(crate) fn matmul_summed<T: Float>(
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    ta: bool,
+    tb: bool,
+    target: &[usize],
+) -> Option<Tensor<T>> {
+    if a.ndim() < 2 || b.ndim() < 2 || target.len() < 2 {
+        return None;
+    }
+    let (batch, m, k, n) = plan(a.shape(), b.shape(), ta, tb, &[]).ok()?;
+    let tb_dims = &target[..target.len() - 2];
+    if numel(&batch) <= 1 || numel(tb_dims) != 1 || target[target.len() - 2..] != [m, n] {
+        return None;
+    }
+    let (ca, cb) = (a.shape()[a.ndim() - 1], b.shape()[b.ndim() - 1]);
+    let (la, lb) = (MatLayout::row_major(ca, ta), MatLayout::row_major(cb, tb));
+    let lc = MatLayout::row_major(n, false);
+    let (a_batch, b_batch) = (&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]);
+    let (asz, bsz) = (m * k, k * n);
+    let sa: Shape = broadcast_strides(a_batch, &batch)
+        .iter()
+        .map(|s| s * asz)
+        .collect();
+    let sb: Shape = broadcast_strides(b_batch, &batch)
+        .iter()
+        .map(|s| s * bsz)
+        .collect();
+    let sc: Shape = std::iter::repeat_n(0, batch.len()).collect();
+    let (av, bv) = (a.as_slice(), b.as_slice());
+    Some(Tensor::from_writer(target, |c| {
+        let mut first = true;
+        for_each_row(
+            &batch,
+            [&sa, &sb, &sc],
+            [0, 0, 0],
+            |len, [ao, bo, _], [das, dbs, _]| {
+                for j in 0..len {
+                    let (ao, bo) = (ao + j * das, bo + j * dbs);
+                    let beta = if first { T::zero() } else { T::one() };
+                    first = false;
+                    gemm(
+                        m,
+                        k,
+                        n,
+                        T::one(),
+                        &av[ao..ao + asz],
+                        la,
+                        &bv[bo..bo + bsz],
+                        lb,
+                        beta,
+                        c,
+                        lc,
+                    );
+                }
+            },
+        );
+    }))
 }
 
 /// How a `torch.matmul` call maps onto the batched op: the reshapes of 1-d operands and the

@@ -102,7 +102,7 @@ impl<T: Float> Op<T> {
             Op::Movement(m) => m.backward(x, a.grad, a.needs),
             Op::Index(i) => i.backward(x, a.grad, a.needs),
             Op::Fused(f) => f.backward(a.output, a.grad),
-            Op::Conv(c) => c.backward(x[0], a.grad),
+            Op::Conv(c) => c.backward(x, a.grad, a.needs),
             Op::Custom(c) => c.backward(x, a.output, a.grad),
         }
     }

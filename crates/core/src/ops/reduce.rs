@@ -331,7 +331,11 @@ fn sum_keep<T: Float>(x: &Tensor<T>, axes: &[usize]) -> Tensor<T> {
         let s = tapegrad_kernels::reduce::sum(x.as_slice());
         return Tensor::full(keepdim_shape(x.shape(), axes), s);
     }
-    fold_keep(x, axes, T::zero(), |a, v| a + v)
+    let kshape = keepdim_shape(x.shape(), axes);
+    let strides = broadcast_strides(&kshape, x.shape());
+    let mut out = Tensor::zeros(kshape);
+    tapegrad_kernels::strided::sum_into(x.shape(), x.as_slice(), out.as_mut_slice(), &strides);
+    out
 }
 
 /// Validates reduction axes for `op` against a shape; `nonempty` refuses empty reduced

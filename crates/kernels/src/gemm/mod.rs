@@ -261,13 +261,25 @@ unsafe fn blocked<T: Float>(
     };
     // Row blocks: at most MC rows, and a multiple of the thread count when splitting so
     // that no thread idles at the end.
-    let mc = if threads > 1 {
+    // Split the rows between the threads when that is balanced; a short, wide product
+    // (few row panels, e.g. the 64 output channels of a convolution) splits its columns
+    // instead: every thread packs the whole (small) block of A and takes a share of B̃'s
+    // panels. Either way each element of C is computed by one thread in a fixed order.
+    let row_panels = m.div_ceil(mr);
+    let col_panels = T::NC.min(n).div_ceil(nr);
+    let imbalance = |parts: usize| parts.div_ceil(threads) as f64 * threads as f64 / parts as f64;
+    let split_cols = threads > 1
+        && m <= T::MC
+        && col_panels >= threads
+        && imbalance(col_panels) < imbalance(row_panels);
+    let mc = if threads > 1 && !split_cols {
         let per_thread = m.div_ceil(threads * T::MC);
         m.div_ceil(threads * per_thread).div_ceil(mr) * mr
     } else {
         T::MC
     };
     let blocks = m.div_ceil(mc);
+    let col_tasks = if split_cols { threads } else { 1 };
     let (a, b) = (SendPtr(a as *mut T), SendPtr(b as *mut T));
     let c = SendPtr(c);
     for jc in (0..n).step_by(T::NC) {
@@ -308,9 +320,12 @@ unsafe fn blocked<T: Float>(
                 } else {
                     pack_task(0, 1);
                 }
-                let run = |blk: usize| {
+                let run = |task: usize| {
+                    let (blk, part) = (task / col_tasks, task % col_tasks);
                     let ic = blk * mc;
                     let mcb = mc.min(m - ic);
+                    // This task's share of B̃'s panels.
+                    let (s0, s1) = (panels * part / col_tasks, panels * (part + 1) / col_tasks);
                     T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
                         // SAFETY: the block of A is in bounds; each block writes its own rows of C.
                         unsafe {
@@ -322,7 +337,7 @@ unsafe fn blocked<T: Float>(
                                 csa,
                                 abuf,
                             );
-                            for jr in (0..nc).step_by(nr) {
+                            for jr in (s0 * nr..s1 * nr).step_by(nr) {
                                 let bpanel = bbuf.get().add(jr / nr * nr * kc);
                                 for ir in (0..mcb).step_by(mr) {
                                     let cij = c.get().offset(
@@ -345,10 +360,11 @@ unsafe fn blocked<T: Float>(
                         }
                     });
                 };
-                if threads > 1 && blocks > 1 {
-                    crate::threads::parallel_for(blocks, &run);
+                let tasks = blocks * col_tasks;
+                if threads > 1 && tasks > 1 {
+                    crate::threads::parallel_for(tasks, &run);
                 } else {
-                    (0..blocks).for_each(run);
+                    (0..tasks).for_each(run);
                 }
             });
         }
@@ -673,34 +689,41 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let (m, k, n) = (301, 700, 259);
-        let (a, la) = operand(m, k, Form::Plain, 21);
-        let (b, lb) = operand(k, n, Form::Plain, 22);
-        let (a32, b32): (Vec<f32>, Vec<f32>) = (
-            a.iter().map(|&v| v as f32).collect(),
-            b.iter().map(|&v| v as f32).collect(),
-        );
-        let run = |threads: usize| {
-            crate::threads::set_num_threads(threads);
-            let mut c = vec![0f32; m * n];
-            gemm(
-                m,
-                k,
-                n,
-                1.0,
-                &a32,
-                la,
-                &b32,
-                lb,
-                0.0,
-                &mut c,
-                MatLayout::row_major(n, false),
+        // Tall (rows split between threads) and short-and-wide (columns split).
+        for (m, k, n) in [(301, 700, 259), (64, 288, 784), (10, 300, 900)] {
+            let (a, la) = operand(m, k, Form::Plain, 21);
+            let (b, lb) = operand(k, n, Form::Plain, 22);
+            let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&v| v as f32).collect(),
+                b.iter().map(|&v| v as f32).collect(),
             );
-            crate::threads::set_num_threads(2);
-            c
-        };
-        let one = run(1);
-        assert_eq!(one, run(2));
-        assert_eq!(one, run(3));
+            let before = crate::threads::num_threads();
+            let run = |threads: usize| {
+                crate::threads::set_num_threads(threads);
+                let mut c = vec![0f32; m * n];
+                gemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    &a32,
+                    la,
+                    &b32,
+                    lb,
+                    0.0,
+                    &mut c,
+                    MatLayout::row_major(n, false),
+                );
+                crate::threads::set_num_threads(before);
+                c
+            };
+            let one = run(1);
+            assert_eq!(one, run(2), "{m}x{k}x{n}");
+            assert_eq!(one, run(3), "{m}x{k}x{n}");
+            let want = naive(m, k, n, &a, la, &b, lb);
+            for (x, y) in one.iter().zip(&want) {
+                assert!((*x as f64 - y).abs() < 1e-3, "{m}x{k}x{n}");
+            }
+        }
     }
 }
