@@ -16,8 +16,8 @@
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
-use tapegrad::prelude::*;
 use tapegrad::optim::{Optimizer, Sgd, SgdConfig};
+use tapegrad::prelude::*;
 
 const PEER: &str = "tapegrad";
 const VERSION: &str = env!("CARGO_PKG_VERSION");

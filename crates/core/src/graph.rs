@@ -17,8 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use smallvec::SmallVec;
 
 use crate::error::Location;
+use crate::ops::conv::ConvOp;
 use crate::ops::index::IndexOp;
 use crate::ops::movement::MovementOp;
+use crate::ops::reduce::ReduceOp;
 use crate::ops::Op;
 use crate::params::{ParamKey, ParamStore};
 use crate::tensor::Tensor;
@@ -89,6 +91,8 @@ pub struct Graph<T: Float> {
 struct Spare {
     movement: Vec<Box<MovementOp>>,
     index: Vec<Box<IndexOp>>,
+    reduce: Vec<Box<ReduceOp>>,
+    conv: Vec<Box<ConvOp>>,
 }
 
 impl<T: Float> Default for Graph<T> {
@@ -178,18 +182,49 @@ impl<T: Float> Graph<T> {
     /// reallocate the arena. Needs `&mut self`: no [`Var`] of this graph can be alive.
     pub fn reset(&mut self) {
         let spare = self.spare.get_mut();
-        for node in self.nodes.get_mut().drain(..) {
-            match node.op {
-                Op::Movement(b) => spare.movement.push(b),
-                Op::Index(b) => spare.index.push(b),
-                _ => {}
+        let nodes = self.nodes.get_mut();
+        for node in nodes.iter_mut() {
+            if matches!(
+                node.op,
+                Op::Movement(_) | Op::Index(_) | Op::Reduce(_) | Op::Conv(_)
+            ) {
+                match std::mem::replace(&mut node.op, Op::Constant) {
+                    Op::Movement(b) => spare.movement.push(b),
+                    Op::Index(b) => spare.index.push(b),
+                    Op::Reduce(b) => spare.reduce.push(b),
+                    Op::Conv(b) => spare.conv.push(b),
+                    _ => unreachable!("matched above"),
+                }
             }
         }
+        nodes.clear();
     }
 
     /// `op` in a box, reusing one from an earlier pass if there is one.
     pub(crate) fn boxed_movement(&self, op: MovementOp) -> Box<MovementOp> {
         match self.spare.borrow_mut().movement.pop() {
+            Some(mut b) => {
+                *b = op;
+                b
+            }
+            None => Box::new(op),
+        }
+    }
+
+    /// `op` in a box, reusing one from an earlier pass if there is one.
+    pub(crate) fn boxed_reduce(&self, op: ReduceOp) -> Box<ReduceOp> {
+        match self.spare.borrow_mut().reduce.pop() {
+            Some(mut b) => {
+                *b = op;
+                b
+            }
+            None => Box::new(op),
+        }
+    }
+
+    /// `op` in a box, reusing one from an earlier pass if there is one.
+    pub(crate) fn boxed_conv(&self, op: ConvOp) -> Box<ConvOp> {
+        match self.spare.borrow_mut().conv.pop() {
             Some(mut b) => {
                 *b = op;
                 b

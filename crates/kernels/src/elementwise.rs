@@ -22,6 +22,10 @@ use crate::threads::parallel_for;
 /// Elements per piece of work (64 KiB of f32: a piece's inputs and output stay in L2).
 pub const CHUNK: usize = 1 << 14;
 
+/// Ranges shorter than this skip the dispatch (no AVX2 copy, no pieces): a plain loop is
+/// faster than the machinery for a handful of elements.
+const TINY: usize = 32;
+
 /// Ranges shorter than this run on the calling thread alone: below it, waking a second
 /// thread costs more than it saves.
 pub const PARALLEL_MIN: usize = 1 << 16;
@@ -126,6 +130,12 @@ pub fn per_chunk<U: Send>(n: usize, out: &mut [U], f: impl Fn(Range<usize>) -> U
 #[inline]
 pub fn map<A: Copy + Sync, U: Send>(a: &[A], out: &mut [U], f: impl Fn(A) -> U + Sync + Copy) {
     assert_eq!(a.len(), out.len(), "map: input and output lengths differ");
+    if out.len() < TINY {
+        for (o, &x) in out.iter_mut().zip(a) {
+            *o = f(x);
+        }
+        return;
+    }
     chunked(out, |r, o| {
         let a = &a[r];
         with_avx2(
@@ -145,6 +155,12 @@ pub fn map<A: Copy + Sync, U: Send>(a: &[A], out: &mut [U], f: impl Fn(A) -> U +
 /// `a[i] = f(a[i])`, in place.
 #[inline]
 pub fn map_inplace<A: Copy + Send>(a: &mut [A], f: impl Fn(A) -> A + Sync + Copy) {
+    if a.len() < TINY {
+        for x in a.iter_mut() {
+            *x = f(*x);
+        }
+        return;
+    }
     chunked(a, |_, o| {
         with_avx2(
             #[inline(always)]
@@ -175,6 +191,12 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, U: Send>(
         a.len() == out.len() && b.len() == out.len(),
         "zip: input and output lengths differ"
     );
+    if out.len() < TINY {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+        return;
+    }
     chunked(out, |r, o| {
         let (a, b) = (&a[r.clone()], &b[r]);
         with_avx2(
@@ -207,6 +229,12 @@ pub fn zip3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send>(
         a.len() == out.len() && b.len() == out.len() && c.len() == out.len(),
         "zip3: input and output lengths differ"
     );
+    if out.len() < TINY {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+            *o = f(x, y, z);
+        }
+        return;
+    }
     chunked(out, |r, o| {
         let (a, b, c) = (&a[r.clone()], &b[r.clone()], &c[r]);
         with_avx2(

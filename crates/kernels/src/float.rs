@@ -79,6 +79,11 @@ impl Float for f32 {
     }
     fn apply_math(f: MathFn, x: &[f32], out: &mut [f32]) {
         assert_eq!(x.len(), out.len(), "apply_math: lengths differ");
+        if x.len() < 8 {
+            // Less than a vector: the scalar twins (the same results, bit for bit).
+            crate::math::apply_scalar_f32(f, x, out);
+            return;
+        }
         chunked(out, |r, o| crate::math::apply_f32(f, &x[r], o));
     }
 }

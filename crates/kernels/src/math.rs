@@ -364,6 +364,18 @@ pub fn vectorised() -> bool {
     crate::simd::avx2_fma()
 }
 
+/// `out[i] = f(x[i])` with the scalar twins (the vector kernels' results, one at a time).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn apply_scalar_f32(f: MathFn, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "math: input and output lengths differ");
+    let g = scalar(f);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = g(v);
+    }
+}
+
 /// `out[i] = f(x[i])` for f32 slices of equal length.
 ///
 /// # Panics

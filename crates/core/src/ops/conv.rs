@@ -397,7 +397,12 @@ fn scratch<T: Float>(len: usize) -> Tensor<T> {
 
 /// The convolution `x ⋆ w` (no bias), image by image: the columns of one image and group
 /// are built in a buffer that stays in cache and multiplied at once.
-fn conv2d_forward<T: Float>(x: &Tensor<T>, wt: &Tensor<T>, win: Window2d, groups: usize) -> Tensor<T> {
+fn conv2d_forward<T: Float>(
+    x: &Tensor<T>,
+    wt: &Tensor<T>,
+    win: Window2d,
+    groups: usize,
+) -> Tensor<T> {
     let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
     let mut cols = scratch::<T>(d.k * d.l);
     let (xs, ws) = (x.as_slice(), wt.as_slice());
@@ -663,7 +668,8 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     pub(crate) fn conv_op(self, op: ConvOp) -> Var<'g, T> {
         let v = self.with_value(|x| op.forward(x));
-        self.graph.push(v, Op::Conv(op), &[self.id])
+        self.graph
+            .push(v, Op::Conv(self.graph.boxed_conv(op)), &[self.id])
     }
 
     /// im2col (see [`Tensor::try_unfold2d`]); its gradient is `fold2d`.
@@ -744,7 +750,11 @@ impl<'g, T: Float> Var<'g, T> {
                 spec.groups,
             )
         };
-        let mut out = self.graph.push(value, Op::Conv(op), &[self.id, weight.id]);
+        let mut out = self.graph.push(
+            value,
+            Op::Conv(self.graph.boxed_conv(op)),
+            &[self.id, weight.id],
+        );
         if let Some(b) = bias {
             self.same_graph("conv2d", &b);
             out += b.reshape([o, 1, 1]);

@@ -46,13 +46,14 @@ pub(crate) enum Op<T: Float> {
     Param(ParamKey),
     Unary(unary::Unary<T>),
     Binary(binary::BinaryOp),
-    Reduce(reduce::ReduceOp),
+    // Boxed: their payloads (axes, shapes, windows, index tensors) would more than double
+    // the size of every node. The graph recycles the boxes across resets.
+    Reduce(Box<reduce::ReduceOp>),
     Matmul(matmul::MatmulOp),
-    // Boxed: their payloads (windows, index tensors) would triple the size of every node.
     Movement(Box<movement::MovementOp>),
     Index(Box<index::IndexOp>),
     Fused(fused::FusedOp),
-    Conv(conv::ConvOp),
+    Conv(Box<conv::ConvOp>),
     Custom(custom::CustomNode<T>),
 }
 
