@@ -100,6 +100,19 @@ fn conv_inputs() -> impl Strategy<Value = Inputs> {
         .prop_map(|(x, w, b)| vec![x, w, b])
 }
 
+/// Inputs of a grouped convolution: `x [n, 2g, h, w]`, `w [2g, 2, 3, 2]` (2 groups,
+/// dilated in the rows).
+fn grouped_conv_inputs() -> impl Strategy<Value = Inputs> {
+    (1usize..=2, 5usize..=6, 3usize..=4)
+        .prop_flat_map(|(n, h, w)| {
+            (
+                tensor_of_shape(Shape::from_slice(&[n, 4, h, w]), d(-1.0, 1.0)),
+                tensor_of_shape(Shape::from_slice(&[4, 2, 3, 2]), d(-1.0, 1.0)),
+            )
+        })
+        .prop_map(|(x, w)| vec![x, w])
+}
+
 fn matmuls() -> impl Strategy<Value = Inputs> {
     matmul_pair(3)
         .prop_flat_map(|(a, b)| {
@@ -245,6 +258,7 @@ rows! {
     // ---- sliding windows
     unfold2d: images(d(-1.0, 1.0)) => |g, v| v[0].unfold2d(Window2d::new(2, 2).with_stride(1, 2).with_padding(1, 0));
     conv2d: conv_inputs() => |g, v| v[0].conv2d(v[1], Some(v[2]), Conv2dSpec::default().with_padding(1, 1).with_stride(2, 1));
+    conv2d_grouped_dilated: grouped_conv_inputs() => |g, v| v[0].conv2d(v[1], None, Conv2dSpec::default().with_groups(2).with_dilation(2, 1).with_padding(1, 0));
     max_pool2d: images(d(-2.0, 2.0).distinct(0.01)) => |g, v| v[0].max_pool2d(Window2d::new(2, 2).with_stride(1, 1));
     avg_pool2d: images(d(-2.0, 2.0)) => |g, v| v[0].avg_pool2d(Window2d::new(3, 2).with_stride(2, 1).with_padding(1, 1));
 
