@@ -103,6 +103,24 @@ pub fn for_blocks<U: Send>(out: &mut [U], block: usize, body: impl Fn(usize, &mu
     }
 }
 
+/// Runs `body(b, block)` for each consecutive block of `block` elements of `out`, one task
+/// per block, always offered to the pool: for blocks that are each a lot of work whatever
+/// their size (an image of a convolution, a run of images' weight gradients).
+pub fn for_heavy_blocks<U: Send>(
+    out: &mut [U],
+    block: usize,
+    body: impl Fn(usize, &mut [U]) + Sync,
+) {
+    let n = out.len();
+    let block = block.max(1);
+    let o = Out(out.as_mut_ptr());
+    parallel_for(n.div_ceil(block), &|b| {
+        let r = b * block..((b + 1) * block).min(n);
+        // SAFETY: blocks are disjoint sub-ranges of `out`, each visited once.
+        body(b, unsafe { o.piece(r) });
+    });
+}
+
 /// `out[k] = f(piece k)` for the pieces of `0..n` (see [`for_chunks`]): one value per piece,
 /// computed on the pool's threads when `n ≥ PARALLEL_MIN`. The building block of
 /// reductions whose result must not depend on the thread count.
@@ -170,6 +188,37 @@ pub fn map_inplace<A: Copy + Send>(a: &mut [A], f: impl Fn(A) -> A + Sync + Copy
                 let kernel = f;
                 for x in o.iter_mut() {
                     *x = kernel(*x);
+                }
+            },
+        )
+    });
+}
+
+/// `a[i] = f(a[i], b[i])`, in place (an update: `p ← p − lr·g`).
+///
+/// # Panics
+/// If the lengths differ.
+#[inline]
+pub fn zip_inplace<A: Copy + Send, B: Copy + Sync>(
+    a: &mut [A],
+    b: &[B],
+    f: impl Fn(A, B) -> A + Sync + Copy,
+) {
+    assert_eq!(a.len(), b.len(), "zip_inplace: lengths differ");
+    if a.len() < TINY {
+        for (x, &y) in a.iter_mut().zip(b) {
+            *x = f(*x, y);
+        }
+        return;
+    }
+    chunked(a, |r, o| {
+        let b = &b[r];
+        with_avx2(
+            #[inline(always)]
+            || {
+                let kernel = f;
+                for (x, &y) in o.iter_mut().zip(b) {
+                    *x = kernel(*x, y);
                 }
             },
         )

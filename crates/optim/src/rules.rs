@@ -7,6 +7,8 @@
 
 use tapegrad_core::Float;
 
+use tapegrad_kernels::elementwise::zip_inplace;
+
 use crate::optimizer::{ParamState, Rule, RuleOptimizer};
 
 #[inline]
@@ -87,13 +89,9 @@ impl<T: Float> Rule<T> for SgdConfig {
             // Plain SGD: one pass, no working copy.
             let (lr, wd) = (c::<T>(lr), c::<T>(wd));
             if wd == T::zero() {
-                for (pi, &gi) in p.iter_mut().zip(g) {
-                    *pi -= lr * gi;
-                }
+                zip_inplace(p, g, move |pi, gi| pi - lr * gi);
             } else {
-                for (pi, &gi) in p.iter_mut().zip(g) {
-                    *pi -= lr * (gi + wd * *pi);
-                }
+                zip_inplace(p, g, move |pi, gi| pi - lr * (gi + wd * pi));
             }
             return;
         }

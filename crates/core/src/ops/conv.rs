@@ -7,6 +7,7 @@
 //! rule of its own. Layouts follow PyTorch: data NCHW, weights OIHW, cross-correlation (no
 //! kernel flip), `H_out = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1` (floor mode).
 
+use tapegrad_kernels::elementwise::{for_blocks, for_heavy_blocks};
 use tapegrad_kernels::gemm::{gemm, MatLayout};
 
 use crate::algebra::Algebra;
@@ -315,7 +316,7 @@ fn unfold_planes<T: Float>(x: &[T], hw: (usize, usize), win: Window2d, out: &mut
     let (kh, kw) = win.kernel;
     let (ho, wo) = win.output_size(hw.0, hw.1).expect("checked when recorded");
     let plane = hw.0 * hw.1;
-    tapegrad_kernels::elementwise::for_blocks(out, kh * kw * ho * wo, |p, block| {
+    for_blocks(out, kh * kw * ho * wo, |p, block| {
         unfold_plane(&x[p * plane..][..plane], hw, win, block)
     });
 }
@@ -326,7 +327,7 @@ fn fold_planes<T: Float>(cols: &[T], hw: (usize, usize), win: Window2d, out: &mu
     let (kh, kw) = win.kernel;
     let (ho, wo) = win.output_size(hw.0, hw.1).expect("checked when recorded");
     let block = kh * kw * ho * wo;
-    tapegrad_kernels::elementwise::for_blocks(out, hw.0 * hw.1, |p, img| {
+    for_blocks(out, hw.0 * hw.1, |p, img| {
         fold_plane(&cols[p * block..][..block], hw, win, img)
     });
 }
@@ -396,7 +397,8 @@ fn scratch<T: Float>(len: usize) -> Tensor<T> {
 }
 
 /// The convolution `x ⋆ w` (no bias), image by image: the columns of one image and group
-/// are built in a buffer that stays in cache and multiplied at once.
+/// are built in a buffer that stays in cache and multiplied at once. Images are spread over
+/// the threads (each image's output is written by one task).
 fn conv2d_forward<T: Float>(
     x: &Tensor<T>,
     wt: &Tensor<T>,
@@ -404,11 +406,11 @@ fn conv2d_forward<T: Float>(
     groups: usize,
 ) -> Tensor<T> {
     let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
-    let mut cols = scratch::<T>(d.k * d.l);
     let (xs, ws) = (x.as_slice(), wt.as_slice());
     let row = MatLayout::row_major(d.l, false);
     Tensor::from_writer([d.n, d.o, d.ho, d.wo], |out| {
-        for b in 0..d.n {
+        for_heavy_blocks(out, d.o * d.l, |b, out| {
+            let mut cols = scratch::<T>(d.k * d.l);
             for gi in 0..d.groups {
                 let planes = &xs[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
                 unfold_planes(planes, (d.h, d.w), win, cols.as_mut_slice());
@@ -422,16 +424,16 @@ fn conv2d_forward<T: Float>(
                     cols.as_slice(),
                     row,
                     T::zero(),
-                    &mut out[(b * d.o + gi * d.og) * d.l..][..d.og * d.l],
+                    &mut out[gi * d.og * d.l..][..d.og * d.l],
                     row,
                 );
             }
-        }
+        })
     })
 }
 
 /// The input gradient of a convolution: for each image and group, `wᵀ·g` as columns,
-/// folded back into the image.
+/// folded back into the image. Images are spread over the threads.
 pub(crate) fn conv2d_input_grad_tensor<T: Float>(
     g: &Tensor<T>,
     wt: &Tensor<T>,
@@ -440,11 +442,11 @@ pub(crate) fn conv2d_input_grad_tensor<T: Float>(
     x_shape: &[usize],
 ) -> Tensor<T> {
     let d = ConvDims::new(x_shape, wt.shape(), win, groups);
-    let mut cols = scratch::<T>(d.k * d.l);
     let (gs, ws) = (g.as_slice(), wt.as_slice());
     let row = MatLayout::row_major(d.l, false);
     Tensor::from_writer(x_shape, |dx| {
-        for b in 0..d.n {
+        for_heavy_blocks(dx, d.c * d.h * d.w, |b, dx| {
+            let mut cols = scratch::<T>(d.k * d.l);
             for gi in 0..d.groups {
                 gemm(
                     d.k,
@@ -459,15 +461,20 @@ pub(crate) fn conv2d_input_grad_tensor<T: Float>(
                     cols.as_mut_slice(),
                     row,
                 );
-                let planes = &mut dx[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                let planes = &mut dx[gi * d.cg * d.h * d.w..][..d.cg * d.h * d.w];
                 fold_planes(cols.as_slice(), (d.h, d.w), win, planes);
             }
-        }
+        })
     })
 }
 
+/// Images per partial sum of the weight gradient: fixed, so the order of the additions
+/// (within a run of images, then across runs) does not depend on the thread count.
+const WEIGHT_GRAD_RUN: usize = 8;
+
 /// The weight gradient of a convolution: `Σ_images g·colsᵀ` per group, the columns rebuilt
-/// image by image, the products accumulated in image order.
+/// image by image. Runs of [`WEIGHT_GRAD_RUN`] images accumulate their products in order
+/// (in parallel across runs); the runs' sums are then added in order.
 pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
     g: &Tensor<T>,
     x: &Tensor<T>,
@@ -476,10 +483,13 @@ pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
     w_shape: &[usize],
 ) -> Tensor<T> {
     let d = ConvDims::new(x.shape(), w_shape, win, groups);
-    let mut cols = scratch::<T>(d.k * d.l);
     let (gs, xs) = (g.as_slice(), x.as_slice());
-    Tensor::from_writer(w_shape, |dw| {
-        for b in 0..d.n {
+    let size = d.o * d.k;
+    let runs = d.n.div_ceil(WEIGHT_GRAD_RUN);
+    let partial_run = |r: usize, dw: &mut [T]| {
+        let mut cols = scratch::<T>(d.k * d.l);
+        let images = r * WEIGHT_GRAD_RUN..((r + 1) * WEIGHT_GRAD_RUN).min(d.n);
+        for (i, b) in images.enumerate() {
             for gi in 0..d.groups {
                 let planes = &xs[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
                 unfold_planes(planes, (d.h, d.w), win, cols.as_mut_slice());
@@ -492,14 +502,31 @@ pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
                     MatLayout::row_major(d.l, false),
                     cols.as_slice(),
                     MatLayout::row_major(d.l, true),
-                    if b == 0 { T::zero() } else { T::one() },
+                    if i == 0 { T::zero() } else { T::one() },
                     &mut dw[gi * d.og * d.k..][..d.og * d.k],
                     MatLayout::row_major(d.k, false),
                 );
             }
         }
-        if d.n == 0 {
-            dw.fill(T::zero());
+    };
+    if runs <= 1 {
+        return Tensor::from_writer(w_shape, |dw| {
+            if d.n == 0 {
+                dw.fill(T::zero());
+            } else {
+                partial_run(0, dw);
+            }
+        });
+    }
+    let mut partials = scratch::<T>(runs * size);
+    for_heavy_blocks(partials.as_mut_slice(), size, partial_run);
+    let p = partials.as_slice();
+    Tensor::from_writer(w_shape, |dw| {
+        dw.copy_from_slice(&p[..size]);
+        for r in 1..runs {
+            for (o, &v) in dw.iter_mut().zip(&p[r * size..(r + 1) * size]) {
+                *o += v;
+            }
         }
     })
 }
