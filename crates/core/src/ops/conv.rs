@@ -891,6 +891,46 @@ mod tests {
     use crate::testing::{check_op, rand_tensor};
 
     #[test]
+    fn conv2d_results_do_not_depend_on_the_thread_count() {
+        use tapegrad_kernels::threads::{num_threads, set_num_threads};
+        let x = Tensor::<f32>::rand_uniform([19, 3, 9, 8], -1.0, 1.0, &mut crate::seeded_rng(1));
+        let w = Tensor::<f32>::rand_uniform([6, 3, 3, 3], -1.0, 1.0, &mut crate::seeded_rng(2));
+        let spec = Conv2dSpec::default().with_padding(1, 1);
+        let run = |threads: usize| {
+            let before = num_threads();
+            set_num_threads(threads);
+            let g = crate::Graph::new();
+            let (xv, wv) = (g.leaf(x.clone()), g.leaf(w.clone()));
+            let y = xv.conv2d(wv, None, spec);
+            let s = (y * y).sum();
+            let grads = s.backward();
+            let out = (y.value(), grads.wrt(xv), grads.wrt(wv));
+            set_num_threads(before);
+            out
+        };
+        let one = run(1);
+        let two = run(2);
+        assert!(one
+            .0
+            .as_slice()
+            .iter()
+            .zip(two.0.as_slice())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(one
+            .1
+            .as_slice()
+            .iter()
+            .zip(two.1.as_slice())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(one
+            .2
+            .as_slice()
+            .iter()
+            .zip(two.2.as_slice())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
     fn unfold_and_fold_match_the_definition_for_every_window() {
         let x = rand_tensor(&[2, 3, 7, 6], -1.0, 1.0, 5);
         for k in 1..=4 {
