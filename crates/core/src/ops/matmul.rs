@@ -106,42 +106,22 @@ impl MatmulOp {
                 );
                 return;
             }
-            let sa: Shape = broadcast_strides(a_batch, &batch)
-                .iter()
-                .map(|s| s * asz)
-                .collect();
-            let sb: Shape = broadcast_strides(b_batch, &batch)
-                .iter()
-                .map(|s| s * bsz)
-                .collect();
-            let sc: Shape = tapegrad_kernels::strided::contiguous_strides(&batch)
-                .iter()
-                .map(|s| s * csz)
-                .collect();
             let (a, b) = (a.as_slice(), b.as_slice());
-            for_each_row(
-                &batch,
-                [&sa, &sb, &sc],
-                [0, 0, 0],
-                |len, [ao, bo, co], [das, dbs, dcs]| {
-                    for j in 0..len {
-                        let (ao, bo, co) = (ao + j * das, bo + j * dbs, co + j * dcs);
-                        gemm(
-                            m,
-                            k,
-                            n,
-                            T::one(),
-                            &a[ao..ao + asz],
-                            la,
-                            &b[bo..bo + bsz],
-                            lb,
-                            T::zero(),
-                            &mut c[co..co + csz],
-                            lc,
-                        );
-                    }
-                },
-            );
+            for_each_product(a_batch, b_batch, &batch, (asz, bsz, csz), |ao, bo, co| {
+                gemm(
+                    m,
+                    k,
+                    n,
+                    T::one(),
+                    &a[ao..ao + asz],
+                    la,
+                    &b[bo..bo + bsz],
+                    lb,
+                    T::zero(),
+                    &mut c[co..co + csz],
+                    lc,
+                );
+            });
         }))
     }
 
@@ -199,44 +179,55 @@ pub(crate) fn matmul_summed<T: Float>(
     let lc = MatLayout::row_major(n, false);
     let (a_batch, b_batch) = (&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]);
     let (asz, bsz) = (m * k, k * n);
-    let sa: Shape = broadcast_strides(a_batch, &batch)
-        .iter()
-        .map(|s| s * asz)
-        .collect();
-    let sb: Shape = broadcast_strides(b_batch, &batch)
-        .iter()
-        .map(|s| s * bsz)
-        .collect();
-    let sc: Shape = std::iter::repeat_n(0, batch.len()).collect();
     let (av, bv) = (a.as_slice(), b.as_slice());
     Some(Tensor::from_writer(target, |c| {
         let mut first = true;
-        for_each_row(
-            &batch,
-            [&sa, &sb, &sc],
-            [0, 0, 0],
-            |len, [ao, bo, _], [das, dbs, _]| {
-                for j in 0..len {
-                    let (ao, bo) = (ao + j * das, bo + j * dbs);
-                    let beta = if first { T::zero() } else { T::one() };
-                    first = false;
-                    gemm(
-                        m,
-                        k,
-                        n,
-                        T::one(),
-                        &av[ao..ao + asz],
-                        la,
-                        &bv[bo..bo + bsz],
-                        lb,
-                        beta,
-                        c,
-                        lc,
-                    );
-                }
-            },
-        );
+        for_each_product(a_batch, b_batch, &batch, (asz, bsz, 0), |ao, bo, _| {
+            let beta = if first { T::zero() } else { T::one() };
+            first = false;
+            gemm(
+                m,
+                k,
+                n,
+                T::one(),
+                &av[ao..ao + asz],
+                la,
+                &bv[bo..bo + bsz],
+                lb,
+                beta,
+                c,
+                lc,
+            );
+        });
     }))
+}
+
+/// Calls `f(a_offset, b_offset, c_offset)` for every product of a broadcast batch, in
+/// row-major order of `batch`: operands of `asz` and `bsz` elements per matrix whose batch
+/// dimensions `a_batch`, `b_batch` broadcast to `batch`, outputs of `csz` (0: every product
+/// goes to the same output).
+fn for_each_product(
+    a_batch: &[usize],
+    b_batch: &[usize],
+    batch: &[usize],
+    (asz, bsz, csz): (usize, usize, usize),
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let scaled =
+        |strides: &[usize], size: usize| -> Shape { strides.iter().map(|s| s * size).collect() };
+    let sa = scaled(&broadcast_strides(a_batch, batch), asz);
+    let sb = scaled(&broadcast_strides(b_batch, batch), bsz);
+    let sc = scaled(&tapegrad_kernels::strided::contiguous_strides(batch), csz);
+    for_each_row(
+        batch,
+        [&sa, &sb, &sc],
+        [0, 0, 0],
+        |len, [ao, bo, co], [das, dbs, dcs]| {
+            for j in 0..len {
+                f(ao + j * das, bo + j * dbs, co + j * dcs);
+            }
+        },
+    );
 }
 
 /// How a `torch.matmul` call maps onto the batched op: the reshapes of 1-d operands and the
