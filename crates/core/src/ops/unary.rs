@@ -627,6 +627,18 @@ impl<T: Float> Unary<T> {
     /// computes [`Unary::f`] element by element. Large tensors are split over threads.
     pub fn forward(self, x: &Tensor<T>) -> Tensor<T> {
         let xs = x.as_slice();
+        if let [v] = xs {
+            // One element (losses, scalars): no dispatch machinery.
+            let mut o = [T::zero()];
+            match self {
+                Unary::Exp => T::apply_math(MathFn::Exp, xs, &mut o),
+                Unary::Log => T::apply_math(MathFn::Log, xs, &mut o),
+                Unary::Tanh => T::apply_math(MathFn::Tanh, xs, &mut o),
+                Unary::Sigmoid => T::apply_math(MathFn::Sigmoid, xs, &mut o),
+                _ => o[0] = self.f(*v),
+            }
+            return Tensor::one_like(x, o[0]);
+        }
         Tensor::from_writer(x.shape_owned(), |out| match self {
             Unary::Exp => T::apply_math(MathFn::Exp, xs, out),
             Unary::Log => T::apply_math(MathFn::Log, xs, out),
@@ -639,6 +651,9 @@ impl<T: Float> Unary<T> {
     /// The fused first-order backward: `grad(x, y, g)` element by element, one pass.
     pub fn backward_tensor(self, x: &Tensor<T>, y: &Tensor<T>, g: &Tensor<T>) -> Tensor<T> {
         let (xs, ys, gs) = (x.as_slice(), y.as_slice(), g.as_slice());
+        if let ([xv], [yv], [gv]) = (xs, ys, gs) {
+            return Tensor::one_like(x, self.grad(S(*xv), S(*yv), S(*gv)).0);
+        }
         Tensor::from_writer(x.shape_owned(), |out| {
             dispatch!(self, u => elementwise::zip3(xs, ys, gs, out, move |xv, yv, gv| {
                 u().grad(S(xv), S(yv), S(gv)).0
@@ -650,6 +665,7 @@ impl<T: Float> Unary<T> {
 impl<'g, T: Float> Var<'g, T> {
     /// Applies a unary op and records it.
     #[track_caller]
+    #[inline]
     pub fn unary(self, op: Unary<T>) -> Var<'g, T> {
         let value = self.with_value(|x| op.forward(x));
         let inputs: &[u32] = if op.is_differentiable() {

@@ -428,6 +428,18 @@ impl<E: Element> Tensor<E> {
         })
     }
 
+    /// Internal: a one-element tensor of `like`'s shape holding `value`.
+    #[inline]
+    pub(crate) fn one_like(like: &Tensor<E>, value: E) -> Self {
+        debug_assert_eq!(like.numel(), 1);
+        let mut data = [E::default(); INLINE];
+        data[0] = value;
+        Tensor {
+            shape: like.shape.clone(),
+            storage: Storage::Inline { len: 1, data },
+        }
+    }
+
     /// Internal: the shape, for building a result of the same shape.
     #[inline]
     pub(crate) fn shape_owned(&self) -> Shape {
