@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ok, shape_error, Result};
 use crate::graph::Graph;
+use crate::ops::unary::S;
 use crate::ops::{BackwardArgs, Op};
 use crate::params::ParamKey;
 use crate::tensor::{unravel, Tensor};
@@ -431,16 +432,37 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
     // The gradient of the node just before the current one, when a unary node produced it
     // and nothing else had: a chain passes it along here instead of through the slots
     // (a write and an immediate read back of the same 64-byte slot stall the pipeline).
-    let mut carry: Option<Tensor<T>> = None;
+    // A one-element gradient travels as a bare number: its shape is its node's.
+    let mut carry = Carry::Empty;
     for i in (0..n).rev() {
-        let g = match carry.take() {
-            Some(g) => g,
-            None => match grads[i].take() {
+        let node = &nodes[i];
+        let g = match std::mem::replace(&mut carry, Carry::Empty) {
+            Carry::One(v) => {
+                if !node.retain {
+                    if let Op::Unary(u) = node.op {
+                        let j = node.inputs[0] as usize;
+                        let x = &nodes[j];
+                        if let (Some(xv), Some(yv)) = (x.value.single(), node.value.single()) {
+                            if x.requires_grad {
+                                let gx = u.grad(S(xv), S(yv), S(v)).0;
+                                carry = pass_one(&mut grads, &x.value, j, i, gx, |gj| {
+                                    if anomaly {
+                                        anomaly_in_backward(graph, i, 0, gj);
+                                    }
+                                });
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Tensor::one_like(&node.value, v)
+            }
+            Carry::Tensor(g) => g,
+            Carry::Empty => match grads[i].take() {
                 Some(g) => g,
                 None => continue,
             },
         };
-        let node = &nodes[i];
         if !node.requires_grad {
             continue;
         }
@@ -451,14 +473,26 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
             // One input, element-wise: the fused rule accumulates straight into the
             // input's slot (no temporaries, no per-node vectors).
             let j = node.inputs[0] as usize;
-            if nodes[j].requires_grad {
-                let gj = u.backward_tensor(&nodes[j].value, &node.value, &g);
+            let x = &nodes[j];
+            if x.requires_grad {
+                if let (Some(xv), Some(yv), Some(gv)) =
+                    (x.value.single(), node.value.single(), g.single())
+                {
+                    let gx = u.grad(S(xv), S(yv), S(gv)).0;
+                    carry = pass_one(&mut grads, &x.value, j, i, gx, |gj| {
+                        if anomaly {
+                            anomaly_in_backward(graph, i, 0, gj);
+                        }
+                    });
+                    continue;
+                }
+                let gj = u.backward_tensor(&x.value, &node.value, &g);
                 if anomaly {
                     anomaly_in_backward(graph, i, 0, &gj);
                 }
                 match &mut grads[j] {
                     Some(acc) => add_into(acc, &gj),
-                    None if j + 1 == i => carry = Some(gj),
+                    None if j + 1 == i => carry = Carry::Tensor(gj),
                     slot @ None => *slot = Some(gj),
                 }
             }
@@ -508,6 +542,44 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
     graph.return_grad_slots(grads);
     out.leaves.reverse();
     out
+}
+
+/// What the sweep hands from one node straight to the one before it.
+enum Carry<T: Float> {
+    Empty,
+    Tensor(Tensor<T>),
+    /// A one-element gradient, shaped like its node's value.
+    One(T),
+}
+
+/// Passes the one-element gradient `gx` of node `j` (whose value is `like`) on from node
+/// `i`: added to its slot if one is there, carried if `j` comes right before `i`, else put
+/// in the slot. `check` sees it whenever it becomes a tensor (anomaly mode checks it then;
+/// a carried number is checked when the next node makes it a tensor or passes it on).
+#[inline(always)]
+fn pass_one<T: Float>(
+    grads: &mut [Option<Tensor<T>>],
+    like: &Tensor<T>,
+    j: usize,
+    i: usize,
+    gx: T,
+    check: impl FnOnce(&Tensor<T>),
+) -> Carry<T> {
+    match &mut grads[j] {
+        Some(acc) => {
+            let g = Tensor::one_like(like, gx);
+            check(&g);
+            add_into(acc, &g);
+            Carry::Empty
+        }
+        None if j + 1 == i && gx.is_finite() => Carry::One(gx),
+        slot @ None => {
+            let g = Tensor::one_like(like, gx);
+            check(&g);
+            *slot = Some(g);
+            Carry::Empty
+        }
+    }
 }
 
 /// The recorded sweep: every rule runs on `Var`s, so the gradients are on the tape.
@@ -584,6 +656,66 @@ mod tests {
         // The recorded (second-order) sweep walks the same chain without recursion too.
         let gx = y.backward_create_graph().wrt_var(x);
         assert!((gx.item() - dx).abs() < 1e-12);
+    }
+
+    /// A chain of unary ops on one element, recorded and swept by the one-element fast
+    /// paths, against the same chain on two equal elements (the general paths): same bits,
+    /// same shapes, also with branches (accumulation), retained intermediates, a parameter
+    /// leaf, a non-differentiable op, no_grad, anomaly mode and a shape of five dimensions.
+    #[test]
+    fn one_element_fast_paths_match_the_general_paths() {
+        fn chain<'g>(x: Var<'g, f32>) -> (Var<'g, f32>, Var<'g, f32>) {
+            let mut y = x;
+            for i in 0..40 {
+                y = match i % 5 {
+                    0 => y * 0.9,
+                    1 => y.tanh() + 0.1,
+                    2 => y.exp() * 0.5,
+                    3 => y.sigmoid().sub_scalar(0.2),
+                    _ => y.square().rsub_scalar(1.0),
+                };
+            }
+            let mid = y.retain_grad();
+            let branch = mid.tanh() + mid.mul_scalar(3.0) + mid.sign(); // the slot accumulates
+            (branch.log1p(), mid)
+        }
+        for shape in [vec![], vec![1], vec![1, 1, 1, 1, 1]] {
+            for anomaly in [false, true] {
+                let one = Graph::<f32>::new();
+                one.set_anomaly_detection(anomaly);
+                let mut store = ParamStore::new();
+                let key = store.insert("p", Tensor::full(shape.clone(), 0.3f32));
+                let x = one.param(&store, key);
+                let (y, mid) = chain(x);
+                assert_eq!(y.shape().as_slice(), shape.as_slice());
+                let grads = y.sum().backward();
+                let two = Graph::<f32>::new();
+                let x2 = two.leaf(Tensor::full([2], 0.3f32));
+                let (y2, mid2) = chain(x2);
+                let grads2 = y2.sum().backward();
+                assert_eq!(y.value().as_slice()[0], y2.value().as_slice()[0]);
+                let dx = grads.param(key).unwrap();
+                assert_eq!(dx.shape(), shape.as_slice());
+                assert_eq!(dx.as_slice()[0], grads2.wrt(x2).as_slice()[0]);
+                assert_eq!(grads.wrt(mid).shape(), shape.as_slice());
+                assert_eq!(grads.wrt(mid).as_slice()[0], grads2.wrt(mid2).as_slice()[0]);
+                // Recording off: the fast path records constants.
+                let z = one.no_grad(|| x.tanh() * 2.0);
+                assert!(!z.requires_grad());
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_finite_gradient_in_a_scalar_chain_is_caught_in_anomaly_mode() {
+        let g = Graph::<f64>::new();
+        g.set_anomaly_detection(true);
+        let x = g.leaf(Tensor::scalar(0.0));
+        let y = (x.sqrt() * 2.0 + 1.0).sum(); // d sqrt at 0 is +inf
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y.backward()))
+            .expect_err("the infinite gradient of sqrt must be reported");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("sqrt"), "{msg}");
     }
 
     #[test]

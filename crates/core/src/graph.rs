@@ -30,6 +30,9 @@ use crate::Float;
 static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One recorded operation.
+///
+/// [`Graph::reset`] drops nodes field by field, by hand: a new field that owns memory must be
+/// dropped there too.
 pub(crate) struct Node<T: Float> {
     pub(crate) value: Tensor<T>,
     pub(crate) op: Op<T>,
@@ -183,21 +186,45 @@ impl<T: Float> Graph<T> {
     pub fn reset(&mut self) {
         let spare = self.spare.get_mut();
         let nodes = self.nodes.get_mut();
-        for node in nodes.iter_mut() {
-            if matches!(
-                node.op,
-                Op::Movement(_) | Op::Index(_) | Op::Reduce(_) | Op::Conv(_)
-            ) {
-                match std::mem::replace(&mut node.op, Op::Constant) {
-                    Op::Movement(b) => spare.movement.push(b),
-                    Op::Index(b) => spare.index.push(b),
-                    Op::Reduce(b) => spare.reduce.push(b),
-                    Op::Conv(b) => spare.conv.push(b),
-                    _ => unreachable!("matched above"),
+        let len = nodes.len();
+        // One pass that drops only what owns memory (most nodes of a scalar chain own
+        // nothing; `clear` would call the generic drop of every field of every node). The
+        // length goes first, so a panicking drop leaks the rest instead of dropping twice.
+        // SAFETY: each node in `0..len` is initialised and visited once; after `set_len(0)`
+        // nothing else reads or drops them.
+        unsafe {
+            nodes.set_len(0);
+            let base = nodes.as_mut_ptr();
+            for k in 0..len {
+                let node = &mut *base.add(k);
+                match &node.op {
+                    Op::Leaf
+                    | Op::Constant
+                    | Op::Param(_)
+                    | Op::Unary(_)
+                    | Op::Binary(_)
+                    | Op::Matmul(_)
+                    | Op::Fused(_) => {}
+                    Op::Movement(_)
+                    | Op::Index(_)
+                    | Op::Reduce(_)
+                    | Op::Conv(_)
+                    | Op::Custom(_) => match std::ptr::read(&node.op) {
+                        Op::Movement(b) => spare.movement.push(b),
+                        Op::Index(b) => spare.index.push(b),
+                        Op::Reduce(b) => spare.reduce.push(b),
+                        Op::Conv(b) => spare.conv.push(b),
+                        other => drop(other),
+                    },
+                }
+                if node.value.owns_memory() {
+                    std::ptr::drop_in_place(&mut node.value);
+                }
+                if node.inputs.spilled() {
+                    std::ptr::drop_in_place(&mut node.inputs);
                 }
             }
         }
-        nodes.clear();
     }
 
     /// `op` in a box, reusing one from an earlier pass if there is one.
@@ -335,6 +362,63 @@ impl<T: Float> Graph<T> {
             location,
         });
         Var::new(self, id as u32)
+    }
+
+    /// The fast path of a unary op on a one-element value (scalar chains, losses): computes
+    /// it and writes the node straight into the arena, next to its input, without building
+    /// the tensor and the node on the stack first. `None` (nothing recorded) when the input
+    /// is not one element or anomaly mode is on; the caller then takes the general path.
+    #[track_caller]
+    #[inline(always)]
+    pub(crate) fn push_one_element_unary(
+        &self,
+        input: u32,
+        op: crate::ops::unary::Unary<T>,
+    ) -> Option<Var<'_, T>> {
+        if self.anomaly.get() {
+            return None;
+        }
+        let location = PanicLocation::caller();
+        let mut nodes = self.nodes.borrow_mut();
+        let x = &nodes[input as usize];
+        let v = x.value.single()?;
+        let requires_grad = self.grad_enabled.get() && x.requires_grad && op.is_differentiable();
+        let y = op.f_as_kernel(v);
+        let id = nodes.len();
+        assert!(
+            id < u32::MAX as usize,
+            "a graph holds at most 2^32 - 1 nodes"
+        );
+        nodes.reserve(1);
+        let base = nodes.as_mut_ptr();
+        // SAFETY: `reserve(1)` leaves room for slot `id`; `input < id` is initialised. Every
+        // field of the new node is written before `set_len` makes it visible.
+        unsafe {
+            let slot = base.add(id);
+            Tensor::write_one_like(
+                std::ptr::addr_of_mut!((*slot).value),
+                &(*base.add(input as usize)).value,
+                y,
+            );
+            // The tag first, then the payload copied in place: `Op::Unary(op)` built whole
+            // goes through an unaligned stack temporary and its read-back stalls.
+            let op_slot = std::ptr::addr_of_mut!((*slot).op);
+            op_slot.write(Op::Unary(crate::ops::unary::Unary::Neg));
+            if let Op::Unary(u) = &mut *op_slot {
+                *u = op;
+            }
+            let inputs = if op.is_differentiable() {
+                SmallVec::from_buf_and_len([input, 0], 1)
+            } else {
+                SmallVec::new()
+            };
+            std::ptr::addr_of_mut!((*slot).inputs).write(inputs);
+            std::ptr::addr_of_mut!((*slot).requires_grad).write(requires_grad);
+            std::ptr::addr_of_mut!((*slot).retain).write(false);
+            std::ptr::addr_of_mut!((*slot).location).write(location);
+            nodes.set_len(id + 1);
+        }
+        Some(Var::new(self, id as u32))
     }
 
     fn push_node(&self, node: Node<T>) -> Var<'_, T> {

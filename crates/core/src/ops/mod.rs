@@ -36,7 +36,12 @@ use crate::Float;
 pub(crate) type Grads<V> = SmallVec<[Option<V>; 2]>;
 
 /// A recorded operation.
+///
+/// `repr(C, u8)`: the tag, then every payload at offset 8, so recording one copies it in
+/// the same aligned words it was written in (the default layout packs a unary op's payload
+/// at odd offsets, and the copy into the node stalls store forwarding).
 #[derive(Clone, Debug)]
+#[repr(C, u8)]
 pub(crate) enum Op<T: Float> {
     /// An input that requires a gradient.
     Leaf,

@@ -620,6 +620,22 @@ macro_rules! dispatch {
 }
 
 impl<T: Float> Unary<T> {
+    /// The op on one element, computed as the tensor kernels compute it (the vectorised
+    /// functions for `exp`, `log`, `tanh` and `sigmoid`), so a one-element tensor gets the
+    /// same bits as the same element in a large one.
+    #[inline]
+    pub(crate) fn f_as_kernel(self, v: T) -> T {
+        let mut o = [T::zero()];
+        match self {
+            Unary::Exp => T::apply_math(MathFn::Exp, &[v], &mut o),
+            Unary::Log => T::apply_math(MathFn::Log, &[v], &mut o),
+            Unary::Tanh => T::apply_math(MathFn::Tanh, &[v], &mut o),
+            Unary::Sigmoid => T::apply_math(MathFn::Sigmoid, &[v], &mut o),
+            _ => return self.f(v),
+        }
+        o[0]
+    }
+
     /// `f` applied to every element of `x`.
     ///
     /// `exp`, `log`, `tanh` and `sigmoid` of f32 tensors use the vectorised kernels of
@@ -629,15 +645,7 @@ impl<T: Float> Unary<T> {
         let xs = x.as_slice();
         if let [v] = xs {
             // One element (losses, scalars): no dispatch machinery.
-            let mut o = [T::zero()];
-            match self {
-                Unary::Exp => T::apply_math(MathFn::Exp, xs, &mut o),
-                Unary::Log => T::apply_math(MathFn::Log, xs, &mut o),
-                Unary::Tanh => T::apply_math(MathFn::Tanh, xs, &mut o),
-                Unary::Sigmoid => T::apply_math(MathFn::Sigmoid, xs, &mut o),
-                _ => o[0] = self.f(*v),
-            }
-            return Tensor::one_like(x, o[0]);
+            return Tensor::one_like(x, self.f_as_kernel(*v));
         }
         Tensor::from_writer(x.shape_owned(), |out| match self {
             Unary::Exp => T::apply_math(MathFn::Exp, xs, out),
@@ -667,6 +675,9 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     #[inline]
     pub fn unary(self, op: Unary<T>) -> Var<'g, T> {
+        if let Some(y) = self.graph.push_one_element_unary(self.id, op) {
+            return y;
+        }
         let value = self.with_value(|x| op.forward(x));
         let inputs: &[u32] = if op.is_differentiable() {
             &[self.id]

@@ -126,10 +126,37 @@ impl<E: Element> Storage<E> {
 /// let u = t.clone(); // shares the data
 /// assert!(u.shares_storage_with(&t));
 /// ```
-#[derive(Clone)]
 pub struct Tensor<E: Element> {
     shape: Shape,
     storage: Storage<E>,
+}
+
+impl<E: Element> Clone for Tensor<E> {
+    /// Shares the storage; the shape is copied as plain integers (`SmallVec`'s own `clone`
+    /// goes element by element through `Extend`, a tenth of the cost of a scalar op).
+    #[inline]
+    fn clone(&self) -> Self {
+        Tensor {
+            shape: copy_shape(&self.shape),
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+/// A copy of `shape`. A shape of up to four dimensions lives inside the `SmallVec` and owns
+/// no heap memory, so its bytes are copied as they are, in whole words: building it through
+/// `from_slice` writes it piecewise on the stack and reads it back whole, which stalls store
+/// forwarding on every op of a scalar chain.
+#[inline(always)]
+pub(crate) fn copy_shape(shape: &Shape) -> Shape {
+    if shape.spilled() {
+        Shape::from_slice(shape)
+    } else {
+        // SAFETY: an unspilled SmallVec of `usize` holds its elements inline and nothing on
+        // the heap; a bitwise copy is an independent, valid value and dropping either
+        // copy frees nothing.
+        unsafe { std::ptr::read(shape) }
+    }
 }
 
 impl<E: Element> Tensor<E> {
@@ -435,15 +462,45 @@ impl<E: Element> Tensor<E> {
         let mut data = [E::default(); INLINE];
         data[0] = value;
         Tensor {
-            shape: like.shape.clone(),
+            shape: copy_shape(&like.shape),
             storage: Storage::Inline { len: 1, data },
+        }
+    }
+
+    /// Internal: writes a one-element tensor holding `value`, shaped like `like`, straight
+    /// into `dst`, field by field (built whole and moved, it goes through the stack in
+    /// pieces of mismatched widths, and the reads stall store forwarding).
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes and aligned; what it held is overwritten, not dropped.
+    #[inline(always)]
+    pub(crate) unsafe fn write_one_like(dst: *mut Tensor<E>, like: &Tensor<E>, value: E) {
+        let mut data = [E::default(); INLINE];
+        data[0] = value;
+        std::ptr::addr_of_mut!((*dst).storage).write(Storage::Inline { len: 1, data });
+        std::ptr::addr_of_mut!((*dst).shape).write(copy_shape(&like.shape));
+    }
+
+    /// Internal: whether dropping this tensor frees or releases anything (a buffer, or a
+    /// shape of more than four dimensions).
+    #[inline]
+    pub(crate) fn owns_memory(&self) -> bool {
+        matches!(self.storage, Storage::Heap(_)) || self.shape.spilled()
+    }
+
+    /// Internal: the element of a one-element tensor (`None` for any other size).
+    #[inline]
+    pub(crate) fn single(&self) -> Option<E> {
+        match &self.storage {
+            Storage::Inline { len: 1, data } => Some(data[0]),
+            _ => None,
         }
     }
 
     /// Internal: the shape, for building a result of the same shape.
     #[inline]
     pub(crate) fn shape_owned(&self) -> Shape {
-        self.shape.clone()
+        copy_shape(&self.shape)
     }
 
     /// Internal: the same storage under a shape of equal element count.
