@@ -406,6 +406,20 @@ fn conv2d_forward<T: Float>(
     groups: usize,
 ) -> Tensor<T> {
     let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
+    if super::winograd::applies(win, groups, d.ho, d.wo) {
+        return super::winograd::forward(x, wt, win);
+    }
+    conv2d_forward_direct(x, wt, win, groups)
+}
+
+/// [`conv2d_forward`] through im2col and the gemm, whatever the window.
+pub(crate) fn conv2d_forward_direct<T: Float>(
+    x: &Tensor<T>,
+    wt: &Tensor<T>,
+    win: Window2d,
+    groups: usize,
+) -> Tensor<T> {
+    let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
     let (xs, ws) = (x.as_slice(), wt.as_slice());
     let row = MatLayout::row_major(d.l, false);
     Tensor::from_writer([d.n, d.o, d.ho, d.wo], |out| {
@@ -435,6 +449,21 @@ fn conv2d_forward<T: Float>(
 /// The input gradient of a convolution: for each image and group, `wᵀ·g` as columns,
 /// folded back into the image. Images are spread over the threads.
 pub(crate) fn conv2d_input_grad_tensor<T: Float>(
+    g: &Tensor<T>,
+    wt: &Tensor<T>,
+    win: Window2d,
+    groups: usize,
+    x_shape: &[usize],
+) -> Tensor<T> {
+    let d = ConvDims::new(x_shape, wt.shape(), win, groups);
+    if super::winograd::applies(win, groups, d.ho, d.wo) {
+        return super::winograd::input_grad(g, wt, win, x_shape);
+    }
+    conv2d_input_grad_direct(g, wt, win, groups, x_shape)
+}
+
+/// [`conv2d_input_grad_tensor`] through the gemm and col2im, whatever the window.
+pub(crate) fn conv2d_input_grad_direct<T: Float>(
     g: &Tensor<T>,
     wt: &Tensor<T>,
     win: Window2d,
@@ -476,6 +505,21 @@ const WEIGHT_GRAD_RUN: usize = 8;
 /// image by image. Runs of [`WEIGHT_GRAD_RUN`] images accumulate their products in order
 /// (in parallel across runs); the runs' sums are then added in order.
 pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
+    g: &Tensor<T>,
+    x: &Tensor<T>,
+    win: Window2d,
+    groups: usize,
+    w_shape: &[usize],
+) -> Tensor<T> {
+    let d = ConvDims::new(x.shape(), w_shape, win, groups);
+    if super::winograd::applies(win, groups, d.ho, d.wo) {
+        return super::winograd::weight_grad(g, x, win, w_shape);
+    }
+    conv2d_weight_grad_direct(g, x, win, groups, w_shape)
+}
+
+/// [`conv2d_weight_grad_tensor`] through im2col and the gemm, whatever the window.
+pub(crate) fn conv2d_weight_grad_direct<T: Float>(
     g: &Tensor<T>,
     x: &Tensor<T>,
     win: Window2d,

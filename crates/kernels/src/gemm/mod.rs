@@ -231,6 +231,18 @@ impl<T> SendPtr<T> {
     }
 }
 
+/// The depth of the K blocks for a product of depth `k`, given the preferred depth `kc`:
+/// one block up to a quarter over `kc`, else equal blocks of at most `kc`. A fixed step
+/// leaves a thin last block (a 3×3×32 convolution has `k = 288 = 256 + 32`), where the
+/// microkernel spends more on loading and storing its tile of C than on multiplying.
+fn k_block(k: usize, kc: usize) -> usize {
+    if k <= kc + kc / 4 {
+        k.max(1)
+    } else {
+        k.div_ceil(k.div_ceil(kc))
+    }
+}
+
 /// Products below this many multiply-adds stay on one thread (a fork costs a few µs).
 const PARALLEL_WORK: usize = 1 << 18;
 
@@ -284,8 +296,9 @@ unsafe fn blocked<T: Float>(
     let c = SendPtr(c);
     for jc in (0..n).step_by(T::NC) {
         let nc = T::NC.min(n - jc);
-        for pc in (0..k).step_by(T::KC) {
-            let kc = T::KC.min(k - pc);
+        let kc_step = k_block(k, T::KC);
+        for pc in (0..k).step_by(kc_step) {
+            let kc = kc_step.min(k - pc);
             let beta = if pc == 0 { beta } else { T::one() };
             T::with_b_buf(nc.div_ceil(nr) * nr * kc, |bbuf| {
                 let panels = nc.div_ceil(nr);

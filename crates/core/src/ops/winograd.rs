@@ -1,0 +1,541 @@
+//! The fast path of `conv2d` for 3×3 windows at stride 1 (the common case): Winograd's
+//! minimal filtering F(2×2, 3×3) (Lavin & Gray, 2016), used for the forward pass and for the
+//! input gradient (a 3×3 convolution of the output gradient with the flipped weights).
+//!
+//! Each 2×2 block of outputs of one channel pair costs 16 multiplications instead of 36:
+//! the input is cut into overlapping 4×4 tiles, each transformed (`Bᵀ·d·B`), the weights
+//! are transformed once (`G·g·Gᵀ`), the 16 elements of the transformed domain become 16
+//! independent matrix products over channels (`M_ξ = U_ξ · V_ξ`, on the blocked gemm), and
+//! each result is transformed back (`Aᵀ·m·A`). The transforms use only additions and
+//! halvings; with
+//!
+//! ```text
+//!      ⎡1  0 −1  0⎤        ⎡1   0   0 ⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢½   ½   ½ ⎥    Aᵀ = ⎡1 1  1  0⎤
+//!      ⎢0 −1  1  0⎥        ⎢½  −½   ½ ⎥         ⎣0 1 −1 −1⎦
+//!      ⎣0  1  0 −1⎦        ⎣0   0   1 ⎦
+//! ```
+//!
+//! the result is the cross-correlation PyTorch computes, up to rounding: the sums are
+//! regrouped, so the last bits differ from the direct (im2col) product, by a few ulps of the
+//! inputs' magnitudes (the tests bound it against the direct path, in f32 and f64).
+
+use tapegrad_kernels::elementwise::for_heavy_blocks;
+use tapegrad_kernels::gemm::{gemm, MatLayout};
+
+use crate::ops::conv::Window2d;
+use crate::tensor::Tensor;
+use crate::Float;
+
+/// Whether a convolution with this window and grouping takes the Winograd path: a 3×3
+/// kernel, stride 1, no dilation, one group, padding at most 2 on each axis (so that the
+/// input gradient is itself such a convolution), and an output of at least 2×2.
+pub(crate) fn applies(win: Window2d, groups: usize, ho: usize, wo: usize) -> bool {
+    win.kernel == (3, 3)
+        && win.stride == (1, 1)
+        && win.dilation == (1, 1)
+        && groups == 1
+        && win.padding.0 <= 2
+        && win.padding.1 <= 2
+        && ho >= 2
+        && wo >= 2
+}
+
+/// The transformed weights `U_ξ = (G·g·Gᵀ)_ξ` for every output/input channel pair, laid out
+/// `[16][rows][cols]` for the products `M_ξ = U_ξ · V_ξ`.
+///
+/// `w` is OIHW `[o, c, 3, 3]`. Without `flip`, rows are the `o` output channels and cols the
+/// `c` input channels (the forward pass). With `flip`, the kernel is rotated by 180° and the
+/// roles swap (rows `c`, cols `o`): the weights of the input gradient, which is the
+/// correlation of the output gradient with the flipped kernel.
+fn transform_weights<T: Float>(w: &[T], o: usize, c: usize, flip: bool) -> Tensor<T> {
+    let (rows, cols) = if flip { (c, o) } else { (o, c) };
+    let half = T::from_f64(0.5);
+    Tensor::from_writer([16, rows, cols], |u| {
+        for oi in 0..o {
+            for ci in 0..c {
+                let k = &w[(oi * c + ci) * 9..][..9];
+                let g = |a: usize, b: usize| {
+                    if flip {
+                        k[(2 - a) * 3 + 2 - b]
+                    } else {
+                        k[a * 3 + b]
+                    }
+                };
+                // t = G·g (4×3), then u = t·Gᵀ (4×4).
+                let t: [[T; 3]; 4] = [
+                    std::array::from_fn(|b| g(0, b)),
+                    std::array::from_fn(|b| (g(0, b) + g(1, b) + g(2, b)) * half),
+                    std::array::from_fn(|b| (g(0, b) - g(1, b) + g(2, b)) * half),
+                    std::array::from_fn(|b| g(2, b)),
+                ];
+                let (r, s) = if flip { (ci, oi) } else { (oi, ci) };
+                for (i, ti) in t.iter().enumerate() {
+                    let v = [
+                        ti[0],
+                        (ti[0] + ti[1] + ti[2]) * half,
+                        (ti[0] - ti[1] + ti[2]) * half,
+                        ti[2],
+                    ];
+                    for (j, &vj) in v.iter().enumerate() {
+                        u[((i * 4 + j) * rows + r) * cols + s] = vj;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The geometry of one image's tiling.
+#[derive(Clone, Copy)]
+struct Tiles {
+    /// Input channels, plane size.
+    c: usize,
+    h: usize,
+    w: usize,
+    /// Padding.
+    ph: usize,
+    pw: usize,
+    /// Output channels, plane size.
+    o: usize,
+    ho: usize,
+    wo: usize,
+    /// Tiles down and across, and their count.
+    th: usize,
+    tw: usize,
+    t: usize,
+    /// The padded plane the 4×4 tiles are cut from: `(2·th + 2) × (2·tw + 2)`.
+    hp: usize,
+    wp: usize,
+}
+
+impl Tiles {
+    fn new(c: usize, (h, w): (usize, usize), (ph, pw): (usize, usize), o: usize) -> Tiles {
+        let (ho, wo) = (h + 2 * ph - 2, w + 2 * pw - 2);
+        let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
+        Tiles {
+            c,
+            h,
+            w,
+            ph,
+            pw,
+            o,
+            ho,
+            wo,
+            th,
+            tw,
+            t: th * tw,
+            hp: 2 * th + 2,
+            wp: 2 * tw + 2,
+        }
+    }
+
+    /// Scratch elements one image needs: the padded plane, four transformed rows, the
+    /// transformed input `V` (`[16][c][t]`) and the products `M` (`[16][o][t]`).
+    fn scratch(&self) -> usize {
+        self.hp * self.wp + 4 * self.wp + 16 * self.c * self.t + 16 * self.o * self.t
+    }
+}
+
+/// `V_ξ[ci][tile] = (Bᵀ·d·B)_ξ` for every 4×4 tile `d` of every channel of one image.
+fn transform_input<T: Float>(x: &[T], g: &Tiles, pad: &mut [T], e: &mut [T], v: &mut [T]) {
+    let (wp, tw, t) = (g.wp, g.tw, g.t);
+    for ci in 0..g.c {
+        // The channel, zero-padded to whole tiles.
+        pad.fill(T::zero());
+        let plane = &x[ci * g.h * g.w..][..g.h * g.w];
+        for r in 0..g.h.min(g.hp - g.ph) {
+            let n = g.w.min(wp - g.pw);
+            pad[(r + g.ph) * wp + g.pw..][..n].copy_from_slice(&plane[r * g.w..][..n]);
+        }
+        let (e0, rest) = e.split_at_mut(wp);
+        let (e1, rest) = rest.split_at_mut(wp);
+        let (e2, e3) = rest.split_at_mut(wp);
+        for ty in 0..g.th {
+            // Bᵀ·d on whole rows: the four row combinations of this band of tiles.
+            let rows = &pad[2 * ty * wp..][..4 * wp];
+            let (d0, d1, d2, d3) = (
+                &rows[..wp],
+                &rows[wp..2 * wp],
+                &rows[2 * wp..3 * wp],
+                &rows[3 * wp..],
+            );
+            for s in 0..wp {
+                e0[s] = d0[s] - d2[s];
+                e1[s] = d1[s] + d2[s];
+                e2[s] = d2[s] - d1[s];
+                e3[s] = d1[s] - d3[s];
+            }
+            // ·B on each tile's four columns.
+            for (i, ei) in [&*e0, &*e1, &*e2, &*e3].into_iter().enumerate() {
+                let base = ci * t + ty * tw;
+                let (v0, rest) = v[(i * 4) * g.c * t..].split_at_mut(g.c * t);
+                let (v1, rest) = rest.split_at_mut(g.c * t);
+                let (v2, v3) = rest.split_at_mut(g.c * t);
+                let (v0, v1, v2, v3) = (
+                    &mut v0[base..][..tw],
+                    &mut v1[base..][..tw],
+                    &mut v2[base..][..tw],
+                    &mut v3[base..][..tw],
+                );
+                for tx in 0..tw {
+                    let q = &ei[2 * tx..][..4];
+                    v0[tx] = q[0] - q[2];
+                    v1[tx] = q[1] + q[2];
+                    v2[tx] = q[2] - q[1];
+                    v3[tx] = q[1] - q[3];
+                }
+            }
+        }
+    }
+}
+
+/// `out[oi]` from the products: `Aᵀ·m·A` per tile, clipped to the output plane.
+fn transform_output<T: Float>(m: &[T], g: &Tiles, rows: &mut [T], out: &mut [T]) {
+    let (tw, t, o) = (g.tw, g.t, g.o);
+    let (r0, r1) = rows.split_at_mut(2 * tw);
+    for oi in 0..o {
+        let plane = &mut out[oi * g.ho * g.wo..][..g.ho * g.wo];
+        for ty in 0..g.th {
+            let at = |xi: usize| &m[(xi * o + oi) * t + ty * tw..][..tw];
+            let mm: [&[T]; 16] = std::array::from_fn(at);
+            for tx in 0..tw {
+                let e = |i: usize, j: usize| mm[i * 4 + j][tx];
+                let s0: [T; 4] = std::array::from_fn(|j| e(0, j) + e(1, j) + e(2, j));
+                let s1: [T; 4] = std::array::from_fn(|j| e(1, j) - e(2, j) - e(3, j));
+                r0[2 * tx] = s0[0] + s0[1] + s0[2];
+                r0[2 * tx + 1] = s0[1] - s0[2] - s0[3];
+                r1[2 * tx] = s1[0] + s1[1] + s1[2];
+                r1[2 * tx + 1] = s1[1] - s1[2] - s1[3];
+            }
+            let y = 2 * ty;
+            plane[y * g.wo..][..g.wo].copy_from_slice(&r0[..g.wo]);
+            if y + 1 < g.ho {
+                plane[(y + 1) * g.wo..][..g.wo].copy_from_slice(&r1[..g.wo]);
+            }
+        }
+    }
+}
+
+/// The 3×3, stride-1 correlation of `x` (`[n, c, h, w]`) with the transformed weights `u`
+/// (`[16, o, c]`), padding `pad`, written to `out` (`[n, o, ho, wo]`). Images are spread
+/// over the threads; each image's result does not depend on the thread count.
+fn correlate<T: Float>(
+    x: &[T],
+    (n, c, h, w): (usize, usize, usize, usize),
+    u: &[T],
+    o: usize,
+    pad: (usize, usize),
+    out: &mut [T],
+) {
+    let g = Tiles::new(c, (h, w), pad, o);
+    debug_assert_eq!(out.len(), n * o * g.ho * g.wo);
+    for_heavy_blocks(out, o * g.ho * g.wo, |b, out| {
+        let mut scratch = Tensor::<T>::from_writer([g.scratch() + 4 * g.tw], |_| {});
+        let s = scratch.as_mut_slice();
+        let (padded, s) = s.split_at_mut(g.hp * g.wp);
+        let (e, s) = s.split_at_mut(4 * g.wp);
+        let (v, s) = s.split_at_mut(16 * c * g.t);
+        let (m, rows) = s.split_at_mut(16 * o * g.t);
+        transform_input(&x[b * c * h * w..][..c * h * w], &g, padded, e, v);
+        let row = MatLayout::row_major(g.t, false);
+        for xi in 0..16 {
+            gemm(
+                o,
+                c,
+                g.t,
+                T::one(),
+                &u[xi * o * c..][..o * c],
+                MatLayout::row_major(c, false),
+                &v[xi * c * g.t..][..c * g.t],
+                row,
+                T::zero(),
+                &mut m[xi * o * g.t..][..o * g.t],
+                row,
+            );
+        }
+        transform_output(m, &g, rows, out);
+    });
+}
+
+/// `conv2d(x, w)` (no bias) for a window where [`applies`] holds.
+pub(crate) fn forward<T: Float>(x: &Tensor<T>, wt: &Tensor<T>, win: Window2d) -> Tensor<T> {
+    let (xs, ws) = (x.shape(), wt.shape());
+    let (n, c, h, w, o) = (xs[0], xs[1], xs[2], xs[3], ws[0]);
+    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
+    let u = transform_weights(wt.as_slice(), o, c, false);
+    Tensor::from_writer([n, o, ho, wo], |out| {
+        correlate(
+            x.as_slice(),
+            (n, c, h, w),
+            u.as_slice(),
+            o,
+            win.padding,
+            out,
+        )
+    })
+}
+
+/// The input gradient of `conv2d(x, w)` for a window where [`applies`] holds: the
+/// correlation of `g` (`[n, o, ho, wo]`) with the flipped kernel, padded by `2 − p`.
+pub(crate) fn input_grad<T: Float>(
+    g: &Tensor<T>,
+    wt: &Tensor<T>,
+    win: Window2d,
+    x_shape: &[usize],
+) -> Tensor<T> {
+    let (gs, ws) = (g.shape(), wt.shape());
+    let (n, o, ho, wo, c) = (gs[0], gs[1], gs[2], gs[3], ws[1]);
+    let u = transform_weights(wt.as_slice(), o, c, true);
+    Tensor::from_writer(x_shape, |dx| {
+        correlate(
+            g.as_slice(),
+            (n, o, ho, wo),
+            u.as_slice(),
+            c,
+            (2 - win.padding.0, 2 - win.padding.1),
+            dx,
+        )
+    })
+}
+
+/// `Ĝ_ξ[oi][tile] = (A·dy·Aᵀ)_ξ` for every 2×2 tile `dy` of every channel of one image's
+/// output gradient (`[o, ho, wo]`; tiles past an odd edge read zeros): the adjoint of the
+/// output transform.
+fn transform_grad<T: Float>(gy: &[T], t: &Tiles, pad: &mut [T], e: &mut [T], out: &mut [T]) {
+    let (tw, nt, o) = (t.tw, t.t, t.o);
+    let wq = 2 * tw;
+    for oi in 0..o {
+        let plane = &gy[oi * t.ho * t.wo..][..t.ho * t.wo];
+        let pad = &mut pad[..2 * t.th * wq];
+        pad.fill(T::zero());
+        for r in 0..t.ho {
+            pad[r * wq..][..t.wo].copy_from_slice(&plane[r * t.wo..][..t.wo]);
+        }
+        let (a0, rest) = e.split_at_mut(wq);
+        let (a1, rest) = rest.split_at_mut(wq);
+        let (a2, rest) = rest.split_at_mut(wq);
+        let a3 = &mut rest[..wq];
+        for ty in 0..t.th {
+            // A·dy on whole rows of this band, then ·Aᵀ on each tile's two columns.
+            let (q0, q1) = (&pad[2 * ty * wq..][..wq], &pad[(2 * ty + 1) * wq..][..wq]);
+            for s in 0..wq {
+                a0[s] = q0[s];
+                a1[s] = q0[s] + q1[s];
+                a2[s] = q0[s] - q1[s];
+                a3[s] = -q1[s];
+            }
+            for (i, ai) in [&*a0, &*a1, &*a2, &*a3].into_iter().enumerate() {
+                let base = oi * nt + ty * tw;
+                let (v0, rest) = out[(i * 4) * o * nt..].split_at_mut(o * nt);
+                let (v1, rest) = rest.split_at_mut(o * nt);
+                let (v2, v3) = rest.split_at_mut(o * nt);
+                let (v0, v1, v2, v3) = (
+                    &mut v0[base..][..tw],
+                    &mut v1[base..][..tw],
+                    &mut v2[base..][..tw],
+                    &mut v3[base..][..tw],
+                );
+                for tx in 0..tw {
+                    let (u, w) = (ai[2 * tx], ai[2 * tx + 1]);
+                    v0[tx] = u;
+                    v1[tx] = u + w;
+                    v2[tx] = u - w;
+                    v3[tx] = -w;
+                }
+            }
+        }
+    }
+}
+
+/// Images per partial sum of the weight gradient (fixed, so the order of the additions does
+/// not depend on the thread count), as in the direct path.
+const WEIGHT_GRAD_RUN: usize = 8;
+
+/// The weight gradient of `conv2d(x, w)` for a window where [`applies`] holds: the adjoint
+/// of the forward algorithm. Per image, `dU_ξ += Ĝ_ξ · V_ξᵀ` (output gradient and input
+/// in the transformed domain, summed over tiles); then `dw = Gᵀ·dU·G` per channel pair.
+/// Runs of [`WEIGHT_GRAD_RUN`] images accumulate in order (in parallel across runs), and
+/// the runs' sums are added in order.
+pub(crate) fn weight_grad<T: Float>(
+    gy: &Tensor<T>,
+    x: &Tensor<T>,
+    win: Window2d,
+    w_shape: &[usize],
+) -> Tensor<T> {
+    let xs = x.shape();
+    let (n, c, h, w, o) = (xs[0], xs[1], xs[2], xs[3], w_shape[0]);
+    let t = Tiles::new(c, (h, w), win.padding, o);
+    let (xv, gv) = (x.as_slice(), gy.as_slice());
+    let size = 16 * o * c;
+    let runs = n.div_ceil(WEIGHT_GRAD_RUN).max(1);
+    let mut partials = Tensor::<T>::from_writer([runs * size], |_| {});
+    for_heavy_blocks(partials.as_mut_slice(), size, |r, du| {
+        let images = r * WEIGHT_GRAD_RUN..((r + 1) * WEIGHT_GRAD_RUN).min(n);
+        if images.is_empty() {
+            du.fill(T::zero());
+            return;
+        }
+        let mut scratch = Tensor::<T>::from_writer([t.scratch()], |_| {});
+        let s = scratch.as_mut_slice();
+        let (padded, s) = s.split_at_mut(t.hp * t.wp);
+        let (e, s) = s.split_at_mut(4 * t.wp);
+        let (v, s) = s.split_at_mut(16 * c * t.t);
+        let gh = &mut s[..16 * o * t.t];
+        for (i, b) in images.enumerate() {
+            transform_input(&xv[b * c * h * w..][..c * h * w], &t, padded, e, v);
+            transform_grad(
+                &gv[b * o * t.ho * t.wo..][..o * t.ho * t.wo],
+                &t,
+                padded,
+                e,
+                gh,
+            );
+            for xi in 0..16 {
+                gemm(
+                    o,
+                    t.t,
+                    c,
+                    T::one(),
+                    &gh[xi * o * t.t..][..o * t.t],
+                    MatLayout::row_major(t.t, false),
+                    &v[xi * c * t.t..][..c * t.t],
+                    MatLayout::row_major(t.t, true),
+                    if i == 0 { T::zero() } else { T::one() },
+                    &mut du[xi * o * c..][..o * c],
+                    MatLayout::row_major(c, false),
+                );
+            }
+        }
+    });
+    let p = partials.as_slice();
+    let half = T::from_f64(0.5);
+    Tensor::from_writer(w_shape, |dw| {
+        for oi in 0..o {
+            for ci in 0..c {
+                // The runs' sums, in order; then Gᵀ·dU·G.
+                let d: [T; 16] = std::array::from_fn(|xi| {
+                    let at = |r: usize| p[r * size + (xi * o + oi) * c + ci];
+                    (1..runs).fold(at(0), |acc, r| acc + at(r))
+                });
+                let row = |i: usize| [d[i * 4], d[i * 4 + 1], d[i * 4 + 2], d[i * 4 + 3]];
+                let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3));
+                let r: [[T; 4]; 3] = [
+                    std::array::from_fn(|j| d0[j] + (d1[j] + d2[j]) * half),
+                    std::array::from_fn(|j| (d1[j] - d2[j]) * half),
+                    std::array::from_fn(|j| (d1[j] + d2[j]) * half + d3[j]),
+                ];
+                let k = &mut dw[(oi * c + ci) * 9..][..9];
+                for (a, ra) in r.iter().enumerate() {
+                    k[a * 3] = ra[0] + (ra[1] + ra[2]) * half;
+                    k[a * 3 + 1] = (ra[1] - ra[2]) * half;
+                    k[a * 3 + 2] = (ra[1] + ra[2]) * half + ra[3];
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::{
+        conv2d_forward_direct, conv2d_input_grad_direct, conv2d_weight_grad_direct,
+    };
+    use crate::testing::rand_tensor;
+
+    /// The largest difference between `a` and `b`, relative to `b`'s largest magnitude.
+    fn rel_diff<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> f64 {
+        assert_eq!(a.shape(), b.shape());
+        let scale = b
+            .as_slice()
+            .iter()
+            .fold(1e-30f64, |m, v| m.max(v.to_f64().unwrap().abs()));
+        a.as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .map(|(x, y)| (x.to_f64().unwrap() - y.to_f64().unwrap()).abs() / scale)
+            .fold(0.0, f64::max)
+    }
+
+    fn to_f32(t: &Tensor<f64>) -> Tensor<f32> {
+        t.cast()
+    }
+
+    /// Forward, input gradient and weight gradient through the Winograd path against the
+    /// direct (im2col) path: every padding it takes, odd and even planes (odd ones leave
+    /// half tiles at the edges), the smallest output it takes (2×2), in f64 and f32.
+    #[test]
+    fn winograd_matches_the_direct_convolution() {
+        let mut seed = 0;
+        let mut cases = 0;
+        for (n, c, o) in [(1, 1, 1), (2, 3, 5), (3, 4, 2)] {
+            for (h, w) in [(2, 2), (4, 4), (5, 7), (8, 3), (9, 10)] {
+                for pad in [(0, 0), (1, 1), (2, 2), (0, 2), (2, 1)] {
+                    let win = Window2d::new(3, 3).with_padding(pad.0, pad.1);
+                    let Some((ho, wo)) = win.output_size(h, w) else {
+                        continue;
+                    };
+                    if !applies(win, 1, ho, wo) {
+                        continue;
+                    }
+                    seed += 1;
+                    cases += 1;
+                    let x = rand_tensor(&[n, c, h, w], -1.0, 1.0, seed);
+                    let wt = rand_tensor(&[o, c, 3, 3], -1.0, 1.0, seed + 1000);
+                    let gy = rand_tensor(&[n, o, ho, wo], -1.0, 1.0, seed + 2000);
+                    let what = format!("n={n} c={c} o={o} h={h} w={w} pad={pad:?}");
+                    let y = forward(&x, &wt, win);
+                    let y0 = conv2d_forward_direct(&x, &wt, win, 1);
+                    assert!(rel_diff(&y, &y0) < 1e-14, "forward, {what}");
+                    let dx = input_grad(&gy, &wt, win, x.shape());
+                    let dx0 = conv2d_input_grad_direct(&gy, &wt, win, 1, x.shape());
+                    assert!(rel_diff(&dx, &dx0) < 1e-14, "input grad, {what}");
+                    let dw = weight_grad(&gy, &x, win, wt.shape());
+                    let dw0 = conv2d_weight_grad_direct(&gy, &x, win, 1, wt.shape());
+                    assert!(rel_diff(&dw, &dw0) < 1e-14, "weight grad, {what}");
+                    let (x, wt, gy) = (to_f32(&x), to_f32(&wt), to_f32(&gy));
+                    let e = rel_diff(
+                        &forward(&x, &wt, win),
+                        &conv2d_forward_direct(&x, &wt, win, 1),
+                    );
+                    assert!(e < 1e-5, "f32 forward, {what}: {e}");
+                    let e = rel_diff(
+                        &input_grad(&gy, &wt, win, x.shape()),
+                        &conv2d_input_grad_direct(&gy, &wt, win, 1, x.shape()),
+                    );
+                    assert!(e < 1e-5, "f32 input grad, {what}: {e}");
+                    let e = rel_diff(
+                        &weight_grad(&gy, &x, win, wt.shape()),
+                        &conv2d_weight_grad_direct(&gy, &x, win, 1, wt.shape()),
+                    );
+                    assert!(e < 1e-5, "f32 weight grad, {what}: {e}");
+                }
+            }
+        }
+        assert!(cases >= 60, "{cases} cases");
+    }
+
+    #[test]
+    fn winograd_takes_only_the_windows_it_computes() {
+        let w3 = Window2d::new(3, 3);
+        assert!(applies(w3.with_padding(1, 1), 1, 28, 28));
+        assert!(!applies(w3.with_padding(1, 1), 2, 28, 28), "groups");
+        assert!(!applies(w3.with_stride(2, 2), 1, 28, 28), "stride");
+        assert!(!applies(w3.with_dilation(2, 1), 1, 28, 28), "dilation");
+        assert!(!applies(w3.with_padding(3, 0), 1, 28, 28), "padding");
+        assert!(!applies(Window2d::new(5, 5), 1, 28, 28), "kernel");
+        assert!(!applies(w3, 1, 1, 5), "a one-row output");
+    }
+
+    /// Images of more than one weight-gradient run, so the runs' sums are combined.
+    #[test]
+    fn weight_gradient_over_several_runs() {
+        let win = Window2d::new(3, 3).with_padding(1, 1);
+        let x = rand_tensor(&[WEIGHT_GRAD_RUN * 2 + 3, 2, 5, 6], -1.0, 1.0, 7);
+        let gy = rand_tensor(&[WEIGHT_GRAD_RUN * 2 + 3, 3, 5, 6], -1.0, 1.0, 8);
+        let dw = weight_grad(&gy, &x, win, &[3, 2, 3, 3]);
+        let dw0 = conv2d_weight_grad_direct(&gy, &x, win, 1, &[3, 2, 3, 3]);
+        assert!(rel_diff(&dw, &dw0) < 1e-14);
+    }
+}
