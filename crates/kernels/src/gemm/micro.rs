@@ -265,6 +265,24 @@ impl GemmElem for f32 {
         generic::<f32, 6, 16>
     }
 
+    unsafe fn pack_a_rows(kc: usize, a: *const f32, rsa: isize, panel: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            // SAFETY: AVX is part of what was detected; the bounds are the caller's.
+            return unsafe { super::pack::avx::pack_a_rows_f32x6(kc, a, rsa, panel) };
+        }
+        unsafe { super::pack::pack_a_rows_portable(6, kc, a, rsa, panel) }
+    }
+
+    unsafe fn pack_b_cols(kc: usize, b: *const f32, csb: isize, panel: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            // SAFETY: AVX is part of what was detected; the bounds are the caller's.
+            return unsafe { super::pack::avx::pack_b_cols_f32x16(kc, b, csb, panel) };
+        }
+        unsafe { super::pack::pack_b_cols_portable(16, kc, b, csb, panel) }
+    }
+
     fn with_a_buf<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         with_buf(&F32_A, len, f)
     }

@@ -82,6 +82,23 @@ pub trait GemmElem: Copy + Send + Sync + 'static {
     fn micro_kernel() -> MicroKernel<Self>;
     /// The portable microkernel (for tests and CPUs without AVX2/FMA).
     fn portable_kernel() -> MicroKernel<Self>;
+    /// Packs a full `MR`-row panel of a row-major block of A (see `pack::pack_a_rows_portable`).
+    ///
+    /// # Safety
+    /// The `MR` rows of `kc` elements at `a` (row stride `rsa`) are in bounds; `panel`
+    /// holds `MR·kc` elements.
+    unsafe fn pack_a_rows(kc: usize, a: *const Self, rsa: isize, panel: &mut [Self]) {
+        unsafe { pack::pack_a_rows_portable(Self::MR, kc, a, rsa, panel) }
+    }
+    /// Packs a full `NR`-column panel of a column-major block of B (see
+    /// `pack::pack_b_cols_portable`).
+    ///
+    /// # Safety
+    /// The `NR` columns of `kc` elements at `b` (column stride `csb`) are in bounds;
+    /// `panel` holds `NR·kc` elements.
+    unsafe fn pack_b_cols(kc: usize, b: *const Self, csb: isize, panel: &mut [Self]) {
+        unsafe { pack::pack_b_cols_portable(Self::NR, kc, b, csb, panel) }
+    }
     /// Runs `f` on a thread-local buffer for packed A.
     fn with_a_buf<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
     /// Runs `f` on a thread-local buffer for packed B.
