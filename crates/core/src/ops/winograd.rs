@@ -138,33 +138,47 @@ impl Tiles {
 }
 
 /// `V_ξ[ci][tile] = (Bᵀ·d·B)_ξ` for every 4×4 tile `d` of every channel of one image.
-fn transform_input<T: Float>(x: &[T], g: &Tiles, pad: &mut [T], e: &mut [T], v: &mut [T]) {
-    let (wp, tw, t) = (g.wp, g.tw, g.t);
+///
+/// The padding is never written out: each band of tiles combines its four input rows
+/// (`Bᵀ·d` on whole rows) straight from the image, rows above or below it reading `zero`,
+/// and the columns of the padding stay zero in `e` from the start.
+fn transform_input<T: Float>(x: &[T], g: &Tiles, zero: &mut [T], e: &mut [T], v: &mut [T]) {
+    let (wp, tw, t, w) = (g.wp, g.tw, g.t, g.w);
+    let zero = &mut zero[..w];
+    zero.fill(T::zero());
+    let zero = &*zero;
+    e.fill(T::zero());
+    let (e0, rest) = e.split_at_mut(wp);
+    let (e1, rest) = rest.split_at_mut(wp);
+    let (e2, e3) = rest.split_at_mut(wp);
     for ci in 0..g.c {
-        // The channel, zero-padded to whole tiles.
-        pad.fill(T::zero());
-        let plane = &x[ci * g.h * g.w..][..g.h * g.w];
-        for r in 0..g.h.min(g.hp - g.ph) {
-            let n = g.w.min(wp - g.pw);
-            pad[(r + g.ph) * wp + g.pw..][..n].copy_from_slice(&plane[r * g.w..][..n]);
-        }
-        let (e0, rest) = e.split_at_mut(wp);
-        let (e1, rest) = rest.split_at_mut(wp);
-        let (e2, e3) = rest.split_at_mut(wp);
+        let plane = &x[ci * g.h * w..][..g.h * w];
+        let row = |r: usize| -> &[T] {
+            match r.checked_sub(g.ph) {
+                Some(ih) if ih < g.h => &plane[ih * w..][..w],
+                _ => zero,
+            }
+        };
         for ty in 0..g.th {
             // Bᵀ·d on whole rows: the four row combinations of this band of tiles.
-            let rows = &pad[2 * ty * wp..][..4 * wp];
             let (d0, d1, d2, d3) = (
-                &rows[..wp],
-                &rows[wp..2 * wp],
-                &rows[2 * wp..3 * wp],
-                &rows[3 * wp..],
+                row(2 * ty),
+                row(2 * ty + 1),
+                row(2 * ty + 2),
+                row(2 * ty + 3),
             );
-            for s in 0..wp {
-                e0[s] = d0[s] - d2[s];
-                e1[s] = d1[s] + d2[s];
-                e2[s] = d2[s] - d1[s];
-                e3[s] = d1[s] - d3[s];
+            let inner = g.pw..g.pw + w;
+            let (f0, f1, f2, f3) = (
+                &mut e0[inner.clone()],
+                &mut e1[inner.clone()],
+                &mut e2[inner.clone()],
+                &mut e3[inner],
+            );
+            for s in 0..w {
+                f0[s] = d0[s] - d2[s];
+                f1[s] = d1[s] + d2[s];
+                f2[s] = d2[s] - d1[s];
+                f3[s] = d1[s] - d3[s];
             }
             // ·B on each tile's four columns.
             for (i, ei) in [&*e0, &*e1, &*e2, &*e3].into_iter().enumerate() {
@@ -190,28 +204,39 @@ fn transform_input<T: Float>(x: &[T], g: &Tiles, pad: &mut [T], e: &mut [T], v: 
     }
 }
 
-/// `out[oi]` from the products: `Aᵀ·m·A` per tile, clipped to the output plane.
+/// `out[oi]` from the products: `Aᵀ·m·A` per tile. Whole pairs of rows are written in
+/// place; a last odd row or column goes through `rows` and is clipped.
 fn transform_output<T: Float>(m: &[T], g: &Tiles, rows: &mut [T], out: &mut [T]) {
     let (tw, t, o) = (g.tw, g.t, g.o);
-    let (r0, r1) = rows.split_at_mut(2 * tw);
+    let (b0, b1) = rows.split_at_mut(2 * tw);
     for oi in 0..o {
         let plane = &mut out[oi * g.ho * g.wo..][..g.ho * g.wo];
         for ty in 0..g.th {
             let at = |xi: usize| &m[(xi * o + oi) * t + ty * tw..][..tw];
             let mm: [&[T]; 16] = std::array::from_fn(at);
-            for tx in 0..tw {
-                let e = |i: usize, j: usize| mm[i * 4 + j][tx];
-                let s0: [T; 4] = std::array::from_fn(|j| e(0, j) + e(1, j) + e(2, j));
-                let s1: [T; 4] = std::array::from_fn(|j| e(1, j) - e(2, j) - e(3, j));
-                r0[2 * tx] = s0[0] + s0[1] + s0[2];
-                r0[2 * tx + 1] = s0[1] - s0[2] - s0[3];
-                r1[2 * tx] = s1[0] + s1[1] + s1[2];
-                r1[2 * tx + 1] = s1[1] - s1[2] - s1[3];
-            }
             let y = 2 * ty;
-            plane[y * g.wo..][..g.wo].copy_from_slice(&r0[..g.wo]);
-            if y + 1 < g.ho {
-                plane[(y + 1) * g.wo..][..g.wo].copy_from_slice(&r1[..g.wo]);
+            let in_place = g.wo == 2 * tw && y + 1 < g.ho;
+            {
+                let (r0, r1): (&mut [T], &mut [T]) = if in_place {
+                    plane[y * g.wo..][..2 * g.wo].split_at_mut(g.wo)
+                } else {
+                    (&mut *b0, &mut *b1)
+                };
+                for tx in 0..tw {
+                    let e = |i: usize, j: usize| mm[i * 4 + j][tx];
+                    let s0: [T; 4] = std::array::from_fn(|j| e(0, j) + e(1, j) + e(2, j));
+                    let s1: [T; 4] = std::array::from_fn(|j| e(1, j) - e(2, j) - e(3, j));
+                    r0[2 * tx] = s0[0] + s0[1] + s0[2];
+                    r0[2 * tx + 1] = s0[1] - s0[2] - s0[3];
+                    r1[2 * tx] = s1[0] + s1[1] + s1[2];
+                    r1[2 * tx + 1] = s1[1] - s1[2] - s1[3];
+                }
+            }
+            if !in_place {
+                plane[y * g.wo..][..g.wo].copy_from_slice(&b0[..g.wo]);
+                if y + 1 < g.ho {
+                    plane[(y + 1) * g.wo..][..g.wo].copy_from_slice(&b1[..g.wo]);
+                }
             }
         }
     }
@@ -307,18 +332,24 @@ fn transform_grad<T: Float>(gy: &[T], t: &Tiles, pad: &mut [T], e: &mut [T], out
     let wq = 2 * tw;
     for oi in 0..o {
         let plane = &gy[oi * t.ho * t.wo..][..t.ho * t.wo];
-        let pad = &mut pad[..2 * t.th * wq];
-        pad.fill(T::zero());
-        for r in 0..t.ho {
-            pad[r * wq..][..t.wo].copy_from_slice(&plane[r * t.wo..][..t.wo]);
-        }
+        // Planes of whole tiles are read as they are; others through a zero-extended copy.
+        let src: &[T] = if t.ho == 2 * t.th && t.wo == wq {
+            plane
+        } else {
+            let pad = &mut pad[..2 * t.th * wq];
+            pad.fill(T::zero());
+            for r in 0..t.ho {
+                pad[r * wq..][..t.wo].copy_from_slice(&plane[r * t.wo..][..t.wo]);
+            }
+            pad
+        };
         let (a0, rest) = e.split_at_mut(wq);
         let (a1, rest) = rest.split_at_mut(wq);
         let (a2, rest) = rest.split_at_mut(wq);
         let a3 = &mut rest[..wq];
         for ty in 0..t.th {
             // A·dy on whole rows of this band, then ·Aᵀ on each tile's two columns.
-            let (q0, q1) = (&pad[2 * ty * wq..][..wq], &pad[(2 * ty + 1) * wq..][..wq]);
+            let (q0, q1) = (&src[2 * ty * wq..][..wq], &src[(2 * ty + 1) * wq..][..wq]);
             for s in 0..wq {
                 a0[s] = q0[s];
                 a1[s] = q0[s] + q1[s];
