@@ -109,6 +109,12 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     ) -> Self {
         crate::ops::conv::conv2d_weight_grad_composite(g, x, win, groups, w_shape)
     }
+    /// The bias gradient of `conv2d` given the upstream gradient `g` (`[n, o, h, w]`): the
+    /// sum over images and positions, `[o]`.
+    fn conv2d_bias_grad(g: &Self) -> Self {
+        let s = g.shape();
+        g.sum_to(&[1, s[1], 1, 1]).reshape(&[s[1]])
+    }
     /// Runs a custom op's rule on this type.
     #[doc(hidden)]
     fn custom_backward(
@@ -256,6 +262,9 @@ impl<T: Float> Algebra<T> for Tensor<T> {
         w_shape: &[usize],
     ) -> Self {
         crate::ops::conv::conv2d_weight_grad_tensor(g, x, win, groups, w_shape)
+    }
+    fn conv2d_bias_grad(g: &Self) -> Self {
+        crate::ops::conv::conv2d_bias_grad_tensor(g)
     }
     fn custom_backward(
         op: &dyn DynCustomOp<T>,

@@ -36,7 +36,7 @@ static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Node<T: Float> {
     pub(crate) value: Tensor<T>,
     pub(crate) op: Op<T>,
-    pub(crate) inputs: SmallVec<[u32; 2]>,
+    pub(crate) inputs: SmallVec<[u32; 3]>,
     /// Whether some leaf that wants a gradient is reachable through the inputs.
     pub(crate) requires_grad: bool,
     /// Whether the backward pass keeps this node's gradient (leaves always do; an
@@ -408,7 +408,7 @@ impl<T: Float> Graph<T> {
                 *u = op;
             }
             let inputs = if op.is_differentiable() {
-                SmallVec::from_buf_and_len([input, 0], 1)
+                SmallVec::from_buf_and_len([input, 0, 0], 1)
             } else {
                 SmallVec::new()
             };

@@ -154,6 +154,11 @@ impl ConvOp {
                 let (xv, wv) = (x[0], x[1]);
                 let gx = needs[0].then(|| V::conv2d_input_grad(g, wv, win, groups, &xv.shape()));
                 let gw = needs[1].then(|| V::conv2d_weight_grad(g, xv, win, groups, &wv.shape()));
+                if x.len() == 3 {
+                    // The fused bias.
+                    let gb = needs[2].then(|| V::conv2d_bias_grad(g));
+                    return smallvec::smallvec![gx, gw, gb];
+                }
                 smallvec::smallvec![gx, gw]
             }
         }
@@ -402,14 +407,54 @@ fn scratch<T: Float>(len: usize) -> Tensor<T> {
 fn conv2d_forward<T: Float>(
     x: &Tensor<T>,
     wt: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
     win: Window2d,
     groups: usize,
 ) -> Tensor<T> {
     let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
     if super::winograd::applies(win, groups, d.ho, d.wo) {
-        return super::winograd::forward(x, wt, win);
+        return super::winograd::forward(x, wt, bias, win);
     }
-    conv2d_forward_direct(x, wt, win, groups)
+    let mut out = conv2d_forward_direct(x, wt, win, groups);
+    if let Some(b) = bias {
+        add_bias(&mut out, b);
+    }
+    out
+}
+
+/// Adds `b[oi]` to every element of channel `oi` of `out` (`[n, o, h, w]`), images over
+/// threads.
+fn add_bias<T: Float>(out: &mut Tensor<T>, b: &Tensor<T>) {
+    let s = out.shape();
+    let (o, l) = (s[1], s[2] * s[3]);
+    let bs = b.as_slice();
+    for_heavy_blocks(out.as_mut_slice(), o * l, |_, img| {
+        for (plane, &bo) in img.chunks_exact_mut(l).zip(bs) {
+            for v in plane {
+                *v += bo;
+            }
+        }
+    });
+}
+
+/// The bias gradient of a convolution: per output channel, the sum of `g` over positions
+/// (each plane in the fixed order of [`tapegrad_kernels::reduce::sum`]) and then over
+/// images in order, channels over threads. Independent of the thread count.
+pub(crate) fn conv2d_bias_grad_tensor<T: Float>(g: &Tensor<T>) -> Tensor<T> {
+    let s = g.shape();
+    let (n, o, l) = (s[0], s[1], s[2] * s[3]);
+    let gs = g.as_slice();
+    let per_task = o.div_ceil(tapegrad_kernels::threads::num_threads()).max(1);
+    Tensor::from_writer([o], |gb| {
+        for_heavy_blocks(gb, per_task, |blk, out| {
+            for (k, v) in out.iter_mut().enumerate() {
+                let oi = blk * per_task + k;
+                *v = (0..n).fold(T::zero(), |acc, b| {
+                    acc + tapegrad_kernels::reduce::sum(&gs[(b * o + oi) * l..][..l])
+                });
+            }
+        })
+    })
 }
 
 /// [`conv2d_forward`] through im2col and the gemm, whatever the window.
@@ -800,7 +845,7 @@ impl<'g, T: Float> Var<'g, T> {
     ) -> Result<Var<'g, T>> {
         self.same_graph("conv2d", &weight);
         let bshape = bias.map(|b| b.shape());
-        let [_, _, o, kh, kw, _, _] =
+        let [_, _, _, kh, kw, _, _] =
             conv_plan(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
         let win = Window2d {
             kernel: (kh, kw),
@@ -812,25 +857,25 @@ impl<'g, T: Float> Var<'g, T> {
             win,
             groups: spec.groups,
         };
+        if let Some(b) = bias {
+            self.same_graph("conv2d", &b);
+        }
         let value = {
             let nodes = self.graph.nodes();
             conv2d_forward(
                 &nodes[self.id as usize].value,
                 &nodes[weight.id as usize].value,
+                bias.map(|b| &nodes[b.id as usize].value),
                 win,
                 spec.groups,
             )
         };
-        let mut out = self.graph.push(
-            value,
-            Op::Conv(self.graph.boxed_conv(op)),
-            &[self.id, weight.id],
-        );
-        if let Some(b) = bias {
-            self.same_graph("conv2d", &b);
-            out += b.reshape([o, 1, 1]);
-        }
-        Ok(out)
+        let op = Op::Conv(self.graph.boxed_conv(op));
+        Ok(match bias {
+            // The bias is part of the op: added in the same pass, its gradient summed in one.
+            Some(b) => self.graph.push(value, op, &[self.id, weight.id, b.id]),
+            None => self.graph.push(value, op, &[self.id, weight.id]),
+        })
     }
 
     /// 2-d convolution (see [`Var::try_conv2d`]).
@@ -1098,6 +1143,17 @@ mod tests {
         check_op("conv2d", &[x.clone(), w, b], move |_, v| {
             v[0].conv2d(v[1], Some(v[2]), spec)
         });
+        // 3×3 at stride 1: the Winograd path, with the fused bias, odd and even sides.
+        let w3 = rand_tensor(&[3, 2, 3, 3], -1.0, 1.0, 224);
+        let b3 = rand_tensor(&[3], -1.0, 1.0, 225);
+        for pad in [(1, 1), (0, 2)] {
+            let spec = Conv2dSpec::default().with_padding(pad.0, pad.1);
+            check_op(
+                "conv2d_3x3",
+                &[x.clone(), w3.clone(), b3.clone()],
+                move |_, v| v[0].conv2d(v[1], Some(v[2]), spec),
+            );
+        }
         let wg = rand_tensor(&[4, 1, 2, 2], -1.0, 1.0, 223);
         check_op("conv2d_groups", &[x.clone(), wg], |_, v| {
             v[0].conv2d(v[1], None, Conv2dSpec::default().with_groups(2))

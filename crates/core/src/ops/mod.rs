@@ -34,7 +34,7 @@ use crate::params::ParamKey;
 use crate::Float;
 
 /// The gradients an op's backward returns: one per input, `None` where not needed.
-pub(crate) type Grads<V> = SmallVec<[Option<V>; 2]>;
+pub(crate) type Grads<V> = SmallVec<[Option<V>; 3]>;
 
 /// A recorded operation.
 ///

@@ -206,7 +206,13 @@ fn transform_input<T: Float>(x: &[T], g: &Tiles, zero: &mut [T], e: &mut [T], v:
 
 /// `out[oi]` from the products: `Aᵀ·m·A` per tile. Whole pairs of rows are written in
 /// place; a last odd row or column goes through `rows` and is clipped.
-fn transform_output<T: Float>(m: &[T], g: &Tiles, rows: &mut [T], out: &mut [T]) {
+fn transform_output<T: Float>(
+    m: &[T],
+    g: &Tiles,
+    bias: Option<&[T]>,
+    rows: &mut [T],
+    out: &mut [T],
+) {
     let (tw, t, o) = (g.tw, g.t, g.o);
     let (b0, b1) = rows.split_at_mut(2 * tw);
     for oi in 0..o {
@@ -215,6 +221,7 @@ fn transform_output<T: Float>(m: &[T], g: &Tiles, rows: &mut [T], out: &mut [T])
             let at = |xi: usize| &m[(xi * o + oi) * t + ty * tw..][..tw];
             let mm: [&[T]; 16] = std::array::from_fn(at);
             let y = 2 * ty;
+            let b = bias.map_or(T::zero(), |b| b[oi]);
             let in_place = g.wo == 2 * tw && y + 1 < g.ho;
             {
                 let (r0, r1): (&mut [T], &mut [T]) = if in_place {
@@ -226,10 +233,10 @@ fn transform_output<T: Float>(m: &[T], g: &Tiles, rows: &mut [T], out: &mut [T])
                     let e = |i: usize, j: usize| mm[i * 4 + j][tx];
                     let s0: [T; 4] = std::array::from_fn(|j| e(0, j) + e(1, j) + e(2, j));
                     let s1: [T; 4] = std::array::from_fn(|j| e(1, j) - e(2, j) - e(3, j));
-                    r0[2 * tx] = s0[0] + s0[1] + s0[2];
-                    r0[2 * tx + 1] = s0[1] - s0[2] - s0[3];
-                    r1[2 * tx] = s1[0] + s1[1] + s1[2];
-                    r1[2 * tx + 1] = s1[1] - s1[2] - s1[3];
+                    r0[2 * tx] = s0[0] + s0[1] + s0[2] + b;
+                    r0[2 * tx + 1] = s0[1] - s0[2] - s0[3] + b;
+                    r1[2 * tx] = s1[0] + s1[1] + s1[2] + b;
+                    r1[2 * tx + 1] = s1[1] - s1[2] - s1[3] + b;
                 }
             }
             if !in_place {
@@ -243,14 +250,16 @@ fn transform_output<T: Float>(m: &[T], g: &Tiles, rows: &mut [T], out: &mut [T])
 }
 
 /// The 3×3, stride-1 correlation of `x` (`[n, c, h, w]`) with the transformed weights `u`
-/// (`[16, o, c]`), padding `pad`, written to `out` (`[n, o, ho, wo]`). Images are spread
-/// over the threads; each image's result does not depend on the thread count.
+/// (`[16, o, c]`), padding `pad`, plus `bias[oi]` if given, written to `out`
+/// (`[n, o, ho, wo]`). Images are spread over the threads; each image's result does not
+/// depend on the thread count.
 fn correlate<T: Float>(
     x: &[T],
     (n, c, h, w): (usize, usize, usize, usize),
     u: &[T],
     o: usize,
     pad: (usize, usize),
+    bias: Option<&[T]>,
     out: &mut [T],
 ) {
     let g = Tiles::new(c, (h, w), pad, o);
@@ -279,12 +288,17 @@ fn correlate<T: Float>(
                 row,
             );
         }
-        transform_output(m, &g, rows, out);
+        transform_output(m, &g, bias, rows, out);
     });
 }
 
-/// `conv2d(x, w)` (no bias) for a window where [`applies`] holds.
-pub(crate) fn forward<T: Float>(x: &Tensor<T>, wt: &Tensor<T>, win: Window2d) -> Tensor<T> {
+/// `conv2d(x, w) + bias` for a window where [`applies`] holds.
+pub(crate) fn forward<T: Float>(
+    x: &Tensor<T>,
+    wt: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    win: Window2d,
+) -> Tensor<T> {
     let (xs, ws) = (x.shape(), wt.shape());
     let (n, c, h, w, o) = (xs[0], xs[1], xs[2], xs[3], ws[0]);
     let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
@@ -296,6 +310,7 @@ pub(crate) fn forward<T: Float>(x: &Tensor<T>, wt: &Tensor<T>, win: Window2d) ->
             u.as_slice(),
             o,
             win.padding,
+            bias.map(|b| b.as_slice()),
             out,
         )
     })
@@ -319,6 +334,7 @@ pub(crate) fn input_grad<T: Float>(
             u.as_slice(),
             c,
             (2 - win.padding.0, 2 - win.padding.1),
+            None,
             dx,
         )
     })
@@ -516,7 +532,7 @@ mod tests {
                     let wt = rand_tensor(&[o, c, 3, 3], -1.0, 1.0, seed + 1000);
                     let gy = rand_tensor(&[n, o, ho, wo], -1.0, 1.0, seed + 2000);
                     let what = format!("n={n} c={c} o={o} h={h} w={w} pad={pad:?}");
-                    let y = forward(&x, &wt, win);
+                    let y = forward(&x, &wt, None, win);
                     let y0 = conv2d_forward_direct(&x, &wt, win, 1);
                     assert!(rel_diff(&y, &y0) < 1e-14, "forward, {what}");
                     let dx = input_grad(&gy, &wt, win, x.shape());
@@ -527,7 +543,7 @@ mod tests {
                     assert!(rel_diff(&dw, &dw0) < 1e-14, "weight grad, {what}");
                     let (x, wt, gy) = (to_f32(&x), to_f32(&wt), to_f32(&gy));
                     let e = rel_diff(
-                        &forward(&x, &wt, win),
+                        &forward(&x, &wt, None, win),
                         &conv2d_forward_direct(&x, &wt, win, 1),
                     );
                     assert!(e < 1e-5, "f32 forward, {what}: {e}");
