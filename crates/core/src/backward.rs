@@ -17,7 +17,8 @@ use smallvec::SmallVec;
 
 use crate::error::{ok, shape_error, Result};
 use crate::graph::Graph;
-use crate::ops::unary::S;
+use crate::ops::reduce::ReduceOp;
+use crate::ops::unary::{Unary, S};
 use crate::ops::{BackwardArgs, Op};
 use crate::params::ParamKey;
 use crate::tensor::{unravel, Tensor};
@@ -458,6 +459,30 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
                 Tensor::one_like(&node.value, v)
             }
             Carry::Tensor(g) => g,
+            Carry::Full(v) => {
+                if let (Op::Unary(u), false) = (&node.op, node.retain) {
+                    let u = *u;
+                    let j = node.inputs[0] as usize;
+                    let x = &nodes[j];
+                    if x.requires_grad {
+                        let gj = if let Unary::AddScalar(_) = u {
+                            Tensor::full(x.value.shape(), v)
+                        } else {
+                            u.backward_tensor_const(&x.value, &node.value, v)
+                        };
+                        if anomaly {
+                            anomaly_in_backward(graph, i, 0, &gj);
+                        }
+                        match &mut grads[j] {
+                            Some(acc) => add_into(acc, &gj),
+                            None if j + 1 == i => carry = Carry::Tensor(gj),
+                            slot @ None => *slot = Some(gj),
+                        }
+                    }
+                    continue;
+                }
+                Tensor::full(node.value.shape(), v)
+            }
             Carry::Empty => match grads[i].take() {
                 Some(g) => g,
                 None => continue,
@@ -486,7 +511,12 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
                     });
                     continue;
                 }
-                let gj = u.backward_tensor(&x.value, &node.value, &g);
+                let gj = if let Unary::AddScalar(_) = u {
+                    // The gradient passes through unchanged: hand it on, no pass over it.
+                    g
+                } else {
+                    u.backward_tensor(&x.value, &node.value, &g)
+                };
                 if anomaly {
                     anomaly_in_backward(graph, i, 0, &gj);
                 }
@@ -509,6 +539,17 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
             }
             out.leaves.push((i as u32, g));
             continue;
+        }
+        if let Op::Reduce(r) = &node.op {
+            // A full sum (a loss): its gradient is one number everywhere. Handed to the
+            // node just before, it never becomes a tensor if that node is element-wise.
+            let j = node.inputs[0] as usize;
+            if let (ReduceOp::Sum { .. }, Some(v)) = (&**r, g.single()) {
+                if j + 1 == i && nodes[j].requires_grad && grads[j].is_none() && v.is_finite() {
+                    carry = Carry::Full(v);
+                    continue;
+                }
+            }
         }
         let inputs: SmallVec<[&Tensor<T>; 3]> = node
             .inputs
@@ -550,6 +591,8 @@ enum Carry<T: Float> {
     Tensor(Tensor<T>),
     /// A one-element gradient, shaped like its node's value.
     One(T),
+    /// A gradient whose every element is this number, shaped like its node's value.
+    Full(T),
 }
 
 /// Passes the one-element gradient `gx` of node `j` (whose value is `like`) on from node
@@ -703,6 +746,37 @@ mod tests {
                 let z = one.no_grad(|| x.tanh() * 2.0);
                 assert!(!z.requires_grad());
             }
+        }
+    }
+
+    /// The gradient of a full sum handed on as one number: against the same chain seeded
+    /// with a tensor of ones (the general path), bit for bit; with the sum straight on a
+    /// leaf, on a retained node, on a node used twice, and on a non-unary node.
+    #[test]
+    fn a_full_sum_passes_its_gradient_as_one_number() {
+        let x0 = crate::testing::rand_tensor(&[3, 5], -1.0, 1.0, 31).cast::<f32>();
+        type Build = fn(Var<'_, f32>) -> Var<'_, f32>;
+        let chains: [Build; 5] = [
+            |x| (x * 0.5 + 0.1).tanh(),
+            |x| x,
+            |x| x.exp().retain_grad(),
+            |x| {
+                let y = x.sigmoid();
+                y * 2.0 + y.tanh() // y is used twice
+            },
+            |x| (x * x).tanh(), // a binary op before the unary one
+        ];
+        for (k, chain) in chains.iter().enumerate() {
+            let g = Graph::<f32>::new();
+            let x = g.leaf(x0.clone());
+            let y = chain(x);
+            let fast = y.sum().backward();
+            let g2 = Graph::<f32>::new();
+            let x2 = g2.leaf(x0.clone());
+            let y2 = chain(x2);
+            let general = y2.backward_with(&Tensor::ones(y2.shape())).wrt(x2);
+            assert_eq!(fast.wrt(x).as_slice(), general.as_slice(), "chain {k}");
+            assert_eq!(fast.wrt(x).shape(), &[3, 5]);
         }
     }
 

@@ -670,6 +670,19 @@ impl<T: Float> Unary<T> {
     }
 }
 
+impl<T: Float> Unary<T> {
+    /// [`Unary::backward_tensor`] for an upstream gradient whose elements are all `g` (the
+    /// gradient of a full sum): the same arithmetic per element, without the tensor of `g`s.
+    pub(crate) fn backward_tensor_const(self, x: &Tensor<T>, y: &Tensor<T>, g: T) -> Tensor<T> {
+        let (xs, ys) = (x.as_slice(), y.as_slice());
+        Tensor::from_writer(x.shape_owned(), |out| {
+            dispatch!(self, u => elementwise::zip(xs, ys, out, move |xv, yv| {
+                u().grad(S(xv), S(yv), S(g)).0
+            }))
+        })
+    }
+}
+
 impl<'g, T: Float> Var<'g, T> {
     /// Applies a unary op and records it.
     #[track_caller]
