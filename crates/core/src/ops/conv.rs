@@ -990,10 +990,13 @@ mod tests {
             set_num_threads(threads);
             let g = crate::Graph::new();
             let (xv, wv) = (g.leaf(x.clone()), g.leaf(w.clone()));
-            let y = xv.conv2d(wv, None, spec);
+            let bv = g.leaf(Tensor::from_vec(vec![0.1, -0.2, 0.3, 0.0, 0.5, -0.6], [6]));
+            let y = xv.conv2d(wv, Some(bv), spec);
             let s = (y * y).sum();
             let grads = s.backward();
-            let out = (y.value(), grads.wrt(xv), grads.wrt(wv));
+            let gb = grads.wrt(bv);
+            let gw = grads.wrt(wv).with_shape([6 * 27]);
+            let out = (y.value(), grads.wrt(xv), Tensor::cat(&[&gw, &gb], 0));
             set_num_threads(before);
             out
         };

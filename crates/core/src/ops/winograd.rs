@@ -395,9 +395,10 @@ fn transform_grad<T: Float>(gy: &[T], t: &Tiles, pad: &mut [T], e: &mut [T], out
     }
 }
 
-/// Images per partial sum of the weight gradient (fixed, so the order of the additions does
-/// not depend on the thread count), as in the direct path.
-const WEIGHT_GRAD_RUN: usize = 8;
+/// Images per partial sum of the weight gradient: fixed, so the order of the additions does
+/// not depend on the thread count; four, so that a batch of 8 is already two tasks (the
+/// partial sums are small: 16·o·c each).
+const WEIGHT_GRAD_RUN: usize = 4;
 
 /// The weight gradient of `conv2d(x, w)` for a window where [`applies`] holds: the adjoint
 /// of the forward algorithm. Per image, `dU_ξ += Ĝ_ξ · V_ξᵀ` (output gradient and input
