@@ -586,4 +586,24 @@ mod tests {
         let dw0 = conv2d_weight_grad_direct(&gy, &x, win, 1, &[3, 2, 3, 3]);
         assert!(rel_diff(&dw, &dw0) < 1e-14);
     }
+
+    /// An empty batch through the Winograd path: empty output, zero weight and bias
+    /// gradients, no panic.
+    #[test]
+    fn an_empty_batch() {
+        let g = crate::Graph::<f64>::new();
+        let x = g.leaf(Tensor::zeros([0, 2, 5, 5]));
+        let w = g.leaf(Tensor::ones([3, 2, 3, 3]));
+        let b = g.leaf(Tensor::ones([3]));
+        let y = x.conv2d(
+            w,
+            Some(b),
+            crate::ops::conv::Conv2dSpec::default().with_padding(1, 1),
+        );
+        assert_eq!(y.shape().as_slice(), &[0, 3, 5, 5]);
+        let grads = y.sum().backward();
+        assert!(grads.wrt(w).as_slice().iter().all(|&v| v == 0.0));
+        assert!(grads.wrt(b).as_slice().iter().all(|&v| v == 0.0));
+        assert_eq!(grads.wrt(x).shape(), &[0, 2, 5, 5]);
+    }
 }
