@@ -260,8 +260,14 @@ fn k_block(k: usize, kc: usize) -> usize {
     }
 }
 
-/// Products below this many multiply-adds stay on one thread (a fork costs a few µs).
-const PARALLEL_WORK: usize = 1 << 18;
+/// Products up to this many multiply-adds stay on one thread.
+///
+/// A parallel region costs a few cross-core handoffs: about a microsecond in all when the
+/// host keeps the two vCPUs close, and ten times that at times when it does not (measured
+/// here: a two-thread process whose 64³ products fall from 95 to 40 GFLOP/s for a while,
+/// while single-thread processes on each vCPU keep 101). A 64³ product is 5 µs of work, so it
+/// stays on one thread, as MKL keeps it: 89 GFLOP/s every time instead of 95 or 40.
+const PARALLEL_WORK: usize = (1 << 18) + 1;
 
 /// The five-loop blocked product.
 #[allow(clippy::too_many_arguments)]
