@@ -10,26 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tapegrad::prelude::*;
+use tapegrad_check::reference::{tensor, tensor_f64};
 
 const GRADS_JSON: &str = include_str!("reference/grads.json");
-
-/// A stored tensor (`{shape, dtype, data}`), each element read by `elem`.
-fn tensor<E: tapegrad::core::Element>(v: &Value, elem: impl Fn(&Value) -> E) -> Tensor<E> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    Tensor::from_vec(
-        v["data"].as_array().unwrap().iter().map(elem).collect(),
-        shape,
-    )
-}
-
-fn tensor_f64(v: &Value) -> Tensor<f64> {
-    tensor(v, |x| x.as_f64().unwrap())
-}
 
 /// The inputs of one case on a graph: differentiable ones as leaves.
 struct Inputs<'g, T: Float> {

@@ -8,6 +8,8 @@
 //!   with PyTorch's default tolerances; a failure names the input, the element, both values
 //!   and the tolerance.
 //! - [`assert_close`] / [`check_close`]: tensors within `atol + rtol·|expected|`.
+//! - `reference` (feature `reference`): tensors stored as JSON, as the conformance tests
+//!   read PyTorch's reference values.
 //! - [`strategies`]: proptest strategies for shapes (0-d, size-1, broadcastable pairs,
 //!   matmul pairs) and for tensors within a domain that keeps away from kinks.
 //!
@@ -29,6 +31,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "reference")]
+pub mod reference;
 pub mod strategies;
 
 pub use tapegrad_core::gradcheck::{

@@ -473,11 +473,7 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
                         if anomaly {
                             anomaly_in_backward(graph, i, 0, &gj);
                         }
-                        match &mut grads[j] {
-                            Some(acc) => add_into(acc, &gj),
-                            None if j + 1 == i => carry = Carry::Tensor(gj),
-                            slot @ None => *slot = Some(gj),
-                        }
+                        carry = pass_tensor(&mut grads, j, i, gj);
                     }
                     continue;
                 }
@@ -520,11 +516,7 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
                 if anomaly {
                     anomaly_in_backward(graph, i, 0, &gj);
                 }
-                match &mut grads[j] {
-                    Some(acc) => add_into(acc, &gj),
-                    None if j + 1 == i => carry = Carry::Tensor(gj),
-                    slot @ None => *slot = Some(gj),
-                }
+                carry = pass_tensor(&mut grads, j, i, gj);
             }
             continue;
         }
@@ -619,6 +611,28 @@ fn pass_one<T: Float>(
         slot @ None => {
             let g = Tensor::one_like(like, gx);
             check(&g);
+            *slot = Some(g);
+            Carry::Empty
+        }
+    }
+}
+
+/// Passes the gradient `g` of node `j` on from node `i`: added to its slot if one is there,
+/// carried if `j` comes right before `i`, else put in the slot.
+#[inline(always)]
+fn pass_tensor<T: Float>(
+    grads: &mut [Option<Tensor<T>>],
+    j: usize,
+    i: usize,
+    g: Tensor<T>,
+) -> Carry<T> {
+    match &mut grads[j] {
+        Some(acc) => {
+            add_into(acc, &g);
+            Carry::Empty
+        }
+        None if j + 1 == i => Carry::Tensor(g),
+        slot @ None => {
             *slot = Some(g);
             Carry::Empty
         }

@@ -348,11 +348,7 @@ impl<T: Float> Graph<T> {
         let mut nodes = self.nodes.borrow_mut();
         let requires_grad =
             self.grad_enabled.get() && inputs.iter().any(|&i| nodes[i as usize].requires_grad);
-        let id = nodes.len();
-        assert!(
-            id < u32::MAX as usize,
-            "a graph holds at most 2^32 - 1 nodes"
-        );
+        let id = node_id(nodes.len());
         nodes.push(Node {
             value,
             op,
@@ -361,7 +357,7 @@ impl<T: Float> Graph<T> {
             retain: false,
             location,
         });
-        Var::new(self, id as u32)
+        Var::new(self, id)
     }
 
     /// The fast path of a unary op on a one-element value (scalar chains, losses): computes
@@ -384,17 +380,13 @@ impl<T: Float> Graph<T> {
         let v = x.value.single()?;
         let requires_grad = self.grad_enabled.get() && x.requires_grad && op.is_differentiable();
         let y = op.f_as_kernel(v);
-        let id = nodes.len();
-        assert!(
-            id < u32::MAX as usize,
-            "a graph holds at most 2^32 - 1 nodes"
-        );
+        let id = node_id(nodes.len());
         nodes.reserve(1);
         let base = nodes.as_mut_ptr();
         // SAFETY: `reserve(1)` leaves room for slot `id`; `input < id` is initialised. Every
         // field of the new node is written before `set_len` makes it visible.
         unsafe {
-            let slot = base.add(id);
+            let slot = base.add(id as usize);
             Tensor::write_one_like(
                 std::ptr::addr_of_mut!((*slot).value),
                 &(*base.add(input as usize)).value,
@@ -416,21 +408,30 @@ impl<T: Float> Graph<T> {
             std::ptr::addr_of_mut!((*slot).requires_grad).write(requires_grad);
             std::ptr::addr_of_mut!((*slot).retain).write(false);
             std::ptr::addr_of_mut!((*slot).location).write(location);
-            nodes.set_len(id + 1);
+            nodes.set_len(id as usize + 1);
         }
-        Some(Var::new(self, id as u32))
+        Some(Var::new(self, id))
     }
 
     fn push_node(&self, node: Node<T>) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
-        let id = nodes.len();
-        assert!(
-            id < u32::MAX as usize,
-            "a graph holds at most 2^32 - 1 nodes"
-        );
+        let id = node_id(nodes.len());
         nodes.push(node);
-        Var::new(self, id as u32)
+        Var::new(self, id)
     }
+}
+
+/// The id of the node recorded at position `len` of the arena.
+///
+/// # Panics
+/// Past 2³² − 1 nodes (ids are `u32`).
+#[inline(always)]
+fn node_id(len: usize) -> u32 {
+    assert!(
+        len < u32::MAX as usize,
+        "a graph holds at most 2^32 - 1 nodes"
+    );
+    len as u32
 }
 
 /// Anomaly mode: panics (at the caller's line) if `value` holds NaN or ±∞, naming the op

@@ -8,30 +8,11 @@ use serde_json::Value;
 use tapegrad_core::{seeded_rng, Gradients, Graph, ParamStore, Tensor, Var, Window2d};
 use tapegrad_nn::*;
 
+use tapegrad_check::reference::{tensor_f64, tensor_usize};
+
 const NN: &str = include_str!("reference/nn.json");
 const LOSSES: &str = include_str!("reference/losses.json");
 const TOL: f64 = 1e-10;
-
-fn tensor<E: tapegrad_core::Element>(v: &Value, elem: impl Fn(&Value) -> E) -> Tensor<E> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    Tensor::from_vec(
-        v["data"].as_array().unwrap().iter().map(elem).collect(),
-        shape,
-    )
-}
-
-fn t64(v: &Value) -> Tensor<f64> {
-    tensor(v, |x| x.as_f64().unwrap())
-}
-
-fn idx(v: &Value) -> Tensor<usize> {
-    tensor(v, |x| x.as_u64().unwrap() as usize)
-}
 
 #[track_caller]
 fn close(what: &str, got: &Tensor<f64>, want: &Tensor<f64>) {
@@ -74,8 +55,8 @@ fn batchnorm1d_train_and_eval_with_running_statistics() {
         );
         if affine {
             let (w, b) = bn.affine_params().unwrap();
-            *store.value_mut(w) = t64(&c["weight"]);
-            *store.value_mut(b) = t64(&c["bias"]);
+            *store.value_mut(w) = tensor_f64(&c["weight"]);
+            *store.value_mut(b) = tensor_f64(&c["bias"]);
         }
         let (rm, rv) = bn.running_stats().unwrap();
         for (k, step) in c["steps"].as_array().unwrap().iter().enumerate() {
@@ -88,51 +69,51 @@ fn batchnorm1d_train_and_eval_with_running_statistics() {
                 close(
                     &format!("{name} step {k} running_mean_used"),
                     store.value(rm),
-                    &t64(&step["running_mean_used"]),
+                    &tensor_f64(&step["running_mean_used"]),
                 );
                 close(
                     &format!("{name} step {k} running_var_used"),
                     store.value(rv),
-                    &t64(&step["running_var_used"]),
+                    &tensor_f64(&step["running_var_used"]),
                 );
             }
             let g = Graph::new();
-            let x = g.leaf(t64(&step["input"]));
+            let x = g.leaf(tensor_f64(&step["input"]));
             let out = bn.forward(&mut Forward::new(&g, &mut store, mode, None), x);
-            let grads = (out * t64(&step["grad_output"])).sum().backward();
+            let grads = (out * tensor_f64(&step["grad_output"])).sum().backward();
             close(
                 &format!("{name} step {k} output"),
                 &out.value(),
-                &t64(&step["output"]),
+                &tensor_f64(&step["output"]),
             );
             close(
                 &format!("{name} step {k} grad_input"),
                 &grads.wrt(x),
-                &t64(&step["grad_input"]),
+                &tensor_f64(&step["grad_input"]),
             );
             if affine {
                 let (w, b) = bn.affine_params().unwrap();
                 close(
                     &format!("{name} step {k} grad_weight"),
                     grads.param(w).unwrap(),
-                    &t64(&step["grad_weight"]),
+                    &tensor_f64(&step["grad_weight"]),
                 );
                 close(
                     &format!("{name} step {k} grad_bias"),
                     grads.param(b).unwrap(),
-                    &t64(&step["grad_bias"]),
+                    &tensor_f64(&step["grad_bias"]),
                 );
             }
             if mode == Mode::Train {
                 close(
                     &format!("{name} step {k} running_mean"),
                     store.value(rm),
-                    &t64(&step["running_mean_after"]),
+                    &tensor_f64(&step["running_mean_after"]),
                 );
                 close(
                     &format!("{name} step {k} running_var"),
                     store.value(rv),
-                    &t64(&step["running_var_after"]),
+                    &tensor_f64(&step["running_var_after"]),
                 );
                 let nb = store
                     .value(store.key("bn.num_batches_tracked").unwrap())
@@ -152,14 +133,18 @@ fn check_layer(
 ) -> Gradients<f64> {
     let c = case(doc, name);
     let g = Graph::new();
-    let x = g.leaf(t64(&c["input"]));
+    let x = g.leaf(tensor_f64(&c["input"]));
     let out = m.forward(&mut Forward::new(&g, store, Mode::Train, None), x);
-    let grads = (out * t64(&c["grad_output"])).sum().backward();
-    close(&format!("{name} output"), &out.value(), &t64(&c["output"]));
+    let grads = (out * tensor_f64(&c["grad_output"])).sum().backward();
+    close(
+        &format!("{name} output"),
+        &out.value(),
+        &tensor_f64(&c["output"]),
+    );
     close(
         &format!("{name} grad_input"),
         &grads.wrt(x),
-        &t64(&c["grad_input"]),
+        &tensor_f64(&c["grad_input"]),
     );
     grads
 }
@@ -174,29 +159,29 @@ fn batchnorm2d_layernorm_conv_pool_prelu() {
     let mut store = ParamStore::<f64>::new();
     let bn = BatchNorm::new_2d(&mut store, "bn", 3);
     let (w, b) = bn.affine_params().unwrap();
-    *store.value_mut(w) = t64(&c["weight"]);
-    *store.value_mut(b) = t64(&c["bias"]);
+    *store.value_mut(w) = tensor_f64(&c["weight"]);
+    *store.value_mut(b) = tensor_f64(&c["bias"]);
     let grads = check_layer(&doc, "batchnorm2d_train", &bn, &mut store);
     close(
         "bn2d grad_weight",
         grads.param(w).unwrap(),
-        &t64(&c["grad_weight"]),
+        &tensor_f64(&c["grad_weight"]),
     );
     close(
         "bn2d grad_bias",
         grads.param(b).unwrap(),
-        &t64(&c["grad_bias"]),
+        &tensor_f64(&c["grad_bias"]),
     );
     let (rm, rv) = bn.running_stats().unwrap();
     close(
         "bn2d running_mean",
         store.value(rm),
-        &t64(&c["running_mean_after"]),
+        &tensor_f64(&c["running_mean_after"]),
     );
     close(
         "bn2d running_var",
         store.value(rv),
-        &t64(&c["running_var_after"]),
+        &tensor_f64(&c["running_var_after"]),
     );
 
     // LayerNorm([5]) on 2×3×5.
@@ -207,18 +192,18 @@ fn batchnorm2d_layernorm_conv_pool_prelu() {
         store.key("ln.weight").unwrap(),
         store.key("ln.bias").unwrap(),
     );
-    *store.value_mut(lw) = t64(&c["weight"]);
-    *store.value_mut(lb) = t64(&c["bias"]);
+    *store.value_mut(lw) = tensor_f64(&c["weight"]);
+    *store.value_mut(lb) = tensor_f64(&c["bias"]);
     let grads = check_layer(&doc, "layernorm_5", &ln, &mut store);
     close(
         "layernorm grad_weight",
         grads.param(lw).unwrap(),
-        &t64(&c["grad_weight"]),
+        &tensor_f64(&c["grad_weight"]),
     );
     close(
         "layernorm grad_bias",
         grads.param(lb).unwrap(),
-        &t64(&c["grad_bias"]),
+        &tensor_f64(&c["grad_bias"]),
     );
 
     // Conv2d(2 → 3, k=3, stride 1, padding 1).
@@ -232,18 +217,18 @@ fn batchnorm2d_layernorm_conv_pool_prelu() {
         Conv2dConfig::new(3).with_padding(1),
         &mut rng,
     );
-    *store.value_mut(conv.weight()) = t64(&c["weight"]);
-    *store.value_mut(conv.bias().unwrap()) = t64(&c["bias"]);
+    *store.value_mut(conv.weight()) = tensor_f64(&c["weight"]);
+    *store.value_mut(conv.bias().unwrap()) = tensor_f64(&c["bias"]);
     let grads = check_layer(&doc, "conv2d_k3_s1_p1", &conv, &mut store);
     close(
         "conv grad_weight",
         grads.param(conv.weight()).unwrap(),
-        &t64(&c["grad_weight"]),
+        &tensor_f64(&c["grad_weight"]),
     );
     close(
         "conv grad_bias",
         grads.param(conv.bias().unwrap()).unwrap(),
-        &t64(&c["grad_bias"]),
+        &tensor_f64(&c["grad_bias"]),
     );
 
     // Pooling (floor mode, stride = kernel).
@@ -260,12 +245,12 @@ fn batchnorm2d_layernorm_conv_pool_prelu() {
     let c = case(&doc, "prelu_num_parameters_1");
     let mut store = ParamStore::<f64>::new();
     let pr = PRelu::new(&mut store, "act", 1, 0.25);
-    *store.value_mut(pr.weight()) = t64(&c["weight"]);
+    *store.value_mut(pr.weight()) = tensor_f64(&c["weight"]);
     let grads = check_layer(&doc, "prelu_num_parameters_1", &pr, &mut store);
     close(
         "prelu grad_weight",
         grads.param(pr.weight()).unwrap(),
-        &t64(&c["grad_weight"]),
+        &tensor_f64(&c["grad_weight"]),
     );
 }
 
@@ -282,7 +267,7 @@ fn every_loss_matches_pytorch() {
         let mut vars = BTreeMap::new();
         for (k, v) in inp.as_object().unwrap() {
             if v["dtype"] == "f64" {
-                let t = t64(v);
+                let t = tensor_f64(v);
                 vars.insert(
                     k.clone(),
                     if v["requires_grad"].as_bool().unwrap_or(false) {
@@ -294,7 +279,7 @@ fn every_loss_matches_pytorch() {
             }
         }
         let l = |k: &str| vars[k];
-        let target = || idx(&inp["target"]);
+        let target = || tensor_usize(&inp["target"]);
         let out: Var<f64> = match name {
             "mse_mean" => mse_loss(l("input"), l("target"), Reduction::Mean),
             "mse_sum" => mse_loss(l("input"), l("target"), Reduction::Sum),
@@ -318,7 +303,7 @@ fn every_loss_matches_pytorch() {
             "bce_with_logits_pos_weight" => binary_cross_entropy_with_logits(
                 l("x"),
                 l("y"),
-                Some(&t64(&inp["pos_weight"])),
+                Some(&tensor_f64(&inp["pos_weight"])),
                 Reduction::Mean,
             ),
             "binary_cross_entropy_probs" => binary_cross_entropy(l("p"), l("y"), Reduction::Mean),
@@ -332,7 +317,11 @@ fn every_loss_matches_pytorch() {
         );
         let grads = out.backward();
         for (k, want) in c["grads"].as_object().unwrap() {
-            close(&format!("{name} grad {k}"), &grads.wrt(l(k)), &t64(want));
+            close(
+                &format!("{name} grad {k}"),
+                &grads.wrt(l(k)),
+                &tensor_f64(want),
+            );
         }
     }
 }

@@ -12,6 +12,8 @@ use serde_json::Value;
 use tapegrad_core::{seeded_rng, Graph, ParamStore, Tensor};
 use tapegrad_nn::*;
 
+use tapegrad_check::reference::tensor_f32;
+
 const TORCH_FILE: &[u8] = include_bytes!("reference/torch_mlp.safetensors");
 const TORCH_JSON: &str = include_str!("reference/torch_mlp.json");
 
@@ -23,24 +25,6 @@ fn model(store: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
         .push(BatchNorm::new_1d(store, "1", 8))
         .push(Relu)
         .push(Linear::new(store, "3", 8, 3, Init::TorchDefault, &mut rng))
-}
-
-fn tensor(v: &Value) -> Tensor<f32> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    Tensor::from_vec(
-        v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect(),
-        shape,
-    )
 }
 
 #[test]
@@ -64,10 +48,10 @@ fn pytorch_weights_load_strictly_and_give_pytorchs_outputs() {
     let y = m
         .forward(
             &mut Forward::eval(&g, &mut store),
-            g.constant(tensor(&r["input"])),
+            g.constant(tensor_f32(&r["input"])),
         )
         .value();
-    tapegrad_core::assert_close(&y, &tensor(&r["output"]), 1e-6, 1e-5);
+    tapegrad_core::assert_close(&y, &tensor_f32(&r["output"]), 1e-6, 1e-5);
 }
 
 #[test]

@@ -12,26 +12,10 @@ use serde_json::Value;
 use tapegrad_core::{Graph, ParamStore, Tensor};
 use tapegrad_optim::*;
 
+use tapegrad_check::reference::tensor_f64;
+
 const OPTIM: &str = include_str!("reference/optim.json");
 const SCHEDULES: &str = include_str!("reference/schedules.json");
-
-fn t64(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    Tensor::from_vec(
-        v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect(),
-        shape,
-    )
-}
 
 fn nums(v: &Value) -> Vec<f64> {
     v.as_array()
@@ -116,7 +100,7 @@ fn first_order_trajectories_match_torch() {
         let kw = &run["kwargs"];
         let lr = kw["lr"].as_f64().unwrap();
         let mut store = ParamStore::<f64>::new();
-        let p = store.insert("p", t64(&doc["problems"]["rosenbrock"]["p0"]));
+        let p = store.insert("p", tensor_f64(&doc["problems"]["rosenbrock"]["p0"]));
         let mut opt = optimizer(name, kw);
         let params = run["params"].as_array().unwrap();
         let losses = nums(&run["losses"]);
@@ -166,7 +150,7 @@ fn lbfgs_matches_torch_with_and_without_line_search() {
             .with_max_iter(kw["max_iter"].as_u64().unwrap() as usize)
             .with_line_search(ls);
         let mut store = ParamStore::<f64>::new();
-        let p = store.insert("p", t64(&doc["problems"]["rosenbrock"]["p0"]));
+        let p = store.insert("p", tensor_f64(&doc["problems"]["rosenbrock"]["p0"]));
         let mut opt = Lbfgs::new(vec![p], cfg);
         let params = run["params"].as_array().unwrap();
         let tols = run["tolerance_recommended"].as_array().unwrap();
@@ -202,7 +186,7 @@ fn lbfgs_matches_torch_with_and_without_line_search() {
             );
         }
         // Both runs converge to the minimum (1, 1).
-        let conv = t64(&run["converged_to"]);
+        let conv = tensor_f64(&run["converged_to"]);
         for _ in 0..20 {
             opt.step(&mut store, |s| rosenbrock(s, p));
         }
@@ -227,7 +211,7 @@ fn clipping_matches_torch() {
             .as_array()
             .unwrap()
             .iter()
-            .map(t64)
+            .map(tensor_f64)
             .collect();
         let mut store = ParamStore::<f64>::new();
         let keys: Vec<_> = before
@@ -266,7 +250,7 @@ fn clipping_matches_torch() {
             rel_close(
                 &format!("{name} grads"),
                 grads.param(*k).unwrap().as_slice(),
-                t64(want).as_slice(),
+                tensor_f64(want).as_slice(),
                 1e-12,
             );
         }

@@ -137,6 +137,39 @@ impl Tiles {
     }
 }
 
+/// Consecutive pieces of `s` of the given lengths, from its start.
+#[inline(always)]
+fn carve<T, const N: usize>(s: &mut [T], lens: [usize; N]) -> [&mut [T]; N] {
+    let mut rest = s;
+    std::array::from_fn(|k| {
+        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(lens[k]);
+        rest = tail;
+        piece
+    })
+}
+
+/// Row `i` (elements ξ = 4i … 4i+3) of a transformed domain laid out `[16][plane]`: the
+/// `len` elements at `base` of each of those four planes.
+#[inline(always)]
+fn domain_row<T>(v: &mut [T], i: usize, plane: usize, base: usize, len: usize) -> [&mut [T]; 4] {
+    let [a, b, c, d] = quarters(&mut v[4 * i * plane..], plane);
+    [
+        &mut a[base..][..len],
+        &mut b[base..][..len],
+        &mut c[base..][..len],
+        &mut d[base..][..len],
+    ]
+}
+
+/// The first four consecutive `n`-element pieces of `s`.
+#[inline(always)]
+fn quarters<T>(s: &mut [T], n: usize) -> [&mut [T]; 4] {
+    let (a, rest) = s.split_at_mut(n);
+    let (b, rest) = rest.split_at_mut(n);
+    let (c, rest) = rest.split_at_mut(n);
+    [a, b, c, &mut rest[..n]]
+}
+
 /// `V_ξ[ci][tile] = (Bᵀ·d·B)_ξ` for every 4×4 tile `d` of every channel of one image.
 ///
 /// The padding is never written out: each band of tiles combines its four input rows
@@ -148,9 +181,7 @@ fn transform_input<T: Float>(x: &[T], g: &Tiles, zero: &mut [T], e: &mut [T], v:
     zero.fill(T::zero());
     let zero = &*zero;
     e.fill(T::zero());
-    let (e0, rest) = e.split_at_mut(wp);
-    let (e1, rest) = rest.split_at_mut(wp);
-    let (e2, e3) = rest.split_at_mut(wp);
+    let [e0, e1, e2, e3] = quarters(e, wp);
     for ci in 0..g.c {
         let plane = &x[ci * g.h * w..][..g.h * w];
         let row = |r: usize| -> &[T] {
@@ -182,16 +213,7 @@ fn transform_input<T: Float>(x: &[T], g: &Tiles, zero: &mut [T], e: &mut [T], v:
             }
             // ·B on each tile's four columns.
             for (i, ei) in [&*e0, &*e1, &*e2, &*e3].into_iter().enumerate() {
-                let base = ci * t + ty * tw;
-                let (v0, rest) = v[(i * 4) * g.c * t..].split_at_mut(g.c * t);
-                let (v1, rest) = rest.split_at_mut(g.c * t);
-                let (v2, v3) = rest.split_at_mut(g.c * t);
-                let (v0, v1, v2, v3) = (
-                    &mut v0[base..][..tw],
-                    &mut v1[base..][..tw],
-                    &mut v2[base..][..tw],
-                    &mut v3[base..][..tw],
-                );
+                let [v0, v1, v2, v3] = domain_row(v, i, g.c * t, ci * t + ty * tw, tw);
                 for tx in 0..tw {
                     let q = &ei[2 * tx..][..4];
                     v0[tx] = q[0] - q[2];
@@ -267,10 +289,10 @@ fn correlate<T: Float>(
     for_heavy_blocks(out, o * g.ho * g.wo, |b, out| {
         let mut scratch = Tensor::<T>::from_writer([g.scratch() + 4 * g.tw], |_| {});
         let s = scratch.as_mut_slice();
-        let (padded, s) = s.split_at_mut(g.hp * g.wp);
-        let (e, s) = s.split_at_mut(4 * g.wp);
-        let (v, s) = s.split_at_mut(16 * c * g.t);
-        let (m, rows) = s.split_at_mut(16 * o * g.t);
+        let [padded, e, v, m, rows] = carve(
+            s,
+            [g.hp * g.wp, 4 * g.wp, 16 * c * g.t, 16 * o * g.t, 4 * g.tw],
+        );
         transform_input(&x[b * c * h * w..][..c * h * w], &g, padded, e, v);
         let row = MatLayout::row_major(g.t, false);
         for xi in 0..16 {
@@ -359,10 +381,7 @@ fn transform_grad<T: Float>(gy: &[T], t: &Tiles, pad: &mut [T], e: &mut [T], out
             }
             pad
         };
-        let (a0, rest) = e.split_at_mut(wq);
-        let (a1, rest) = rest.split_at_mut(wq);
-        let (a2, rest) = rest.split_at_mut(wq);
-        let a3 = &mut rest[..wq];
+        let [a0, a1, a2, a3] = quarters(&mut *e, wq);
         for ty in 0..t.th {
             // A·dy on whole rows of this band, then ·Aᵀ on each tile's two columns.
             let (q0, q1) = (&src[2 * ty * wq..][..wq], &src[(2 * ty + 1) * wq..][..wq]);
@@ -373,16 +392,7 @@ fn transform_grad<T: Float>(gy: &[T], t: &Tiles, pad: &mut [T], e: &mut [T], out
                 a3[s] = -q1[s];
             }
             for (i, ai) in [&*a0, &*a1, &*a2, &*a3].into_iter().enumerate() {
-                let base = oi * nt + ty * tw;
-                let (v0, rest) = out[(i * 4) * o * nt..].split_at_mut(o * nt);
-                let (v1, rest) = rest.split_at_mut(o * nt);
-                let (v2, v3) = rest.split_at_mut(o * nt);
-                let (v0, v1, v2, v3) = (
-                    &mut v0[base..][..tw],
-                    &mut v1[base..][..tw],
-                    &mut v2[base..][..tw],
-                    &mut v3[base..][..tw],
-                );
+                let [v0, v1, v2, v3] = domain_row(out, i, o * nt, oi * nt + ty * tw, tw);
                 for tx in 0..tw {
                     let (u, w) = (ai[2 * tx], ai[2 * tx + 1]);
                     v0[tx] = u;
@@ -426,10 +436,7 @@ pub(crate) fn weight_grad<T: Float>(
         }
         let mut scratch = Tensor::<T>::from_writer([t.scratch()], |_| {});
         let s = scratch.as_mut_slice();
-        let (padded, s) = s.split_at_mut(t.hp * t.wp);
-        let (e, s) = s.split_at_mut(4 * t.wp);
-        let (v, s) = s.split_at_mut(16 * c * t.t);
-        let gh = &mut s[..16 * o * t.t];
+        let [padded, e, v, gh] = carve(s, [t.hp * t.wp, 4 * t.wp, 16 * c * t.t, 16 * o * t.t]);
         for (i, b) in images.enumerate() {
             transform_input(&xv[b * c * h * w..][..c * h * w], &t, padded, e, v);
             transform_grad(

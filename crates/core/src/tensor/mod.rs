@@ -75,6 +75,14 @@ impl<E: Element> Storage<E> {
         }
     }
 
+    /// Inline storage of the one element `value`.
+    #[inline(always)]
+    fn one(value: E) -> Self {
+        let mut data = [E::default(); INLINE];
+        data[0] = value;
+        Storage::Inline { len: 1, data }
+    }
+
     fn from_slice(v: &[E]) -> Self {
         Self::new_with(v.len(), |out| out.copy_from_slice(v))
     }
@@ -459,11 +467,9 @@ impl<E: Element> Tensor<E> {
     #[inline]
     pub(crate) fn one_like(like: &Tensor<E>, value: E) -> Self {
         debug_assert_eq!(like.numel(), 1);
-        let mut data = [E::default(); INLINE];
-        data[0] = value;
         Tensor {
             shape: copy_shape(&like.shape),
-            storage: Storage::Inline { len: 1, data },
+            storage: Storage::one(value),
         }
     }
 
@@ -475,9 +481,7 @@ impl<E: Element> Tensor<E> {
     /// `dst` must be valid for writes and aligned; what it held is overwritten, not dropped.
     #[inline(always)]
     pub(crate) unsafe fn write_one_like(dst: *mut Tensor<E>, like: &Tensor<E>, value: E) {
-        let mut data = [E::default(); INLINE];
-        data[0] = value;
-        std::ptr::addr_of_mut!((*dst).storage).write(Storage::Inline { len: 1, data });
+        std::ptr::addr_of_mut!((*dst).storage).write(Storage::one(value));
         std::ptr::addr_of_mut!((*dst).shape).write(copy_shape(&like.shape));
     }
 
