@@ -73,24 +73,23 @@ pub(super) unsafe fn pack_b<T: GemmElem + num_traits::Zero>(
     out: &mut [T],
 ) {
     let nr = T::NR;
+    let full = if csb == 1 {
+        // SAFETY: the caller's contract.
+        unsafe { pack_b_rows(kc, nc, b, rsb, out) }
+    } else {
+        0
+    };
     for (s, panel) in out
         .chunks_exact_mut(nr * kc)
         .take(nc.div_ceil(nr))
         .enumerate()
+        .skip(full)
     {
         let cols = nr.min(nc - s * nr);
         // SAFETY (all reads below): rows `< kc` and columns `< cols` of this block are in
         // bounds by the caller's contract.
         let base = unsafe { b.offset((s * nr) as isize * csb) };
-        if cols == nr && csb == 1 {
-            // Row-major: each row of the panel is a contiguous run of NR.
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                let row = unsafe { base.offset(p as isize * rsb) };
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = unsafe { *row.add(j) };
-                }
-            }
-        } else if cols == nr && rsb == 1 {
+        if cols == nr && rsb == 1 {
             // Column-major (a transposed operand): read each column sequentially.
             unsafe { T::pack_b_cols(kc, base, csb, panel) };
         } else {
@@ -106,6 +105,48 @@ pub(super) unsafe fn pack_b<T: GemmElem + num_traits::Zero>(
             }
         }
     }
+}
+
+/// Rows of B packed together: the full panels of a row-major (`csb == 1`) block, in runs of
+/// `ROWS` rows across every panel. Returns the number of full panels packed.
+///
+/// Going panel by panel would read `NR` elements from each of `kc` rows before moving on:
+/// at N = 1024 those rows are 4 KiB apart, so every read is a new page and the same L1 set,
+/// and packing B took 2.5% of a product's time. A run of rows is read front to back, and
+/// each panel receives `ROWS·NR` contiguous elements.
+///
+/// # Safety
+/// Rows `< kc` and columns `< nc` at `b` (row stride `rsb`, unit column stride) are in
+/// bounds; `out` holds the full panels.
+unsafe fn pack_b_rows<T: GemmElem>(
+    kc: usize,
+    nc: usize,
+    b: *const T,
+    rsb: isize,
+    out: &mut [T],
+) -> usize {
+    const ROWS: usize = 8;
+    let nr = T::NR;
+    let full = nc / nr;
+    assert!(out.len() >= full * nr * kc);
+    let out = out.as_mut_ptr();
+    for p0 in (0..kc).step_by(ROWS) {
+        let rows = ROWS.min(kc - p0);
+        for s in 0..full {
+            for p in p0..p0 + rows {
+                // SAFETY: row `p`, columns `s·NR .. s·NR + NR` are in bounds, and panel `s`
+                // row `p` is inside the first `full` panels of `out`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        b.offset(p as isize * rsb).add(s * nr),
+                        out.add(s * nr * kc + p * nr),
+                        nr,
+                    )
+                };
+            }
+        }
+    }
+    full
 }
 
 /// A full panel of a row-major A: `panel[p·mr + i] = A[i, p]` for `i < mr`, `p < kc`,
