@@ -23,6 +23,8 @@
 mod micro;
 mod pack;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::Float;
 
 /// Row and column strides of a matrix operand, in elements.
@@ -234,20 +236,6 @@ unsafe fn small<T: Float>(
     }
 }
 
-/// A raw pointer that may cross threads: each thread writes a disjoint block of C.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// The pointer (a method, so closures capture the wrapper, not the raw field).
-    #[inline(always)]
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
 /// The depth of the K blocks for a product of depth `k`, given the preferred depth `kc`:
 /// one block up to a quarter over `kc`, else equal blocks of at most `kc`. A fixed step
 /// leaves a thin last block (a 3×3×32 convolution has `k = 288 = 256 + 32`), where the
@@ -294,115 +282,224 @@ unsafe fn blocked<T: Float>(
     } else {
         1
     };
-    // Row blocks: at most MC rows, and a multiple of the thread count when splitting so
-    // that no thread idles at the end.
-    // Split the rows between the threads when that is balanced; a short, wide product
-    // (few row panels, e.g. the 64 output channels of a convolution) splits its columns
-    // instead: every thread packs the whole (small) block of A and takes a share of B̃'s
-    // panels. Either way each element of C is computed by one thread in a fixed order.
+    // Each thread packs the operand every task needs into its own buffer and claims chunks
+    // of the other one at a time. Mostly that is all of B̃ per thread, with row blocks of A
+    // claimed; a short, wide product (few row panels, e.g. the 64 output channels of a
+    // convolution) instead packs its small block of A per thread and claims runs of B̃'s
+    // panels. Either way each element of C is computed in one fixed order whatever the
+    // thread count or the claiming order.
     let row_panels = m.div_ceil(mr);
     let col_panels = T::NC.min(n).div_ceil(nr);
-    let imbalance = |parts: usize| parts.div_ceil(threads) as f64 * threads as f64 / parts as f64;
-    let split_cols = threads > 1
-        && m <= T::MC
-        && col_panels >= threads
-        && imbalance(col_panels) < imbalance(row_panels);
-    let mc = if threads > 1 && !split_cols {
-        let per_thread = m.div_ceil(threads * T::MC);
-        m.div_ceil(threads * per_thread).div_ceil(mr) * mr
+    let split_cols = threads > 1 && m <= T::MC && m < T::NC.min(n) && col_panels >= 2 * threads;
+    // Several chunks per thread, so a thread that runs slower (this host's vCPUs at times
+    // share a core with another tenant) takes fewer of them.
+    let max_panels = T::MC / mr;
+    let blocks = if threads == 1 {
+        row_panels.div_ceil(max_panels)
+    } else if split_cols {
+        1
     } else {
-        T::MC
+        // A multiple of the thread count, of at least 3 row panels each.
+        let wanted = CHUNKS.min(row_panels / (3 * threads)).max(1) * threads;
+        row_panels
+            .div_ceil(max_panels)
+            .next_multiple_of(threads)
+            .max(wanted)
     };
-    let blocks = m.div_ceil(mc);
-    let col_tasks = if split_cols { threads } else { 1 };
-    let (a, b) = (SendPtr(a as *mut T), SendPtr(b as *mut T));
-    let c = SendPtr(c);
+    let plan = Plan {
+        kernel,
+        m,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+        c,
+        rsc,
+        csc,
+        blocks,
+        threads,
+        split_cols,
+    };
+    let kc_step = k_block(k, T::KC);
     for jc in (0..n).step_by(T::NC) {
-        let nc = T::NC.min(n - jc);
-        let kc_step = k_block(k, T::KC);
         for pc in (0..k).step_by(kc_step) {
-            let kc = kc_step.min(k - pc);
-            let beta = if pc == 0 { beta } else { T::one() };
-            T::with_b_buf(nc.div_ceil(nr) * nr * kc, |bbuf| {
-                let panels = nc.div_ceil(nr);
-                let bbuf = SendPtr(bbuf.as_mut_ptr());
-                // Pack B̃ in parallel too: each task packs a run of NR-column panels.
-                let pack_task = |t: usize, tasks: usize| {
-                    let (p0, p1) = (panels * t / tasks, panels * (t + 1) / tasks);
-                    if p0 == p1 {
-                        return;
+            let step = Step {
+                jc,
+                nc: T::NC.min(n - jc),
+                pc,
+                kc: kc_step.min(k - pc),
+                beta: if pc == 0 { beta } else { T::one() },
+            };
+            let next = Claims(AtomicUsize::new(0));
+            if threads > 1 {
+                // SAFETY: the caller's contract; claimed chunks are disjoint parts of C.
+                crate::threads::parallel_for(threads, &|_| unsafe { plan.run(step, &next.0) });
+            } else {
+                // SAFETY: the caller's contract.
+                unsafe { plan.run(step, &next.0) };
+            }
+        }
+    }
+}
+
+/// Chunks per thread in a parallel product.
+const CHUNKS: usize = 3;
+
+/// The shared chunk counter of one step, on a cache line of its own.
+#[repr(align(64))]
+struct Claims(AtomicUsize);
+
+/// One blocked product: what every thread needs to take part in it.
+///
+/// A thread takes the plan by value, so its loops read nothing from the submitting
+/// thread's stack, and it packs into its own buffers. Sharing one packed B̃ between the
+/// threads would save packing it twice, but then each thread reads the half the other wrote,
+/// and at times this host makes cross-vCPU cache transfers slow.
+#[derive(Clone, Copy)]
+struct Plan<T> {
+    kernel: MicroKernel<T>,
+    m: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+    /// Row blocks of A (of at most `MC` rows, whole row panels spread evenly).
+    blocks: usize,
+    /// Threads taking part.
+    threads: usize,
+    /// Whether threads claim runs of B̃'s panels (each packing all of A) rather than row
+    /// blocks of A (each packing all of B̃).
+    split_cols: bool,
+}
+
+/// One `(jc, pc)` step of the blocked loops: a `kc × nc` block of B against all of A.
+#[derive(Clone, Copy)]
+struct Step<T> {
+    jc: usize,
+    nc: usize,
+    pc: usize,
+    kc: usize,
+    beta: T,
+}
+
+// SAFETY: the pointers are only dereferenced under `blocked`'s contract, and every chunk
+// writes its own part of C.
+unsafe impl<T> Send for Plan<T> {}
+unsafe impl<T> Sync for Plan<T> {}
+
+impl<T: Float> Plan<T> {
+    /// Takes part in `step`: packs this thread's copy of the shared operand, then claims
+    /// chunks from `next` until none is left.
+    ///
+    /// # Safety
+    /// The operands are in bounds for their shapes and strides (`blocked`'s contract), and
+    /// every thread working on the step claims from the same counter.
+    unsafe fn run(self, step: Step<T>, next: &AtomicUsize) {
+        let (mr, nr) = (T::MR, T::NR);
+        let Step { jc, nc, pc, kc, .. } = step;
+        let panels = nc.div_ceil(nr);
+        // SAFETY (all blocks below): the blocks of A and B are in bounds, each chunk writes
+        // its own rows or columns of C, and the packing buffers are this thread's.
+        let pack_b = |s0: usize, s1: usize, bbuf: &mut [T]| unsafe {
+            let cols = (s1 * nr).min(nc) - s0 * nr;
+            let at = pc as isize * self.rsb + (jc + s0 * nr) as isize * self.csb;
+            pack::pack_b(kc, cols, self.b.offset(at), self.rsb, self.csb, bbuf);
+        };
+        let pack_a = |ic: usize, mcb: usize, abuf: &mut [T]| unsafe {
+            let at = ic as isize * self.rsa + pc as isize * self.csa;
+            pack::pack_a(mcb, kc, self.a.offset(at), self.rsa, self.csa, abuf);
+        };
+        if self.split_cols {
+            let m = self.m;
+            T::with_a_buf(m.div_ceil(mr) * mr * kc, |abuf| {
+                pack_a(0, m, abuf);
+                // Runs of B̃'s panels: a multiple of the thread count, of at least 2 panels each.
+                let threads = self.threads;
+                let chunks = CHUNKS.min(panels / (2 * threads)).max(1) * threads;
+                loop {
+                    let chunk = next.fetch_add(1, Ordering::Relaxed);
+                    if chunk >= chunks {
+                        break;
                     }
-                    let cols = (p1 * nr).min(nc) - p0 * nr;
-                    // SAFETY: the block of B is in bounds; tasks write disjoint panels.
-                    unsafe {
-                        let out = std::slice::from_raw_parts_mut(
-                            bbuf.get().add(p0 * nr * kc),
-                            (p1 - p0) * nr * kc,
-                        );
-                        pack::pack_b(
-                            kc,
-                            cols,
-                            b.get()
-                                .offset(pc as isize * rsb + (jc + p0 * nr) as isize * csb),
-                            rsb,
-                            csb,
-                            out,
-                        );
-                    }
-                };
-                if threads > 1 && panels > 1 {
-                    let tasks = threads.min(panels);
-                    crate::threads::parallel_for(tasks, &|t| pack_task(t, tasks));
-                } else {
-                    pack_task(0, 1);
-                }
-                let run = |task: usize| {
-                    let (blk, part) = (task / col_tasks, task % col_tasks);
-                    let ic = blk * mc;
-                    let mcb = mc.min(m - ic);
-                    // This task's share of B̃'s panels.
-                    let (s0, s1) = (panels * part / col_tasks, panels * (part + 1) / col_tasks);
-                    T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
-                        // SAFETY: the block of A is in bounds; each block writes its own rows of C.
-                        unsafe {
-                            pack::pack_a(
-                                mcb,
-                                kc,
-                                a.get().offset(ic as isize * rsa + pc as isize * csa),
-                                rsa,
-                                csa,
-                                abuf,
-                            );
-                            for jr in (s0 * nr..s1 * nr).step_by(nr) {
-                                let bpanel = bbuf.get().add(jr / nr * nr * kc);
-                                for ir in (0..mcb).step_by(mr) {
-                                    let cij = c.get().offset(
-                                        (ic + ir) as isize * rsc + (jc + jr) as isize * csc,
-                                    );
-                                    kernel(
-                                        kc,
-                                        alpha,
-                                        abuf.as_ptr().add(ir / mr * mr * kc),
-                                        bpanel,
-                                        beta,
-                                        cij,
-                                        rsc,
-                                        csc,
-                                        mr.min(mcb - ir),
-                                        nr.min(nc - jr),
-                                    );
-                                }
-                            }
-                        }
+                    let (s0, s1) = (panels * chunk / chunks, panels * (chunk + 1) / chunks);
+                    T::with_b_buf((s1 - s0) * nr * kc, |bbuf| {
+                        pack_b(s0, s1, bbuf);
+                        unsafe { self.tiles(step, abuf, 0, m, bbuf, s0, s1) };
                     });
-                };
-                let tasks = blocks * col_tasks;
-                if threads > 1 && tasks > 1 {
-                    crate::threads::parallel_for(tasks, &run);
-                } else {
-                    (0..tasks).for_each(run);
                 }
             });
+        } else {
+            T::with_b_buf(panels * nr * kc, |bbuf| {
+                pack_b(0, panels, bbuf);
+                let (row_panels, blocks) = (self.m.div_ceil(mr), self.blocks);
+                loop {
+                    let blk = next.fetch_add(1, Ordering::Relaxed);
+                    if blk >= blocks {
+                        break;
+                    }
+                    let p0 = row_panels * blk / blocks;
+                    let p1 = row_panels * (blk + 1) / blocks;
+                    let (ic, mcb) = (p0 * mr, (p1 * mr).min(self.m) - p0 * mr);
+                    T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
+                        pack_a(ic, mcb, abuf);
+                        unsafe { self.tiles(step, abuf, ic, mcb, bbuf, 0, panels) };
+                    });
+                }
+            });
+        }
+    }
+
+    /// The microkernel over rows `ic .. ic + mcb` (packed in `abuf`) and B̃ panels
+    /// `s0 .. s1` of the step (packed in `bbuf`, from its start).
+    ///
+    /// # Safety
+    /// As [`Plan::run`]; no other thread writes these rows and columns of C.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tiles(
+        &self,
+        step: Step<T>,
+        abuf: &[T],
+        ic: usize,
+        mcb: usize,
+        bbuf: &[T],
+        s0: usize,
+        s1: usize,
+    ) {
+        let (mr, nr) = (T::MR, T::NR);
+        let Step {
+            jc, nc, kc, beta, ..
+        } = step;
+        for (panel, jr) in (s0 * nr..s1 * nr).step_by(nr).enumerate() {
+            // SAFETY: the panels are inside the buffers, the tile inside C (contract).
+            unsafe {
+                let bpanel = bbuf.as_ptr().add(panel * nr * kc);
+                for ir in (0..mcb).step_by(mr) {
+                    let cij = self
+                        .c
+                        .offset((ic + ir) as isize * self.rsc + (jc + jr) as isize * self.csc);
+                    (self.kernel)(
+                        kc,
+                        self.alpha,
+                        abuf.as_ptr().add(ir / mr * mr * kc),
+                        bpanel,
+                        beta,
+                        cij,
+                        self.rsc,
+                        self.csc,
+                        mr.min(mcb - ir),
+                        nr.min(nc - jr),
+                    );
+                }
+            }
         }
     }
 }
