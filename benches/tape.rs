@@ -129,5 +129,47 @@ fn elementwise_chain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, op_overhead, mlp_step, conv_step, elementwise_chain);
+/// Batch norm's normalisation over `[32, 64, 28, 28]` (statistics per channel), forward and
+/// backward: the fused op against the composite of mean, var, subtract, add, rsqrt and
+/// multiply it replaces.
+fn normalization(c: &mut Criterion) {
+    let mut rng = seeded_rng(3);
+    let x = Tensor::<f32>::rand_uniform([32, 64, 28, 28], -2.0, 2.0, &mut rng);
+    let w = Tensor::<f32>::rand_uniform([32, 64, 28, 28], -1.0, 1.0, &mut rng);
+    let mut graph = Graph::new();
+    let mut g = c.benchmark_group("tape");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(x.numel() as u64));
+    for fused in [true, false] {
+        let name = if fused {
+            "normalize_fused"
+        } else {
+            "normalize_composite"
+        };
+        g.bench_function(format!("batchnorm_core_32x64x28x28_fwd_bwd_{name}"), |b| {
+            b.iter(|| {
+                graph.reset();
+                let (xv, wv) = (graph.leaf(x.clone()), graph.constant(w.clone()));
+                let y = if fused {
+                    xv.normalize([0, 2, 3], 1e-5)
+                } else {
+                    let mean = xv.mean_dim([0, 2, 3], true);
+                    let var = xv.var_dim([0, 2, 3], false, true);
+                    (xv - mean) * (var + 1e-5).rsqrt()
+                };
+                black_box((y * wv).sum().backward().wrt(xv).numel())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    op_overhead,
+    mlp_step,
+    conv_step,
+    elementwise_chain,
+    normalization
+);
 criterion_main!(benches);

@@ -266,4 +266,8 @@ rows! {
     softmax: one(0..=3, d(-3.0, 3.0)) => |g, v| v[0].softmax(-1);
     softmax_first_axis: one(1..=3, d(-3.0, 3.0)) => |g, v| v[0].softmax(0);
     log_softmax: one(0..=3, d(-3.0, 3.0)) => |g, v| v[0].log_softmax(-1);
+    normalize_last: one_min2(d(-2.0, 2.0)) => |g, v| v[0].normalize(-1, 0.1);
+    normalize_first: one_min2(d(-2.0, 2.0)) => |g, v| v[0].normalize(0, 0.1);
+    normalize_batch: images(d(-2.0, 2.0)) => |g, v| v[0].normalize([0, 2, 3], 0.1);
+    normalize_all: one_min2(d(-2.0, 2.0)) => |g, v| { let n = v[0].ndim() as isize; v[0].normalize((0..n).collect::<Vec<_>>(), 0.1) };
 }

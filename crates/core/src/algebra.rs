@@ -115,6 +115,11 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
         let s = g.shape();
         g.sum_to(&[1, s[1], 1, 1]).reshape(&[s[1]])
     }
+    /// The gradient of `normalize` over `axes` (see `ops::fused`): a composite of
+    /// differentiable ops here, one fused kernel on tensors.
+    fn normalize_grad(x: &Self, y: &Self, g: &Self, axes: &[usize], eps: T) -> Self {
+        crate::ops::fused::normalize_grad_composite(x, y, g, axes, eps)
+    }
     /// Runs a custom op's rule on this type.
     #[doc(hidden)]
     fn custom_backward(
@@ -244,6 +249,9 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     }
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
         op.forward(self)
+    }
+    fn normalize_grad(x: &Self, y: &Self, g: &Self, axes: &[usize], eps: T) -> Self {
+        crate::ops::fused::normalize_grad_tensor(x, y, g, axes, eps)
     }
     fn conv2d_input_grad(
         g: &Self,

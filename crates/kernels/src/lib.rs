@@ -8,6 +8,7 @@
 //! - [`gemm`]: `C ← α·op(A)·op(B) + β·C` with arbitrary strides.
 //! - [`math`]: vectorised f32 `exp`, `log`, `tanh`, `sigmoid` with stated ulp bounds.
 //! - [`reduce`] and [`softmax`]: reductions and the numerically stable softmax family.
+//! - [`normalize`]: the fused normalisation of batch and layer norm, forward and backward.
 //! - [`elementwise`]: maps over one, two or three slices, vectorised, split over threads
 //!   in fixed pieces.
 //! - [`simd`]: run-time AVX2/FMA dispatch.
@@ -19,6 +20,7 @@ pub mod elementwise;
 mod float;
 pub mod gemm;
 pub mod math;
+pub mod normalize;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;

@@ -190,21 +190,23 @@ impl<T: Float> Module<T> for BatchNorm {
         let cshape = channel_shape(self.features, s.len());
         let g = f.graph();
         let use_batch = f.is_training() || !self.cfg.track_running_stats;
-        let (mean, var) = if use_batch {
+        let xhat = if use_batch {
             if f.is_training() && n <= 1 {
                 panic!("BatchNorm `{}`: expected more than 1 value per channel when training, got shape {:?}", self.name, s.as_slice());
             }
-            let mean = x.mean_dim(axes.as_slice(), true);
-            let var = x.var_dim(axes.as_slice(), false, true);
+            // One fused node: the normalisation and the batch statistics in one pass.
+            let (xhat, mean, var) = x
+                .try_normalize_with_stats(axes.as_slice(), self.cfg.eps)
+                .unwrap_or_else(|e| panic!("BatchNorm `{}`: {e}", self.name));
             if f.is_training() {
                 if let (Some(rm), Some(rv), Some(nb)) =
                     (self.running_mean, self.running_var, self.num_batches)
                 {
                     let batches = f.store().value(nb).item() + T::one();
                     let m = T::from_f64(self.cfg.momentum.unwrap_or(1.0 / batches.as_f64()));
-                    let bm = mean.value().reshape([self.features]);
-                    let bv = var.value().reshape([self.features])
-                        * T::from_f64(n as f64 / (n as f64 - 1.0));
+                    let bm = mean.reshape([self.features]);
+                    let bv =
+                        var.reshape([self.features]) * T::from_f64(n as f64 / (n as f64 - 1.0));
                     let store = f.store_mut();
                     let new_m = store.value(rm).mul_scalar(T::one() - m) + bm.mul_scalar(m);
                     let new_v = store.value(rv).mul_scalar(T::one() - m) + bv.mul_scalar(m);
@@ -213,19 +215,17 @@ impl<T: Float> Module<T> for BatchNorm {
                     *store.value_mut(nb) = Tensor::scalar(batches);
                 }
             }
-            (mean, var)
+            xhat
         } else {
             let (rm, rv) = (
                 self.running_mean.expect("tracked"),
                 self.running_var.expect("tracked"),
             );
             let store = f.store();
-            (
-                g.constant(store.value(rm).reshape(cshape.as_slice())),
-                g.constant(store.value(rv).reshape(cshape.as_slice())),
-            )
+            let mean = g.constant(store.value(rm).reshape(cshape.as_slice()));
+            let var = g.constant(store.value(rv).reshape(cshape.as_slice()));
+            (x - mean) * (var + T::from_f64(self.cfg.eps)).rsqrt()
         };
-        let xhat = (x - mean) * (var + T::from_f64(self.cfg.eps)).rsqrt();
         match (self.weight, self.bias) {
             (Some(w), Some(b)) => {
                 xhat * f.param(w).reshape(cshape.as_slice()) + f.param(b).reshape(cshape.as_slice())
@@ -366,9 +366,9 @@ impl<T: Float> Module<T> for LayerNorm {
             );
         }
         let axes: Vec<usize> = (s.len() - k..s.len()).collect();
-        let mean = x.mean_dim(axes.as_slice(), true);
-        let var = x.var_dim(axes.as_slice(), false, true);
-        let xhat = (x - mean) * (var + T::from_f64(self.eps)).rsqrt();
+        let xhat = x
+            .try_normalize(axes.as_slice(), self.eps)
+            .unwrap_or_else(|e| panic!("LayerNorm `{}`: {e}", self.name));
         match (self.weight, self.bias) {
             (Some(w), Some(b)) => xhat * f.param(w) + f.param(b),
             _ => xhat,

@@ -9,7 +9,7 @@
 //! | [`matmul`] | matmul (`torch.matmul` semantics), matmul with transpose flags |
 //! | [`movement`] | reshape, permute, transpose, broadcast_to, slice/narrow/select, pad, concat, stack, split, chunk, squeeze, unsqueeze, flatten |
 //! | [`index`] | index_select, index_add, gather, scatter_add, where, masked_fill, one_hot |
-//! | [`fused`] | softmax, log_softmax |
+//! | [`fused`] | softmax, log_softmax, normalize (batch and layer norm's core) |
 //! | [`conv`] | unfold2d/fold2d (im2col/col2im); conv2d (one op; 3×3 stride-1 windows through `winograd`), max_pool2d, avg_pool2d as composites |
 //! | [`custom`] | the user's own ops |
 //!
@@ -108,7 +108,7 @@ impl<T: Float> Op<T> {
             Op::Matmul(m) => m.backward(x[0], x[1], a.grad, a.needs),
             Op::Movement(m) => m.backward(x, a.grad, a.needs),
             Op::Index(i) => i.backward(x, a.grad, a.needs),
-            Op::Fused(f) => f.backward(a.output, a.grad),
+            Op::Fused(f) => f.backward(x[0], a.output, a.grad),
             Op::Conv(c) => c.backward(x, a.grad, a.needs),
             Op::Custom(c) => c.backward(x, a.output, a.grad),
         }

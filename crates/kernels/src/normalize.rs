@@ -1,0 +1,314 @@
+//! Normalisation to zero mean and unit variance: the core of batch and layer norm, fused.
+//!
+//! `x` is viewed as `(outer, kept, inner)`: every index `k` of the middle block is normalised
+//! over its `outer · inner` elements `x[a, k, b]`,
+//!
+//! ```text
+//! y = (x − μ) · r,   μ = mean(x),   r = 1 / √(var(x) + ε)   (var biased, dividing by n)
+//! ```
+//!
+//! Batch norm over `[N, C, H, W]` is `(N, C, H·W)`; layer norm over the last dimensions is
+//! `(1, rows, features)`. The backward pass recomputes μ and r from `x` and uses `y`:
+//!
+//! ```text
+//! dx = r · (g − mean(g) − y · mean(g · y))
+//! ```
+//!
+//! Forward: three passes over each group (sum, squared deviations, output); backward: four
+//! (the two statistics, the two sums of the gradient, the output). The composite of mean,
+//! var, subtract, add, rsqrt and multiply needs about twice as many, and four full-size
+//! intermediates. Groups are split over the thread pool; each group is computed by one task
+//! in a fixed order, so results do not depend on the thread count.
+
+use crate::elementwise::PARALLEL_MIN;
+use crate::reduce::lane_sum;
+use crate::simd::with_avx2;
+use crate::threads::parallel_for;
+use crate::Float;
+
+/// A pointer shared by the tasks: each writes the elements of its own groups.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Runs `f(k)` for every group `k in 0..kept`, on the pool when the data is large.
+fn for_groups(kept: usize, total: usize, f: &(dyn Fn(usize) + Sync)) {
+    if total < PARALLEL_MIN || kept < 2 {
+        (0..kept).for_each(f);
+        return;
+    }
+    // Fixed pieces of consecutive groups: which thread runs a group changes nothing.
+    let pieces = kept.min(64);
+    parallel_for(pieces, &|p| {
+        (kept * p / pieces..kept * (p + 1) / pieces).for_each(f);
+    });
+}
+
+/// The segments `x[a, k, ..]` of group `k`, `inner` long each.
+#[inline(always)]
+fn segments<T>(
+    x: &[T],
+    k: usize,
+    outer: usize,
+    kept: usize,
+    inner: usize,
+) -> impl Iterator<Item = &[T]> {
+    (0..outer).map(move |a| &x[(a * kept + k) * inner..][..inner])
+}
+
+/// Mean and `1/√(var + ε)` of group `k` (two passes: the mean, then squared deviations).
+#[inline(always)]
+fn stats<T: Float>(
+    x: &[T],
+    k: usize,
+    outer: usize,
+    kept: usize,
+    inner: usize,
+    eps: T,
+) -> (T, T, T) {
+    let n = T::from_f64((outer * inner) as f64);
+    let mut s = T::zero();
+    for seg in segments(x, k, outer, kept, inner) {
+        s += lane_sum(seg);
+    }
+    let mean = s / n;
+    let mut q = T::zero();
+    for seg in segments(x, k, outer, kept, inner) {
+        q += sq_dev_sum(seg, mean);
+    }
+    let var = q / n;
+    (mean, var, T::one() / (var + eps).sqrt())
+}
+
+/// `Σ (x − m)²` in 32 lanes (as [`lane_sum`]).
+#[inline(always)]
+fn sq_dev_sum<T: Float>(x: &[T], m: T) -> T {
+    const L: usize = 32;
+    let mut lanes = [T::zero(); L];
+    let chunks = x.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            let d = v - m;
+            *l += d * d;
+        }
+    }
+    let mut s: T = lanes.iter().copied().sum();
+    for &v in rest {
+        s += (v - m) * (v - m);
+    }
+    s
+}
+
+/// `Σ g` and `Σ g·y` in 32 lanes each.
+#[inline(always)]
+fn grad_sums<T: Float>(g: &[T], y: &[T]) -> (T, T) {
+    const L: usize = 32;
+    let (mut sg, mut sgy) = ([T::zero(); L], [T::zero(); L]);
+    let (gc, yc) = (g.chunks_exact(L), y.chunks_exact(L));
+    let (gr, yr) = (gc.remainder(), yc.remainder());
+    for (gs, ys) in gc.zip(yc) {
+        for l in 0..L {
+            sg[l] += gs[l];
+            sgy[l] += gs[l] * ys[l];
+        }
+    }
+    let mut a: T = sg.iter().copied().sum();
+    let mut b: T = sgy.iter().copied().sum();
+    for (&gv, &yv) in gr.iter().zip(yr) {
+        a += gv;
+        b += gv * yv;
+    }
+    (a, b)
+}
+
+/// `y = (x − μ)/√(var + ε)` per group of `x` viewed as `(outer, kept, inner)`. When given,
+/// `mean` and `var` (`kept` long each) receive each group's mean and biased variance.
+///
+/// A group of one element gives 0 (its variance is 0, as in PyTorch's layer norm).
+///
+/// # Panics
+/// If the slices' lengths do not match the view.
+#[allow(clippy::too_many_arguments)]
+pub fn normalize<T: Float>(
+    x: &[T],
+    y: &mut [T],
+    outer: usize,
+    kept: usize,
+    inner: usize,
+    eps: T,
+    mean: Option<&mut [T]>,
+    var: Option<&mut [T]>,
+) {
+    let total = outer * kept * inner;
+    assert!(x.len() == total && y.len() == total, "normalize: lengths");
+    let (mean, var) = (
+        mean.map(|m| {
+            assert_eq!(m.len(), kept, "normalize: mean length");
+            Shared(m.as_mut_ptr())
+        }),
+        var.map(|v| {
+            assert_eq!(v.len(), kept, "normalize: var length");
+            Shared(v.as_mut_ptr())
+        }),
+    );
+    let out = Shared(y.as_mut_ptr());
+    for_groups(kept, total, &|k| {
+        with_avx2(|| {
+            let (mu, v, r) = stats(x, k, outer, kept, inner, eps);
+            // SAFETY: group `k` is written by this call only; the offsets are in bounds.
+            unsafe {
+                if let Some(m) = mean {
+                    *m.get().add(k) = mu;
+                }
+                if let Some(s) = var {
+                    *s.get().add(k) = v;
+                }
+                for a in 0..outer {
+                    let off = (a * kept + k) * inner;
+                    let dst = std::slice::from_raw_parts_mut(out.get().add(off), inner);
+                    for (d, &xv) in dst.iter_mut().zip(&x[off..off + inner]) {
+                        *d = (xv - mu) * r;
+                    }
+                }
+            }
+        })
+    });
+}
+
+/// The gradient of [`normalize`]: `dx = r·(g − mean(g) − y·mean(g·y))` per group, with `r`
+/// recomputed from `x` and `y` the forward output.
+///
+/// # Panics
+/// If the slices' lengths do not match the view.
+#[allow(clippy::too_many_arguments)]
+pub fn normalize_backward<T: Float>(
+    x: &[T],
+    y: &[T],
+    g: &[T],
+    dx: &mut [T],
+    outer: usize,
+    kept: usize,
+    inner: usize,
+    eps: T,
+) {
+    let total = outer * kept * inner;
+    assert!(
+        x.len() == total && y.len() == total && g.len() == total && dx.len() == total,
+        "normalize_backward: lengths"
+    );
+    let out = Shared(dx.as_mut_ptr());
+    let n = T::from_f64((outer * inner) as f64);
+    for_groups(kept, total, &|k| {
+        with_avx2(|| {
+            let (_, _, r) = stats(x, k, outer, kept, inner, eps);
+            let (mut sg, mut sgy) = (T::zero(), T::zero());
+            for (gs, ys) in
+                segments(g, k, outer, kept, inner).zip(segments(y, k, outer, kept, inner))
+            {
+                let (a, b) = grad_sums(gs, ys);
+                sg += a;
+                sgy += b;
+            }
+            let (mg, mgy) = (sg / n, sgy / n);
+            // SAFETY: group `k` is written by this call only; the offsets are in bounds.
+            unsafe {
+                for a in 0..outer {
+                    let off = (a * kept + k) * inner;
+                    let dst = std::slice::from_raw_parts_mut(out.get().add(off), inner);
+                    for ((d, &gv), &yv) in dst
+                        .iter_mut()
+                        .zip(&g[off..off + inner])
+                        .zip(&y[off..off + inner])
+                    {
+                        *d = r * (gv - mg - yv * mgy);
+                    }
+                }
+            }
+        })
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naive formulas, in f64.
+    fn naive(x: &[f64], outer: usize, kept: usize, inner: usize, eps: f64) -> Vec<f64> {
+        let mut y = vec![0.0; x.len()];
+        for k in 0..kept {
+            let idx: Vec<usize> = (0..outer)
+                .flat_map(|a| (0..inner).map(move |b| (a * kept + k) * inner + b))
+                .collect();
+            let n = idx.len() as f64;
+            let m = idx.iter().map(|&i| x[i]).sum::<f64>() / n;
+            let v = idx.iter().map(|&i| (x[i] - m).powi(2)).sum::<f64>() / n;
+            for &i in &idx {
+                y[i] = (x[i] - m) / (v + eps).sqrt();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_the_formula_on_every_layout() {
+        for (outer, kept, inner) in [
+            (1, 1, 1),
+            (1, 3, 5),
+            (4, 3, 1),
+            (2, 3, 37),
+            (3, 70, 40),
+            (1, 1, 100),
+        ] {
+            let x: Vec<f64> = (0..outer * kept * inner)
+                .map(|i| ((i * 7919) % 101) as f64 * 0.05 - 2.0)
+                .collect();
+            let mut y = vec![0.0; x.len()];
+            let (mut m, mut v) = (vec![0.0; kept], vec![0.0; kept]);
+            normalize(
+                &x,
+                &mut y,
+                outer,
+                kept,
+                inner,
+                1e-5,
+                Some(&mut m),
+                Some(&mut v),
+            );
+            let want = naive(&x, outer, kept, inner, 1e-5);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "{outer}x{kept}x{inner}: {a} vs {b}");
+            }
+            assert!(v.iter().all(|&s| s >= 0.0) && m.iter().all(|s| s.is_finite()));
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let (outer, kept, inner) = (8, 16, 900);
+        let x: Vec<f32> = (0..outer * kept * inner)
+            .map(|i| (i as f32 * 0.37).sin() * 3.0)
+            .collect();
+        let g: Vec<f32> = (0..x.len()).map(|i| (i as f32 * 0.11).cos()).collect();
+        let run = |threads| {
+            crate::threads::set_num_threads(threads);
+            let mut y = vec![0.0f32; x.len()];
+            normalize(&x, &mut y, outer, kept, inner, 1e-5, None, None);
+            let mut dx = vec![0.0f32; x.len()];
+            normalize_backward(&x, &y, &g, &mut dx, outer, kept, inner, 1e-5);
+            (y, dx)
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        crate::threads::set_num_threads(2);
+    }
+}
