@@ -282,17 +282,17 @@ unsafe fn blocked<T: Float>(
     } else {
         1
     };
-    // Each thread packs the operand every task needs into its own buffer and claims chunks
-    // of the other one at a time. Mostly that is all of B̃ per thread, with row blocks of A
-    // claimed; a short, wide product (few row panels, e.g. the 64 output channels of a
-    // convolution) instead packs its small block of A per thread and claims runs of B̃'s
-    // panels. Either way each element of C is computed in one fixed order whatever the
-    // thread count or the claiming order.
+    // Each thread packs the operand every chunk needs into its own buffer and claims chunks
+    // of the other one at a time: all of B̃ per thread with row blocks of A claimed, or, when
+    // A's block is the smaller one (the 64 output channels of a convolution, a batch of 128
+    // against a wide weight), A's block per thread with runs of B̃'s panels claimed. Either
+    // way each element of C is computed in one fixed order whatever the thread count or the
+    // claiming order.
     let row_panels = m.div_ceil(mr);
     let col_panels = T::NC.min(n).div_ceil(nr);
     let split_cols = threads > 1 && m <= T::MC && m < T::NC.min(n) && col_panels >= 2 * threads;
-    // Several chunks per thread, so a thread that runs slower (this host's vCPUs at times
-    // share a core with another tenant) takes fewer of them.
+    // Several chunks per thread, so a thread that runs slower for a while (this host slows
+    // one vCPU at times) or starts late takes fewer of them.
     let max_panels = T::MC / mr;
     let blocks = if threads == 1 {
         row_panels.div_ceil(max_panels)
@@ -333,13 +333,13 @@ unsafe fn blocked<T: Float>(
                 kc: kc_step.min(k - pc),
                 beta: if pc == 0 { beta } else { T::one() },
             };
-            let next = Claims(AtomicUsize::new(0));
+            let claims = Claims::new();
             if threads > 1 {
                 // SAFETY: the caller's contract; claimed chunks are disjoint parts of C.
-                crate::threads::parallel_for(threads, &|_| unsafe { plan.run(step, &next.0) });
+                crate::threads::parallel_for(threads, &|t| unsafe { plan.run(step, &claims, t) });
             } else {
                 // SAFETY: the caller's contract.
-                unsafe { plan.run(step, &next.0) };
+                unsafe { plan.run(step, &claims, 0) };
             }
         }
     }
@@ -348,9 +348,40 @@ unsafe fn blocked<T: Float>(
 /// Chunks per thread in a parallel product.
 const CHUNKS: usize = 3;
 
-/// The shared chunk counter of one step, on a cache line of its own.
+/// Owner groups of chunks (threads beyond this share groups).
+const GROUPS: usize = 8;
+
+/// The chunk counters of one step: the chunks are cut into one contiguous group per task,
+/// each with its own counter on a cache line of its own.
+///
+/// A task first takes the chunks of its own group, in order, then takes what is left in the
+/// others'. When the threads keep pace, each computes the same rows (or columns) of C in
+/// every product, so C's cache lines stay in that core's cache from one product to the next
+/// (with one shared counter the assignment changed from product to product and the lines of
+/// C moved between the cores: on this host that made a 128³ product 40% slower at times).
+/// When one thread falls behind, the other takes the rest of its group.
+struct Claims([Counter; GROUPS]);
+
 #[repr(align(64))]
-struct Claims(AtomicUsize);
+struct Counter(AtomicUsize);
+
+impl Claims {
+    fn new() -> Self {
+        Claims(std::array::from_fn(|_| Counter(AtomicUsize::new(0))))
+    }
+
+    /// Claims the next chunk for task `task` of `tasks`, out of `count` chunks: from its own
+    /// group first, then from the following groups.
+    fn claim(&self, task: usize, tasks: usize, count: usize) -> Option<usize> {
+        let groups = tasks.clamp(1, GROUPS);
+        let own = task % groups;
+        (0..groups).map(|i| (own + i) % groups).find_map(|g| {
+            let (start, end) = (count * g / groups, count * (g + 1) / groups);
+            let c = start + self.0[g].0.fetch_add(1, Ordering::Relaxed);
+            (c < end).then_some(c)
+        })
+    }
+}
 
 /// One blocked product: what every thread needs to take part in it.
 ///
@@ -397,13 +428,13 @@ unsafe impl<T> Send for Plan<T> {}
 unsafe impl<T> Sync for Plan<T> {}
 
 impl<T: Float> Plan<T> {
-    /// Takes part in `step`: packs this thread's copy of the shared operand, then claims
-    /// chunks from `next` until none is left.
+    /// Takes part in `step` as task `task`: packs this thread's copy of the shared operand,
+    /// then claims chunks until none is left.
     ///
     /// # Safety
     /// The operands are in bounds for their shapes and strides (`blocked`'s contract), and
-    /// every thread working on the step claims from the same counter.
-    unsafe fn run(self, step: Step<T>, next: &AtomicUsize) {
+    /// every thread working on the step claims from the same `claims`.
+    unsafe fn run(self, step: Step<T>, claims: &Claims, task: usize) {
         let (mr, nr) = (T::MR, T::NR);
         let Step { jc, nc, pc, kc, .. } = step;
         let panels = nc.div_ceil(nr);
@@ -418,34 +449,39 @@ impl<T: Float> Plan<T> {
             let at = ic as isize * self.rsa + pc as isize * self.csa;
             pack::pack_a(mcb, kc, self.a.offset(at), self.rsa, self.csa, abuf);
         };
+        // A chunk is claimed before anything is packed: a thread that arrives when all are
+        // taken (a helper that woke late, or the second pass of a nested call run serially)
+        // returns at once instead of packing for nothing while the caller waits for it.
+        let claim = |count: usize| claims.claim(task, self.threads, count);
         if self.split_cols {
+            // Runs of B̃'s panels: a multiple of the thread count, of at least 2 panels each.
+            let threads = self.threads;
+            let chunks = CHUNKS.min(panels / (2 * threads)).max(1) * threads;
+            let Some(first) = claim(chunks) else {
+                return;
+            };
             let m = self.m;
             T::with_a_buf(m.div_ceil(mr) * mr * kc, |abuf| {
                 pack_a(0, m, abuf);
-                // Runs of B̃'s panels: a multiple of the thread count, of at least 2 panels each.
-                let threads = self.threads;
-                let chunks = CHUNKS.min(panels / (2 * threads)).max(1) * threads;
-                loop {
-                    let chunk = next.fetch_add(1, Ordering::Relaxed);
-                    if chunk >= chunks {
-                        break;
-                    }
-                    let (s0, s1) = (panels * chunk / chunks, panels * (chunk + 1) / chunks);
+                let mut chunk = Some(first);
+                while let Some(c) = chunk {
+                    let (s0, s1) = (panels * c / chunks, panels * (c + 1) / chunks);
                     T::with_b_buf((s1 - s0) * nr * kc, |bbuf| {
                         pack_b(s0, s1, bbuf);
                         unsafe { self.tiles(step, abuf, 0, m, bbuf, s0, s1) };
                     });
+                    chunk = claim(chunks);
                 }
             });
         } else {
+            let (row_panels, blocks) = (self.m.div_ceil(mr), self.blocks);
+            let Some(first) = claim(blocks) else {
+                return;
+            };
             T::with_b_buf(panels * nr * kc, |bbuf| {
                 pack_b(0, panels, bbuf);
-                let (row_panels, blocks) = (self.m.div_ceil(mr), self.blocks);
-                loop {
-                    let blk = next.fetch_add(1, Ordering::Relaxed);
-                    if blk >= blocks {
-                        break;
-                    }
+                let mut block = Some(first);
+                while let Some(blk) = block {
                     let p0 = row_panels * blk / blocks;
                     let p1 = row_panels * (blk + 1) / blocks;
                     let (ic, mcb) = (p0 * mr, (p1 * mr).min(self.m) - p0 * mr);
@@ -453,6 +489,7 @@ impl<T: Float> Plan<T> {
                         pack_a(ic, mcb, abuf);
                         unsafe { self.tiles(step, abuf, ic, mcb, bbuf, 0, panels) };
                     });
+                    block = claim(blocks);
                 }
             });
         }
