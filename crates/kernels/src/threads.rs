@@ -22,14 +22,30 @@ use std::time::{Duration, Instant};
 /// How long an idle helper spins before it parks.
 const SPIN: Duration = Duration::from_micros(200);
 
+/// Groups a job's tasks are cut into (threads beyond this share groups).
+const GROUPS: usize = 8;
+
 /// A job: `f(i)` for `i in 0..n`, shared with the helpers through raw pointers; the caller
 /// keeps it alive until every helper has let go of it.
+///
+/// The tasks are cut into one contiguous group per thread, each with its own counter: a
+/// thread runs its own group first (the caller the first, helper `h` group `h + 1`), then
+/// takes what is left of the others. While the threads keep pace, the same thread runs the
+/// same tasks in every call of a loop, so the data a task writes stays in that core's cache
+/// (with one shared counter, which thread ran which task changed from call to call and the
+/// output's cache lines moved between the cores, which this host makes slow at times); a
+/// thread that falls behind has the rest of its group taken from it.
 struct Job {
     f: *const (dyn Fn(usize) + Sync),
     n: usize,
-    next: AtomicUsize,
+    groups: usize,
+    next: [Counter; GROUPS],
     finished: AtomicUsize,
 }
+
+/// A task counter on a cache line of its own.
+#[repr(align(64))]
+struct Counter(AtomicUsize);
 
 struct Pool {
     /// Odd while a job is open; +1 on open and +1 on close.
@@ -87,18 +103,23 @@ pub fn set_num_threads(n: usize) {
     p.helpers_allowed.store(n - 1, Ordering::Relaxed);
 }
 
-/// Runs the tasks of the open job until none is left.
-fn work(job: &Job) {
+/// Runs tasks of the open job as thread `me` (0 for the caller) until none is left: its own
+/// group first, then the others in turn.
+fn work(job: &Job, me: usize) {
     let mut done = 0;
-    loop {
-        let i = job.next.fetch_add(1, Ordering::Relaxed);
-        if i >= job.n {
-            break;
+    for k in 0..job.groups {
+        let g = (me + k) % job.groups;
+        let (start, end) = (job.n * g / job.groups, job.n * (g + 1) / job.groups);
+        loop {
+            let i = start + job.next[g].0.fetch_add(1, Ordering::Relaxed);
+            if i >= end {
+                break;
+            }
+            // SAFETY: the submitter keeps the closure alive until the job is closed and no
+            // helper holds a reference (see `parallel_for`).
+            unsafe { (*job.f)(i) };
+            done += 1;
         }
-        // SAFETY: the submitter keeps the closure alive until the job is closed and no
-        // helper holds a reference (see `parallel_for`).
-        unsafe { (*job.f)(i) };
-        done += 1;
     }
     if done > 0 {
         job.finished.fetch_add(done, Ordering::AcqRel);
@@ -139,7 +160,7 @@ fn helper_loop(index: usize) {
         if p.state.load(Ordering::Acquire) == s {
             let job = p.job.0.load(Ordering::Acquire);
             // SAFETY: registered on the open job `s`; the submitter waits for `refs` to drop.
-            work(unsafe { &*job });
+            work(unsafe { &*job }, index + 1);
         }
         p.refs.fetch_sub(1, Ordering::AcqRel);
     }
@@ -185,7 +206,8 @@ pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     let job = Job {
         f,
         n,
-        next: AtomicUsize::new(0),
+        groups: (helpers + 1).min(GROUPS).min(n),
+        next: std::array::from_fn(|_| Counter(AtomicUsize::new(0))),
         finished: AtomicUsize::new(0),
     };
     p.job
@@ -195,7 +217,7 @@ pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     if *p.park.lock().unwrap_or_else(|e| e.into_inner()) > 0 {
         p.wake.notify_all();
     }
-    work(&job);
+    work(&job, 0);
     while job.finished.load(Ordering::Acquire) < n {
         std::hint::spin_loop();
     }
