@@ -21,7 +21,7 @@
 //! in a fixed order, so results do not depend on the thread count.
 
 use crate::elementwise::PARALLEL_MIN;
-use crate::reduce::lane_sum;
+use crate::reduce::{lane_sum, lane_sum_of};
 use crate::simd::with_avx2;
 use crate::threads::parallel_for;
 use crate::Float;
@@ -82,30 +82,10 @@ fn stats<T: Float>(
     let mean = s / n;
     let mut q = T::zero();
     for seg in segments(x, k, outer, kept, inner) {
-        q += sq_dev_sum(seg, mean);
+        q += lane_sum_of(seg, |v| (v - mean) * (v - mean));
     }
     let var = q / n;
     (mean, var, T::one() / (var + eps).sqrt())
-}
-
-/// `Σ (x − m)²` in 32 lanes (as [`lane_sum`]).
-#[inline(always)]
-fn sq_dev_sum<T: Float>(x: &[T], m: T) -> T {
-    const L: usize = 32;
-    let mut lanes = [T::zero(); L];
-    let chunks = x.chunks_exact(L);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            let d = v - m;
-            *l += d * d;
-        }
-    }
-    let mut s: T = lanes.iter().copied().sum();
-    for &v in rest {
-        s += (v - m) * (v - m);
-    }
-    s
 }
 
 /// `Σ g` and `Σ g·y` in 32 lanes each.

@@ -36,13 +36,19 @@ pub fn sum<T: Float>(x: &[T]) -> T {
 /// Sum in 32 lanes combined pairwise: the compiler keeps the lanes in vector registers.
 #[inline(always)]
 pub(crate) fn lane_sum<T: Float>(x: &[T]) -> T {
+    lane_sum_of(x, |v| v)
+}
+
+/// `Σ f(x_i)` in 32 lanes combined pairwise (as [`lane_sum`]).
+#[inline(always)]
+pub(crate) fn lane_sum_of<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
     const L: usize = 32;
     let mut lanes = [T::zero(); L];
     let chunks = x.chunks_exact(L);
     let rest = chunks.remainder();
     for c in chunks {
         for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += v;
+            *l += f(v);
         }
     }
     let mut width = L;
@@ -54,7 +60,7 @@ pub(crate) fn lane_sum<T: Float>(x: &[T]) -> T {
     }
     let mut s = lanes[0];
     for &v in rest {
-        s += v;
+        s += f(v);
     }
     s
 }
