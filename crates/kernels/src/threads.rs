@@ -25,27 +25,49 @@ const SPIN: Duration = Duration::from_micros(200);
 /// Groups a job's tasks are cut into (threads beyond this share groups).
 const GROUPS: usize = 8;
 
-/// A job: `f(i)` for `i in 0..n`, shared with the helpers through raw pointers; the caller
-/// keeps it alive until every helper has let go of it.
+/// Counters for handing out the items `0..count` cut into one contiguous group per thread,
+/// each group with its own counter on a cache line of its own.
 ///
-/// The tasks are cut into one contiguous group per thread, each with its own counter: a
-/// thread runs its own group first (the caller the first, helper `h` group `h + 1`), then
-/// takes what is left of the others. While the threads keep pace, the same thread runs the
-/// same tasks in every call of a loop, so the data a task writes stays in that core's cache
-/// (with one shared counter, which thread ran which task changed from call to call and the
-/// output's cache lines moved between the cores, which this host makes slow at times); a
-/// thread that falls behind has the rest of its group taken from it.
+/// A thread takes the items of its own group in order, then what is left of the following
+/// groups. While the threads keep pace, the same thread gets the same items every time, so
+/// the data it writes stays in its core's cache (with one shared counter, which thread got
+/// which item changed from call to call and the written cache lines moved between the
+/// cores, which this host makes slow at times); a thread that falls behind has the rest of
+/// its group taken from it.
+pub(crate) struct Claims([Counter; GROUPS]);
+
+/// A counter on a cache line of its own.
+#[repr(align(64))]
+struct Counter(AtomicUsize);
+
+impl Claims {
+    pub(crate) fn new() -> Self {
+        Claims(std::array::from_fn(|_| Counter(AtomicUsize::new(0))))
+    }
+
+    /// The next item of `0..count` for thread `me` (0-based) when `threads` threads take
+    /// part, or `None` when all are taken.
+    pub(crate) fn claim(&self, me: usize, threads: usize, count: usize) -> Option<usize> {
+        let groups = threads.min(count).clamp(1, GROUPS);
+        (0..groups).map(|k| (me + k) % groups).find_map(|g| {
+            let (start, end) = (count * g / groups, count * (g + 1) / groups);
+            let i = start + self.0[g].0.fetch_add(1, Ordering::Relaxed);
+            (i < end).then_some(i)
+        })
+    }
+}
+
+/// A job: `f(i)` for `i in 0..n`, shared with the helpers through raw pointers; the caller
+/// keeps it alive until every helper has let go of it. Tasks are handed out through
+/// [`Claims`]: the caller runs the first group, helper `h` group `h + 1`, then each takes
+/// what is left.
 struct Job {
     f: *const (dyn Fn(usize) + Sync),
     n: usize,
-    groups: usize,
-    next: [Counter; GROUPS],
+    threads: usize,
+    next: Claims,
     finished: AtomicUsize,
 }
-
-/// A task counter on a cache line of its own.
-#[repr(align(64))]
-struct Counter(AtomicUsize);
 
 struct Pool {
     /// Odd while a job is open; +1 on open and +1 on close.
@@ -103,23 +125,14 @@ pub fn set_num_threads(n: usize) {
     p.helpers_allowed.store(n - 1, Ordering::Relaxed);
 }
 
-/// Runs tasks of the open job as thread `me` (0 for the caller) until none is left: its own
-/// group first, then the others in turn.
+/// Runs tasks of the open job as thread `me` (0 for the caller) until none is left.
 fn work(job: &Job, me: usize) {
     let mut done = 0;
-    for k in 0..job.groups {
-        let g = (me + k) % job.groups;
-        let (start, end) = (job.n * g / job.groups, job.n * (g + 1) / job.groups);
-        loop {
-            let i = start + job.next[g].0.fetch_add(1, Ordering::Relaxed);
-            if i >= end {
-                break;
-            }
-            // SAFETY: the submitter keeps the closure alive until the job is closed and no
-            // helper holds a reference (see `parallel_for`).
-            unsafe { (*job.f)(i) };
-            done += 1;
-        }
+    while let Some(i) = job.next.claim(me, job.threads, job.n) {
+        // SAFETY: the submitter keeps the closure alive until the job is closed and no
+        // helper holds a reference (see `parallel_for`).
+        unsafe { (*job.f)(i) };
+        done += 1;
     }
     if done > 0 {
         job.finished.fetch_add(done, Ordering::AcqRel);
@@ -206,8 +219,8 @@ pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     let job = Job {
         f,
         n,
-        groups: (helpers + 1).min(GROUPS).min(n),
-        next: std::array::from_fn(|_| Counter(AtomicUsize::new(0))),
+        threads: helpers + 1,
+        next: Claims::new(),
         finished: AtomicUsize::new(0),
     };
     p.job

@@ -23,8 +23,7 @@
 mod micro;
 mod pack;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use crate::threads::Claims;
 use crate::Float;
 
 /// Row and column strides of a matrix operand, in elements.
@@ -348,41 +347,6 @@ unsafe fn blocked<T: Float>(
 /// Chunks per thread in a parallel product.
 const CHUNKS: usize = 3;
 
-/// Owner groups of chunks (threads beyond this share groups).
-const GROUPS: usize = 8;
-
-/// The chunk counters of one step: the chunks are cut into one contiguous group per task,
-/// each with its own counter on a cache line of its own.
-///
-/// A task first takes the chunks of its own group, in order, then takes what is left in the
-/// others'. When the threads keep pace, each computes the same rows (or columns) of C in
-/// every product, so C's cache lines stay in that core's cache from one product to the next
-/// (with one shared counter the assignment changed from product to product and the lines of
-/// C moved between the cores: on this host that made a 128³ product 40% slower at times).
-/// When one thread falls behind, the other takes the rest of its group.
-struct Claims([Counter; GROUPS]);
-
-#[repr(align(64))]
-struct Counter(AtomicUsize);
-
-impl Claims {
-    fn new() -> Self {
-        Claims(std::array::from_fn(|_| Counter(AtomicUsize::new(0))))
-    }
-
-    /// Claims the next chunk for task `task` of `tasks`, out of `count` chunks: from its own
-    /// group first, then from the following groups.
-    fn claim(&self, task: usize, tasks: usize, count: usize) -> Option<usize> {
-        let groups = tasks.clamp(1, GROUPS);
-        let own = task % groups;
-        (0..groups).map(|i| (own + i) % groups).find_map(|g| {
-            let (start, end) = (count * g / groups, count * (g + 1) / groups);
-            let c = start + self.0[g].0.fetch_add(1, Ordering::Relaxed);
-            (c < end).then_some(c)
-        })
-    }
-}
-
 /// One blocked product: what every thread needs to take part in it.
 ///
 /// A thread takes the plan by value, so its loops read nothing from the submitting
@@ -452,6 +416,8 @@ impl<T: Float> Plan<T> {
         // A chunk is claimed before anything is packed: a thread that arrives when all are
         // taken (a helper that woke late, or the second pass of a nested call run serially)
         // returns at once instead of packing for nothing while the caller waits for it.
+        // Each thread takes its own contiguous group of chunks first (see `Claims`), so it
+        // writes the same part of C in every product while the threads keep pace.
         let claim = |count: usize| claims.claim(task, self.threads, count);
         if self.split_cols {
             // Runs of B̃'s panels: a multiple of the thread count, of at least 2 panels each.
