@@ -46,7 +46,7 @@ pub fn for_chunks(n: usize, body: &(dyn Fn(Range<usize>) + Sync)) {
 
 /// A raw output pointer that may cross threads: each piece writes a disjoint range.
 #[derive(Clone, Copy)]
-struct Out<U>(*mut U);
+pub(crate) struct Out<U>(pub(crate) *mut U);
 // SAFETY: used only to write disjoint ranges of one slice, each from one thread.
 unsafe impl<U: Send> Send for Out<U> {}
 // SAFETY: as above.
@@ -59,7 +59,7 @@ impl<U> Out<U> {
     /// `r` lies inside the slice this pointer came from, and no other live reference
     /// covers it.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn piece(&self, r: Range<usize>) -> &mut [U] {
+    pub(crate) unsafe fn piece(&self, r: Range<usize>) -> &mut [U] {
         std::slice::from_raw_parts_mut(self.0.add(r.start), r.len())
     }
 }

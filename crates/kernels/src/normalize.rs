@@ -20,24 +20,11 @@
 //! intermediates. Groups are split over the thread pool; each group is computed by one task
 //! in a fixed order, so results do not depend on the thread count.
 
-use crate::elementwise::PARALLEL_MIN;
+use crate::elementwise::{Out, PARALLEL_MIN};
 use crate::reduce::{lane_sum, lane_sum_of};
 use crate::simd::with_avx2;
 use crate::threads::parallel_for;
 use crate::Float;
-
-/// A pointer shared by the tasks: each writes the elements of its own groups.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    #[inline(always)]
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
 
 /// Runs `f(k)` for every group `k in 0..kept`, on the pool when the data is large.
 fn for_groups(kept: usize, total: usize, f: &(dyn Fn(usize) + Sync)) {
@@ -133,28 +120,28 @@ pub fn normalize<T: Float>(
     let (mean, var) = (
         mean.map(|m| {
             assert_eq!(m.len(), kept, "normalize: mean length");
-            Shared(m.as_mut_ptr())
+            Out(m.as_mut_ptr())
         }),
         var.map(|v| {
             assert_eq!(v.len(), kept, "normalize: var length");
-            Shared(v.as_mut_ptr())
+            Out(v.as_mut_ptr())
         }),
     );
-    let out = Shared(y.as_mut_ptr());
+    let out = Out(y.as_mut_ptr());
     for_groups(kept, total, &|k| {
         with_avx2(|| {
             let (mu, v, r) = stats(x, k, outer, kept, inner, eps);
             // SAFETY: group `k` is written by this call only; the offsets are in bounds.
             unsafe {
                 if let Some(m) = mean {
-                    *m.get().add(k) = mu;
+                    m.piece(k..k + 1)[0] = mu;
                 }
                 if let Some(s) = var {
-                    *s.get().add(k) = v;
+                    s.piece(k..k + 1)[0] = v;
                 }
                 for a in 0..outer {
                     let off = (a * kept + k) * inner;
-                    let dst = std::slice::from_raw_parts_mut(out.get().add(off), inner);
+                    let dst = out.piece(off..off + inner);
                     for (d, &xv) in dst.iter_mut().zip(&x[off..off + inner]) {
                         *d = (xv - mu) * r;
                     }
@@ -185,7 +172,7 @@ pub fn normalize_backward<T: Float>(
         x.len() == total && y.len() == total && g.len() == total && dx.len() == total,
         "normalize_backward: lengths"
     );
-    let out = Shared(dx.as_mut_ptr());
+    let out = Out(dx.as_mut_ptr());
     let n = T::from_f64((outer * inner) as f64);
     for_groups(kept, total, &|k| {
         with_avx2(|| {
@@ -203,7 +190,7 @@ pub fn normalize_backward<T: Float>(
             unsafe {
                 for a in 0..outer {
                     let off = (a * kept + k) * inner;
-                    let dst = std::slice::from_raw_parts_mut(out.get().add(off), inner);
+                    let dst = out.piece(off..off + inner);
                     for ((d, &gv), &yv) in dst
                         .iter_mut()
                         .zip(&g[off..off + inner])
