@@ -85,6 +85,18 @@ pub enum Error {
         /// Where the op was called.
         location: Location,
     },
+    /// A tensor the machine cannot hold: the allocator refused its memory.
+    #[error("{op}: cannot allocate {bytes} bytes for a tensor of shape {shape:?} (at {location})")]
+    Alloc {
+        /// The op whose output it was.
+        op: &'static str,
+        /// The tensor's shape.
+        shape: Shape,
+        /// The bytes asked for.
+        bytes: usize,
+        /// Where the op was called.
+        location: Location,
+    },
     /// A NaN or an infinity where a finite number is required (a gradient norm, a loss).
     #[error("{op}: {message}")]
     NonFinite {
@@ -112,6 +124,35 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// An [`Error::Argument`] for `op` at the caller's line: for crates built on tapegrad
+    /// (layers, losses, loaders) whose checks should read like the core's.
+    ///
+    /// ```
+    /// use tapegrad_core::Error;
+    /// let e = Error::argument("my_loss", "beta must be ≥ 0, got -1");
+    /// assert!(e.to_string().starts_with("my_loss: beta must be ≥ 0, got -1 (at "));
+    /// ```
+    #[track_caller]
+    pub fn argument(op: &'static str, message: impl Into<String>) -> Error {
+        arg_error(op, message)
+    }
+
+    /// An [`Error::Shape`] for `op` at the caller's line.
+    #[track_caller]
+    pub fn shape(op: &'static str, shapes: &[&[usize]], rule: impl Into<String>) -> Error {
+        shape_error(op, shapes, rule)
+    }
+
+    /// Panics with this error's message, at the caller's line (the panicking form of a
+    /// check: `if bad { Error::argument(..).raise() }`).
+    #[cold]
+    #[track_caller]
+    pub fn raise(self) -> ! {
+        raise(self)
+    }
+}
+
 /// Panics with the error's message. `#[track_caller]`, so that the panic points at the line
 /// of the caller of the panicking op.
 #[cold]
@@ -133,11 +174,22 @@ pub(crate) fn ok<T>(r: Result<T>) -> T {
 /// Builds an [`Error::Shape`] for `op` at the caller's location.
 #[track_caller]
 pub(crate) fn shape_error(op: &'static str, shapes: &[&[usize]], rule: impl Into<String>) -> Error {
+    shape_error_at(op, shapes, rule, std::panic::Location::caller())
+}
+
+/// Builds an [`Error::Shape`] for `op` at `location` (captured at the public entry point,
+/// for errors built inside closures, which do not carry `#[track_caller]`).
+pub(crate) fn shape_error_at(
+    op: &'static str,
+    shapes: &[&[usize]],
+    rule: impl Into<String>,
+    location: Location,
+) -> Error {
     Error::Shape {
         op,
         shapes: Shapes(shapes.iter().map(|s| Shape::from_slice(s)).collect()),
         rule: rule.into(),
-        location: std::panic::Location::caller(),
+        location,
     }
 }
 

@@ -23,7 +23,7 @@
 //! # drop(t);
 //! ```
 
-use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -64,11 +64,18 @@ impl<E: Element> Buffer<E> {
     /// The slice handed to `fill` holds valid but unspecified values (a recycled block keeps
     /// what it held; a fresh one is zeroed; types with invalid bit patterns, like `bool`,
     /// are reset to their default first), so nothing unsound can be read from it.
+    ///
+    /// # Errors
+    /// [`AllocError`] (and `fill` is not called) if `len` elements do not fit in one
+    /// allocation (more than `isize::MAX` bytes) or the allocator refuses the block.
     #[inline]
-    pub(crate) fn new_with(len: usize, fill: impl FnOnce(&mut [E])) -> Self {
+    pub(crate) fn try_new_with(
+        len: usize,
+        fill: impl FnOnce(&mut [E]),
+    ) -> Result<Self, AllocError> {
         debug_assert!(std::mem::align_of::<E>() <= ALIGN);
-        let bytes = DATA_OFFSET + len * std::mem::size_of::<E>();
-        let (block, size) = acquire(bytes);
+        let bytes = block_bytes::<E>(len).ok_or(AllocError { bytes: None })?;
+        let (block, size) = acquire(bytes)?;
         let header = block.cast::<Header>();
         // SAFETY: `block` is a fresh or recycled block of `size >= bytes` bytes, aligned to
         // 64, owned by nobody else; the header fits in the first `DATA_OFFSET` bytes.
@@ -86,31 +93,42 @@ impl<E: Element> Buffer<E> {
         if !<E as Sealed>::ANY_BIT_PATTERN {
             let data: *mut E = buf.data_ptr();
             for i in 0..len {
-                // SAFETY: within the block; writes a valid value before any read.
+                // SAFETY: `i < len` and the block holds `DATA_OFFSET + len · size_of::<E>()`
+                // bytes (checked in `block_bytes`); writes a valid value before any read.
                 unsafe { data.add(i).write(E::default()) };
             }
         }
-        // SAFETY: every byte of the data region is initialised (zeroed by the allocator or
-        // written by an earlier user) and valid for `E` (any pattern is valid for `E`, or the
-        // elements were just reset); the buffer is unique.
+        // SAFETY: the data region holds `len` elements (checked above); every byte of it is
+        // initialised (zeroed by the allocator or written by an earlier user) and valid for
+        // `E` (any pattern is valid for `E`, or the elements were just reset); the buffer is
+        // unique, so nothing else reads or writes it while `fill` runs.
         fill(unsafe { std::slice::from_raw_parts_mut(buf.data_ptr(), len) });
-        buf
+        Ok(buf)
     }
 
     /// A buffer holding a copy of `src`.
+    ///
+    /// # Panics
+    /// If the allocator refuses the block (the copy of a slice that exists always fits).
+    #[track_caller]
     pub(crate) fn from_slice(src: &[E]) -> Self {
-        Self::new_with(src.len(), |out| out.copy_from_slice(src))
+        match Self::try_new_with(src.len(), |out| out.copy_from_slice(src)) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[inline]
     fn header(&self) -> &Header {
-        // SAFETY: the header lives as long as any handle to the buffer.
+        // SAFETY: the header was written when the block was acquired and lives as long as
+        // any handle to the buffer; it is only read through `&` (the count is atomic).
         unsafe { self.ptr.as_ref() }
     }
 
     #[inline]
     fn data_ptr(&self) -> *mut E {
-        // SAFETY: the data region starts `DATA_OFFSET` bytes into the block.
+        // SAFETY: the data region starts `DATA_OFFSET` bytes into the block, which is at
+        // least that long, so the offset stays inside the allocation.
         unsafe { self.ptr.as_ptr().cast::<u8>().add(DATA_OFFSET).cast::<E>() }
     }
 
@@ -230,19 +248,43 @@ fn limit() -> usize {
     LIMIT.load(Ordering::Relaxed)
 }
 
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, ALIGN).expect("tensor buffer size overflows isize")
+/// The bytes of a block holding `len` elements of `E` after the header, or `None` when
+/// that is more than one allocation can hold (`isize::MAX` bytes).
+fn block_bytes<E>(len: usize) -> Option<usize> {
+    len.checked_mul(std::mem::size_of::<E>())
+        .and_then(|b| b.checked_add(DATA_OFFSET))
+        .filter(|&b| b <= isize::MAX as usize)
+}
+
+/// Why a buffer could not be had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AllocError {
+    /// The bytes asked of the allocator; `None` when the count does not fit in one
+    /// allocation at all.
+    pub(crate) bytes: Option<usize>,
+}
+
+impl std::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.bytes {
+            Some(b) => write!(f, "the allocator refused a block of {b} bytes"),
+            None => f.write_str("the buffer would exceed isize::MAX bytes"),
+        }
+    }
 }
 
 fn free_block(block: NonNull<u8>, size: usize) {
-    // SAFETY: every block was allocated with `layout(size)` for this same `size`.
-    unsafe { dealloc(block.as_ptr(), layout(size)) }
+    // The layout was valid when the block was allocated with it, so it is valid now.
+    let l = Layout::from_size_align(size, ALIGN).expect("the layout a block was allocated with");
+    // SAFETY: every block was allocated by `acquire` with this same layout, and is freed
+    // once (it left the pool, or never entered it).
+    unsafe { dealloc(block.as_ptr(), l) }
 }
 
 /// A block of at least `bytes` bytes: from the pool if one of its class is free, else fresh
 /// (zeroed) from the allocator. Returns the block and its size.
 #[inline]
-fn acquire(bytes: usize) -> (NonNull<u8>, usize) {
+fn acquire(bytes: usize) -> Result<(NonNull<u8>, usize), AllocError> {
     let (class, size) = size_class(bytes);
     let recycled = POOL
         .try_with(|p| {
@@ -254,15 +296,56 @@ fn acquire(bytes: usize) -> (NonNull<u8>, usize) {
         .ok()
         .flatten();
     if let Some(block) = recycled {
-        return (block, size);
+        return Ok((block, size));
     }
-    let l = layout(size);
+    fresh_block(size).map(|b| (b, size))
+}
+
+/// A zeroed block of `size` bytes (a size class) from the allocator.
+#[cold]
+fn fresh_block(size: usize) -> Result<NonNull<u8>, AllocError> {
+    let refused = AllocError { bytes: Some(size) };
+    // A size class above `isize::MAX` (the class of a count just under it) has no layout.
+    let l = Layout::from_size_align(size, ALIGN).map_err(|_| refused)?;
     // SAFETY: `l` has a non-zero size (at least 64 bytes).
     let raw = unsafe { alloc_zeroed(l) };
-    match NonNull::new(raw) {
-        Some(block) => (block, size),
-        None => handle_alloc_error(l),
+    NonNull::new(raw).ok_or(refused)
+}
+
+/// Makes sure that the next buffer of `len` elements of `E` this thread asks for can be
+/// had: when the pool holds no block of its size class, one is taken from the allocator
+/// now and kept in the pool, where that buffer will find it. An op whose output size comes
+/// from its arguments calls this before it computes anything, so that an output too large
+/// for the machine is an error of its `try_` form instead of a panic deep in a kernel.
+///
+/// # Errors
+/// [`AllocError`] if no such block can be allocated.
+pub(crate) fn try_reserve<E: Element>(len: usize) -> Result<(), AllocError> {
+    let bytes = block_bytes::<E>(len).ok_or(AllocError { bytes: None })?;
+    let (class, size) = size_class(bytes);
+    let held = POOL
+        .try_with(|p| p.borrow().bins.get(class).is_some_and(|b| !b.is_empty()))
+        .unwrap_or(false);
+    if held {
+        return Ok(());
     }
+    let block = fresh_block(size)?;
+    // Kept even beyond the pool's limit: it is taken back by the very next buffer of its
+    // class, and the limit applies again when that buffer is released.
+    let kept = POOL
+        .try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.bins.len() <= class {
+                p.bins.resize_with(class + 1, Vec::new);
+            }
+            p.bins[class].push(block);
+            p.held += size;
+        })
+        .is_ok();
+    if !kept {
+        free_block(block, size);
+    }
+    Ok(())
 }
 
 #[inline]
@@ -360,13 +443,13 @@ mod tests {
     #[test]
     fn blocks_are_recycled_and_data_is_aligned() {
         trim_pool();
-        let a = Buffer::<f32>::new_with(1000, |s| s.fill(1.5));
+        let a = Buffer::<f32>::try_new_with(1000, |s| s.fill(1.5)).unwrap();
         assert_eq!(a.as_slice().as_ptr() as usize % 64, 0);
         let p = a.as_slice().as_ptr();
         drop(a);
         assert_eq!(pool_stats().blocks, 1);
         // Same class (f64 of half the count has the same byte size): the same block.
-        let b = Buffer::<f64>::new_with(500, |s| s.fill(2.0));
+        let b = Buffer::<f64>::try_new_with(500, |s| s.fill(2.0)).unwrap();
         assert_eq!(b.as_slice().as_ptr() as usize, p as usize);
         assert_eq!(pool_stats().blocks, 0);
         assert!(b.as_slice().iter().all(|&v| v == 2.0));
@@ -375,14 +458,14 @@ mod tests {
     #[test]
     fn bool_buffers_start_from_valid_values() {
         trim_pool();
-        drop(Buffer::<u8>::new_with(100, |s| s.fill(7)));
-        let b = Buffer::<bool>::new_with(100, |_| {});
+        drop(Buffer::<u8>::try_new_with(100, |s| s.fill(7)).unwrap());
+        let b = Buffer::<bool>::try_new_with(100, |_| {}).unwrap();
         assert!(b.as_slice().iter().all(|&v| !v));
     }
 
     #[test]
     fn copy_on_write_and_counting() {
-        let a = Buffer::<f64>::new_with(10, |s| s.fill(1.0));
+        let a = Buffer::<f64>::try_new_with(10, |s| s.fill(1.0)).unwrap();
         let mut b = a.clone();
         assert!(a.ptr_eq(&b));
         b.make_mut()[0] = 5.0;
@@ -398,7 +481,7 @@ mod tests {
 
     #[test]
     fn a_buffer_dropped_on_another_thread_goes_to_that_threads_pool() {
-        let a = Buffer::<f32>::new_with(64, |s| s.fill(1.0));
+        let a = Buffer::<f32>::try_new_with(64, |s| s.fill(1.0)).unwrap();
         let h = std::thread::spawn(move || {
             let s: f32 = a.as_slice().iter().sum();
             drop(a);

@@ -100,9 +100,71 @@ impl Dims for &Shape {
 }
 
 /// Number of elements of a shape (1 for a 0-d shape).
+///
+/// For the shape of a tensor that exists (its count was checked when it was made); for a
+/// shape built from arguments, use [`checked_numel`].
 #[inline]
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// The number of elements of `shape`, or `None` if it is not a shape a tensor can have:
+/// the product of its non-zero sizes must fit in `isize`, so that every count computed
+/// from a tensor's shape (a stride, the size of leading or trailing axes, a byte offset of
+/// one-byte elements) fits too, even when another size is zero.
+///
+/// ```
+/// use tapegrad_core::shape::checked_numel;
+/// assert_eq!(checked_numel(&[2, 3]), Some(6));
+/// assert_eq!(checked_numel(&[]), Some(1));
+/// assert_eq!(checked_numel(&[1 << 32, 0]), Some(0));
+/// assert_eq!(checked_numel(&[1 << 32, 1 << 32]), None);
+/// assert_eq!(checked_numel(&[1 << 40, 1 << 40, 0]), None);
+/// ```
+#[inline]
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    let mut nonzero = 1usize;
+    let mut zero = false;
+    for &d in shape {
+        if d == 0 {
+            zero = true;
+        } else {
+            nonzero = nonzero
+                .checked_mul(d)
+                .filter(|&n| n <= isize::MAX as usize)?;
+        }
+    }
+    Some(if zero { 0 } else { nonzero })
+}
+
+/// Checks that a tensor of `shape` with elements of `elem_bytes` bytes can exist: its
+/// element count is valid ([`checked_numel`]) and its data fits in one allocation
+/// (`isize::MAX` bytes). Returns the element count.
+///
+/// # Errors
+/// [`Error::Shape`] naming `op` and the shape.
+pub(crate) fn check_numel(
+    op: &'static str,
+    shape: &[usize],
+    elem_bytes: usize,
+    location: Location,
+) -> Result<usize> {
+    let err = |rule: String| Error::Shape {
+        op,
+        shapes: crate::error::Shapes(vec![Shape::from_slice(shape)]),
+        rule,
+        location,
+    };
+    let n = checked_numel(shape)
+        .ok_or_else(|| err("the shape's element count overflows (it must fit in isize)".into()))?;
+    if n.checked_mul(elem_bytes)
+        .is_none_or(|b| b > isize::MAX as usize - 64)
+    {
+        return Err(err(format!(
+            "{n} elements of {elem_bytes} bytes exceed the largest allocation (isize::MAX bytes)"
+        )));
+    }
+    Ok(n)
 }
 
 /// Normalises one axis against a rank, PyTorch style: `-1` is the last axis, and a 0-d

@@ -179,6 +179,7 @@ pub struct PRelu {
 impl PRelu {
     /// `num_parameters` slopes (1, or the number of channels), initialised to `init`
     /// (PyTorch: 0.25).
+    #[track_caller]
     pub fn new<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -203,11 +204,14 @@ impl<T: Float> Module<T> for PRelu {
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
         let s = x.shape();
         if self.channels > 1 && (s.len() < 2 || s[1] != self.channels) {
-            panic!(
-                "PReLU: {} slopes need inputs with {} channels on axis 1, got shape {:?}",
-                self.channels,
-                self.channels,
-                s.as_slice()
+            crate::fail(
+                "PReLU",
+                format!(
+                    "{} slopes need inputs with {} channels on axis 1, got shape {:?}",
+                    self.channels,
+                    self.channels,
+                    s.as_slice()
+                ),
             );
         }
         prelu(x, f.param(self.weight))

@@ -88,10 +88,12 @@ impl Conv2d {
         rng: &mut R,
     ) -> Self {
         let g = cfg.spec.groups;
-        assert!(
-            g > 0 && in_channels % g == 0 && out_channels % g == 0,
-            "Conv2d `{name}`: {g} groups must divide {in_channels} input and {out_channels} output channels"
-        );
+        if !(g > 0 && in_channels % g == 0 && out_channels % g == 0) {
+            crate::fail(
+                "Conv2d",
+                format!("`{name}`: {g} groups must divide {in_channels} input and {out_channels} output channels"),
+            );
+        }
         let shape = [out_channels, in_channels / g, cfg.kernel.0, cfg.kernel.1];
         let weight = store.insert_with_role(
             format!("{name}.weight"),
@@ -128,11 +130,14 @@ impl<T: Float> Module<T> for Conv2d {
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
         let s = x.shape();
         if s.len() != 4 || s[1] != self.in_channels {
-            panic!(
-                "Conv2d `{}`: expects inputs [N, {}, H, W], got shape {:?}",
-                self.name,
-                self.in_channels,
-                s.as_slice()
+            crate::fail(
+                "Conv2d",
+                format!(
+                    "`{}` expects inputs [N, {}, H, W], got shape {:?}",
+                    self.name,
+                    self.in_channels,
+                    s.as_slice()
+                ),
             );
         }
         let b = self.bias.map(|b| f.param(b));

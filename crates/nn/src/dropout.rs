@@ -17,10 +17,9 @@ pub fn dropout<'g, T: Float, R: Rng + ?Sized>(
     p: f64,
     training: Option<&mut R>,
 ) -> Var<'g, T> {
-    assert!(
-        (0.0..=1.0).contains(&p),
-        "dropout: p must be in [0, 1], got {p}"
-    );
+    if !((0.0..=1.0).contains(&p)) {
+        crate::fail("dropout", format!("p must be in [0, 1], got {p}"));
+    }
     let Some(rng) = training else { return x };
     if p == 0.0 {
         return x;
@@ -52,10 +51,9 @@ impl Dropout {
     /// If `p` is not in `[0, 1]`.
     #[track_caller]
     pub fn new(p: f64) -> Self {
-        assert!(
-            (0.0..=1.0).contains(&p),
-            "Dropout: p must be in [0, 1], got {p}"
-        );
+        if !((0.0..=1.0).contains(&p)) {
+            crate::fail("Dropout", format!("p must be in [0, 1], got {p}"));
+        }
         Dropout { p }
     }
 

@@ -17,6 +17,7 @@ pub struct Embedding {
 
 impl Embedding {
     /// A table initialised N(0, 1).
+    #[track_caller]
     pub fn new<T: Float, R: Rng + ?Sized>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -53,9 +54,12 @@ impl Embedding {
         indices: &Tensor<usize>,
     ) -> Var<'g, T> {
         if let Some(&bad) = indices.as_slice().iter().find(|&&i| i >= self.num) {
-            panic!(
-                "Embedding: index {bad} is out of range for a table of {} vectors",
-                self.num
+            crate::fail(
+                "Embedding",
+                format!(
+                    "index {bad} is out of range for a table of {} vectors",
+                    self.num
+                ),
             );
         }
         let flat = indices.with_shape([indices.numel()]);
@@ -69,14 +73,19 @@ impl<T: Float> Module<T> for Embedding {
     /// Looks up the indices held (as whole numbers) by `x`, a constant.
     #[track_caller]
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
-        let idx = x.value().map(|v| {
+        let value = x.value();
+        let mut idx = Vec::with_capacity(value.numel());
+        for &v in value.as_slice() {
             let i = v.as_f64();
-            assert!(
-                i >= 0.0 && i.fract() == 0.0,
-                "Embedding: the input must hold whole, non-negative indices, got {i}"
-            );
-            i as usize
-        });
+            if !(i >= 0.0 && i.fract() == 0.0 && i < usize::MAX as f64) {
+                crate::fail(
+                    "Embedding",
+                    format!("the input must hold whole, non-negative indices, got {i}"),
+                );
+            }
+            idx.push(i as usize);
+        }
+        let idx = Tensor::from_vec(idx, value.shape());
         self.lookup(f, &idx)
     }
 

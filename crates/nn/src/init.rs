@@ -119,25 +119,75 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
         0 => (1, 1),
         1 => (1, shape[0]),
         _ => {
-            let receptive: usize = shape[2..].iter().product();
-            (shape[1] * receptive, shape[0] * receptive)
+            // Saturating: a shape whose count overflows is refused when its tensor is made;
+            // the fans only scale the draw.
+            let receptive = shape[2..].iter().fold(1usize, |r, &d| r.saturating_mul(d));
+            (
+                shape[1].saturating_mul(receptive),
+                shape[0].saturating_mul(receptive),
+            )
         }
     }
 }
 
 impl Init {
     /// A tensor of `shape` from this initialiser, with the fans of `shape`.
+    ///
+    /// # Panics
+    /// As [`Init::tensor_with_fans`].
+    #[track_caller]
     pub fn tensor<T: Float, R: Rng + ?Sized>(&self, shape: &[usize], rng: &mut R) -> Tensor<T> {
         self.tensor_with_fans(shape, fans(shape), rng)
     }
 
     /// A tensor of `shape`, with explicit `(fan_in, fan_out)` (a bias uses its layer's).
+    ///
+    /// A zero fan, as a layer with no inputs has, gives PyTorch's results: an empty tensor
+    /// is returned as it is, and [`Init::TorchDefault`] draws from U(0, 0), so the bias of
+    /// `Linear(0, n)` is zeros.
+    ///
+    /// # Panics
+    /// At the caller's line if the shape's element count overflows or the memory cannot be
+    /// allocated, or if a scale that divides by a fan (Xavier, Kaiming, He, LeCun) meets a
+    /// fan of 0 for a non-empty tensor (PyTorch raises a division by zero there).
+    #[track_caller]
     pub fn tensor_with_fans<T: Float, R: Rng + ?Sized>(
         &self,
         shape: &[usize],
         (fan_in, fan_out): (usize, usize),
         rng: &mut R,
     ) -> Tensor<T> {
+        let empty = tapegrad_core::shape::checked_numel(shape) == Some(0);
+        if empty {
+            return Tensor::zeros(shape);
+        }
+        if *self == Init::TorchDefault && fan_in == 0 {
+            return Tensor::zeros(shape);
+        }
+        let divides_by_fan = !matches!(
+            self,
+            Init::Zeros
+                | Init::Ones
+                | Init::Constant(_)
+                | Init::Uniform { .. }
+                | Init::Normal { .. }
+        );
+        let fan_used = match *self {
+            Init::XavierUniform { .. } | Init::XavierNormal { .. } => {
+                fan_in.saturating_add(fan_out)
+            }
+            Init::KaimingUniform { mode, .. } | Init::KaimingNormal { mode, .. } => match mode {
+                FanMode::FanIn => fan_in,
+                FanMode::FanOut => fan_out,
+            },
+            _ => fan_in,
+        };
+        if divides_by_fan && fan_used == 0 {
+            crate::fail(
+                "init",
+                format!("{self:?}: the fan is 0 for a tensor of shape {shape:?} (its scale divides by it)"),
+            );
+        }
         let fan = |m: FanMode| match m {
             FanMode::FanIn => fan_in,
             FanMode::FanOut => fan_out,

@@ -57,3 +57,12 @@ pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};
 pub use regularize::{elastic_net_penalty, l1_penalty, l2_penalty};
 pub use serialize::{load, load_with, save};
 pub use stats::{Histogram, LayerStats, Recorder, TensorStats};
+
+/// Panics with an [`tapegrad_core::Error::Argument`] for `op` at the caller's line: how the
+/// layers and losses refuse bad arguments, with the core's message form (`op: what is wrong
+/// (at file:line:col)`).
+#[cold]
+#[track_caller]
+pub(crate) fn fail(op: &'static str, message: String) -> ! {
+    tapegrad_core::Error::argument(op, message).raise()
+}

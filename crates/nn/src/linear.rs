@@ -58,6 +58,7 @@ pub struct Linear {
 
 impl Linear {
     /// A layer with a bias, the weight drawn from `init` and the bias from PyTorch's default.
+    #[track_caller]
     pub fn new<T: Float, R: Rng + ?Sized>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -131,11 +132,14 @@ impl<T: Float> Module<T> for Linear {
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
         let shape = x.shape();
         if shape.last() != Some(&self.in_features) {
-            panic!(
-                "Linear `{}`: expects inputs with {} features in the last dimension, got shape {:?}",
-                self.name,
-                self.in_features,
-                shape.as_slice()
+            crate::fail(
+                "Linear",
+                format!(
+                    "`{}` expects inputs with {} features in the last dimension, got shape {:?}",
+                    self.name,
+                    self.in_features,
+                    shape.as_slice()
+                ),
             );
         }
         let w = f.param(self.weight);

@@ -11,7 +11,7 @@
 //! - Binary cross-entropy with logits is `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)`, which
 //!   never overflows; on probabilities each log is clamped at −100, as PyTorch.
 
-use tapegrad_core::{Float, Shape, Tensor, Var};
+use tapegrad_core::{Error, Float, Shape, Tensor, Var};
 
 /// How a loss's per-element values are combined.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,14 +40,15 @@ fn reduce<'g, T: Float>(l: Var<'g, T>, r: Reduction) -> Var<'g, T> {
 }
 
 #[track_caller]
-fn same_shape<T: Float>(op: &str, a: Var<'_, T>, b: Var<'_, T>) {
+fn same_shape<T: Float>(op: &'static str, a: Var<'_, T>, b: Var<'_, T>) {
     let (sa, sb) = (a.shape(), b.shape());
     if sa != sb {
-        panic!(
-            "{op}: the input has shape {:?} and the target {:?}; they must be equal",
-            sa.as_slice(),
-            sb.as_slice()
-        );
+        Error::shape(
+            op,
+            &[&sa, &sb],
+            "the input and the target must have the same shape",
+        )
+        .raise();
     }
 }
 
@@ -83,7 +84,9 @@ pub fn smooth_l1_loss<'g, T: Float>(
     r: Reduction,
 ) -> Var<'g, T> {
     same_shape("smooth_l1_loss", input, target);
-    assert!(beta >= 0.0, "smooth_l1_loss: beta must be ≥ 0, got {beta}");
+    if !(beta >= 0.0) {
+        crate::fail("smooth_l1_loss", format!("beta must be ≥ 0, got {beta}"));
+    }
     let d = input - target;
     let ad = d.abs();
     if beta == 0.0 {
@@ -110,7 +113,9 @@ pub fn huber_loss<'g, T: Float>(
     r: Reduction,
 ) -> Var<'g, T> {
     same_shape("huber_loss", input, target);
-    assert!(delta > 0.0, "huber_loss: delta must be > 0, got {delta}");
+    if !(delta > 0.0) {
+        crate::fail("huber_loss", format!("delta must be > 0, got {delta}"));
+    }
     let d = input - target;
     let ad = d.abs();
     let quad = ad.le_scalar(T::from_f64(delta));
@@ -163,17 +168,30 @@ impl<T: Float> CrossEntropyConfig<T> {
 
 /// Checks class-index targets against `[N, C, ...]` scores; returns C.
 #[track_caller]
-fn check_targets(op: &str, scores: &[usize], target: &Tensor<usize>) -> usize {
+fn check_targets(op: &'static str, scores: &[usize], target: &Tensor<usize>) -> usize {
     let ok = scores.len() >= 2
         && target.ndim() == scores.len() - 1
         && target.shape()[0] == scores[0]
         && target.shape()[1..] == scores[2..];
     if !ok {
-        panic!("{op}: scores of shape {scores:?} need class indices of shape [N, ...] = {:?} without the class axis, got {:?}", [&scores[..1], &scores[2..]].concat(), target.shape());
+        let want = [
+            scores.get(..1).unwrap_or(&[]),
+            scores.get(2..).unwrap_or(&[]),
+        ]
+        .concat();
+        Error::shape(
+            op,
+            &[scores, target.shape()],
+            format!("scores [N, C, ...] need class indices [N, ...] = {want:?}"),
+        )
+        .raise();
     }
     let c = scores[1];
     if let Some(&bad) = target.as_slice().iter().find(|&&t| t >= c) {
-        panic!("{op}: class index {bad} is out of range for {c} classes");
+        crate::fail(
+            op,
+            format!("class index {bad} is out of range for {c} classes"),
+        );
     }
     c
 }
@@ -224,11 +242,12 @@ pub fn nll_loss<'g, T: Float>(
 ) -> Var<'g, T> {
     let c = check_targets("nll_loss", &logp.shape(), target);
     if let Some(w) = weight {
-        assert!(
-            w.shape() == [c],
-            "nll_loss: class weights must have shape [{c}], got {:?}",
-            w.shape()
-        );
+        if !(w.shape() == [c]) {
+            crate::fail(
+                "nll_loss",
+                format!("class weights must have shape [{c}], got {:?}", w.shape()),
+            );
+        }
     }
     let (per, total) = nll_parts(logp, target, weight);
     finish(per, total, r)
@@ -259,16 +278,19 @@ pub fn cross_entropy_with<'g, T: Float>(
 ) -> Var<'g, T> {
     let c = check_targets("cross_entropy", &logits.shape(), target);
     let eps = cfg.label_smoothing;
-    assert!(
-        (0.0..=1.0).contains(&eps),
-        "cross_entropy: label smoothing must be in [0, 1], got {eps}"
-    );
-    if let Some(w) = &cfg.weight {
-        assert!(
-            w.shape() == [c],
-            "cross_entropy: class weights must have shape [{c}], got {:?}",
-            w.shape()
+    if !((0.0..=1.0).contains(&eps)) {
+        crate::fail(
+            "cross_entropy",
+            format!("label smoothing must be in [0, 1], got {eps}"),
         );
+    }
+    if let Some(w) = &cfg.weight {
+        if !(w.shape() == [c]) {
+            crate::fail(
+                "cross_entropy",
+                format!("class weights must have shape [{c}], got {:?}", w.shape()),
+            );
+        }
     }
     let logp = logits.log_softmax(1);
     let (per, total) = nll_parts(logp, target, cfg.weight.as_ref());

@@ -164,7 +164,10 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
     pub fn rng(&mut self) -> &mut StdRng {
         match self.rng.as_deref_mut() {
             Some(r) => r,
-            None => panic!("this layer draws random numbers in training mode: build the pass with Forward::train(graph, store, rng)"),
+            None => crate::fail(
+                "Forward::rng",
+                "this layer draws random numbers in training mode: build the pass with Forward::train(graph, store, rng)".into(),
+            ),
         }
     }
 

@@ -125,11 +125,13 @@ impl BatchNorm {
     }
 
     /// `BatchNorm1d(features)` with PyTorch's defaults, for `[N, C]` or `[N, C, L]` inputs.
+    #[track_caller]
     pub fn new_1d<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> Self {
         Self::build(store, name, features, &[2, 3], BatchNormConfig::default())
     }
 
     /// `BatchNorm1d` with a config.
+    #[track_caller]
     pub fn with_config_1d<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -140,11 +142,13 @@ impl BatchNorm {
     }
 
     /// `BatchNorm2d(channels)` with PyTorch's defaults, for `[N, C, H, W]` inputs.
+    #[track_caller]
     pub fn new_2d<T: Float>(store: &mut ParamStore<T>, name: &str, channels: usize) -> Self {
         Self::build(store, name, channels, &[4], BatchNormConfig::default())
     }
 
     /// `BatchNorm2d` with a config.
+    #[track_caller]
     pub fn with_config_2d<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -177,12 +181,15 @@ impl<T: Float> Module<T> for BatchNorm {
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
         let s = x.shape();
         if !self.ranks.contains(&s.len()) || s[1] != self.features {
-            panic!(
-                "BatchNorm `{}`: expects inputs of rank {:?} with {} channels on axis 1, got shape {:?}",
-                self.name,
-                self.ranks,
-                self.features,
-                s.as_slice()
+            crate::fail(
+                "BatchNorm",
+                format!(
+                    "`{}` expects inputs of rank {:?} with {} channels on axis 1, got shape {:?}",
+                    self.name,
+                    self.ranks,
+                    self.features,
+                    s.as_slice()
+                ),
             );
         }
         let axes: Shape = (0..s.len()).filter(|&a| a != 1).collect();
@@ -192,12 +199,21 @@ impl<T: Float> Module<T> for BatchNorm {
         let use_batch = f.is_training() || !self.cfg.track_running_stats;
         let xhat = if use_batch {
             if f.is_training() && n <= 1 {
-                panic!("BatchNorm `{}`: expected more than 1 value per channel when training, got shape {:?}", self.name, s.as_slice());
+                crate::fail(
+                    "BatchNorm",
+                    format!(
+                        "`{}` expected more than 1 value per channel when training, got shape {:?}",
+                        self.name,
+                        s.as_slice()
+                    ),
+                );
             }
             // One fused node: the normalisation and the batch statistics in one pass.
-            let (xhat, mean, var) = x
-                .try_normalize_with_stats(axes.as_slice(), self.cfg.eps)
-                .unwrap_or_else(|e| panic!("BatchNorm `{}`: {e}", self.name));
+            let (xhat, mean, var) = match x.try_normalize_with_stats(axes.as_slice(), self.cfg.eps)
+            {
+                Ok(r) => r,
+                Err(e) => crate::fail("BatchNorm", format!("`{}`: {e}", self.name)),
+            };
             if f.is_training() {
                 if let (Some(rm), Some(rv), Some(nb)) =
                     (self.running_mean, self.running_var, self.num_batches)
@@ -260,11 +276,13 @@ pub struct BatchNorm1d;
 impl BatchNorm1d {
     /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
     #[allow(clippy::new_ret_no_self)]
+    #[track_caller]
     pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> BatchNorm {
         BatchNorm::new_1d(store, name, features)
     }
 
     /// With a config.
+    #[track_caller]
     pub fn with_config<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -283,11 +301,13 @@ pub struct BatchNorm2d;
 impl BatchNorm2d {
     /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
     #[allow(clippy::new_ret_no_self)]
+    #[track_caller]
     pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, channels: usize) -> BatchNorm {
         BatchNorm::new_2d(store, name, channels)
     }
 
     /// With a config.
+    #[track_caller]
     pub fn with_config<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -312,6 +332,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// Over the trailing `normalized_shape`, eps 1e-5, with a learned γ and β.
+    #[track_caller]
     pub fn new<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -321,6 +342,7 @@ impl LayerNorm {
     }
 
     /// With an eps and with or without γ and β (`elementwise_affine`).
+    #[track_caller]
     pub fn with_config<T: Float>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -358,17 +380,21 @@ impl<T: Float> Module<T> for LayerNorm {
         let s = x.shape();
         let k = self.shape.len();
         if s.len() < k || s[s.len() - k..] != self.shape[..] {
-            panic!(
-                "LayerNorm `{}`: expects inputs ending in {:?}, got shape {:?}",
-                self.name,
-                self.shape,
-                s.as_slice()
+            crate::fail(
+                "LayerNorm",
+                format!(
+                    "`{}` expects inputs ending in {:?}, got shape {:?}",
+                    self.name,
+                    self.shape,
+                    s.as_slice()
+                ),
             );
         }
         let axes: Vec<usize> = (s.len() - k..s.len()).collect();
-        let xhat = x
-            .try_normalize(axes.as_slice(), self.eps)
-            .unwrap_or_else(|e| panic!("LayerNorm `{}`: {e}", self.name));
+        let xhat = match x.try_normalize(axes.as_slice(), self.eps) {
+            Ok(r) => r,
+            Err(e) => crate::fail("LayerNorm", format!("`{}`: {e}", self.name)),
+        };
         match (self.weight, self.bias) {
             (Some(w), Some(b)) => xhat * f.param(w) + f.param(b),
             _ => xhat,

@@ -50,9 +50,11 @@ pub fn elastic_net_penalty<'g, T: Float>(
     alpha: f64,
     l1_ratio: f64,
 ) -> Var<'g, T> {
-    assert!(
-        (0.0..=1.0).contains(&l1_ratio),
-        "elastic_net_penalty: l1_ratio must be in [0, 1], got {l1_ratio}"
-    );
+    if !((0.0..=1.0).contains(&l1_ratio)) {
+        crate::fail(
+            "elastic_net_penalty",
+            format!("l1_ratio must be in [0, 1], got {l1_ratio}"),
+        );
+    }
     l1_penalty(f, keys, alpha * l1_ratio) + l2_penalty(f, keys, alpha * (1.0 - l1_ratio) / 2.0)
 }

@@ -12,6 +12,7 @@ use crate::algebra::Algebra;
 use crate::error::{ok, shape_error, Result};
 use crate::ops::{Grads, Op};
 use crate::shape::{broadcast_shapes, Shape};
+use crate::tensor::check_output;
 use crate::tensor::{Element, Tensor};
 use crate::var::Var;
 use crate::Float;
@@ -175,7 +176,10 @@ pub(crate) fn broadcast_zip<A: Element, B: Element, O: Element>(
         Shape::from_slice(a.shape())
     } else {
         match broadcast_shapes(a.shape(), b.shape()) {
-            Some(s) => s,
+            Some(s) => {
+                check_output::<O>(op, &s, std::panic::Location::caller())?;
+                s
+            }
             None => {
                 return Err(shape_error(
                     op,

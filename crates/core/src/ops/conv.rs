@@ -14,7 +14,7 @@ use crate::algebra::Algebra;
 use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::{Grads, Op};
 use crate::shape::Shape;
-use crate::tensor::Tensor;
+use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
 use crate::Float;
 
@@ -58,14 +58,20 @@ impl Window2d {
         self
     }
 
-    /// The number of window positions along one axis, or `None` if the window does not fit.
+    /// The number of window positions along one axis, or `None` if the window does not fit
+    /// or the sizes overflow: the padded length plus the stride must fit in `isize`, so
+    /// that every position the kernels compute from them fits too.
     fn positions(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-        let span = d * (k - 1) + 1;
-        (n + 2 * p).checked_sub(span).map(|r| r / s + 1)
+        let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+        let padded = p.checked_mul(2)?.checked_add(n)?;
+        if padded.checked_add(s)? > isize::MAX as usize {
+            return None;
+        }
+        padded.checked_sub(span).map(|r| r / s + 1)
     }
 
     /// The output size `(H_out, W_out)` for an input of `(h, w)`, or `None` if the (dilated)
-    /// kernel is larger than the padded input.
+    /// kernel is larger than the padded input or the sizes overflow.
     pub fn output_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         let (kh, kw) = self.kernel;
         Some((
@@ -173,9 +179,9 @@ impl ConvOp {
         }
     }
 
-    /// Checks the input's shape.
+    /// Checks the input's shape and the output's size.
     #[track_caller]
-    fn check(&self, shape: &[usize]) -> Result<()> {
+    fn check<T: Float>(&self, shape: &[usize]) -> Result<()> {
         match *self {
             ConvOp::Unfold { win } => {
                 win.validate("unfold")?;
@@ -186,33 +192,48 @@ impl ConvOp {
                         "expects an input of shape [N, C, H, W]",
                     ));
                 }
-                if win.output_size(shape[2], shape[3]).is_none() {
+                let Some((ho, wo)) = win.output_size(shape[2], shape[3]) else {
                     return Err(shape_error(
                         "unfold",
                         &[shape],
-                        format!("the window {win:?} is larger than the padded image"),
+                        format!("the window {win:?} is larger than the padded image (or its sizes overflow)"),
                     ));
-                }
+                };
+                let (kh, kw) = win.kernel;
+                check_output::<T>(
+                    "unfold",
+                    &[shape[0], shape[1], kh, kw, ho, wo],
+                    std::panic::Location::caller(),
+                )?;
             }
             ConvOp::Fold { win, size } => {
                 win.validate("fold")?;
                 let Some((ho, wo)) = win.output_size(size.0, size.1) else {
                     return Err(arg_error(
                         "fold",
-                        format!("the window {win:?} is larger than the padded image {size:?}"),
+                        format!("the window {win:?} is larger than the padded image {size:?} (or its sizes overflow)"),
                     ));
                 };
-                let k = win.kernel.0 * win.kernel.1;
-                if shape.len() != 3 || shape[1] % k != 0 || shape[2] != ho * wo {
+                let (Some(k), Some(l)) =
+                    (win.kernel.0.checked_mul(win.kernel.1), ho.checked_mul(wo))
+                else {
+                    return Err(arg_error(
+                        "fold",
+                        format!("the window {win:?} over an image of {size:?} overflows"),
+                    ));
+                };
+                if shape.len() != 3 || shape[1] % k != 0 || shape[2] != l {
                     return Err(shape_error(
                         "fold",
                         &[shape],
-                        format!(
-                            "expects [N, C·{k}, {}] columns for an image of {size:?}",
-                            ho * wo
-                        ),
+                        format!("expects [N, C·{k}, {l}] columns for an image of {size:?}"),
                     ));
                 }
+                check_output::<T>(
+                    "fold",
+                    &[shape[0], shape[1] / k, size.0, size.1],
+                    std::panic::Location::caller(),
+                )?;
             }
             ConvOp::Conv2d { .. } => {}
         }
@@ -707,7 +728,7 @@ impl Conv2dSpec {
 
 /// Checks conv2d shapes: returns (N, C, O, kh, kw, H_out, W_out).
 #[track_caller]
-fn conv_plan(
+fn conv_plan<T: Float>(
     x: &[usize],
     w: &[usize],
     b: Option<&[usize]>,
@@ -748,9 +769,14 @@ fn conv_plan(
         return Err(shape_error(
             "conv2d",
             &[x, w],
-            "the (dilated) kernel is larger than the padded input",
+            "the (dilated) kernel is larger than the padded input (or the sizes overflow)",
         ));
     };
+    check_output::<T>(
+        "conv2d",
+        &[x[0], w[0], ho, wo],
+        std::panic::Location::caller(),
+    )?;
     Ok([x[0], x[1], w[0], w[2], w[3], ho, wo])
 }
 
@@ -763,7 +789,7 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn try_unfold2d(&self, win: Window2d) -> Result<Tensor<T>> {
         let op = ConvOp::Unfold { win };
-        op.check(self.shape())?;
+        op.check::<T>(self.shape())?;
         Ok(op.forward(self))
     }
 
@@ -774,7 +800,7 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn try_fold2d(&self, win: Window2d, size: (usize, usize)) -> Result<Tensor<T>> {
         let op = ConvOp::Fold { win, size };
-        op.check(self.shape())?;
+        op.check::<T>(self.shape())?;
         Ok(op.forward(self))
     }
 }
@@ -795,7 +821,7 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     pub fn try_unfold2d(self, win: Window2d) -> Result<Var<'g, T>> {
         let op = ConvOp::Unfold { win };
-        op.check(&self.shape())?;
+        op.check::<T>(&self.shape())?;
         Ok(self.conv_op(op))
     }
 
@@ -815,7 +841,7 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     pub fn try_fold2d(self, win: Window2d, size: (usize, usize)) -> Result<Var<'g, T>> {
         let op = ConvOp::Fold { win, size };
-        op.check(&self.shape())?;
+        op.check::<T>(&self.shape())?;
         Ok(self.conv_op(op))
     }
 
@@ -846,7 +872,7 @@ impl<'g, T: Float> Var<'g, T> {
         self.same_graph("conv2d", &weight);
         let bshape = bias.map(|b| b.shape());
         let [_, _, _, kh, kw, _, _] =
-            conv_plan(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
+            conv_plan::<T>(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
         let win = Window2d {
             kernel: (kh, kw),
             stride: spec.stride,
@@ -914,13 +940,15 @@ impl<'g, T: Float> Var<'g, T> {
             return Err(shape_error(
                 "pool2d",
                 &[&s],
-                format!("the window {win:?} is larger than the padded image"),
+                format!(
+                    "the window {win:?} is larger than the padded image (or its sizes overflow)"
+                ),
             ));
         };
         let (ph, pw) = win.padding;
         let x = self.reshape([s[0] * s[1], 1, s[2], s[3]]);
         let x = if ph + pw > 0 {
-            x.pad(&[(ph, ph), (pw, pw)], fill)
+            x.try_pad(&[(ph, ph), (pw, pw)], fill)?
         } else {
             x
         };

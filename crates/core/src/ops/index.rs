@@ -13,7 +13,7 @@ use crate::algebra::Algebra;
 use crate::error::{ok, shape_error, Error, Result};
 use crate::ops::{Grads, Op};
 use crate::shape::{broadcast_shapes, normalize_axis, split_at_axis, Shape};
-use crate::tensor::Tensor;
+use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
 use crate::Float;
 
@@ -227,6 +227,7 @@ pub(crate) fn where_tensor<T: Float>(
             "the condition and both branches must broadcast together",
         ));
     };
+    check_output::<T>("where", &shape, std::panic::Location::caller())?;
     let mut out = Tensor::zeros(shape.clone());
     let (sc, sa, sb) = (
         broadcast_strides(cond.shape(), &shape),
@@ -262,7 +263,7 @@ struct Checks;
 
 impl Checks {
     #[track_caller]
-    fn index_select(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Result<usize> {
+    fn index_select<T: Float>(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Result<usize> {
         let d = normalize_axis(
             "index_select",
             dim,
@@ -277,6 +278,9 @@ impl Checks {
             ));
         }
         check_indices("index_select", index, d, shape[d])?;
+        let mut out = Shape::from_slice(shape);
+        out[d] = index.numel();
+        check_output::<T>("index_select", &out, std::panic::Location::caller())?;
         Ok(d)
     }
 
@@ -331,13 +335,13 @@ impl Checks {
     }
 
     #[track_caller]
-    fn index_add(
+    fn index_add<T: Float>(
         shape: &[usize],
         dim: isize,
         index: &Tensor<usize>,
         src: &[usize],
     ) -> Result<usize> {
-        let d = Self::index_select(shape, dim, index)?;
+        let d = Self::index_select::<T>(shape, dim, index)?;
         let mut want = Shape::from_slice(shape);
         want[d] = index.numel();
         if want.as_slice() != src {
@@ -358,7 +362,7 @@ impl<T: Float> Tensor<T> {
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
-        let d = Checks::index_select(self.shape(), dim, index)?;
+        let d = Checks::index_select::<T>(self.shape(), dim, index)?;
         Ok(index_select_tensor(self, d, index))
     }
 
@@ -425,7 +429,7 @@ impl<T: Float> Tensor<T> {
         index: &Tensor<usize>,
         src: &Tensor<T>,
     ) -> Result<Tensor<T>> {
-        let d = Checks::index_add(self.shape(), dim, index, src.shape())?;
+        let d = Checks::index_add::<T>(self.shape(), dim, index, src.shape())?;
         self.try_add(&index_add_tensor(src, self.shape(), d, index))
     }
 
@@ -491,6 +495,7 @@ impl<T: Float> Tensor<T> {
         check_indices("one_hot", indices, indices.ndim(), num_classes)?;
         let mut shape = Shape::from_slice(indices.shape());
         shape.push(num_classes);
+        check_output::<T>("one_hot", &shape, std::panic::Location::caller())?;
         let mut out = Tensor::zeros(shape);
         let o = out.as_mut_slice();
         for (p, &i) in indices.as_slice().iter().enumerate() {
@@ -522,7 +527,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn try_index_select(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = self.with_value(|x| Checks::index_select(x.shape(), dim, index))?;
+        let d = self.with_value(|x| Checks::index_select::<T>(x.shape(), dim, index))?;
         let v = self.with_value(|x| index_select_tensor(x, d, index));
         Ok(self.index_op(
             v,
@@ -555,7 +560,7 @@ impl<'g, T: Float> Var<'g, T> {
     ) -> Result<Var<'g, T>> {
         self.same_graph("index_add", &src);
         let shape = self.shape();
-        let d = Checks::index_add(&shape, dim, index, &src.shape())?;
+        let d = Checks::index_add::<T>(&shape, dim, index, &src.shape())?;
         Ok(self.add(src.index_add_into(&shape, d, index)))
     }
 

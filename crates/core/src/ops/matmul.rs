@@ -22,6 +22,7 @@ use crate::algebra::Algebra;
 use crate::error::{ok, shape_error, Result};
 use crate::ops::{Grads, Op};
 use crate::shape::{broadcast_shapes, numel, Shape};
+use crate::tensor::check_output;
 use crate::tensor::Tensor;
 use crate::var::Var;
 use crate::Float;
@@ -84,6 +85,7 @@ impl MatmulOp {
         let lc = MatLayout::row_major(n, false);
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
+        check_output::<T>("matmul", &out_shape, std::panic::Location::caller())?;
         let (a_batch, b_batch) = (&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]);
         let (asz, bsz, csz) = (m * k, k * n, m * n);
         // Every element of the output is written by a gemm with β = 0 (which never reads C).

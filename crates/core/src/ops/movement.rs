@@ -11,10 +11,10 @@ use smallvec::SmallVec;
 use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, copy_strided};
 
 use crate::algebra::Algebra;
-use crate::error::{arg_error, ok, shape_error, Result};
+use crate::error::{arg_error, ok, shape_error, shape_error_at, Result};
 use crate::ops::{Grads, Op};
-use crate::shape::{broadcasts_to, normalize_axis, numel, Dims, Shape};
-use crate::tensor::Tensor;
+use crate::shape::{broadcasts_to, checked_numel, normalize_axis, numel, Dims, Shape};
+use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
 use crate::Float;
 
@@ -48,11 +48,17 @@ impl SliceSpec {
         (strides, base)
     }
 
-    /// Whether the window lies inside `full`.
+    /// Whether the window lies inside `full` (its last index along each dimension, computed
+    /// without overflow, is in range).
     fn fits(&self, full: &[usize]) -> bool {
         self.dims.len() == full.len()
             && self.dims.iter().zip(full).all(|(&(start, step, len), &n)| {
-                len == 0 || (step > 0 && start + (len - 1) * step < n)
+                len == 0
+                    || (step > 0
+                        && (len - 1)
+                            .checked_mul(step)
+                            .and_then(|s| s.checked_add(start))
+                            .is_some_and(|last| last < n))
             })
     }
 }
@@ -225,7 +231,6 @@ pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tens
 fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
     let n = numel(from);
     let mut infer = None;
-    let mut known = 1usize;
     for (i, &d) in dims.iter().enumerate() {
         if d == -1 {
             if infer.replace(i).is_some() {
@@ -239,12 +244,21 @@ fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
                 "reshape",
                 format!("invalid size {d} in {dims:?}"),
             ));
-        } else {
-            known *= d as usize;
         }
     }
     let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();
+    let here = std::panic::Location::caller();
+    let too_many = |shape: &[usize]| {
+        shape_error_at(
+            "reshape",
+            &[from, shape],
+            "the target's element count overflows (it must fit in isize)",
+            here,
+        )
+    };
     if let Some(i) = infer {
+        shape[i] = 1;
+        let known = checked_numel(&shape).ok_or_else(|| too_many(&shape))?;
         if known == 0 || n % known != 0 {
             return Err(shape_error(
                 "reshape",
@@ -254,14 +268,15 @@ fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
         }
         shape[i] = n / known;
     }
-    if numel(&shape) != n {
-        return Err(shape_error(
+    match checked_numel(&shape) {
+        Some(m) if m == n => Ok(shape),
+        Some(m) => Err(shape_error(
             "reshape",
             &[from, &shape],
-            format!("{} elements cannot take a shape of {}", n, numel(&shape)),
-        ));
+            format!("{n} elements cannot take a shape of {m}"),
+        )),
+        None => Err(too_many(&shape)),
     }
-    Ok(shape)
 }
 
 #[track_caller]
@@ -313,11 +328,11 @@ impl Plans {
     #[track_caller]
     fn narrow(shape: &[usize], dim: isize, start: usize, len: usize) -> Result<SliceSpec> {
         let d = normalize_axis("narrow", dim, shape.len(), std::panic::Location::caller())?;
-        if shape.is_empty() || start + len > shape[d] {
+        if shape.is_empty() || start.checked_add(len).is_none_or(|end| end > shape[d]) {
             return Err(shape_error(
                 "narrow",
                 &[shape],
-                format!("the range {start}..{} exceeds dimension {d}", start + len),
+                format!("{len} elements from index {start} exceed dimension {d}"),
             ));
         }
         let mut spec = SliceSpec::full(shape);
@@ -347,7 +362,7 @@ impl Plans {
     }
 
     #[track_caller]
-    fn pad(shape: &[usize], pads: &[(usize, usize)]) -> Result<(SliceSpec, Shape)> {
+    fn pad<T: Float>(shape: &[usize], pads: &[(usize, usize)]) -> Result<(SliceSpec, Shape)> {
         if pads.len() > shape.len() {
             return Err(shape_error(
                 "pad",
@@ -364,13 +379,28 @@ impl Plans {
         let mut out: Shape = Shape::from_slice(shape);
         for (i, &(before, after)) in pads.iter().enumerate() {
             spec.dims[lead + i].0 = before;
-            out[lead + i] += before + after;
+            let Some(n) = before
+                .checked_add(after)
+                .and_then(|p| p.checked_add(shape[lead + i]))
+            else {
+                return Err(shape_error(
+                    "pad",
+                    &[shape],
+                    format!(
+                        "padding ({before}, {after}) overflows dimension {}",
+                        lead + i
+                    ),
+                ));
+            };
+            out[lead + i] = n;
         }
+        check_output::<T>("pad", &out, std::panic::Location::caller())?;
         Ok((spec, out))
     }
 
+    /// The axis and the output shape of a concatenation.
     #[track_caller]
-    fn concat(shapes: &[&[usize]], dim: isize) -> Result<usize> {
+    fn concat<T: Float>(shapes: &[&[usize]], dim: isize) -> Result<(usize, Shape)> {
         let Some(first) = shapes.first() else {
             return Err(arg_error("concat", "needs at least one tensor"));
         };
@@ -392,7 +422,17 @@ impl Plans {
                 ));
             }
         }
-        Ok(d)
+        let mut out = Shape::from_slice(first);
+        let Some(n) = shapes.iter().try_fold(0usize, |n, s| n.checked_add(s[d])) else {
+            return Err(shape_error(
+                "concat",
+                shapes,
+                format!("dimension {d} overflows"),
+            ));
+        };
+        out[d] = n;
+        check_output::<T>("concat", &out, std::panic::Location::caller())?;
+        Ok((d, out))
     }
 
     #[track_caller]
@@ -458,7 +498,8 @@ impl Plans {
     #[track_caller]
     fn split(shape: &[usize], sizes: &[usize], dim: isize) -> Result<(usize, Vec<SliceSpec>)> {
         let d = normalize_axis("split", dim, shape.len(), std::panic::Location::caller())?;
-        if shape.is_empty() || sizes.iter().sum::<usize>() != shape[d] {
+        let total = sizes.iter().try_fold(0usize, |n, &s| n.checked_add(s));
+        if shape.is_empty() || total != Some(shape[d]) {
             return Err(shape_error(
                 "split",
                 &[shape],
@@ -602,6 +643,7 @@ impl<T: Float> Tensor<T> {
                 "the shape does not broadcast to the target",
             ));
         }
+        check_output::<T>("broadcast_to", shape, std::panic::Location::caller())?;
         Ok(broadcast_tensor(self, shape))
     }
 
@@ -716,7 +758,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Shape`] if more pairs than dimensions are given.
     #[track_caller]
     pub fn try_pad(&self, pads: &[(usize, usize)], value: T) -> Result<Tensor<T>> {
-        let (spec, shape) = Plans::pad(self.shape(), pads)?;
+        let (spec, shape) = Plans::pad::<T>(self.shape(), pads)?;
         Ok(pad_tensor(self, &spec, &shape, value))
     }
 
@@ -736,8 +778,8 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn try_cat(parts: &[&Tensor<T>], dim: isize) -> Result<Tensor<T>> {
         let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
-        let d = Plans::concat(&shapes, dim)?;
-        Ok(concat_tensors(parts, d))
+        let (d, shape) = Plans::concat::<T>(&shapes, dim)?;
+        Ok(concat_tensors(parts, d, shape))
     }
 
     /// Joins tensors along `dim` (see [`Tensor::try_cat`]).
@@ -881,9 +923,8 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize) -> Tensor<T> {
-    let mut shape = Shape::from_slice(parts[0].shape());
-    shape[d] = parts.iter().map(|p| p.shape()[d]).sum();
+/// `parts` joined along `d` into a tensor of `shape` (checked by `Plans::concat`).
+fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize, shape: Shape) -> Tensor<T> {
     let mut out = Tensor::zeros(shape.clone());
     let mut offset = 0;
     for p in parts {
@@ -1125,7 +1166,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If more pairs than dimensions are given.
     #[track_caller]
     pub fn try_pad(self, pads: &[(usize, usize)], value: T) -> Result<Var<'g, T>> {
-        let (spec, shape) = Plans::pad(&self.shape(), pads)?;
+        let (spec, shape) = Plans::pad::<T>(&self.shape(), pads)?;
         let v = self.with_value(|x| pad_tensor(x, &spec, &shape, value));
         Ok(self.movement(
             v,
@@ -1178,8 +1219,8 @@ impl<'g, T: Float> Var<'g, T> {
             let tensors: Vec<&Tensor<T>> =
                 parts.iter().map(|p| &nodes[p.id as usize].value).collect();
             let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-            let d = Plans::concat(&shapes, dim)?;
-            (concat_tensors(&tensors, d), d)
+            let (d, shape) = Plans::concat::<T>(&shapes, dim)?;
+            (concat_tensors(&tensors, d, shape), d)
         };
         let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
         Ok(graph.push(

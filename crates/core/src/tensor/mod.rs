@@ -17,10 +17,63 @@ pub mod display;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 
-use crate::error::{arg_error, ok, shape_error, Error, Result};
-use crate::memory::Buffer;
-use crate::shape::{numel, IntoShape, Shape};
+use crate::error::{arg_error, ok, shape_error, Error, Location, Result};
+use crate::memory::{AllocError, Buffer};
+use crate::shape::{check_numel, checked_numel, IntoShape, Shape};
 use crate::Float;
+
+/// Panics for storage of `len` elements the allocator refused (a copy or a map of a tensor
+/// that exists: the machine is out of memory).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn alloc_panic(len: usize, e: AllocError) -> ! {
+    panic!("cannot allocate a tensor of {len} elements: {e}")
+}
+
+/// The [`Error`] for a tensor of `shape` that could not be allocated.
+#[cold]
+#[inline(never)]
+fn alloc_error<E>(op: &'static str, shape: &[usize], e: AllocError, location: Location) -> Error {
+    match e.bytes {
+        Some(bytes) => Error::Alloc {
+            op,
+            shape: Shape::from_slice(shape),
+            bytes,
+            location,
+        },
+        // Unreachable after `check_numel`, which refuses such counts first.
+        None => match check_numel(op, shape, std::mem::size_of::<E>(), location) {
+            Err(e) => e,
+            Ok(_) => shape_error(op, &[shape], e.to_string()),
+        },
+    }
+}
+
+/// Checks that a tensor of `shape` with elements of `E` can exist, and when it is large,
+/// that the machine can hold it: reserves its memory (see `memory::try_reserve`) so that
+/// the op about to make it finds it. For ops whose output size comes from their
+/// arguments (broadcasts, pads, products, windows, constructors), called where they
+/// validate, so that a size too large is an error of their `try_` form.
+///
+/// # Errors
+/// [`Error::Shape`] if the count overflows or exceeds one allocation; [`Error::Alloc`] if
+/// the allocator refuses it.
+#[inline]
+pub(crate) fn check_output<E: Element>(
+    op: &'static str,
+    shape: &[usize],
+    location: Location,
+) -> Result<()> {
+    /// Below this, an allocation that fails is the machine running out of memory, not an
+    /// argument asking for the impossible, and reserving is not worth its cost.
+    const RESERVE_FROM: usize = 1 << 26;
+    let n = match checked_numel(shape) {
+        Some(n) if n <= RESERVE_FROM / std::mem::size_of::<E>().max(1) => return Ok(()),
+        _ => check_numel(op, shape, std::mem::size_of::<E>(), location)?,
+    };
+    crate::memory::try_reserve::<E>(n).map_err(|e| alloc_error::<E>(op, shape, e, location))
+}
 
 /// An element type a tensor can hold: the floats, `usize` indices, `bool` masks and the
 /// common integers. Sealed: the list is fixed.
@@ -62,16 +115,27 @@ impl<E: Element> Storage<E> {
     /// Storage of `len` elements written by `fill`, which must write every one of them
     /// (the slice it gets holds valid but unspecified values).
     #[inline]
-    fn new_with(len: usize, fill: impl FnOnce(&mut [E])) -> Self {
+    fn try_new_with(len: usize, fill: impl FnOnce(&mut [E])) -> Result<Self, AllocError> {
         if len <= INLINE {
             let mut data = [E::default(); INLINE];
             fill(&mut data[..len]);
-            Storage::Inline {
+            Ok(Storage::Inline {
                 len: len as u8,
                 data,
-            }
+            })
         } else {
-            Storage::Heap(Buffer::new_with(len, fill))
+            Buffer::try_new_with(len, fill).map(Storage::Heap)
+        }
+    }
+
+    /// Storage of `len` elements written by `fill` (see [`Storage::try_new_with`]), for a
+    /// count that exists already (a copy, a map): panics only if the allocator refuses.
+    #[track_caller]
+    #[inline]
+    fn new_with(len: usize, fill: impl FnOnce(&mut [E])) -> Self {
+        match Self::try_new_with(len, fill) {
+            Ok(s) => s,
+            Err(e) => alloc_panic(len, e),
         }
     }
 
@@ -83,12 +147,14 @@ impl<E: Element> Storage<E> {
         Storage::Inline { len: 1, data }
     }
 
+    #[track_caller]
     fn from_slice(v: &[E]) -> Self {
         Self::new_with(v.len(), |out| out.copy_from_slice(v))
     }
 
     /// Storage holding exactly the items of `iter`, which yields `len` of them: inline
     /// (no allocation) for tiny tensors, a pooled buffer otherwise.
+    #[track_caller]
     #[inline]
     fn from_iter_exact(len: usize, iter: impl Iterator<Item = E>) -> Self {
         Self::new_with(len, |out| {
@@ -101,10 +167,8 @@ impl<E: Element> Storage<E> {
         })
     }
 
-    fn filled(len: usize, value: E) -> Self {
-        Self::new_with(len, |out| {
-            tapegrad_kernels::elementwise::chunked(out, |_, piece| piece.fill(value))
-        })
+    fn fill_with(value: E) -> impl FnOnce(&mut [E]) {
+        move |out| tapegrad_kernels::elementwise::chunked(out, |_, piece| piece.fill(value))
     }
 
     #[inline]
@@ -202,15 +266,17 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn try_from_slice(data: &[E], shape: impl IntoShape) -> Result<Self> {
         let shape = shape.into_shape();
-        if numel(&shape) != data.len() {
+        let n = check_numel(
+            "from_vec",
+            &shape,
+            std::mem::size_of::<E>(),
+            std::panic::Location::caller(),
+        )?;
+        if n != data.len() {
             return Err(shape_error(
                 "from_vec",
                 &[&shape],
-                format!(
-                    "the shape holds {} elements but {} were given",
-                    numel(&shape),
-                    data.len()
-                ),
+                format!("the shape holds {n} elements but {} were given", data.len()),
             ));
         }
         Ok(Tensor {
@@ -234,36 +300,122 @@ impl<E: Element> Tensor<E> {
     /// });
     /// assert_eq!(t.get(&[1, 2]), 5.0);
     /// ```
+    ///
+    /// # Panics
+    /// If the shape's element count overflows or the memory cannot be allocated (see
+    /// [`Tensor::try_from_writer`]).
+    #[track_caller]
     #[inline]
     pub fn from_writer(shape: impl IntoShape, fill: impl FnOnce(&mut [E])) -> Self {
-        let shape = shape.into_shape();
-        let storage = Storage::new_with(numel(&shape), fill);
-        Tensor { shape, storage }
+        ok(Self::build("from_writer", shape.into_shape(), fill))
+    }
+
+    /// A tensor of the given shape whose elements are written by `fill` (see
+    /// [`Tensor::from_writer`]); `fill` is not called on an error.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shape's element count overflows `isize` or its bytes exceed
+    /// one allocation; [`Error::Alloc`] if the allocator refuses the memory.
+    #[track_caller]
+    #[inline]
+    pub fn try_from_writer(shape: impl IntoShape, fill: impl FnOnce(&mut [E])) -> Result<Self> {
+        Self::build("from_writer", shape.into_shape(), fill)
+    }
+
+    /// Internal: the one place a tensor's storage is made from a shape: the count is
+    /// checked, then the memory is asked for; `op` names the caller in errors.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn build(
+        op: &'static str,
+        shape: Shape,
+        fill: impl FnOnce(&mut [E]),
+    ) -> Result<Self> {
+        let n = match checked_numel(&shape) {
+            Some(n) if n <= (isize::MAX as usize - 64) / std::mem::size_of::<E>().max(1) => n,
+            _ => {
+                return Err(check_numel(
+                    op,
+                    &shape,
+                    std::mem::size_of::<E>(),
+                    std::panic::Location::caller(),
+                )
+                .expect_err("the count was refused above"))
+            }
+        };
+        match Storage::try_new_with(n, fill) {
+            Ok(storage) => Ok(Tensor { shape, storage }),
+            Err(e) => Err(alloc_error::<E>(
+                op,
+                &shape,
+                e,
+                std::panic::Location::caller(),
+            )),
+        }
     }
 
     /// A 0-d tensor holding one value.
     pub fn scalar(value: E) -> Self {
         Tensor {
             shape: Shape::new(),
-            storage: Storage::filled(1, value),
+            storage: Storage::one(value),
         }
     }
 
     /// A tensor with every element equal to `value`.
+    ///
+    /// # Panics
+    /// If the shape's element count overflows or the memory cannot be allocated (see
+    /// [`Tensor::try_full`]).
+    #[track_caller]
     pub fn full(shape: impl IntoShape, value: E) -> Self {
-        let shape = shape.into_shape();
-        let storage = Storage::filled(numel(&shape), value);
-        Tensor { shape, storage }
+        ok(Self::build(
+            "full",
+            shape.into_shape(),
+            Storage::fill_with(value),
+        ))
+    }
+
+    /// A tensor with every element equal to `value`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shape's element count overflows or exceeds one allocation;
+    /// [`Error::Alloc`] if the allocator refuses the memory.
+    #[track_caller]
+    pub fn try_full(shape: impl IntoShape, value: E) -> Result<Self> {
+        Self::build("full", shape.into_shape(), Storage::fill_with(value))
     }
 
     /// A tensor whose element at flat (row-major) position `i` is `f(i)`.
+    ///
+    /// # Panics
+    /// If the shape's element count overflows or the memory cannot be allocated (see
+    /// [`Tensor::try_from_fn`]).
+    #[track_caller]
     pub fn from_fn(shape: impl IntoShape, f: impl FnMut(usize) -> E) -> Self {
-        let shape = shape.into_shape();
-        let n = numel(&shape);
-        Tensor {
-            shape,
-            storage: Storage::from_iter_exact(n, (0..n).map(f)),
-        }
+        ok(Self::try_from_fn_as("from_fn", shape.into_shape(), f))
+    }
+
+    /// A tensor whose element at flat (row-major) position `i` is `f(i)`.
+    ///
+    /// # Errors
+    /// As [`Tensor::try_full`].
+    #[track_caller]
+    pub fn try_from_fn(shape: impl IntoShape, f: impl FnMut(usize) -> E) -> Result<Self> {
+        Self::try_from_fn_as("from_fn", shape.into_shape(), f)
+    }
+
+    #[track_caller]
+    fn try_from_fn_as(
+        op: &'static str,
+        shape: Shape,
+        mut f: impl FnMut(usize) -> E,
+    ) -> Result<Self> {
+        Self::build(op, shape, |out| {
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = f(i);
+            }
+        })
     }
 
     /// The shape.
@@ -450,7 +602,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn try_with_shape(&self, shape: impl IntoShape) -> Result<Self> {
         let shape = shape.into_shape();
-        if numel(&shape) != self.numel() {
+        if checked_numel(&shape) != Some(self.numel()) {
             return Err(shape_error(
                 "with_shape",
                 &[&self.shape, &shape],
@@ -509,7 +661,7 @@ impl<E: Element> Tensor<E> {
 
     /// Internal: the same storage under a shape of equal element count.
     pub(crate) fn reshaped(&self, shape: Shape) -> Self {
-        debug_assert_eq!(numel(&shape), self.numel());
+        debug_assert_eq!(checked_numel(&shape), Some(self.numel()));
         Tensor {
             shape,
             storage: self.storage.clone(),
@@ -519,30 +671,75 @@ impl<E: Element> Tensor<E> {
 
 impl<T: Float> Tensor<T> {
     /// A tensor of zeros.
+    ///
+    /// # Panics
+    /// If the shape's element count overflows or the memory cannot be allocated (see
+    /// [`Tensor::try_zeros`]).
+    #[track_caller]
     pub fn zeros(shape: impl IntoShape) -> Self {
-        Self::full(shape, T::zero())
+        ok(Self::build(
+            "zeros",
+            shape.into_shape(),
+            Storage::fill_with(T::zero()),
+        ))
+    }
+
+    /// A tensor of zeros.
+    ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// assert!(Tensor::<f32>::try_zeros([1 << 62]).is_err()); // 2^64 bytes
+    /// assert!(Tensor::<f32>::try_zeros([1 << 32, 1 << 32]).is_err()); // 2^64 elements
+    /// assert_eq!(Tensor::<f32>::try_zeros([2, 0]).unwrap().numel(), 0);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shape's element count overflows `isize` or its bytes exceed
+    /// one allocation; [`Error::Alloc`] if the allocator refuses the memory.
+    #[track_caller]
+    pub fn try_zeros(shape: impl IntoShape) -> Result<Self> {
+        Self::build("zeros", shape.into_shape(), Storage::fill_with(T::zero()))
     }
 
     /// A tensor of ones.
+    ///
+    /// # Panics
+    /// As [`Tensor::zeros`].
+    #[track_caller]
     pub fn ones(shape: impl IntoShape) -> Self {
-        Self::full(shape, T::one())
+        ok(Self::build(
+            "ones",
+            shape.into_shape(),
+            Storage::fill_with(T::one()),
+        ))
+    }
+
+    /// A tensor of ones.
+    ///
+    /// # Errors
+    /// As [`Tensor::try_zeros`].
+    #[track_caller]
+    pub fn try_ones(shape: impl IntoShape) -> Result<Self> {
+        Self::build("ones", shape.into_shape(), Storage::fill_with(T::one()))
     }
 
     /// Zeros of the same shape as `self`.
+    #[track_caller]
     pub fn zeros_like(&self) -> Self {
-        Self::zeros(self.shape.clone())
+        Self::zeros(self.shape_owned())
     }
 
     /// Ones of the same shape as `self`.
+    #[track_caller]
     pub fn ones_like(&self) -> Self {
-        Self::ones(self.shape.clone())
+        Self::ones(self.shape_owned())
     }
 
     /// `[start, start + step, ...]` up to but excluding `end`, as a 1-d tensor
     /// (like `torch.arange`).
     ///
     /// # Panics
-    /// If `step` is zero or not finite.
+    /// As [`Tensor::try_arange`].
     #[track_caller]
     pub fn arange(start: f64, end: f64, step: f64) -> Self {
         ok(Self::try_arange(start, end, step))
@@ -550,69 +747,130 @@ impl<T: Float> Tensor<T> {
 
     /// `[start, start + step, ...]` up to but excluding `end` (see [`Tensor::arange`]).
     ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// assert_eq!(Tensor::<f64>::arange(1.0, 0.0, -0.5).to_vec(), vec![1.0, 0.5]);
+    /// assert!(Tensor::<f32>::try_arange(0.0, 1e30, 1e-30).is_err()); // 1e60 elements
+    /// assert!(Tensor::<f32>::try_arange(0.0, 1.0, -1.0).is_err()); // the step points away
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Argument`] if `step` is zero or not finite.
+    /// [`Error::Argument`] if `step` is zero or a bound or the step is not finite, if `step`
+    /// points away from `end` (as in PyTorch), or if the count of elements does not fit a
+    /// tensor; [`Error::Alloc`] if the memory cannot be allocated.
     #[track_caller]
     pub fn try_arange(start: f64, end: f64, step: f64) -> Result<Self> {
-        if step == 0.0 || !step.is_finite() {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
             return Err(arg_error(
                 "arange",
-                format!("the step must be finite and non-zero, got {step}"),
+                format!(
+                    "the bounds must be finite and the step finite and non-zero, got {start}, {end}, {step}"
+                ),
             ));
         }
-        let n = ((end - start) / step).ceil().max(0.0) as usize;
-        Ok(Self::from_fn([n], |i| T::from_f64(start + i as f64 * step)))
+        if (step > 0.0 && end < start) || (step < 0.0 && end > start) {
+            return Err(arg_error(
+                "arange",
+                format!("the step {step} points away from {end}, starting at {start}"),
+            ));
+        }
+        let count = ((end - start) / step).ceil();
+        // Also refuses a count so large that `start + i·step` repeats values.
+        if !(count < (1u64 << 53) as f64) {
+            return Err(arg_error(
+                "arange",
+                format!("{start}..{end} by {step} has {count:e} elements, too many for a tensor"),
+            ));
+        }
+        Self::try_from_fn_as("arange", Shape::from_slice(&[count as usize]), |i| {
+            T::from_f64(start + i as f64 * step)
+        })
     }
 
     /// `n` evenly spaced values from `start` to `end` inclusive (like `torch.linspace`).
+    ///
+    /// # Panics
+    /// If `n` elements cannot be allocated.
+    #[track_caller]
     pub fn linspace(start: f64, end: f64, n: usize) -> Self {
         let step = if n > 1 {
             (end - start) / (n - 1) as f64
         } else {
             0.0
         };
-        Self::from_fn([n], |i| {
-            T::from_f64(if i + 1 == n && n > 1 {
-                end
-            } else {
-                start + i as f64 * step
-            })
-        })
+        ok(Self::try_from_fn_as(
+            "linspace",
+            Shape::from_slice(&[n]),
+            |i| {
+                T::from_f64(if i + 1 == n && n > 1 {
+                    end
+                } else {
+                    start + i as f64 * step
+                })
+            },
+        ))
     }
 
     /// The `n × n` identity matrix.
+    ///
+    /// # Panics
+    /// If `n²` overflows or cannot be allocated.
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
-        Self::from_fn(
-            [n, n],
-            |i| if i / n == i % n { T::one() } else { T::zero() },
-        )
+        ok(Self::try_from_fn_as(
+            "eye",
+            Shape::from_slice(&[n, n]),
+            |i| {
+                if i / n == i % n {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            },
+        ))
     }
 
     /// Independent samples from the uniform distribution on `[low, high)`.
+    ///
+    /// # Panics
+    /// If the shape's element count overflows or the memory cannot be allocated.
+    #[track_caller]
     pub fn rand_uniform<R: Rng + ?Sized>(
         shape: impl IntoShape,
         low: f64,
         high: f64,
         rng: &mut R,
     ) -> Self {
-        Self::from_fn(shape, |_| {
-            let u: f64 = StandardUniform.sample(rng);
-            T::from_f64(low + (high - low) * u)
-        })
+        ok(Self::try_from_fn_as(
+            "rand_uniform",
+            shape.into_shape(),
+            |_| {
+                let u: f64 = StandardUniform.sample(rng);
+                T::from_f64(low + (high - low) * u)
+            },
+        ))
     }
 
     /// Independent samples from the normal distribution with the given mean and standard
     /// deviation.
+    ///
+    /// # Panics
+    /// If the shape's element count overflows or the memory cannot be allocated.
+    #[track_caller]
     pub fn rand_normal<R: Rng + ?Sized>(
         shape: impl IntoShape,
         mean: f64,
         std: f64,
         rng: &mut R,
     ) -> Self {
-        Self::from_fn(shape, |_| {
-            let z: f64 = StandardNormal.sample(rng);
-            T::from_f64(mean + std * z)
-        })
+        ok(Self::try_from_fn_as(
+            "rand_normal",
+            shape.into_shape(),
+            |_| {
+                let z: f64 = StandardNormal.sample(rng);
+                T::from_f64(mean + std * z)
+            },
+        ))
     }
 
     /// The same values in another float type (`f32` ↔ `f64`; rounding to nearest).
