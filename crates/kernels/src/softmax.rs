@@ -15,6 +15,10 @@ fn for_each_axis_row<T: Float>(
     inner: usize,
     mut row: impl FnMut(&[T], &mut [T]),
 ) {
+    // An empty axis has no rows to normalise (and no elements to write).
+    if n == 0 {
+        return;
+    }
     if inner == 1 {
         for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)).take(outer) {
             row(xr, or);

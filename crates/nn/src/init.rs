@@ -192,31 +192,33 @@ impl Init {
             FanMode::FanIn => fan_in,
             FanMode::FanOut => fan_out,
         } as f64;
-        let uniform = |b: f64, rng: &mut R| Tensor::rand_uniform(shape, -b, b, rng);
-        let normal = |s: f64, rng: &mut R| Tensor::rand_normal(shape, 0.0, s, rng);
-        match *self {
-            Init::Zeros => Tensor::zeros(shape),
-            Init::Ones => Tensor::ones(shape),
-            Init::Constant(c) => Tensor::full(shape, T::from_f64(c)),
-            Init::Uniform { low, high } => Tensor::rand_uniform(shape, low, high, rng),
-            Init::Normal { mean, std } => Tensor::rand_normal(shape, mean, std, rng),
-            Init::XavierUniform { gain } => {
-                uniform(gain * (6.0 / (fan_in + fan_out) as f64).sqrt(), rng)
-            }
-            Init::XavierNormal { gain } => {
-                normal(gain * (2.0 / (fan_in + fan_out) as f64).sqrt(), rng)
-            }
-            Init::KaimingUniform { mode, nonlinearity } => {
-                uniform(calculate_gain(nonlinearity) * (3.0 / fan(mode)).sqrt(), rng)
-            }
+        let (fi, sum) = (fan_in as f64, fan_in as f64 + fan_out as f64);
+        // The draw as a uniform bound or a normal deviation, then one direct call of the
+        // constructor (no closure between it and the caller, so a panic names the caller).
+        let (uniform, normal) = match *self {
+            Init::Zeros => return Tensor::zeros(shape),
+            Init::Ones => return Tensor::ones(shape),
+            Init::Constant(c) => return Tensor::full(shape, T::from_f64(c)),
+            Init::Uniform { low, high } => return Tensor::rand_uniform(shape, low, high, rng),
+            Init::Normal { mean, std } => return Tensor::rand_normal(shape, mean, std, rng),
+            Init::XavierUniform { gain } => (Some(gain * (6.0 / sum).sqrt()), None),
+            Init::XavierNormal { gain } => (None, Some(gain * (2.0 / sum).sqrt())),
+            Init::KaimingUniform { mode, nonlinearity } => (
+                Some(calculate_gain(nonlinearity) * (3.0 / fan(mode)).sqrt()),
+                None,
+            ),
             Init::KaimingNormal { mode, nonlinearity } => {
-                normal(calculate_gain(nonlinearity) / fan(mode).sqrt(), rng)
+                (None, Some(calculate_gain(nonlinearity) / fan(mode).sqrt()))
             }
-            Init::HeUniform => uniform((6.0 / fan_in as f64).sqrt(), rng),
-            Init::HeNormal => normal((2.0 / fan_in as f64).sqrt(), rng),
-            Init::LecunUniform => uniform((3.0 / fan_in as f64).sqrt(), rng),
-            Init::LecunNormal => normal(1.0 / (fan_in as f64).sqrt(), rng),
-            Init::TorchDefault => uniform(1.0 / (fan_in as f64).sqrt(), rng),
+            Init::HeUniform => (Some((6.0 / fi).sqrt()), None),
+            Init::HeNormal => (None, Some((2.0 / fi).sqrt())),
+            Init::LecunUniform => (Some((3.0 / fi).sqrt()), None),
+            Init::LecunNormal => (None, Some(1.0 / fi.sqrt())),
+            Init::TorchDefault => (Some(1.0 / fi.sqrt()), None),
+        };
+        match (uniform, normal) {
+            (Some(b), _) => Tensor::rand_uniform(shape, -b, b, rng),
+            (_, std) => Tensor::rand_normal(shape, 0.0, std.unwrap_or(0.0), rng),
         }
     }
 
