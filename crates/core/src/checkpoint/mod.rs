@@ -6,20 +6,24 @@
 //! in with [`Checkpoint::add_store`] and come back with [`Checkpoint::restore_store`], which
 //! checks names, shapes and dtypes; optimizers add their state under their own prefix.
 //!
-//! Saving is atomic: the bytes go to a temporary file in the same directory, are flushed to
-//! disk, and the file is renamed over the target. A crash leaves the old file or the new
-//! one, never half of one. Loading never panics on a bad file: a truncated, corrupt or
-//! mismatched file is an [`Error::Checkpoint`] that says what is wrong.
+//! Saving is atomic ([`write_atomic`]): the bytes go to a temporary file in the same
+//! directory, are flushed to disk, and the file is renamed over the target. A crash leaves
+//! the old file or the new one, never half of one. Every tensor's bytes and the whole header
+//! are covered by CRC-32C checksums stored in the file's metadata ([`format`] says how), so
+//! a damaged file is refused, naming the tensor whose data changed. Loading never panics on
+//! a bad file: a truncated, corrupt, damaged or mismatched file is an [`Error::Checkpoint`]
+//! that names the file, the entry and what is wrong.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+mod atomic;
+pub mod format;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+pub use atomic::write_atomic;
 
 use crate::error::{Error, Result};
 use crate::params::{ParamRole, ParamStore};
-use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::Float;
 
@@ -59,6 +63,30 @@ impl Entry {
             Entry::F32(t) => t.shape(),
             Entry::F64(t) => t.shape(),
             Entry::I64(t) => t.shape(),
+        }
+    }
+
+    /// The first value that is not a count (a whole number ≥ 0, below 2⁵³ so that it is
+    /// exact as a float), if any.
+    pub fn first_non_count(&self) -> Option<String> {
+        let limit = (1u64 << 53) as f64;
+        match self {
+            Entry::I64(t) => t
+                .as_slice()
+                .iter()
+                .find(|&&v| !(0..1i64 << 53).contains(&v))
+                .map(|v| v.to_string()),
+            Entry::F32(t) => t
+                .as_slice()
+                .iter()
+                .map(|&v| v as f64)
+                .find(|v| !(v.fract() == 0.0 && (0.0..limit).contains(v)))
+                .map(|v| v.to_string()),
+            Entry::F64(t) => t
+                .as_slice()
+                .iter()
+                .find(|v| !(v.fract() == 0.0 && (0.0..limit).contains(*v)))
+                .map(|v| v.to_string()),
         }
     }
 
@@ -144,10 +172,29 @@ pub struct LoadReport {
 /// assert_eq!(fresh.value(w2), store.value(w));
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Checkpoint {
     entries: BTreeMap<String, Entry>,
     metadata: BTreeMap<String, String>,
+    /// Where the entries came from (the file's path), for errors.
+    origin: String,
+}
+
+impl Default for Checkpoint {
+    fn default() -> Self {
+        Checkpoint {
+            entries: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            origin: "<checkpoint>".into(),
+        }
+    }
+}
+
+impl PartialEq for Checkpoint {
+    /// Equal entries and metadata (wherever each was read from).
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.metadata == other.metadata
+    }
 }
 
 fn ck_err(path: &str, message: impl Into<String>) -> Error {
@@ -185,13 +232,37 @@ impl Checkpoint {
     pub fn float<T: Float>(&self, name: &str) -> Result<Tensor<T>> {
         let e = self
             .get(name)
-            .ok_or_else(|| ck_err("<checkpoint>", format!("no entry named `{name}`")))?;
+            .ok_or_else(|| self.error(format!("no entry named `{name}`")))?;
         e.to_float(false).ok_or_else(|| {
-            ck_err(
-                "<checkpoint>",
-                format!("`{name}` holds {} values, expected {}", e.dtype(), T::DTYPE),
-            )
+            self.error(format!(
+                "`{name}` holds {} values, expected {}",
+                e.dtype(),
+                T::DTYPE
+            ))
         })
+    }
+
+    /// Where the entries were read from (the path given to [`Checkpoint::load`], the
+    /// origin given to [`Checkpoint::from_bytes`]; `<checkpoint>` for one built in memory).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// An [`Error::Checkpoint`] naming this checkpoint's origin: for the code that restores
+    /// state from it (optimizers, schedules, loaders).
+    pub fn error(&self, message: impl Into<String>) -> Error {
+        ck_err(&self.origin, message)
+    }
+
+    /// The entries whose names start with `prefix`, sorted by name.
+    pub fn entries_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Entry)> + 'a {
+        self.entries
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, e)| (k.as_str(), e))
     }
 
     /// Names, sorted.
@@ -209,7 +280,8 @@ impl Checkpoint {
         self.entries.is_empty()
     }
 
-    /// Sets a metadata string.
+    /// Sets a metadata string. Keys starting with `tapegrad.` are reserved for the
+    /// checksums ([`Checkpoint::to_bytes`] refuses them).
     pub fn set_meta(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.metadata.insert(key.into(), value.into());
     }
@@ -243,7 +315,7 @@ impl Checkpoint {
         store: &mut ParamStore<T>,
         opts: &LoadOptions,
     ) -> Result<LoadReport> {
-        let path = "<checkpoint>";
+        let path = self.origin.as_str();
         let in_scope = |name: &str| {
             opts.only_prefix
                 .as_deref()
@@ -271,7 +343,15 @@ impl Checkpoint {
                 ));
             }
             let value = match (p.role, e) {
-                (ParamRole::Count, e) => e.to_float(true),
+                (ParamRole::Count, e) => {
+                    if let Some(bad) = e.first_non_count() {
+                        return Err(ck_err(
+                            path,
+                            format!("`{}` is a counter but holds {bad}", p.name),
+                        ));
+                    }
+                    e.to_float(true)
+                }
                 (_, Entry::I64(_)) => None,
                 (_, e) => e.to_float(opts.allow_dtype_cast),
             };
@@ -289,121 +369,31 @@ impl Checkpoint {
             updates.push((key, value));
             report.loaded.push(p.name.clone());
         }
-        if !report.missing.is_empty() && !opts.allow_missing {
-            return Err(ck_err(
-                path,
-                format!("missing from the file: {}", report.missing.join(", ")),
-            ));
-        }
         for name in self.entries.keys() {
             if in_scope(name) && store.key(name).is_none() {
                 report.unexpected.push(name.clone());
             }
         }
-        if !report.unexpected.is_empty() && !opts.allow_unexpected {
-            return Err(ck_err(
-                path,
-                format!("not in the model: {}", report.unexpected.join(", ")),
+        let mut problems = vec![];
+        if !report.missing.is_empty() && !opts.allow_missing {
+            problems.push(format!(
+                "missing from the file: {}",
+                report.missing.join(", ")
             ));
+        }
+        if !report.unexpected.is_empty() && !opts.allow_unexpected {
+            problems.push(format!(
+                "not in the model: {}",
+                report.unexpected.join(", ")
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ck_err(path, problems.join("; ")));
         }
         for (key, value) in updates {
             *store.value_mut(key) = value;
         }
         Ok(report)
-    }
-
-    /// The safetensors bytes.
-    ///
-    /// # Errors
-    /// [`Error::Checkpoint`] if the serializer refuses the entries (it does not for valid
-    /// tensors).
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = self
-            .entries
-            .iter()
-            .map(|(name, e)| {
-                let (dtype, data): (Dtype, Vec<u8>) = match e {
-                    Entry::F32(t) => (
-                        Dtype::F32,
-                        t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    ),
-                    Entry::F64(t) => (
-                        Dtype::F64,
-                        t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    ),
-                    Entry::I64(t) => (
-                        Dtype::I64,
-                        t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    ),
-                };
-                (name.clone(), dtype, e.shape().to_vec(), data)
-            })
-            .collect();
-        let mut views = Vec::with_capacity(bytes.len());
-        for (name, dtype, shape, data) in &bytes {
-            let v = TensorView::new(*dtype, shape.clone(), data)
-                .map_err(|e| ck_err("<memory>", format!("`{name}`: {e}")))?;
-            views.push((name.clone(), v));
-        }
-        let meta: Option<HashMap<String, String>> = if self.metadata.is_empty() {
-            None
-        } else {
-            Some(
-                self.metadata
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            )
-        };
-        safetensors::tensor::serialize(views, meta).map_err(|e| ck_err("<memory>", e.to_string()))
-    }
-
-    /// Parses safetensors bytes; `origin` names them in errors.
-    ///
-    /// # Errors
-    /// [`Error::Checkpoint`] for a truncated or corrupt buffer, or a dtype other than
-    /// f32, f64 and i64.
-    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| ck_err(origin, format!("not a valid safetensors file: {e}")))?;
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| ck_err(origin, format!("not a valid safetensors file: {e}")))?;
-        let mut ck = Checkpoint::new();
-        if let Some(m) = header.metadata() {
-            ck.metadata = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        }
-        for (name, view) in st.tensors() {
-            let shape = Shape::from_slice(view.shape());
-            let data = view.data();
-            let entry = match view.dtype() {
-                Dtype::F32 => Entry::F32(Tensor::from_vec(
-                    data.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                        .collect(),
-                    shape,
-                )),
-                Dtype::F64 => Entry::F64(Tensor::from_vec(
-                    data.chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                        .collect(),
-                    shape,
-                )),
-                Dtype::I64 => Entry::I64(Tensor::from_vec(
-                    data.chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                        .collect(),
-                    shape,
-                )),
-                other => {
-                    return Err(ck_err(
-                        origin,
-                        format!("`{name}` has dtype {other:?}; tapegrad reads F32, F64 and I64"),
-                    ))
-                }
-            };
-            ck.entries.insert(name, entry);
-        }
-        Ok(ck)
     }
 
     /// Writes the checkpoint to `path` atomically: a temporary file in the same directory,
@@ -431,42 +421,6 @@ impl Checkpoint {
         })?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary sibling file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let file_name = path.file_name().ok_or_else(|| Error::Io {
-        path: path.display().to_string(),
-        message: "not a file path".into(),
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable where the platform allows it.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }
 
 #[cfg(test)]
