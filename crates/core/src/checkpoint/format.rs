@@ -199,10 +199,11 @@ fn verify(
             meta.get(FORMAT_KEY)
         )));
     }
+    // Exactly as written: 8 lowercase hex digits (so that no flipped bit of one, not even
+    // a letter's case, reads as the same checksum).
     let parse = |v: &str| {
-        (v.len() == 8)
-            .then(|| u32::from_str_radix(v, 16).ok())
-            .flatten()
+        let ok = v.len() == 8 && v.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| u32::from_str_radix(v, 16).ok()).flatten()
     };
     let Some(want) = meta.get(MANIFEST_KEY).and_then(|v| parse(v)) else {
         return Err(damaged(format!(
