@@ -10,7 +10,10 @@ fn sample() -> Checkpoint {
         "fc.weight",
         &Tensor::<f32>::from_fn([3, 4], |i| i as f32 * 0.25 - 1.0),
     );
-    ck.insert_float("fc.bias", &Tensor::<f32>::from_vec(vec![0.5, -0.5, 2.0], [3]));
+    ck.insert_float(
+        "fc.bias",
+        &Tensor::<f32>::from_vec(vec![0.5, -0.5, 2.0], [3]),
+    );
     ck.insert(
         "optimizer.exp_avg.fc.bias",
         Entry::F64(Tensor::from_vec(vec![1e-3, 2e-3, -3e-3], [3])),
@@ -41,13 +44,21 @@ fn every_single_bit_flip_is_refused_or_harmless() {
             Ok(back) => {
                 // A flip that loads must change nothing of meaning; none is expected
                 // (the checksums are read exactly as written).
-                assert_eq!(back, ck, "bit {i} (byte {}) loaded with another meaning", i / 8);
+                assert_eq!(
+                    back,
+                    ck,
+                    "bit {i} (byte {}) loaded with another meaning",
+                    i / 8
+                );
                 same += 1;
             }
         }
     }
     assert_eq!(refused, bytes.len() * 8, "{same} flips loaded");
-    eprintln!("{} bits: {refused} refused, {same} harmless", bytes.len() * 8);
+    eprintln!(
+        "{} bits: {refused} refused, {same} harmless",
+        bytes.len() * 8
+    );
 }
 
 #[test]
@@ -59,23 +70,33 @@ fn a_flipped_data_byte_names_the_file_and_the_tensor() {
     let mut b = bytes.clone();
     let n = b.len();
     b[n - 3] ^= 0x10;
-    let e = Checkpoint::from_bytes(&b, "m.safetensors").unwrap_err().to_string();
-    assert!(e.starts_with("m.safetensors: the file is damaged: the data of `"), "{e}");
+    let e = Checkpoint::from_bytes(&b, "m.safetensors")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("m.safetensors: the file is damaged: the data of `"),
+        "{e}"
+    );
     assert!(e.ends_with("` does not match its checksum"), "{e}");
 }
 
 #[test]
 fn files_without_the_record_load_unverified() {
     // What safetensors writes without our metadata (as PyTorch's save_file does).
-    let data: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    let data: Vec<u8> = [1.5f32, -2.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
     let bytes = safetensors::tensor::serialize([("w", view)], None).unwrap();
     let ck = Checkpoint::from_bytes(&bytes, "torch.safetensors").unwrap();
     assert_eq!(ck.float::<f32>("w").unwrap().to_vec(), vec![1.5, -2.0]);
     // A file that carries part of a record is damaged, not foreign.
     let mut meta = std::collections::HashMap::new();
     meta.insert("tapegrad.format".to_string(), "1".to_string());
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
     let bytes = safetensors::tensor::serialize([("w", view)], Some(meta)).unwrap();
     let e = Checkpoint::from_bytes(&bytes, "part.safetensors").unwrap_err();
     assert!(e.to_string().contains("damaged"), "{e}");
@@ -91,9 +112,16 @@ fn reserved_metadata_keys_are_refused_on_save() {
 #[test]
 fn shapes_no_tensor_can_have_are_errors_naming_the_entry() {
     // [0, 2^40, 2^40] passes safetensors' own check (0 elements, 0 bytes).
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![0, 1 << 40, 1 << 40], &[]).unwrap();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![0, 1 << 40, 1 << 40],
+        &[],
+    )
+    .unwrap();
     let bytes = safetensors::tensor::serialize([("w", view)], None).unwrap();
-    let e = Checkpoint::from_bytes(&bytes, "big.safetensors").unwrap_err().to_string();
+    let e = Checkpoint::from_bytes(&bytes, "big.safetensors")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("big.safetensors: `w`: "), "{e}");
 }
 
@@ -123,20 +151,36 @@ fn restore_errors_name_the_file_and_list_missing_and_unexpected_names() {
         format!("{p}: missing from the file: head.weight; not in the model: fc.weight")
     );
     // A counter stored as 7.5 (or -1) is not a count.
-    for bad in [Entry::F64(Tensor::scalar(7.5)), Entry::I64(Tensor::scalar(-1))] {
+    for bad in [
+        Entry::F64(Tensor::scalar(7.5)),
+        Entry::I64(Tensor::scalar(-1)),
+    ] {
         let mut ck = Checkpoint::new();
         ck.insert("bn.num_batches_tracked", bad);
         let mut s = ParamStore::<f32>::new();
-        s.insert_with_role("bn.num_batches_tracked", Tensor::scalar(0.0), ParamRole::Count);
-        let e = ck.restore_store(&mut s, &LoadOptions::strict()).unwrap_err();
+        s.insert_with_role(
+            "bn.num_batches_tracked",
+            Tensor::scalar(0.0),
+            ParamRole::Count,
+        );
+        let e = ck
+            .restore_store(&mut s, &LoadOptions::strict())
+            .unwrap_err();
         assert!(e.to_string().contains("is a counter but holds"), "{e}");
     }
     let mut ck = Checkpoint::new();
     ck.insert("bn.num_batches_tracked", Entry::F64(Tensor::scalar(7.0)));
     let mut s = ParamStore::<f32>::new();
-    let k = s.insert_with_role("bn.num_batches_tracked", Tensor::scalar(0.0), ParamRole::Count);
+    let k = s.insert_with_role(
+        "bn.num_batches_tracked",
+        Tensor::scalar(0.0),
+        ParamRole::Count,
+    );
     ck.restore_store(&mut s, &LoadOptions::strict()).unwrap();
     assert_eq!(s.value(k).item(), 7.0);
-    assert!(matches!(Checkpoint::load(dir.join("none")), Err(Error::Io { .. })));
+    assert!(matches!(
+        Checkpoint::load(dir.join("none")),
+        Err(Error::Io { .. })
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 
 use tapegrad_core::checkpoint::{Checkpoint, Entry};
-use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamStore, Result, Tensor};
+use tapegrad_core::{Float, Gradients, ParamKey, ParamStore, Result, Tensor};
 
 /// The step-length rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,42 +575,119 @@ impl<T: Float> Lbfgs<T> {
         }
     }
 
-    /// Restores the state written by [`Lbfgs::save_state`].
+    /// Restores the state written by [`Lbfgs::save_state`], for the parameters of `store`
+    /// this optimizer was built with (their total size fixes the vectors' lengths).
     ///
     /// # Errors
-    /// [`Error::Checkpoint`] if an entry is missing or of the wrong type.
-    pub fn load_state(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()> {
-        let err = |m: String| Error::Checkpoint {
-            path: "<checkpoint>".into(),
-            message: m,
-        };
+    /// [`tapegrad_core::Error::Checkpoint`] naming the file if an entry is missing, unknown,
+    /// of the wrong dtype or length, or holds an invalid value (a negative count, a
+    /// history longer than the configured one, a non-finite vector); nothing changes then.
+    pub fn load_state(
+        &mut self,
+        store: &ParamStore<T>,
+        ck: &Checkpoint,
+        prefix: &str,
+    ) -> Result<()> {
         if ck.meta(&format!("{prefix}optimizer")) != Some("LBFGS") {
-            return Err(err(format!("no L-BFGS state under `{prefix}`")));
+            return Err(ck.error(format!("no L-BFGS state under `{prefix}`")));
         }
-        let int = |name: &str| match ck.get(&format!("{prefix}{name}")) {
-            Some(Entry::I64(t)) => Ok(t.item() as usize),
-            _ => Err(err(format!("missing `{prefix}{name}`"))),
+        let name = |n: &str| format!("{prefix}{n}");
+        let count = |n: &str| match ck.get(&name(n)) {
+            Some(Entry::I64(t)) if t.ndim() == 0 && t.item() >= 0 => Ok(t.item() as usize),
+            Some(e) => Err(ck.error(format!(
+                "`{}` must be a 0-d i64 count ≥ 0, got {} of shape {:?}",
+                name(n),
+                e.dtype(),
+                e.shape()
+            ))),
+            None => Err(ck.error(format!("`{}` is missing", name(n)))),
         };
-        let vec = |name: &str| {
-            ck.float::<T>(&format!("{prefix}{name}"))
-                .map(|t| t.to_vec())
+        // A vector of `len` finite values.
+        let vector = |n: &str, len: usize| -> Result<Vec<T>> {
+            let t = ck.float::<T>(&name(n))?;
+            if t.shape() != [len] {
+                return Err(ck.error(format!(
+                    "`{}` has shape {:?}, expected [{len}]",
+                    name(n),
+                    t.shape()
+                )));
+            }
+            if let Some(bad) = t.as_slice().iter().find(|v| !v.is_finite()) {
+                return Err(ck.error(format!("`{}` holds {bad}", name(n))));
+            }
+            Ok(t.to_vec())
         };
-        self.n_iter = int("n_iter")?;
-        self.func_evals = int("func_evals")?;
-        self.d = vec("d")?;
-        self.t = vec("t")?[0];
-        self.h_diag = vec("h_diag")?[0];
-        self.prev_loss = ck.float::<f64>(&format!("{prefix}prev_loss"))?.item();
-        self.prev_flat_grad = vec("prev_flat_grad").ok();
-        let n = int("history")?;
-        self.old_dirs.clear();
-        self.old_stps.clear();
-        self.ro.clear();
-        for i in 0..n {
-            self.old_dirs.push_back(vec(&format!("old_dirs.{i}"))?);
-            self.old_stps.push_back(vec(&format!("old_stps.{i}"))?);
-            self.ro.push_back(vec(&format!("ro.{i}"))?[0]);
+        let mut d_len = 0usize;
+        for &k in &self.keys {
+            match store.get(k) {
+                Some(p) => d_len += p.value.numel(),
+                None => {
+                    return Err(
+                        ck.error("L-BFGS: a parameter it was built with is not in this store")
+                    )
+                }
+            }
         }
+        let n_iter = count("n_iter")?;
+        let func_evals = count("func_evals")?;
+        let d = vector("d", d_len)?;
+        let t = vector("t", 1)?[0];
+        let h_diag = vector("h_diag", 1)?[0];
+        let prev_loss = match ck.get(&name("prev_loss")) {
+            Some(Entry::F64(v)) if v.ndim() == 0 => v.item(),
+            _ => return Err(ck.error(format!("`{}` must be a 0-d f64", name("prev_loss")))),
+        };
+        let prev_flat_grad = match ck.get(&name("prev_flat_grad")) {
+            Some(_) => Some(vector("prev_flat_grad", d_len)?),
+            None => None,
+        };
+        let history = count("history")?;
+        if history > self.cfg.history_size {
+            return Err(ck.error(format!(
+                "`{}` is {history}, above the history size {}",
+                name("history"),
+                self.cfg.history_size
+            )));
+        }
+        let (mut old_dirs, mut old_stps, mut ro) =
+            (VecDeque::new(), VecDeque::new(), VecDeque::new());
+        for i in 0..history {
+            old_dirs.push_back(vector(&format!("old_dirs.{i}"), d_len)?);
+            old_stps.push_back(vector(&format!("old_stps.{i}"), d_len)?);
+            ro.push_back(vector(&format!("ro.{i}"), 1)?[0]);
+        }
+        // Nothing else may be under the prefix.
+        let fixed = [
+            "n_iter",
+            "func_evals",
+            "d",
+            "t",
+            "h_diag",
+            "prev_loss",
+            "prev_flat_grad",
+            "history",
+        ];
+        for (entry, _) in ck.entries_with_prefix(prefix) {
+            let rest = &entry[prefix.len()..];
+            let indexed = ["old_dirs.", "old_stps.", "ro."].iter().any(|p| {
+                rest.strip_prefix(p)
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i < history && format!("{p}{i}") == rest)
+            });
+            if !fixed.contains(&rest) && !indexed {
+                return Err(ck.error(format!("`{entry}` is not part of L-BFGS state")));
+            }
+        }
+        self.n_iter = n_iter;
+        self.func_evals = func_evals;
+        self.d = d;
+        self.t = t;
+        self.h_diag = h_diag;
+        self.prev_loss = prev_loss;
+        self.prev_flat_grad = prev_flat_grad;
+        self.old_dirs = old_dirs;
+        self.old_stps = old_stps;
+        self.ro = ro;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 
 use slotmap::SecondaryMap;
 use tapegrad_core::checkpoint::{Checkpoint, Entry};
-use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamStore, Result, Tensor};
+use tapegrad_core::{Float, Gradients, ParamKey, ParamStore, Result, Tensor};
 
 /// Updates parameters from their gradients.
 pub trait Optimizer<T: Float> {
@@ -26,11 +26,14 @@ pub trait Optimizer<T: Float> {
     fn save_state(&self, store: &ParamStore<T>, ck: &mut Checkpoint, prefix: &str);
 
     /// Restores the state written by [`Optimizer::save_state`]; parameters are matched by
-    /// name in `store`.
+    /// name in `store`. Strict: every entry under `prefix` must be a known slot of a
+    /// parameter of `store`, every parameter with state gets all of it, and values must be
+    /// valid (a step count ≥ 1, finite buffers, non-negative averages of squares).
     ///
     /// # Errors
-    /// [`Error::Checkpoint`] if an entry has the wrong shape or type, or the checkpoint was
-    /// written by another kind of optimizer.
+    /// [`tapegrad_core::Error::Checkpoint`] naming the file and the entry if one is unknown
+    /// or missing, has the wrong dtype or shape, or holds an invalid value, or the
+    /// checkpoint was written by another kind of optimizer. The state is unchanged then.
     fn load_state(&mut self, store: &ParamStore<T>, ck: &Checkpoint, prefix: &str) -> Result<()>;
 }
 
@@ -149,8 +152,20 @@ pub trait Rule<T: Float>: Clone {
     /// Names and starting values of the per-parameter scalars.
     const SCALARS: &'static [(&'static str, f64)] = &[];
 
+    /// Buffers whose values are never negative (running averages of squares): a negative
+    /// value in a loaded state is damage, refused rather than turned into NaN parameters
+    /// one step later.
+    const NONNEGATIVE: &'static [&'static str] = &[];
+
     /// The weight decay of the configuration.
     fn weight_decay(&self) -> f64;
+
+    /// Whether this configuration creates buffer `i` of [`Rule::BUFFERS`] at its first step
+    /// (all of them, unless a rule creates one only for some settings, as SGD's momentum
+    /// buffer). A loaded state must hold exactly the buffers the rule creates.
+    fn has_buffer(&self, _i: usize) -> bool {
+        true
+    }
 
     /// Updates `p` from `g`; `state.step` has already been incremented.
     fn update(&self, p: &mut [T], g: &[T], state: &mut ParamState<T>, lr: f64, weight_decay: f64);
@@ -192,13 +207,6 @@ impl<T: Float, R: Rule<T>> RuleOptimizer<T, R> {
     /// The state of one parameter, if it has taken a step.
     pub fn state(&self, key: ParamKey) -> Option<&ParamState<T>> {
         self.states.get(key)
-    }
-}
-
-fn ck_err(message: String) -> Error {
-    Error::Checkpoint {
-        path: "<checkpoint>".into(),
-        message,
     }
 }
 
@@ -268,45 +276,144 @@ impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
         match ck.meta(&format!("{prefix}optimizer")) {
             Some(n) if n == R::NAME => {}
             Some(n) => {
-                return Err(ck_err(format!(
-                    "the checkpoint holds {n} state, not {}",
-                    R::NAME
-                )))
+                return Err(ck.error(format!("the checkpoint holds {n} state, not {}", R::NAME)))
             }
-            None => return Err(ck_err(format!("no optimizer state under `{prefix}`"))),
+            None => return Err(ck.error(format!("no optimizer state under `{prefix}`"))),
         }
-        let mut states = SecondaryMap::new();
-        for (key, p) in store.iter() {
-            let Some(Entry::I64(step)) = ck.get(&format!("{prefix}step.{}", p.name)) else {
-                continue;
-            };
-            let mut s = ParamState::new(
-                R::BUFFERS.len(),
-                &R::SCALARS.iter().map(|s| s.1).collect::<Vec<_>>(),
-            );
-            s.step = step.item() as u64;
-            for (i, name) in R::BUFFERS.iter().enumerate() {
-                let entry = format!("{prefix}{name}.{}", p.name);
-                if ck.get(&entry).is_some() {
-                    let t: Tensor<T> = ck.float(&entry)?;
-                    if t.shape() != p.value.shape() {
-                        return Err(ck_err(format!(
-                            "`{entry}` has shape {:?}, the parameter {:?}",
-                            t.shape(),
-                            p.value.shape()
-                        )));
-                    }
-                    s.buffers[i] = Some(t.to_vec());
-                }
-            }
-            for (i, (name, _)) in R::SCALARS.iter().enumerate() {
-                if let Some(Entry::F64(v)) = ck.get(&format!("{prefix}{name}.{}", p.name)) {
-                    s.scalars[i] = v.item();
-                }
-            }
-            states.insert(key, s);
-        }
-        self.states = states;
+        self.states = load_rule_states(&self.rule, store, ck, prefix)?;
         Ok(())
     }
+}
+
+/// What an entry of a rule's saved state is: the step count, buffer `i`, or scalar `i`.
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    Step,
+    Buffer(usize),
+    Scalar(usize),
+}
+
+/// Reads every entry under `prefix` strictly: each must be a known slot of a parameter of
+/// `store`, with the right dtype, shape and a valid value; every parameter with state must
+/// have its step and exactly the buffers the rule creates. Nothing is changed on an error.
+fn load_rule_states<T: Float, R: Rule<T>>(
+    rule: &R,
+    store: &ParamStore<T>,
+    ck: &Checkpoint,
+    prefix: &str,
+) -> Result<SecondaryMap<ParamKey, ParamState<T>>> {
+    let scalar_init: Vec<f64> = R::SCALARS.iter().map(|s| s.1).collect();
+    let slots: Vec<(String, Slot)> = std::iter::once(("step".to_string(), Slot::Step))
+        .chain(
+            R::BUFFERS
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), Slot::Buffer(i))),
+        )
+        .chain(
+            R::SCALARS
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| (n.to_string(), Slot::Scalar(i))),
+        )
+        .collect();
+    let mut states: SecondaryMap<ParamKey, (ParamState<T>, bool)> = SecondaryMap::new();
+    for (entry, value) in ck.entries_with_prefix(prefix) {
+        let rest = &entry[prefix.len()..];
+        let Some((slot, pname)) = slots.iter().find_map(|(n, slot)| {
+            rest.strip_prefix(n.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+                .map(|p| (*slot, p))
+        }) else {
+            return Err(ck.error(format!(
+                "`{entry}` is not part of {} state (its slots are step, {})",
+                R::NAME,
+                slots[1..]
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let Some(key) = store.key(pname) else {
+            return Err(ck.error(format!("`{entry}`: the model has no parameter `{pname}`")));
+        };
+        let pshape = store.value(key).shape();
+        let (state, has_step) = states
+            .entry(key)
+            .expect("a live key")
+            .or_insert_with(|| (ParamState::new(R::BUFFERS.len(), &scalar_init), false));
+        match (slot, value) {
+            (Slot::Step, Entry::I64(t)) if t.ndim() == 0 => {
+                let step = t.item();
+                if step < 1 {
+                    return Err(ck.error(format!(
+                        "`{entry}` is {step}; a saved state has taken at least one step"
+                    )));
+                }
+                state.step = step as u64;
+                *has_step = true;
+            }
+            (Slot::Step, e) => {
+                return Err(ck.error(format!(
+                    "`{entry}` must be a 0-d i64 count, got {} of shape {:?}",
+                    e.dtype(),
+                    e.shape()
+                )))
+            }
+            (Slot::Buffer(i), _) => {
+                let t: Tensor<T> = ck.float(entry)?;
+                if t.shape() != pshape {
+                    return Err(ck.error(format!(
+                        "`{entry}` has shape {:?}, the parameter {:?}",
+                        t.shape(),
+                        pshape
+                    )));
+                }
+                if !rule.has_buffer(i) {
+                    return Err(ck.error(format!(
+                        "`{entry}`: this {} configuration keeps no {}",
+                        R::NAME,
+                        R::BUFFERS[i]
+                    )));
+                }
+                let nonneg = R::NONNEGATIVE.contains(&R::BUFFERS[i]);
+                if let Some(&bad) = t
+                    .as_slice()
+                    .iter()
+                    .find(|v| !v.is_finite() || (nonneg && **v < T::zero()))
+                {
+                    return Err(ck.error(format!(
+                        "`{entry}` holds {bad}, which {} cannot have",
+                        R::BUFFERS[i]
+                    )));
+                }
+                state.buffers[i] = Some(t.to_vec());
+            }
+            (Slot::Scalar(i), Entry::F64(t)) if t.ndim() == 0 && t.item().is_finite() => {
+                state.scalars[i] = t.item();
+            }
+            (Slot::Scalar(_), e) => {
+                return Err(ck.error(format!(
+                    "`{entry}` must be a finite 0-d f64, got {} of shape {:?}",
+                    e.dtype(),
+                    e.shape()
+                )))
+            }
+        }
+    }
+    let mut out = SecondaryMap::new();
+    for (key, (state, has_step)) in states {
+        let name = &store.get(key).expect("a live key").name;
+        if !has_step {
+            return Err(ck.error(format!("`{prefix}step.{name}` is missing")));
+        }
+        for (i, b) in R::BUFFERS.iter().enumerate() {
+            if rule.has_buffer(i) && state.buffers[i].is_none() {
+                return Err(ck.error(format!("`{prefix}{b}.{name}` is missing")));
+            }
+        }
+        out.insert(key, state);
+    }
+    Ok(out)
 }

@@ -80,6 +80,10 @@ impl<T: Float> Rule<T> for SgdConfig {
     const NAME: &'static str = "SGD";
     const BUFFERS: &'static [&'static str] = &["momentum_buffer"];
 
+    fn has_buffer(&self, _i: usize) -> bool {
+        self.momentum != 0.0
+    }
+
     fn weight_decay(&self) -> f64 {
         self.weight_decay
     }
@@ -190,6 +194,7 @@ impl AdagradConfig {
 impl<T: Float> Rule<T> for AdagradConfig {
     const NAME: &'static str = "Adagrad";
     const BUFFERS: &'static [&'static str] = &["sum"];
+    const NONNEGATIVE: &'static [&'static str] = &["sum"];
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay
@@ -281,6 +286,7 @@ impl RmsPropConfig {
 impl<T: Float> Rule<T> for RmsPropConfig {
     const NAME: &'static str = "RMSprop";
     const BUFFERS: &'static [&'static str] = &["square_avg", "grad_avg", "momentum_buffer"];
+    const NONNEGATIVE: &'static [&'static str] = &["square_avg"];
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay
@@ -436,6 +442,7 @@ impl AdamConfig {
 impl<T: Float> Rule<T> for AdamConfig {
     const NAME: &'static str = "Adam";
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+    const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq", "max_exp_avg_sq"];
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay
@@ -506,6 +513,7 @@ impl AdamWConfig {
 impl<T: Float> Rule<T> for AdamWConfig {
     const NAME: &'static str = "AdamW";
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+    const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq", "max_exp_avg_sq"];
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay
@@ -573,6 +581,7 @@ impl NAdamConfig {
 impl<T: Float> Rule<T> for NAdamConfig {
     const NAME: &'static str = "NAdam";
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq"];
+    const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq"];
     const SCALARS: &'static [(&'static str, f64)] = &[("mu_product", 1.0)];
 
     fn weight_decay(&self) -> f64 {
@@ -662,6 +671,7 @@ impl AdadeltaConfig {
 impl<T: Float> Rule<T> for AdadeltaConfig {
     const NAME: &'static str = "Adadelta";
     const BUFFERS: &'static [&'static str] = &["square_avg", "acc_delta"];
+    const NONNEGATIVE: &'static [&'static str] = &["square_avg", "acc_delta"];
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay

@@ -187,7 +187,7 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
             )
             .unwrap();
             opt = Lbfgs::new(vec![p2], cfg);
-            opt.load_state(&ck, "lbfgs.").unwrap();
+            opt.load_state(&store, &ck, "lbfgs.").unwrap();
             opt.step(&mut store, |s| rosenbrock(s, p2));
             return store.value(p2).to_vec();
         }

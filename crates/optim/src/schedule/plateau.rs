@@ -2,7 +2,7 @@
 //! `ReduceLROnPlateau`), the one stateful schedule. Its state goes into checkpoints.
 
 use tapegrad_core::checkpoint::Checkpoint;
-use tapegrad_core::{Error, Result};
+use tapegrad_core::Result;
 
 /// Whether a lower or a higher metric is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,22 +142,32 @@ impl ReduceOnPlateau {
     /// the receiver's).
     ///
     /// # Errors
-    /// [`Error::Checkpoint`] if the entry is missing or malformed.
+    /// [`tapegrad_core::Error::Checkpoint`] if the entry is missing or malformed.
     pub fn load_state(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()> {
-        let err = || Error::Checkpoint {
-            path: "<checkpoint>".into(),
-            message: format!("no valid plateau state under `{prefix}`"),
-        };
-        let s = ck.meta(&format!("{prefix}plateau")).ok_or_else(err)?;
+        let key = format!("{prefix}plateau");
+        let err = || ck.error(format!("no valid plateau state under `{key}`"));
+        let s = ck.meta(&key).ok_or_else(err)?;
         let f: Vec<&str> = s.split(' ').collect();
-        if f.len() != 5 {
+        let [lr, best, bad, cooldown, epochs] = f.as_slice() else {
             return Err(err());
+        };
+        let lr: f64 = lr.parse().map_err(|_| err())?;
+        let best: f64 = best.parse().map_err(|_| err())?;
+        if !(lr.is_finite() && lr >= 0.0) || best.is_nan() {
+            return Err(ck.error(format!(
+                "`{key}` holds a learning rate of {lr} and a best value of {best}"
+            )));
         }
-        self.lr = f[0].parse().map_err(|_| err())?;
-        self.best = f[1].parse().map_err(|_| err())?;
-        self.bad_epochs = f[2].parse().map_err(|_| err())?;
-        self.cooldown_counter = f[3].parse().map_err(|_| err())?;
-        self.epochs = f[4].parse().map_err(|_| err())?;
+        let bad_epochs = bad.parse().map_err(|_| err())?;
+        let cooldown_counter = cooldown.parse().map_err(|_| err())?;
+        let epochs = epochs.parse().map_err(|_| err())?;
+        (
+            self.lr,
+            self.best,
+            self.bad_epochs,
+            self.cooldown_counter,
+            self.epochs,
+        ) = (lr, best, bad_epochs, cooldown_counter, epochs);
         Ok(())
     }
 }
