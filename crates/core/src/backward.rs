@@ -12,7 +12,6 @@
 
 use std::mem::ManuallyDrop;
 
-use slotmap::SecondaryMap;
 use smallvec::SmallVec;
 
 use crate::error::{ok, shape_error, Result};
@@ -20,7 +19,7 @@ use crate::graph::Graph;
 use crate::ops::reduce::ReduceOp;
 use crate::ops::unary::{Unary, S};
 use crate::ops::{BackwardArgs, Op};
-use crate::params::ParamKey;
+use crate::params::{ParamKey, ParamMap};
 use crate::tensor::{unravel, Tensor};
 use crate::var::Var;
 use crate::Float;
@@ -35,15 +34,15 @@ pub struct Gradients<T: Float> {
     graph_id: u64,
     /// `(node id, gradient)` of leaves, ascending by id.
     leaves: Vec<(u32, Tensor<T>)>,
-    /// Taken out (not dropped) by `Drop`, to be reused: an empty `SecondaryMap` allocates.
-    params: ManuallyDrop<SecondaryMap<ParamKey, Tensor<T>>>,
+    /// Taken out (not dropped) by `Drop`, to be reused: an empty map allocates.
+    params: ManuallyDrop<ParamMap<Tensor<T>>>,
 }
 
 /// The emptied containers of dropped [`Gradients`], per element type and thread, so the
 /// next backward pass fills them instead of allocating new ones.
 struct Spare<T: Float> {
     leaves: Vec<Vec<(u32, Tensor<T>)>>,
-    params: Vec<SecondaryMap<ParamKey, Tensor<T>>>,
+    params: Vec<ParamMap<Tensor<T>>>,
 }
 
 thread_local! {
@@ -672,11 +671,13 @@ fn sweep_vars<'g, T: Float>(graph: &'g Graph<T>, root: u32, seed: u32) -> VarGra
         let xs: SmallVec<[Var<'g, T>; 3]> = inputs.iter().map(|&j| Var::new(graph, j)).collect();
         let refs: SmallVec<[&Var<'g, T>; 3]> = xs.iter().collect();
         let (y, g) = (Var::new(graph, i as u32), Var::new(graph, gid));
-        let gin = op.backward(BackwardArgs {
-            inputs: &refs,
-            output: &y,
-            grad: &g,
-            needs: &needs,
+        let gin = graph.in_backward_of(i as u32, || {
+            op.backward(BackwardArgs {
+                inputs: &refs,
+                output: &y,
+                grad: &g,
+                needs: &needs,
+            })
         });
         for (k, (&j, gj)) in inputs.iter().zip(gin).enumerate() {
             let (Some(gj), true) = (gj, needs[k]) else {
@@ -922,6 +923,34 @@ mod tests {
             msg.contains("op `sqrt` (recorded at") && msg.contains("backward.rs"),
             "{msg}"
         );
+        // In a recorded backward: the ops sqrt's rule records are attributed to sqrt and to
+        // the line where sqrt was called, not to the rule's own code.
+        let g = Graph::<f64>::new();
+        g.set_anomaly_detection(true);
+        let y = g.leaf(Tensor::from_vec(vec![0.0, 4.0], [2]));
+        let s = y.sqrt().sum();
+        let line = line!() - 1;
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.backward_create_graph()));
+        let msg = r
+            .err()
+            .and_then(|p| p.downcast_ref::<String>().cloned())
+            .unwrap();
+        assert!(
+            msg.starts_with("anomaly detected in the recorded backward of `sqrt` (recorded at crates/core/src/backward.rs:")
+                && msg.contains(&format!("backward.rs:{line}:")),
+            "{msg}"
+        );
+        // The attribution ends with the rule, even when it panicked.
+        g.set_anomaly_detection(false);
+        let z = y.exp();
+        let printed = g.to_string();
+        let last = printed.lines().last().unwrap();
+        assert!(
+            last.contains(&format!("backward.rs:{}:", line!() - 3)),
+            "{last}"
+        );
+        drop(z);
     }
 
     #[test]

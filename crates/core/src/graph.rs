@@ -83,6 +83,9 @@ pub struct Graph<T: Float> {
     grad_slots: Cell<Vec<Option<Tensor<T>>>>,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
+    /// While a recorded backward pass runs the rule of a node, that node: the ops the rule
+    /// records take its location (the user's line), and anomalies in them name it.
+    backward_of: Cell<Option<u32>>,
     /// The boxes of the boxed op payloads of earlier passes, reused by the next one so a
     /// reset graph records without allocating.
     spare: RefCell<Spare>,
@@ -118,6 +121,7 @@ impl<T: Float> Graph<T> {
             grad_slots: Cell::new(Vec::new()),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
+            backward_of: Cell::new(None),
             spare: RefCell::new(Spare::default()),
         }
     }
@@ -159,15 +163,10 @@ impl<T: Float> Graph<T> {
     /// Puts a parameter of `store` on the tape (see [`Graph::param`]).
     ///
     /// # Errors
-    /// [`crate::Error::Argument`] if `key` is not in `store`.
+    /// [`crate::Error::Argument`] if `key` is not in `store` (removed, or another store's).
     #[track_caller]
     pub fn try_param(&self, store: &ParamStore<T>, key: ParamKey) -> crate::Result<Var<'_, T>> {
-        let Some(p) = store.get(key) else {
-            return Err(crate::error::arg_error(
-                "param",
-                format!("no parameter with key {key:?} in this store"),
-            ));
-        };
+        let p = store.try_get(key)?;
         Ok(self.push_leaf(p.value.clone(), Op::Param(key), p.requires_grad()))
     }
 
@@ -304,6 +303,30 @@ impl<T: Float> Graph<T> {
         self.nodes.borrow()
     }
 
+    /// Runs `f`, a node's backward rule in a recorded pass: what it records is attributed to
+    /// node `id` (its location, and the anomaly reports).
+    pub(crate) fn in_backward_of<R>(&self, id: u32, f: impl FnOnce() -> R) -> R {
+        /// Restores the attribution even when the rule panics (an anomaly caught by a test).
+        struct Restore<'a>(&'a Cell<Option<u32>>, Option<u32>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.backward_of, self.backward_of.replace(Some(id)));
+        f()
+    }
+
+    /// The location to record a new node at: the caller's, or, inside a recorded backward
+    /// pass, that of the node whose rule is running.
+    #[inline(always)]
+    fn location_for(&self, nodes: &[Node<T>], caller: Location) -> Location {
+        match self.backward_of.get() {
+            None => caller,
+            Some(i) => nodes[i as usize].location,
+        }
+    }
+
     /// Marks a node so that backward passes keep its gradient.
     pub(crate) fn set_retain(&self, id: u32) {
         self.nodes.borrow_mut()[id as usize].retain = true;
@@ -342,10 +365,10 @@ impl<T: Float> Graph<T> {
     #[inline(always)]
     pub(crate) fn push(&self, value: Tensor<T>, op: Op<T>, inputs: &[u32]) -> Var<'_, T> {
         if self.anomaly.get() {
-            check_anomaly(&value, &op);
+            check_anomaly(self, &value, &op);
         }
-        let location = PanicLocation::caller();
         let mut nodes = self.nodes.borrow_mut();
+        let location = self.location_for(&nodes, PanicLocation::caller());
         let requires_grad =
             self.grad_enabled.get() && inputs.iter().any(|&i| nodes[i as usize].requires_grad);
         let id = node_id(nodes.len());
@@ -374,8 +397,8 @@ impl<T: Float> Graph<T> {
         if self.anomaly.get() {
             return None;
         }
-        let location = PanicLocation::caller();
         let mut nodes = self.nodes.borrow_mut();
+        let location = self.location_for(&nodes, PanicLocation::caller());
         let x = &nodes[input as usize];
         let v = x.value.single()?;
         let requires_grad = self.grad_enabled.get() && x.requires_grad && op.is_differentiable();
@@ -435,16 +458,30 @@ fn node_id(len: usize) -> u32 {
 }
 
 /// Anomaly mode: panics (at the caller's line) if `value` holds NaN or ±∞, naming the op
-/// that produced it.
+/// that produced it — and, for an op recorded by a backward rule, the op whose backward it
+/// is and where that op was recorded (the user's line).
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn check_anomaly<T: Float>(value: &Tensor<T>, op: &Op<T>) {
+fn check_anomaly<T: Float>(graph: &Graph<T>, value: &Tensor<T>, op: &Op<T>) {
     if let Some((at, v)) = value.first_non_finite() {
+        let at = crate::tensor::unravel(at, value.shape());
+        if let Some(i) = graph.backward_of.get() {
+            let nodes = graph.nodes();
+            let n = &nodes[i as usize];
+            panic!(
+                "anomaly detected in the recorded backward of `{}` (recorded at {}): its op `{}` produced {v} at element {:?} of a value of shape {:?}",
+                n.op.name(),
+                n.location,
+                op.name(),
+                at.as_slice(),
+                value.shape(),
+            );
+        }
         panic!(
             "anomaly detected: op `{}` produced {v} at element {:?} of its output of shape {:?}, at {}",
             op.name(),
-            crate::tensor::unravel(at, value.shape()).as_slice(),
+            at.as_slice(),
             value.shape(),
             PanicLocation::caller()
         );

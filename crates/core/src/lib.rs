@@ -48,7 +48,7 @@ pub use ops::conv::{Conv2dSpec, Window2d};
 pub use ops::custom::CustomOp;
 pub use ops::movement::SliceSpec;
 pub use ops::unary::Unary;
-pub use params::{Param, ParamKey, ParamRole, ParamStore};
+pub use params::{Param, ParamKey, ParamMap, ParamRole, ParamStore};
 pub use shape::{Dims, IntoShape, Shape};
 pub use tensor::display::ElementFormat;
 pub use tensor::{Element, Tensor};

@@ -49,6 +49,14 @@ impl<'g, T: Float> Var<'g, T> {
         f(&self.graph.nodes()[self.id as usize].value)
     }
 
+    /// The value, borrowed from the tape: for checks that must keep `#[track_caller]`'s
+    /// location (a closure, as in [`Var::with_value`], loses it). Use it within one
+    /// expression and never across an op call, which records onto the tape.
+    #[inline]
+    pub(crate) fn value_ref(&self) -> std::cell::Ref<'_, Tensor<T>> {
+        std::cell::Ref::map(self.graph.nodes(), |n| &n[self.id as usize].value)
+    }
+
     /// The shape of the value.
     pub fn shape(&self) -> Shape {
         self.with_value(|v| Shape::from_slice(v.shape()))

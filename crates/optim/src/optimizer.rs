@@ -7,9 +7,8 @@
 //! [`Checkpoint`] by parameter *name*, so a run resumed in a new process continues bit for
 //! bit.
 
-use slotmap::SecondaryMap;
 use tapegrad_core::checkpoint::{Checkpoint, Entry};
-use tapegrad_core::{Float, Gradients, ParamKey, ParamStore, Result, Tensor};
+use tapegrad_core::{Float, Gradients, ParamKey, ParamMap, ParamStore, Result, Tensor};
 
 /// Updates parameters from their gradients.
 pub trait Optimizer<T: Float> {
@@ -178,8 +177,8 @@ pub trait Rule<T: Float>: Clone {
 #[derive(Clone, Debug)]
 pub struct RuleOptimizer<T: Float, R: Rule<T>> {
     rule: R,
-    states: SecondaryMap<ParamKey, ParamState<T>>,
-    groups: SecondaryMap<ParamKey, GroupOptions>,
+    states: ParamMap<ParamState<T>>,
+    groups: ParamMap<GroupOptions>,
 }
 
 impl<T: Float, R: Rule<T>> RuleOptimizer<T, R> {
@@ -187,8 +186,8 @@ impl<T: Float, R: Rule<T>> RuleOptimizer<T, R> {
     pub fn new(rule: R) -> Self {
         RuleOptimizer {
             rule,
-            states: SecondaryMap::new(),
-            groups: SecondaryMap::new(),
+            states: ParamMap::new(),
+            groups: ParamMap::new(),
         }
     }
 
@@ -211,8 +210,14 @@ impl<T: Float, R: Rule<T>> RuleOptimizer<T, R> {
 }
 
 impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
+    #[track_caller]
     fn step(&mut self, store: &mut ParamStore<T>, grads: &Gradients<T>, lr: f64) {
         for (key, g) in grads.params() {
+            if key.store_id() != store.id() {
+                // Gradients of another store's parameters (a second model on the tape):
+                // they are not this store's to update.
+                continue;
+            }
             if store.get(key).is_none_or(|p| !p.requires_grad()) {
                 continue;
             }
@@ -220,16 +225,12 @@ impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
             let wd = opts
                 .weight_decay
                 .unwrap_or_else(|| self.rule.weight_decay());
-            let state = self
-                .states
-                .entry(key)
-                .expect("the key is live in the store")
-                .or_insert_with(|| {
-                    ParamState::new(
-                        R::BUFFERS.len(),
-                        &R::SCALARS.iter().map(|s| s.1).collect::<Vec<_>>(),
-                    )
-                });
+            let state = self.states.get_or_insert_with(key, || {
+                ParamState::new(
+                    R::BUFFERS.len(),
+                    &R::SCALARS.iter().map(|s| s.1).collect::<Vec<_>>(),
+                )
+            });
             state.step += 1;
             let p = store.value_mut(key).as_mut_slice();
             assert_eq!(
@@ -301,7 +302,7 @@ fn load_rule_states<T: Float, R: Rule<T>>(
     store: &ParamStore<T>,
     ck: &Checkpoint,
     prefix: &str,
-) -> Result<SecondaryMap<ParamKey, ParamState<T>>> {
+) -> Result<ParamMap<ParamState<T>>> {
     let scalar_init: Vec<f64> = R::SCALARS.iter().map(|s| s.1).collect();
     let slots: Vec<(String, Slot)> = std::iter::once(("step".to_string(), Slot::Step))
         .chain(
@@ -317,7 +318,7 @@ fn load_rule_states<T: Float, R: Rule<T>>(
                 .map(|(i, (n, _))| (n.to_string(), Slot::Scalar(i))),
         )
         .collect();
-    let mut states: SecondaryMap<ParamKey, (ParamState<T>, bool)> = SecondaryMap::new();
+    let mut states: ParamMap<(ParamState<T>, bool)> = ParamMap::new();
     for (entry, value) in ck.entries_with_prefix(prefix) {
         let rest = &entry[prefix.len()..];
         let Some((slot, pname)) = slots.iter().find_map(|(n, slot)| {
@@ -339,10 +340,9 @@ fn load_rule_states<T: Float, R: Rule<T>>(
             return Err(ck.error(format!("`{entry}`: the model has no parameter `{pname}`")));
         };
         let pshape = store.value(key).shape();
-        let (state, has_step) = states
-            .entry(key)
-            .expect("a live key")
-            .or_insert_with(|| (ParamState::new(R::BUFFERS.len(), &scalar_init), false));
+        let (state, has_step) = states.get_or_insert_with(key, || {
+            (ParamState::new(R::BUFFERS.len(), &scalar_init), false)
+        });
         match (slot, value) {
             (Slot::Step, Entry::I64(t)) if t.ndim() == 0 => {
                 let step = t.item();
@@ -402,8 +402,8 @@ fn load_rule_states<T: Float, R: Rule<T>>(
             }
         }
     }
-    let mut out = SecondaryMap::new();
-    for (key, (state, has_step)) in states {
+    let mut out = ParamMap::new();
+    for (key, (state, has_step)) in states.drain() {
         let name = &store.get(key).expect("a live key").name;
         if !has_step {
             return Err(ck.error(format!("`{prefix}step.{name}` is missing")));

@@ -262,25 +262,26 @@ pub(crate) fn where_tensor<T: Float>(
 struct Checks;
 
 impl Checks {
+    /// `op` is the caller's op (`index_select`, `index_add`), named in errors.
     #[track_caller]
-    fn index_select<T: Float>(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Result<usize> {
-        let d = normalize_axis(
-            "index_select",
-            dim,
-            shape.len(),
-            std::panic::Location::caller(),
-        )?;
+    fn index_select<T: Float>(
+        op: &'static str,
+        shape: &[usize],
+        dim: isize,
+        index: &Tensor<usize>,
+    ) -> Result<usize> {
+        let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
         if index.ndim() > 1 || shape.is_empty() {
             return Err(shape_error(
-                "index_select",
+                op,
                 &[shape, index.shape()],
                 "the index must be 0-d or 1-d and the input at least 1-d",
             ));
         }
-        check_indices("index_select", index, d, shape[d])?;
+        check_indices(op, index, d, shape[d])?;
         let mut out = Shape::from_slice(shape);
         out[d] = index.numel();
-        check_output::<T>("index_select", &out, std::panic::Location::caller())?;
+        check_output::<T>(op, &out, std::panic::Location::caller())?;
         Ok(d)
     }
 
@@ -341,7 +342,7 @@ impl Checks {
         index: &Tensor<usize>,
         src: &[usize],
     ) -> Result<usize> {
-        let d = Self::index_select::<T>(shape, dim, index)?;
+        let d = Self::index_select::<T>("index_add", shape, dim, index)?;
         let mut want = Shape::from_slice(shape);
         want[d] = index.numel();
         if want.as_slice() != src {
@@ -362,7 +363,7 @@ impl<T: Float> Tensor<T> {
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
-        let d = Checks::index_select::<T>(self.shape(), dim, index)?;
+        let d = Checks::index_select::<T>("index_select", self.shape(), dim, index)?;
         Ok(index_select_tensor(self, d, index))
     }
 
@@ -527,7 +528,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn try_index_select(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = self.with_value(|x| Checks::index_select::<T>(x.shape(), dim, index))?;
+        let d = Checks::index_select::<T>("index_select", self.value_ref().shape(), dim, index)?;
         let v = self.with_value(|x| index_select_tensor(x, d, index));
         Ok(self.index_op(
             v,
@@ -598,7 +599,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// On mismatched shapes or out-of-range indices.
     #[track_caller]
     pub fn try_gather(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = self.with_value(|x| Checks::gather(x.shape(), dim, index))?;
+        let d = Checks::gather(self.value_ref().shape(), dim, index)?;
         let v = self.with_value(|x| gather_tensor(x, d, index));
         Ok(self.index_op(
             v,

@@ -325,12 +325,27 @@ fn python_slice(n: usize, start: isize, end: isize, step: usize) -> Result<(usiz
 struct Plans;
 
 impl Plans {
+    /// A window of `len` along `dim` from `start`; `op` is the caller's op (`narrow`,
+    /// `select`), named in errors.
     #[track_caller]
-    fn narrow(shape: &[usize], dim: isize, start: usize, len: usize) -> Result<SliceSpec> {
-        let d = normalize_axis("narrow", dim, shape.len(), std::panic::Location::caller())?;
-        if shape.is_empty() || start.checked_add(len).is_none_or(|end| end > shape[d]) {
+    fn narrow(
+        op: &'static str,
+        shape: &[usize],
+        dim: isize,
+        start: usize,
+        len: usize,
+    ) -> Result<SliceSpec> {
+        let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
+        if shape.is_empty() {
             return Err(shape_error(
-                "narrow",
+                op,
+                &[shape],
+                "a 0-d tensor has no dimension to index",
+            ));
+        }
+        if start.checked_add(len).is_none_or(|end| end > shape[d]) {
+            return Err(shape_error(
+                op,
                 &[shape],
                 format!("{len} elements from index {start} exceed dimension {d}"),
             ));
@@ -402,9 +417,9 @@ impl Plans {
     #[track_caller]
     fn concat<T: Float>(shapes: &[&[usize]], dim: isize) -> Result<(usize, Shape)> {
         let Some(first) = shapes.first() else {
-            return Err(arg_error("concat", "needs at least one tensor"));
+            return Err(arg_error("cat", "needs at least one tensor"));
         };
-        let d = normalize_axis("concat", dim, first.len(), std::panic::Location::caller())?;
+        let d = normalize_axis("cat", dim, first.len(), std::panic::Location::caller())?;
         for s in shapes {
             let ok = s.len() == first.len()
                 && !s.is_empty()
@@ -414,7 +429,7 @@ impl Plans {
                     .all(|(i, (a, b))| i == d || a == b);
             if !ok {
                 return Err(shape_error(
-                    "concat",
+                    "cat",
                     shapes,
                     format!(
                         "all shapes must match except along dimension {d} (and be at least 1-d)"
@@ -425,19 +440,19 @@ impl Plans {
         let mut out = Shape::from_slice(first);
         let Some(n) = shapes.iter().try_fold(0usize, |n, s| n.checked_add(s[d])) else {
             return Err(shape_error(
-                "concat",
+                "cat",
                 shapes,
                 format!("dimension {d} overflows"),
             ));
         };
         out[d] = n;
-        check_output::<T>("concat", &out, std::panic::Location::caller())?;
+        check_output::<T>("cat", &out, std::panic::Location::caller())?;
         Ok((d, out))
     }
 
     #[track_caller]
-    fn squeeze_dim(shape: &[usize], dim: isize) -> Result<Shape> {
-        let d = normalize_axis("squeeze", dim, shape.len(), std::panic::Location::caller())?;
+    fn squeeze_dim(op: &'static str, shape: &[usize], dim: isize) -> Result<Shape> {
+        let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
         let mut s = Shape::from_slice(shape);
         if !s.is_empty() && s[d] == 1 {
             s.remove(d);
@@ -480,18 +495,19 @@ impl Plans {
         Ok(out)
     }
 
+    /// The permutation swapping `d0` and `d1` (a 0-d tensor accepts the axes 0 and -1, as
+    /// PyTorch's, and stays as it is).
     #[track_caller]
     fn transpose(shape: &[usize], d0: isize, d1: isize) -> Result<SmallVec<[isize; 4]>> {
         let here = std::panic::Location::caller();
-        let mut perm: SmallVec<[isize; 4]> = (0..shape.len() as isize).collect();
-        if shape.is_empty() {
-            return Ok(perm);
-        }
         let (a, b) = (
             normalize_axis("transpose", d0, shape.len(), here)?,
             normalize_axis("transpose", d1, shape.len(), here)?,
         );
-        perm.swap(a, b);
+        let mut perm: SmallVec<[isize; 4]> = (0..shape.len() as isize).collect();
+        if !shape.is_empty() {
+            perm.swap(a, b);
+        }
         Ok(perm)
     }
 
@@ -664,7 +680,7 @@ impl<T: Float> Tensor<T> {
     pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor<T>> {
         Ok(slice_tensor(
             self,
-            &Plans::narrow(self.shape(), dim, start, len)?,
+            &Plans::narrow("narrow", self.shape(), dim, start, len)?,
         ))
     }
 
@@ -736,8 +752,8 @@ impl<T: Float> Tensor<T> {
     /// If `dim` or the index is out of range.
     #[track_caller]
     pub fn try_select(&self, dim: isize, index: usize) -> Result<Tensor<T>> {
-        let spec = Plans::narrow(self.shape(), dim, index, 1)?;
-        let s = Plans::squeeze_dim(&spec.shape(), dim)?;
+        let spec = Plans::narrow("select", self.shape(), dim, index, 1)?;
+        let s = Plans::squeeze_dim("select", &spec.shape(), dim)?;
         Ok(slice_tensor(self, &spec).reshaped(s))
     }
 
@@ -874,7 +890,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Axis`] if `dim` is out of range.
     #[track_caller]
     pub fn try_squeeze_dim(&self, dim: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(Plans::squeeze_dim(self.shape(), dim)?))
+        Ok(self.reshaped(Plans::squeeze_dim("squeeze_dim", self.shape(), dim)?))
     }
 
     /// Removes dimension `dim` if its size is 1 (see [`Tensor::try_squeeze_dim`]).
@@ -961,7 +977,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Shape`] if the element counts differ.
     #[track_caller]
     pub fn try_reshape(self, shape: impl Dims) -> Result<Var<'g, T>> {
-        let value = self.with_value(|x| x.try_reshape(shape))?;
+        let value = self.value_ref().try_reshape(shape)?;
         Ok(self.movement(value, MovementOp::Reshape))
     }
 
@@ -980,7 +996,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `perm` is not a permutation of the axes.
     #[track_caller]
     pub fn try_permute(self, perm: impl Dims) -> Result<Var<'g, T>> {
-        let perm = self.with_value(|x| check_perm(x.shape(), &perm.to_dims()))?;
+        let perm = check_perm(self.value_ref().shape(), &perm.to_dims())?;
         let value = self.with_value(|x| permute_tensor(x, &perm));
         Ok(self.movement(value, MovementOp::Permute { perm }))
     }
@@ -1046,7 +1062,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
     #[track_caller]
     pub fn try_broadcast_to(self, shape: &[usize]) -> Result<Var<'g, T>> {
-        let value = self.with_value(|x| x.try_broadcast_to(shape))?;
+        let value = self.value_ref().try_broadcast_to(shape)?;
         if self.shape().as_slice() == shape {
             return Ok(self);
         }
@@ -1101,7 +1117,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the range exceeds the dimension.
     #[track_caller]
     pub fn try_narrow(self, dim: isize, start: usize, len: usize) -> Result<Var<'g, T>> {
-        let spec = Plans::narrow(&self.shape(), dim, start, len)?;
+        let spec = Plans::narrow("narrow", &self.shape(), dim, start, len)?;
         self.try_slice_spec(&spec)
     }
 
@@ -1146,9 +1162,9 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `dim` or the index is out of range.
     #[track_caller]
     pub fn try_select(self, dim: isize, index: usize) -> Result<Var<'g, T>> {
-        let n = self.try_narrow(dim, index, 1)?;
-        let s = Plans::squeeze_dim(&n.shape(), dim)?;
-        n.try_reshape(&s)
+        let spec = Plans::narrow("select", &self.shape(), dim, index, 1)?;
+        let s = Plans::squeeze_dim("select", &spec.shape(), dim)?;
+        self.try_slice_spec(&spec)?.try_reshape(&s)
     }
 
     /// Index `index` along `dim`, dropping that dimension (see [`Var::try_select`]).
@@ -1324,7 +1340,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Axis`] if `dim` is out of range.
     #[track_caller]
     pub fn try_squeeze_dim(self, dim: isize) -> Result<Var<'g, T>> {
-        let s = Plans::squeeze_dim(&self.shape(), dim)?;
+        let s = Plans::squeeze_dim("squeeze_dim", &self.shape(), dim)?;
         self.try_reshape(&s)
     }
 

@@ -513,7 +513,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `dim` is out of range or the dimension is empty.
     #[track_caller]
     pub fn try_max_dim(self, dim: isize, keepdim: bool) -> Result<(Var<'g, T>, Tensor<usize>)> {
-        let idx = self.with_value(|x| x.try_argmax(dim, true))?;
+        let idx = self.value_ref().try_argmax(dim, true)?;
         self.take_at(dim, idx, keepdim)
     }
 
@@ -532,7 +532,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `dim` is out of range or the dimension is empty.
     #[track_caller]
     pub fn try_min_dim(self, dim: isize, keepdim: bool) -> Result<(Var<'g, T>, Tensor<usize>)> {
-        let idx = self.with_value(|x| x.try_argmin(dim, true))?;
+        let idx = self.value_ref().try_argmin(dim, true)?;
         self.take_at(dim, idx, keepdim)
     }
 
@@ -576,7 +576,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `dim` is out of range or the dimension is empty.
     #[track_caller]
     pub fn try_argmax(self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
-        self.with_value(|x| x.try_argmax(dim, keepdim))
+        self.value_ref().try_argmax(dim, keepdim)
     }
 
     /// Index of the maximum along `dim` (see [`Var::try_argmax`]).
@@ -594,7 +594,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `dim` is out of range or the dimension is empty.
     #[track_caller]
     pub fn try_argmin(self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
-        self.with_value(|x| x.try_argmin(dim, keepdim))
+        self.value_ref().try_argmin(dim, keepdim)
     }
 
     /// Index of the minimum along `dim` (see [`Var::try_argmin`]).
@@ -670,7 +670,7 @@ macro_rules! reduction {
             /// for an axis given twice.
             #[track_caller]
             pub fn $try_dim(self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Result<Var<'g, T>> {
-                let $axes = self.with_value(|x| axes_for($opname, &dims.to_dims(), x.shape(), $ne))?;
+                let $axes = axes_for($opname, &dims.to_dims(), self.value_ref().shape(), $ne)?;
                 let $keep = keepdim;
                 Ok(self.reduce($make))
             }
@@ -836,7 +836,7 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     pub fn try_norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Var<'g, T>> {
         check_p(p)?;
-        let axes = self.with_value(|x| axes_for("norm", &dims.to_dims(), x.shape(), false))?;
+        let axes = axes_for("norm", &dims.to_dims(), self.value_ref().shape(), false)?;
         Ok(self.reduce(ReduceOp::Norm { p, axes, keepdim }))
     }
 

@@ -301,7 +301,7 @@ impl<T: Float> Unary<T> {
             Unary::Sqrt => "sqrt",
             Unary::Rsqrt => "rsqrt",
             Unary::Square => "square",
-            Unary::Recip => "reciprocal",
+            Unary::Recip => "recip",
             Unary::Sin => "sin",
             Unary::Cos => "cos",
             Unary::Tanh => "tanh",
