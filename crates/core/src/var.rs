@@ -78,7 +78,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the value does not hold exactly one element.
     #[track_caller]
     pub fn item(&self) -> T {
-        self.with_value(|v| v.item())
+        self.value_ref().item()
     }
 
     /// The single element of a one-element value.
@@ -87,7 +87,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Shape`] if the value does not hold exactly one element.
     #[track_caller]
     pub fn try_item(&self) -> crate::Result<T> {
-        self.with_value(|v| v.try_item())
+        self.value_ref().try_item()
     }
 
     /// The values as a `Vec`, row-major.

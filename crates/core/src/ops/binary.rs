@@ -247,6 +247,15 @@ impl<T: Float> Tensor<T> {
         op.forward(self, other)
     }
 
+    /// Applies a binary op with broadcasting (see [`Tensor::try_binary`]).
+    ///
+    /// # Panics
+    /// At the caller's line if the shapes do not broadcast.
+    #[track_caller]
+    pub fn binary(&self, op: BinaryOp, other: &Tensor<T>) -> Tensor<T> {
+        ok(self.try_binary(op, other))
+    }
+
     /// Compares element-wise with broadcasting, giving a mask.
     ///
     /// # Errors
@@ -254,6 +263,15 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn try_compare(&self, other: &Tensor<T>, cmp: Cmp) -> Result<Tensor<bool>> {
         broadcast_zip("compare", self, other, |a, b| cmp.holds(a, b))
+    }
+
+    /// Compares element-wise with broadcasting (see [`Tensor::try_compare`]).
+    ///
+    /// # Panics
+    /// At the caller's line if the shapes do not broadcast.
+    #[track_caller]
+    pub fn compare(&self, other: &Tensor<T>, cmp: Cmp) -> Tensor<bool> {
+        ok(self.try_compare(other, cmp))
     }
 
     /// Compares every element with a scalar, giving a mask.
@@ -291,6 +309,15 @@ impl<'g, T: Float> Var<'g, T> {
         nodes[self.id as usize]
             .value
             .try_compare(&nodes[other.id as usize].value, cmp)
+    }
+
+    /// Compares element-wise with broadcasting, giving a mask (see [`Var::try_compare`]).
+    ///
+    /// # Panics
+    /// At the caller's line if the shapes do not broadcast.
+    #[track_caller]
+    pub fn compare(self, other: Var<'g, T>, cmp: Cmp) -> Tensor<bool> {
+        ok(self.try_compare(other, cmp))
     }
 
     /// Compares every element with a scalar, giving a mask (no gradient).

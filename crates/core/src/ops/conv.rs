@@ -803,6 +803,24 @@ impl<T: Float> Tensor<T> {
         op.check::<T>(self.shape())?;
         Ok(op.forward(self))
     }
+
+    /// im2col (see [`Tensor::try_unfold2d`]).
+    ///
+    /// # Panics
+    /// At the caller's line on invalid shapes.
+    #[track_caller]
+    pub fn unfold2d(&self, win: Window2d) -> Tensor<T> {
+        ok(self.try_unfold2d(win))
+    }
+
+    /// col2im (see [`Tensor::try_fold2d`]).
+    ///
+    /// # Panics
+    /// At the caller's line on mismatched shapes.
+    #[track_caller]
+    pub fn fold2d(&self, win: Window2d, size: (usize, usize)) -> Tensor<T> {
+        ok(self.try_fold2d(win, size))
+    }
 }
 
 impl<'g, T: Float> Var<'g, T> {

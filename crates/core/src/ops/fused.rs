@@ -419,6 +419,19 @@ impl<'g, T: Float> Var<'g, T> {
             .with_value(|x| op.normalize_forward(x, Some((m.as_mut_slice(), v.as_mut_slice()))));
         Ok((self.graph.push(y, Op::Fused(op), &[self.id]), m, v))
     }
+
+    /// [`Var::try_normalize_with_stats`], panicking at the caller's line on bad arguments.
+    ///
+    /// # Panics
+    /// As [`Tensor::normalize`].
+    #[track_caller]
+    pub fn normalize_with_stats(
+        self,
+        dims: impl Dims,
+        eps: f64,
+    ) -> (Var<'g, T>, Tensor<T>, Tensor<T>) {
+        ok(self.try_normalize_with_stats(dims, eps))
+    }
 }
 
 #[cfg(test)]

@@ -733,7 +733,9 @@ impl<T: Float> Tensor<T> {
     /// On an invalid axis.
     #[track_caller]
     pub fn try_std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Result<Tensor<T>> {
-        Ok(self.try_var_dim(dims, unbiased, keepdim)?.sqrt())
+        // Checked under std's own name, then computed as √var.
+        let axes = axes_for("std", &dims.to_dims(), self.shape(), false)?;
+        Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
     }
 
     /// Standard deviation over `dims` (see [`Tensor::try_std_dim`]).
@@ -798,7 +800,9 @@ impl<'g, T: Float> Var<'g, T> {
     /// On an invalid axis.
     #[track_caller]
     pub fn try_std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Result<Var<'g, T>> {
-        Ok(self.try_var_dim(dims, unbiased, keepdim)?.sqrt())
+        // Checked under std's own name, then computed as √var.
+        let axes = axes_for("std", &dims.to_dims(), self.value_ref().shape(), false)?;
+        Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
     }
 
     /// Standard deviation over `dims` (see [`Var::try_std_dim`]).
