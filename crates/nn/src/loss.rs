@@ -341,12 +341,23 @@ pub fn binary_cross_entropy_with_logits<'g, T: Float>(
     r: Reduction,
 ) -> Var<'g, T> {
     same_shape("binary_cross_entropy_with_logits", x, y);
-    let sp = (-x).softplus();
-    let log_weight = match pos_weight {
-        Some(pw) => y * pw.sub_scalar(T::one()) + T::one(),
-        None => y.mul_scalar(T::zero()) + T::one(),
+    // (1 − y)·x + w·ln(1 + e^{−x}), w = 1 + (pos_weight − 1)·y, is PyTorch's formula; for
+    // x < 0 its two terms nearly cancel (x = −21, y = 0: −21 + 21.00000000076), losing
+    // digits. With ln(1 + e^{−x}) = ln(1 + e^{x}) − x it is also w·ln(1 + e^{x}) −
+    // pos_weight·y·x, whose terms have one sign for x ≤ 0. Each form is taken where it adds
+    // like-signed terms, so the loss is exact to rounding for every finite logit; both are
+    // smooth and equal, so the gradient (which follows the form taken) is right at 0 too.
+    // Softplus without its cut-off (an infinite threshold): the cut-off at 20 would drop
+    // the e^{−21} of a logit of −21.
+    let (one, inf) = (T::one(), T::infinity());
+    let pw_y = match pos_weight {
+        Some(pw) => y * pw,
+        None => y,
     };
-    let l = y.rsub_scalar(T::one()) * x + log_weight * sp;
+    let w = pw_y - y + one;
+    let for_positive = y.rsub_scalar(one) * x + w * (-x).softplus_with(one, inf);
+    let for_negative = w * x.softplus_with(one, inf) - pw_y * x;
+    let l = Var::where_cond(&x.gt_scalar(T::zero()), for_positive, for_negative);
     reduce(l, r)
 }
 

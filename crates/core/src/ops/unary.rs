@@ -387,10 +387,14 @@ impl<T: Float> Unary<T> {
             }
             Unary::Silu => x * sigmoid(x),
             Unary::Softplus { beta, threshold } => {
-                if x * beta > threshold {
+                let z = x * beta;
+                if z > threshold {
                     x
                 } else {
-                    (x * beta).exp().ln_1p() / beta
+                    // ln(1 + eᶻ) = max(z, 0) + ln(1 + e^{−|z|}): exact for every finite z
+                    // (so an infinite threshold gives softplus without the cut-off, and
+                    // e^z never overflows).
+                    (z.max(T::zero()) + (-z.abs()).exp().ln_1p()) / beta
                 }
             }
             Unary::Clamp { min, max } => {
