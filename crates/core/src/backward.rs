@@ -944,12 +944,10 @@ mod tests {
         // The attribution ends with the rule, even when it panicked.
         g.set_anomaly_detection(false);
         let z = y.exp();
+        let exp_line = line!() - 1;
         let printed = g.to_string();
         let last = printed.lines().last().unwrap();
-        assert!(
-            last.contains(&format!("backward.rs:{}:", line!() - 3)),
-            "{last}"
-        );
+        assert!(last.contains(&format!("backward.rs:{exp_line}:")), "{last}");
         drop(z);
     }
 

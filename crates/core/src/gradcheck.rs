@@ -6,6 +6,13 @@
 //! output) is caught. A failure is a [`GradcheckFailure`] that names the input, the element,
 //! the analytic and numeric values and the tolerance.
 //!
+//! `gradgradcheck` differentiates the recorded backward pass with respect to the inputs
+//! *and* to the upstream gradient, as PyTorch's does (it treats `grad_outputs` as inputs):
+//! for a linear or piecewise-linear op the first half has nothing to find (the gradient
+//! does not depend on the inputs), but the second still checks that the recorded rule is a
+//! function of `u` with the right derivative. It also checks that the recorded gradients
+//! have the values of the plain backward pass.
+//!
 //! Defaults follow PyTorch's `gradcheck`: `eps = 1e-6`, `atol = 1e-5`, `rtol = 1e-3`.
 
 use std::fmt;
@@ -77,7 +84,12 @@ pub struct GradcheckReport {
 pub struct GradcheckFailure {
     /// 1 for `gradcheck`, 2 for `gradgradcheck`.
     pub order: u8,
-    /// Which input (position in the inputs slice).
+    /// What was compared: `"gradient"` (first order), `"second-order gradient"` (with
+    /// respect to an input), `"gradient with respect to the upstream gradient"`, or
+    /// `"recorded gradient"` (the value of `backward_create_graph`'s gradient against
+    /// `backward`'s).
+    pub check: &'static str,
+    /// Which input (position in the inputs slice); `inputs.len()` is the upstream gradient.
     pub input: usize,
     /// The multi-index of the worst element within that input.
     pub index: Vec<usize>,
@@ -99,9 +111,14 @@ impl fmt::Display for GradcheckFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} failed for input {} at element {:?}: analytic {:e}, numeric {:e}, |diff| {:.3e} > tolerance {:.3e} (atol + rtol·|numeric|); {} of {} elements fail",
+            "{} failed ({}) for {} at element {:?}: analytic {:e}, numeric {:e}, |diff| {:.3e} > tolerance {:.3e} (atol + rtol·|numeric|); {} of {} elements fail",
             if self.order == 1 { "gradcheck" } else { "gradgradcheck" },
-            self.input,
+            self.check,
+            if self.check == "gradient with respect to the upstream gradient" {
+                "the upstream gradient".to_string()
+            } else {
+                format!("input {}", self.input)
+            },
             self.index,
             self.analytic,
             self.numeric,
@@ -127,13 +144,15 @@ fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
         .sum()
 }
 
-/// Compares analytic and numeric gradients of every input element.
+/// Compares analytic and numeric gradients of every element of every input (each pair
+/// `(atol, rtol)` its own tolerance).
 fn compare(
     order: u8,
+    check: &'static str,
     inputs: &[Tensor<f64>],
     analytic: &[Tensor<f64>],
     mut numeric_at: impl FnMut(usize, usize) -> f64,
-    cfg: &GradcheckConfig,
+    (atol, rtol): (f64, f64),
 ) -> Result<GradcheckReport, GradcheckFailure> {
     let mut worst: Option<GradcheckFailure> = None;
     let mut worst_ratio = 0.0;
@@ -143,7 +162,7 @@ fn compare(
             let n = numeric_at(i, j);
             let a = analytic[i].as_slice()[j];
             let err = (a - n).abs();
-            let tol = cfg.atol + cfg.rtol * n.abs();
+            let tol = atol + rtol * n.abs();
             checked += 1;
             max_abs = max_abs.max(err);
             if err.is_nan() || err > tol {
@@ -157,6 +176,7 @@ fn compare(
                     worst_ratio = ratio;
                     worst = Some(GradcheckFailure {
                         order,
+                        check,
                         input: i,
                         index: unravel(j, x.shape()).to_vec(),
                         analytic: a,
@@ -236,18 +256,33 @@ where
     let eps = cfg.eps;
     compare(
         1,
+        "gradient",
         inputs,
         &analytic,
         |i, j| {
             (eval(perturbed(inputs, i, j, eps)) - eval(perturbed(inputs, i, j, -eps))) / (2.0 * eps)
         },
-        cfg,
+        (cfg.atol, cfg.rtol),
     )
 }
 
-/// Checks second-order gradients: the gradient of `h(x) = Σᵢ ⟨vᵢ, ∂⟨u, f(x)⟩/∂xᵢ⟩`
-/// computed by differentiating the recorded backward pass (`backward_create_graph`), against
-/// central finite differences of `h` computed with the first-order backward pass.
+/// How far the recorded gradient (`backward_create_graph`) may be from the plain one: both
+/// compute the same quantity, but a rule may take another route on `Var`s (convolution's
+/// recorded form is unfold and matmul where the plain one is Winograd's), so the last bits
+/// differ.
+const RECORDED_RTOL: f64 = 1e-9;
+
+/// Checks second-order gradients: the gradient of
+/// `h(x, u) = Σᵢ ⟨vᵢ, ∂⟨u, f(x)⟩/∂xᵢ⟩` computed by differentiating the recorded backward
+/// pass (`backward_create_graph`), with respect to every input `xᵢ` and to the upstream
+/// gradient `u`, against central finite differences of `h` computed with the first-order
+/// backward pass; and the recorded first-order gradients against the plain ones (to
+/// `1e-9` relative: both compute the same numbers, by routes that may round differently).
+///
+/// `∂h/∂u = J·v` does not depend on how `u` enters the rule only for rules that ignore
+/// it: so even for ops whose gradient does not depend on the inputs (linear and
+/// piecewise-linear ones) the check tests the recorded rule, as PyTorch's `gradgradcheck`
+/// does by treating `grad_outputs` as inputs.
 ///
 /// ```
 /// use tapegrad_core::gradcheck::{gradgradcheck, GradcheckConfig};
@@ -257,7 +292,8 @@ where
 /// ```
 ///
 /// # Errors
-/// A [`GradcheckFailure`] (order 2) naming the worst element.
+/// A [`GradcheckFailure`] (order 2) naming the worst element; its `input` is
+/// `inputs.len()` when the failure is with respect to the upstream gradient.
 pub fn gradgradcheck<F>(
     f: F,
     inputs: &[Tensor<f64>],
@@ -274,31 +310,63 @@ where
     };
     let u = normal(&u_shape, &mut rng);
     let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), &mut rng)).collect();
+    let zeros = || -> Vec<Tensor<f64>> { inputs.iter().map(|t| t.zeros_like()).collect() };
 
-    // Analytic: differentiate the recorded first-order gradients.
+    // The plain first-order gradients at `x`, for the recorded ones to match.
+    let plain: Vec<Tensor<f64>> = {
+        let g = Graph::new();
+        let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+        match f(&g, &xs).try_backward_with(&u) {
+            Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
+            Err(_) => zeros(),
+        }
+    };
+
+    // Analytic: differentiate the recorded first-order gradients, with respect to the
+    // inputs and to the upstream gradient (a leaf here).
     let g = Graph::new();
     let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let uv = g.leaf(u.clone());
     let y = f(&g, &xs);
-    let analytic: Vec<Tensor<f64>> = if y.requires_grad() {
-        let gv = y.backward_create_graph_with(g.constant(u.clone()));
+    let (analytic, analytic_u, recorded) = if y.requires_grad() {
+        let gv = y.backward_create_graph_with(uv);
+        let recorded: Vec<Tensor<f64>> = xs.iter().map(|&x| gv.wrt_var(x).value()).collect();
         let mut h = g.scalar(0.0);
         for (x, v) in xs.iter().zip(&vs) {
             h += (gv.wrt_var(*x) * v).sum();
         }
         match h.try_backward() {
-            Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
-            Err(_) => inputs.iter().map(|t| t.zeros_like()).collect(),
+            Ok(grads) => (
+                xs.iter().map(|&x| grads.wrt(x)).collect(),
+                grads.wrt(uv),
+                recorded,
+            ),
+            Err(_) => (zeros(), u.zeros_like(), recorded),
         }
     } else {
-        inputs.iter().map(|t| t.zeros_like()).collect()
+        (zeros(), u.zeros_like(), zeros())
     };
 
+    // The recorded values: the same numbers as the plain pass, to rounding.
+    let scale = plain
+        .iter()
+        .flat_map(|t| t.as_slice())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    compare(
+        2,
+        "recorded gradient",
+        inputs,
+        &recorded,
+        |i, j| plain[i].as_slice()[j],
+        (RECORDED_RTOL * scale.max(1e-300), RECORDED_RTOL),
+    )?;
+
     // Numeric: finite differences of h, each h from an ordinary backward pass.
-    let h_at = |xs_in: Vec<Tensor<f64>>| -> f64 {
+    let h_at = |xs_in: Vec<Tensor<f64>>, u: &Tensor<f64>| -> f64 {
         let g = Graph::new();
         let xs: Vec<Var<f64>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
         let y = f(&g, &xs);
-        match y.try_backward_with(&u) {
+        match y.try_backward_with(u) {
             Ok(grads) => xs
                 .iter()
                 .zip(&vs)
@@ -308,15 +376,38 @@ where
         }
     };
     let eps = cfg.eps;
-    compare(
+    let wrt_x = compare(
         2,
+        "second-order gradient",
         inputs,
         &analytic,
         |i, j| {
-            (h_at(perturbed(inputs, i, j, eps)) - h_at(perturbed(inputs, i, j, -eps))) / (2.0 * eps)
+            (h_at(perturbed(inputs, i, j, eps), &u) - h_at(perturbed(inputs, i, j, -eps), &u))
+                / (2.0 * eps)
         },
-        cfg,
+        (cfg.atol, cfg.rtol),
+    )?;
+    let us = std::slice::from_ref(&u);
+    let wrt_u = compare(
+        2,
+        "gradient with respect to the upstream gradient",
+        us,
+        std::slice::from_ref(&analytic_u),
+        |_, j| {
+            (h_at(inputs.to_vec(), &perturbed(us, 0, j, eps)[0])
+                - h_at(inputs.to_vec(), &perturbed(us, 0, j, -eps)[0]))
+                / (2.0 * eps)
+        },
+        (cfg.atol, cfg.rtol),
     )
+    .map_err(|mut e| {
+        e.input = inputs.len();
+        e
+    })?;
+    Ok(GradcheckReport {
+        checked: wrt_x.checked + wrt_u.checked,
+        max_abs_error: wrt_x.max_abs_error.max(wrt_u.max_abs_error),
+    })
 }
 
 #[cfg(test)]
@@ -353,7 +444,7 @@ mod tests {
         assert_eq!(e.index, vec![2]); // the largest error relative to tolerance: x = -2
         let msg = e.to_string();
         assert!(
-            msg.starts_with("gradcheck failed for input 0 at element [2]: analytic"),
+            msg.starts_with("gradcheck failed (gradient) for input 0 at element [2]: analytic"),
             "{msg}"
         );
     }
@@ -385,6 +476,41 @@ mod tests {
         let e = gradgradcheck(|g, v| g.apply(ConstRule, &[v[0]]), &[x], &cfg).unwrap_err();
         assert_eq!(e.order, 2);
         assert!(e.to_string().starts_with("gradgradcheck failed"));
+    }
+
+    #[test]
+    fn a_linear_rule_that_drops_the_upstream_gradient_from_the_tape_is_caught() {
+        // y = 3x with the rule 3·g, but g taken as a constant: right values at first order,
+        // and a second-order gradient with respect to x of 0 = 0 (the op is linear). Only
+        // the derivative with respect to the upstream gradient sees that the rule does not
+        // record how it depends on g.
+        struct Triple;
+        impl<T: Float> CustomOp<T> for Triple {
+            fn name(&self) -> &str {
+                "triple"
+            }
+            fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+                Ok(inputs[0].mul_scalar(T::from_f64(3.0)))
+            }
+            fn backward<V: Algebra<T>>(&self, _x: &[&V], _y: &V, g: &V) -> Vec<Option<V>> {
+                vec![Some(g.constant(g.value().mul_scalar(T::from_f64(3.0))))]
+            }
+        }
+        let x = Tensor::from_vec(vec![0.5, 1.5, -1.0], [3]);
+        let cfg = GradcheckConfig::default();
+        fn f<'g>(g: &'g Graph<f64>, v: &[Var<'g, f64>]) -> Var<'g, f64> {
+            g.apply(Triple, &[v[0]])
+        }
+        gradcheck(f, std::slice::from_ref(&x), &cfg).unwrap();
+        let e = gradgradcheck(f, &[x], &cfg).unwrap_err();
+        assert_eq!(e.check, "gradient with respect to the upstream gradient");
+        assert_eq!(e.input, 1);
+        assert!(
+            e.to_string().starts_with(
+                "gradgradcheck failed (gradient with respect to the upstream gradient) for the upstream gradient at element"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
