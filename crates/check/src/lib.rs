@@ -7,6 +7,8 @@
 //!   against central finite differences in f64, contracted with a random upstream gradient,
 //!   with PyTorch's default tolerances; a failure names the input, the element, both values
 //!   and the tolerance.
+//! - [`gradcheck_directional`] and [`gradgradcheck_directional`]: the same along one
+//!   random direction, for inputs too large to check element by element.
 //! - [`assert_close`] / [`check_close`]: tensors within `atol + rtol·|expected|`.
 //! - `reference` (feature `reference`): tensors stored as JSON, as the conformance tests
 //!   read PyTorch's reference values.
@@ -36,6 +38,7 @@ pub mod reference;
 pub mod strategies;
 
 pub use tapegrad_core::gradcheck::{
-    gradcheck, gradgradcheck, GradcheckConfig, GradcheckFailure, GradcheckReport,
+    gradcheck, gradcheck_directional, gradgradcheck, gradgradcheck_directional, GradcheckConfig,
+    GradcheckFailure, GradcheckReport,
 };
 pub use tapegrad_core::{assert_close, check_close, CloseError};

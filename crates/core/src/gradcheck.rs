@@ -410,6 +410,179 @@ where
     })
 }
 
+/// Gradients along one random direction: for large inputs, where checking every element
+/// would take a forward pass per element. With a random upstream gradient `u` and a random
+/// unit direction `dᵢ` per input, compares `Σᵢ ⟨∂⟨u, f⟩/∂xᵢ, dᵢ⟩` from the backward pass
+/// with the central difference of `⟨u, f(x + ε·d)⟩` — three passes whatever the size, and a
+/// wrong gradient anywhere in the tensor moves the sum (a random direction is orthogonal
+/// to an error only with probability 0).
+///
+/// ```
+/// use tapegrad_core::gradcheck::{gradcheck_directional, GradcheckConfig};
+/// use tapegrad_core::Tensor;
+/// let x = Tensor::from_fn([300, 300], |i| (i as f64 * 0.37).sin());
+/// gradcheck_directional(|_, v| v[0].tanh() * v[0], &[x], &GradcheckConfig::default()).unwrap();
+/// ```
+///
+/// # Errors
+/// A [`GradcheckFailure`] (order 1, element `[]`: the directional derivative).
+pub fn gradcheck_directional<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    cfg: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckFailure>
+where
+    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+{
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(2));
+    let dirs = unit_directions(inputs, &mut rng);
+    let g = Graph::new();
+    let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let y = f(&g, &xs);
+    let u = normal(&y.shape(), &mut rng);
+    let analytic = match y.try_backward_with(&u) {
+        Ok(grads) => xs
+            .iter()
+            .zip(&dirs)
+            .map(|(&x, d)| dot(&grads.wrt(x), d))
+            .sum(),
+        Err(_) => 0.0,
+    };
+    let at = |t: f64| -> f64 {
+        let g = Graph::new();
+        let vs: Vec<Var<f64>> = along(inputs, &dirs, t)
+            .into_iter()
+            .map(|x| g.leaf(x))
+            .collect();
+        dot(&u, &f(&g, &vs).value())
+    };
+    let numeric = (at(cfg.eps) - at(-cfg.eps)) / (2.0 * cfg.eps);
+    compare_one(
+        1,
+        "gradient along a random direction",
+        analytic,
+        numeric,
+        cfg,
+    )
+}
+
+/// Second-order gradients along one random direction (see [`gradcheck_directional`]): the
+/// derivative of `h(x) = Σᵢ ⟨vᵢ, ∂⟨u, f⟩/∂xᵢ⟩` along a random unit direction, from the
+/// recorded backward pass, against the central difference of `h` computed with the plain
+/// one.
+///
+/// # Errors
+/// A [`GradcheckFailure`] (order 2, element `[]`).
+pub fn gradgradcheck_directional<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    cfg: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckFailure>
+where
+    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+{
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(3));
+    let dirs = unit_directions(inputs, &mut rng);
+    let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), &mut rng)).collect();
+    let g = Graph::new();
+    let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let y = f(&g, &xs);
+    let u = normal(&y.shape(), &mut rng);
+    let analytic = if y.requires_grad() {
+        let gv = y.backward_create_graph_with(g.constant(u.clone()));
+        let mut h = g.scalar(0.0);
+        for (x, v) in xs.iter().zip(&vs) {
+            h += (gv.wrt_var(*x) * v).sum();
+        }
+        match h.try_backward() {
+            Ok(grads) => xs
+                .iter()
+                .zip(&dirs)
+                .map(|(&x, d)| dot(&grads.wrt(x), d))
+                .sum(),
+            Err(_) => 0.0,
+        }
+    } else {
+        0.0
+    };
+    let h_at = |t: f64| -> f64 {
+        let g = Graph::new();
+        let xs: Vec<Var<f64>> = along(inputs, &dirs, t)
+            .into_iter()
+            .map(|x| g.leaf(x))
+            .collect();
+        match f(&g, &xs).try_backward_with(&u) {
+            Ok(grads) => xs
+                .iter()
+                .zip(&vs)
+                .map(|(&x, v)| dot(&grads.wrt(x), v))
+                .sum(),
+            Err(_) => 0.0,
+        }
+    };
+    let numeric = (h_at(cfg.eps) - h_at(-cfg.eps)) / (2.0 * cfg.eps);
+    compare_one(
+        2,
+        "second-order gradient along a random direction",
+        analytic,
+        numeric,
+        cfg,
+    )
+}
+
+/// A random direction of unit norm over all the inputs together.
+fn unit_directions(inputs: &[Tensor<f64>], rng: &mut rand::rngs::StdRng) -> Vec<Tensor<f64>> {
+    let dirs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), rng)).collect();
+    let norm = dirs.iter().map(|d| dot(d, d)).sum::<f64>().sqrt();
+    let k = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    dirs.iter().map(|d| d.mul_scalar(k)).collect()
+}
+
+/// The inputs moved by `t` along the directions.
+fn along(inputs: &[Tensor<f64>], dirs: &[Tensor<f64>], t: f64) -> Vec<Tensor<f64>> {
+    inputs
+        .iter()
+        .zip(dirs)
+        .map(|(x, d)| {
+            let mut x = x.clone();
+            for (xi, di) in x.as_mut_slice().iter_mut().zip(d.as_slice()) {
+                *xi += t * di;
+            }
+            x
+        })
+        .collect()
+}
+
+/// One analytic number against one numeric one.
+fn compare_one(
+    order: u8,
+    check: &'static str,
+    a: f64,
+    n: f64,
+    cfg: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckFailure> {
+    let err = (a - n).abs();
+    let tol = cfg.atol + cfg.rtol * n.abs();
+    if err.is_nan() || err > tol {
+        return Err(GradcheckFailure {
+            order,
+            check,
+            input: 0,
+            index: vec![],
+            analytic: a,
+            numeric: n,
+            error: err,
+            tolerance: tol,
+            failures: 1,
+            checked: 1,
+        });
+    }
+    Ok(GradcheckReport {
+        checked: 1,
+        max_abs_error: err,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -303,7 +303,7 @@ pub fn zip3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::threads::{num_threads, set_num_threads};
+    use crate::threads::with_num_threads;
 
     #[test]
     fn every_element_is_written_once_for_any_length() {
@@ -337,16 +337,15 @@ mod tests {
         let n = 5 * PARALLEL_MIN + 17;
         let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let before = num_threads();
         let run = |threads| {
-            set_num_threads(threads);
-            let mut out = vec![0.0f32; n];
-            zip(&a, &b, &mut out, |x, y| x.mul_add(y, x / (1.0 + y * y)));
-            out
+            with_num_threads(threads, || {
+                let mut out = vec![0.0f32; n];
+                zip(&a, &b, &mut out, |x, y| x.mul_add(y, x / (1.0 + y * y)));
+                out
+            })
         };
         let one = run(1);
         let two = run(2);
-        set_num_threads(before);
         assert!(one
             .iter()
             .zip(&two)

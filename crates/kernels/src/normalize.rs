@@ -266,16 +266,16 @@ mod tests {
             .collect();
         let g: Vec<f32> = (0..x.len()).map(|i| (i as f32 * 0.11).cos()).collect();
         let run = |threads| {
-            crate::threads::set_num_threads(threads);
-            let mut y = vec![0.0f32; x.len()];
-            normalize(&x, &mut y, outer, kept, inner, 1e-5, None, None);
-            let mut dx = vec![0.0f32; x.len()];
-            normalize_backward(&x, &y, &g, &mut dx, outer, kept, inner, 1e-5);
-            (y, dx)
+            crate::threads::with_num_threads(threads, || {
+                let mut y = vec![0.0f32; x.len()];
+                normalize(&x, &mut y, outer, kept, inner, 1e-5, None, None);
+                let mut dx = vec![0.0f32; x.len()];
+                normalize_backward(&x, &y, &g, &mut dx, outer, kept, inner, 1e-5);
+                (y, dx)
+            })
         };
         let one = run(1);
         assert_eq!(one, run(2));
         assert_eq!(one, run(3));
-        crate::threads::set_num_threads(2);
     }
 }

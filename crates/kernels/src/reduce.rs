@@ -136,12 +136,8 @@ mod tests {
     fn sum_does_not_depend_on_the_thread_count() {
         let n = 7 * elementwise::PARALLEL_MIN + 3;
         let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.731).sin()).collect();
-        let before = crate::threads::num_threads();
-        crate::threads::set_num_threads(1);
-        let one = sum(&x);
-        crate::threads::set_num_threads(2);
-        let two = sum(&x);
-        crate::threads::set_num_threads(before);
+        let one = crate::threads::with_num_threads(1, || sum(&x));
+        let two = crate::threads::with_num_threads(2, || sum(&x));
         assert_eq!(one.to_bits(), two.to_bits());
     }
 

@@ -13,7 +13,10 @@
 //! another thread, or from inside a task) runs its tasks serially on its own thread.
 //!
 //! The thread count is `TAPEGRAD_NUM_THREADS` if set, else the number of CPUs this process
-//! may use; [`set_num_threads`] changes it.
+//! may use; [`set_num_threads`] changes it for the process, and [`with_num_threads`] for the
+//! work one thread submits while a closure runs (what a test comparing thread counts needs:
+//! the count it sets is really the one its own work uses, whatever other tests running at
+//! the same time set).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -81,9 +84,9 @@ struct Pool {
     wake: Condvar,
     /// Helpers spawned so far.
     spawned: Mutex<usize>,
-    /// Threads that take part in jobs (caller included).
+    /// Threads that take part in jobs (caller included), unless the submitter set its own.
     threads: AtomicUsize,
-    /// Helpers allowed to join jobs (`threads − 1`).
+    /// The most helpers there can be (lowered if the system refuses to spawn more).
     helpers_allowed: AtomicUsize,
 }
 
@@ -107,22 +110,51 @@ fn pool() -> &'static Pool {
             wake: Condvar::new(),
             spawned: Mutex::new(0),
             threads: AtomicUsize::new(threads),
-            helpers_allowed: AtomicUsize::new(threads - 1),
+            helpers_allowed: AtomicUsize::new(usize::MAX),
         }
     })
 }
 
-/// The number of threads kernels use (the caller included).
-pub fn num_threads() -> usize {
-    pool().threads.load(Ordering::Relaxed)
+thread_local! {
+    /// The count set by [`with_num_threads`] on this thread, if any.
+    static SCOPED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
-/// Sets the number of threads kernels use (at least 1). Results do not depend on it.
+/// The number of threads kernels use for work submitted from the calling thread (the
+/// caller included): its [`with_num_threads`] count, else the process's.
+pub fn num_threads() -> usize {
+    SCOPED
+        .try_with(|s| s.get())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| pool().threads.load(Ordering::Relaxed))
+}
+
+/// Runs `f` with the kernels it calls from this thread using `n` threads (at least 1); the
+/// count before is restored afterwards, also when `f` panics. Other threads are not
+/// affected, and results do not depend on the count.
+///
+/// ```
+/// use tapegrad_kernels::threads::{num_threads, with_num_threads};
+/// let outside = num_threads();
+/// with_num_threads(1, || assert_eq!(num_threads(), 1));
+/// assert_eq!(num_threads(), outside);
+/// ```
+pub fn with_num_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = SCOPED.try_with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED.with(|s| s.replace(Some(n.max(1)))));
+    f()
+}
+
+/// Sets the number of threads kernels use (at least 1), for the whole process (threads
+/// inside [`with_num_threads`] keep theirs). Results do not depend on it.
 pub fn set_num_threads(n: usize) {
-    let p = pool();
-    let n = n.max(1);
-    p.threads.store(n, Ordering::Relaxed);
-    p.helpers_allowed.store(n - 1, Ordering::Relaxed);
+    pool().threads.store(n.max(1), Ordering::Relaxed);
 }
 
 /// Runs tasks of the open job as thread `me` (0 for the caller) until none is left.
@@ -165,15 +197,17 @@ fn helper_loop(index: usize) {
             std::hint::spin_loop();
         };
         seen = s;
-        if index >= p.helpers_allowed.load(Ordering::Relaxed) {
-            continue;
-        }
         // Register, then check the job is still the one seen: a closed job is never touched.
         p.refs.fetch_add(1, Ordering::AcqRel);
         if p.state.load(Ordering::Acquire) == s {
             let job = p.job.0.load(Ordering::Acquire);
-            // SAFETY: registered on the open job `s`; the submitter waits for `refs` to drop.
-            work(unsafe { &*job }, index + 1);
+            // SAFETY: registered on the open job `s`, which is still open, so the submitter
+            // has not returned (it waits for `refs` to drop) and `job` points at its `Job`.
+            let job = unsafe { &*job };
+            // Helpers beyond the job's own thread count stay out of it.
+            if index + 1 < job.threads {
+                work(job, index + 1);
+            }
         }
         p.refs.fetch_sub(1, Ordering::AcqRel);
     }
@@ -201,7 +235,7 @@ fn ensure_helpers(p: &'static Pool, wanted: usize) {
 /// tasks run in order on the calling thread.
 pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     let p = pool();
-    let helpers = p.helpers_allowed.load(Ordering::Relaxed);
+    let helpers = (num_threads() - 1).min(p.helpers_allowed.load(Ordering::Relaxed));
     if n <= 1 || helpers == 0 {
         (0..n).for_each(f);
         return;
@@ -253,24 +287,44 @@ mod tests {
     #[test]
     fn every_task_runs_once_whatever_the_thread_count() {
         for threads in [1, 2, 3] {
-            set_num_threads(threads);
-            for n in [0, 1, 2, 7, 100] {
-                let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-                parallel_for(n, &|i| {
-                    hits[i].fetch_add(1, Ordering::Relaxed);
-                });
-                assert!(
-                    hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
-                    "threads {threads}, n {n}"
-                );
-            }
+            with_num_threads(threads, || {
+                for n in [0, 1, 2, 7, 100] {
+                    let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                    parallel_for(n, &|i| {
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                    });
+                    assert!(
+                        hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                        "threads {threads}, n {n}"
+                    );
+                }
+            });
         }
-        set_num_threads(2);
+    }
+
+    #[test]
+    fn a_scoped_count_is_the_callers_alone_and_is_restored() {
+        let outside = num_threads();
+        let seen = with_num_threads(3, || {
+            // Another thread sees the process's count, not this one's.
+            let other = std::thread::spawn(num_threads).join().unwrap();
+            let inner = with_num_threads(1, num_threads);
+            (num_threads(), other, inner)
+        });
+        assert_eq!(seen, (3, outside, 1));
+        assert_eq!(num_threads(), outside);
+        let r = std::panic::catch_unwind(|| with_num_threads(5, || panic!("in the scope")));
+        assert!(r.is_err());
+        assert_eq!(num_threads(), outside);
+        // A job with a scoped count of 1 never leaves its thread.
+        let me = std::thread::current().id();
+        with_num_threads(1, || {
+            parallel_for(64, &|_| assert_eq!(std::thread::current().id(), me));
+        });
     }
 
     #[test]
     fn nested_and_concurrent_calls_run() {
-        set_num_threads(2);
         let total = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
@@ -285,6 +339,23 @@ mod tests {
                 });
             }
         });
-        assert_eq!(total.load(Ordering::Relaxed), 4 * 200 * 4 * 3);
+        with_num_threads(2, || {
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        with_num_threads(2, || {
+                            for _ in 0..200 {
+                                parallel_for(4, &|_| {
+                                    parallel_for(3, &|_| {
+                                        total.fetch_add(1, Ordering::Relaxed);
+                                    });
+                                });
+                            }
+                        })
+                    });
+                }
+            });
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 2 * 4 * 200 * 4 * 3);
     }
 }

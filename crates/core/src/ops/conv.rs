@@ -1027,24 +1027,22 @@ mod tests {
 
     #[test]
     fn conv2d_results_do_not_depend_on_the_thread_count() {
-        use tapegrad_kernels::threads::{num_threads, set_num_threads};
+        use tapegrad_kernels::threads::with_num_threads;
         let x = Tensor::<f32>::rand_uniform([19, 3, 9, 8], -1.0, 1.0, &mut crate::seeded_rng(1));
         let w = Tensor::<f32>::rand_uniform([6, 3, 3, 3], -1.0, 1.0, &mut crate::seeded_rng(2));
         let spec = Conv2dSpec::default().with_padding(1, 1);
         let run = |threads: usize| {
-            let before = num_threads();
-            set_num_threads(threads);
-            let g = crate::Graph::new();
-            let (xv, wv) = (g.leaf(x.clone()), g.leaf(w.clone()));
-            let bv = g.leaf(Tensor::from_vec(vec![0.1, -0.2, 0.3, 0.0, 0.5, -0.6], [6]));
-            let y = xv.conv2d(wv, Some(bv), spec);
-            let s = (y * y).sum();
-            let grads = s.backward();
-            let gb = grads.wrt(bv);
-            let gw = grads.wrt(wv).with_shape([6 * 27]);
-            let out = (y.value(), grads.wrt(xv), Tensor::cat(&[&gw, &gb], 0));
-            set_num_threads(before);
-            out
+            with_num_threads(threads, || {
+                let g = crate::Graph::new();
+                let (xv, wv) = (g.leaf(x.clone()), g.leaf(w.clone()));
+                let bv = g.leaf(Tensor::from_vec(vec![0.1, -0.2, 0.3, 0.0, 0.5, -0.6], [6]));
+                let y = xv.conv2d(wv, Some(bv), spec);
+                let s = (y * y).sum();
+                let grads = s.backward();
+                let gb = grads.wrt(bv);
+                let gw = grads.wrt(wv).with_shape([6 * 27]);
+                (y.value(), grads.wrt(xv), Tensor::cat(&[&gw, &gb], 0))
+            })
         };
         let one = run(1);
         let two = run(2);

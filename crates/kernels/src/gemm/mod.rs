@@ -833,25 +833,24 @@ mod tests {
                 a.iter().map(|&v| v as f32).collect(),
                 b.iter().map(|&v| v as f32).collect(),
             );
-            let before = crate::threads::num_threads();
             let run = |threads: usize| {
-                crate::threads::set_num_threads(threads);
-                let mut c = vec![0f32; m * n];
-                gemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    &a32,
-                    la,
-                    &b32,
-                    lb,
-                    0.0,
-                    &mut c,
-                    MatLayout::row_major(n, false),
-                );
-                crate::threads::set_num_threads(before);
-                c
+                crate::threads::with_num_threads(threads, || {
+                    let mut c = vec![0f32; m * n];
+                    gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        &a32,
+                        la,
+                        &b32,
+                        lb,
+                        0.0,
+                        &mut c,
+                        MatLayout::row_major(n, false),
+                    );
+                    c
+                })
             };
             let one = run(1);
             assert_eq!(one, run(2), "{m}x{k}x{n}");
