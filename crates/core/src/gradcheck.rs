@@ -417,6 +417,12 @@ where
 /// wrong gradient anywhere in the tensor moves the sum (a random direction is orthogonal
 /// to an error only with probability 0).
 ///
+/// PyTorch's default tolerances are meant for one element at a time. The directional
+/// derivative sums every element's contribution, so an error in a few elements moves it
+/// by a small fraction: for large inputs tighten the tolerances and take a larger step
+/// (the direction has unit norm, so each of n elements moves by only `eps/√n`), e.g.
+/// `eps = 1e-3, atol = rtol = 1e-6` as tapegrad's own large-shape checks do.
+///
 /// ```
 /// use tapegrad_core::gradcheck::{gradcheck_directional, GradcheckConfig};
 /// use tapegrad_core::Tensor;
