@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use tapegrad_check::strategies::{broadcastable_pair, matmul_pair, shape, tensor_of_shape, Domain};
 use tapegrad_check::{gradcheck, gradgradcheck, GradcheckConfig};
-use tapegrad_core::{Conv2dSpec, Graph, Shape, Tensor, Var, Window2d};
+use tapegrad_core::{Conv2dSpec, Graph, Shape, SliceSpec, Tensor, Var, Window2d};
 
 fn config() -> Config {
     Config {
@@ -113,6 +113,28 @@ fn grouped_conv_inputs() -> impl Strategy<Value = Inputs> {
         .prop_map(|(x, w)| vec![x, w])
 }
 
+/// Columns of 2×2 windows (stride (1, 2), padding (1, 0)) of a 3×4 image: `[N, C·4, 4·2]`.
+fn columns() -> impl Strategy<Value = Inputs> {
+    (1usize..=2, 1usize..=2)
+        .prop_flat_map(|(n, c)| tensor_of_shape(Shape::from_slice(&[n, c * 4, 8]), d(-1.0, 1.0)))
+        .prop_map(|t| vec![t])
+}
+
+/// Operands of `matmul_t` with the given flags: A `[b, m, k]` (or `[b, k, m]` transposed),
+/// B `[k, n]` (or `[n, k]`), sizes in 1..=3 and the batch broadcast over B.
+fn transposed_pair(ta: bool, tb: bool) -> impl Strategy<Value = Inputs> {
+    (1usize..=2, 1usize..=3, 1usize..=3, 1usize..=3)
+        .prop_flat_map(move |(b, m, k, n)| {
+            let a = if ta { [b, k, m] } else { [b, m, k] };
+            let bs = if tb { [n, k] } else { [k, n] };
+            (
+                tensor_of_shape(Shape::from_slice(&a), d(-1.0, 1.0)),
+                tensor_of_shape(Shape::from_slice(&bs), d(-1.0, 1.0)),
+            )
+        })
+        .prop_map(|(a, b)| vec![a, b])
+}
+
 fn matmuls() -> impl Strategy<Value = Inputs> {
     matmul_pair(3)
         .prop_flat_map(|(a, b)| {
@@ -177,6 +199,8 @@ rows! {
     gelu_tanh: one(0..=3, d(-3.0, 3.0)) => |g, v| v[0].gelu_tanh();
     silu: one(0..=3, d(-3.0, 3.0)) => |g, v| v[0].silu();
     softplus: one(0..=3, d(-3.0, 3.0)) => |g, v| v[0].softplus_with(1.5, 20.0);
+    // Both branches: the identity above β·x = 0.5 (x = 1/3), softplus below.
+    softplus_threshold: one(0..=3, d(-2.0, 2.0).avoiding(&[1.0 / 3.0])) => |g, v| v[0].softplus_with(1.5, 0.5);
     clamp: one(0..=3, d(-1.0, 1.0).avoiding(&[-0.5, 0.8])) => |g, v| v[0].clamp(-0.5, 0.8);
     erf: one(0..=3, d(-2.0, 2.0)) => |g, v| v[0].erf();
     add_scalar: one(0..=3, d(-2.0, 2.0)) => |g, v| v[0] + 0.7;
@@ -228,6 +252,12 @@ rows! {
     // ---- matmul
     matmul: matmuls() => |g, v| v[0].matmul(v[1]);
     matmul_transposed: shape(2..=2, 3).prop_flat_map(|s| (tensor_of_shape(s.clone(), d(-1.0, 1.0)), tensor_of_shape(Shape::from_slice(&[2, s[1]]), d(-1.0, 1.0)))).prop_map(|(a, b)| vec![a, b]) => |g, v| v[0].matmul_t(v[1], false, true);
+    // Every flag combination of matmul_t, batched with a broadcast batch dimension:
+    // A is [b, m, k] or [b, k, m], B is [k, n] or [n, k].
+    matmul_t_nn: transposed_pair(false, false) => |g, v| v[0].matmul_t(v[1], false, false);
+    matmul_t_tn: transposed_pair(true, false) => |g, v| v[0].matmul_t(v[1], true, false);
+    matmul_t_nt: transposed_pair(false, true) => |g, v| v[0].matmul_t(v[1], false, true);
+    matmul_t_tt: transposed_pair(true, true) => |g, v| v[0].matmul_t(v[1], true, true);
 
     // ---- movement
     reshape: one(0..=3, d(-2.0, 2.0)) => |g, v| v[0].reshape([-1]);
@@ -235,6 +265,9 @@ rows! {
     transpose: one(1..=3, d(-2.0, 2.0)) => |g, v| v[0].transpose(0, -1);
     t: one(0..=2, d(-2.0, 2.0)) => |g, v| v[0].t();
     broadcast_to: one(0..=3, d(-2.0, 2.0)) => |g, v| { let mut s = Shape::from_slice(&[2]); s.extend(v[0].shape()); v[0].broadcast_to(&s) };
+    expand: one(1..=3, d(-2.0, 2.0)) => |g, v| { let s: Shape = v[0].shape().iter().map(|&d| if d == 1 { 3 } else { d }).collect(); v[0].expand(&s) * v[0] };
+    slice_spec: one(1..=3, d(-2.0, 2.0)) => |g, v| { let s = v[0].shape(); let mut spec = SliceSpec::full(&s); let l = s.len() - 1; spec.dims[l] = (s[l] - 1, 1, 1); spec.dims[0] = (0, 2, s[0].div_ceil(2)); v[0].slice_spec(&spec).square() };
+    squeeze_dim: one(0..=3, d(-2.0, 2.0)) => |g, v| v[0].unsqueeze(-1).square().squeeze_dim(-1);
     narrow: one(1..=3, d(-2.0, 2.0)) => |g, v| v[0].narrow(-1, 0, 1);
     slice_step: one(1..=3, d(-2.0, 2.0)) => |g, v| v[0].slice(-1, 0, isize::MAX, 2);
     select: one(1..=3, d(-2.0, 2.0)) => |g, v| v[0].select(0, 0);
@@ -257,6 +290,7 @@ rows! {
 
     // ---- sliding windows
     unfold2d: images(d(-1.0, 1.0)) => |g, v| v[0].unfold2d(Window2d::new(2, 2).with_stride(1, 2).with_padding(1, 0));
+    fold2d: columns() => |g, v| v[0].fold2d(Window2d::new(2, 2).with_stride(1, 2).with_padding(1, 0), (3, 4)) * 1.5;
     conv2d: conv_inputs() => |g, v| v[0].conv2d(v[1], Some(v[2]), Conv2dSpec::default().with_padding(1, 1).with_stride(2, 1));
     conv2d_grouped_dilated: grouped_conv_inputs() => |g, v| v[0].conv2d(v[1], None, Conv2dSpec::default().with_groups(2).with_dilation(2, 1).with_padding(1, 0));
     max_pool2d: images(d(-2.0, 2.0).distinct(0.01)) => |g, v| v[0].max_pool2d(Window2d::new(2, 2).with_stride(1, 1));
@@ -270,6 +304,7 @@ rows! {
     normalize_first: one_min2(d(-2.0, 2.0)) => |g, v| v[0].normalize(0, 0.1);
     normalize_batch: images(d(-2.0, 2.0)) => |g, v| v[0].normalize([0, 2, 3], 0.1);
     normalize_all: one_min2(d(-2.0, 2.0)) => |g, v| { let n = v[0].ndim() as isize; v[0].normalize((0..n).collect::<Vec<_>>(), 0.1) };
+    normalize_with_stats: images(d(-2.0, 2.0)) => |g, v| v[0].normalize_with_stats([0, 2, 3], 0.1).0;
 }
 
 /// One row per op family (and per op whose kernels cut work by an axis), on tensors with a
