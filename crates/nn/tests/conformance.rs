@@ -31,7 +31,83 @@ fn close(what: &str, got: &Tensor<f64>, want: &Tensor<f64>) {
     );
 }
 
+/// Every case of `nn.json`, each checked by one of the tests below (a case added to the
+/// file without a test fails `every_nn_case_is_checked`).
+const NN_CASES: [&str; 8] = [
+    "batchnorm1d_affine_true",
+    "batchnorm1d_affine_false",
+    "batchnorm2d_train",
+    "layernorm_5",
+    "conv2d_k3_s1_p1",
+    "maxpool2d_k2_4x4",
+    "avgpool2d_k2_4x4",
+    "prelu_num_parameters_1",
+];
+
+/// The fields a case (or a step of one) may have: every one that holds a number is
+/// compared by the tests; the others describe the case.
+const CASE_FIELDS: [&str; 16] = [
+    "name",
+    "formula",
+    "source",
+    "hyperparameters",
+    "upstream_gradient",
+    "steps",
+    "weight",
+    "bias",
+    "input",
+    "output",
+    "grad_output",
+    "grad_input",
+    "grad_weight",
+    "grad_bias",
+    "running_mean_after",
+    "running_var_after",
+];
+const STEP_FIELDS: [&str; 12] = [
+    "mode",
+    "input",
+    "grad_output",
+    "output",
+    "grad_input",
+    "grad_weight",
+    "grad_bias",
+    "running_mean_after",
+    "running_var_after",
+    "num_batches_tracked_after",
+    "running_mean_used",
+    "running_var_used",
+];
+
+#[test]
+fn every_nn_case_is_checked() {
+    let doc: Value = serde_json::from_str(NN).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, NN_CASES);
+    assert_eq!(doc["n_cases"].as_u64(), Some(8));
+    for c in cases {
+        for k in c.as_object().unwrap().keys() {
+            assert!(
+                CASE_FIELDS.contains(&k.as_str()),
+                "{}: unknown field {k}",
+                c["name"]
+            );
+        }
+        for step in c["steps"].as_array().into_iter().flatten() {
+            for k in step.as_object().unwrap().keys() {
+                assert!(
+                    STEP_FIELDS.contains(&k.as_str()),
+                    "{}: unknown step field {k}",
+                    c["name"]
+                );
+            }
+        }
+    }
+}
+
 fn case<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    assert!(NN_CASES.contains(&name), "{name} is not a case of nn.json");
     doc["cases"]
         .as_array()
         .unwrap()
@@ -45,14 +121,22 @@ fn batchnorm1d_train_and_eval_with_running_statistics() {
     let doc: Value = serde_json::from_str(NN).unwrap();
     for name in ["batchnorm1d_affine_true", "batchnorm1d_affine_false"] {
         let c = case(&doc, name);
-        let affine = c["hyperparameters"]["affine"].as_bool().unwrap();
+        // Every hyperparameter of the case configures the layer.
+        let h = &c["hyperparameters"];
+        assert_eq!(h.as_object().unwrap().len(), 5, "{name}: {h}");
+        let affine = h["affine"].as_bool().unwrap();
         let mut store = ParamStore::<f64>::new();
         let bn = BatchNorm::with_config_1d(
             &mut store,
             "bn",
-            4,
-            BatchNormConfig::default().with_affine(affine),
+            h["num_features"].as_u64().unwrap() as usize,
+            BatchNormConfig::default()
+                .with_affine(affine)
+                .with_eps(h["eps"].as_f64().unwrap())
+                .with_momentum(h["momentum"].as_f64())
+                .with_running_stats(h["track_running_stats"].as_bool().unwrap()),
         );
+        let mut steps = 0;
         if affine {
             let (w, b) = bn.affine_params().unwrap();
             *store.value_mut(w) = tensor_f64(&c["weight"]);
@@ -120,7 +204,12 @@ fn batchnorm1d_train_and_eval_with_running_statistics() {
                     .item();
                 assert_eq!(nb, step["num_batches_tracked_after"].as_f64().unwrap());
             }
+            steps += 1;
         }
+        assert_eq!(
+            steps, 4,
+            "{name}: three training batches and one in evaluation"
+        );
     }
 }
 
@@ -208,13 +297,20 @@ fn batchnorm2d_layernorm_conv_pool_prelu() {
 
     // Conv2d(2 → 3, k=3, stride 1, padding 1).
     let c = case(&doc, "conv2d_k3_s1_p1");
+    let h = &c["hyperparameters"];
+    assert_eq!(h.as_object().unwrap().len(), 7, "{h}");
+    let u = |k: &str| h[k].as_u64().unwrap() as usize;
     let mut store = ParamStore::<f64>::new();
     let conv = Conv2d::new(
         &mut store,
         "conv",
-        2,
-        3,
-        Conv2dConfig::new(3).with_padding(1),
+        u("in_channels"),
+        u("out_channels"),
+        Conv2dConfig::new(u("kernel_size"))
+            .with_stride(u("stride"))
+            .with_padding(u("padding"))
+            .with_dilation(u("dilation"))
+            .with_groups(u("groups")),
         &mut rng,
     );
     *store.value_mut(conv.weight()) = tensor_f64(&c["weight"]);
