@@ -41,6 +41,24 @@ fn main() {
     println!("logcosh(x)   = {}", y.value());
     let dx = y.sum().backward().wrt(x);
     println!("d/dx (= tanh) = {dx}");
+    // The claim: no overflow at |x| = 800 (cosh(800) is beyond f64), logcosh(±800) is
+    // 800 − ln 2, and the gradient is tanh everywhere.
+    let ln2 = std::f64::consts::LN_2;
+    let xs = x.value();
+    for (i, &xi) in xs.as_slice().iter().enumerate() {
+        let want = if xi.abs() < 20.0 {
+            xi.cosh().ln()
+        } else {
+            xi.abs() - ln2
+        };
+        let got = y.value().get(&[i]);
+        assert!(
+            got.is_finite() && (got - want).abs() <= 1e-14 * want.abs().max(1.0),
+            "logcosh({xi})"
+        );
+        assert_eq!(dx.get(&[i]), xi.tanh(), "d/dx at {xi}");
+    }
+    assert!((800f64).cosh().is_infinite(), "the naive form overflows");
 
     // The user's own test: first and second order against finite differences.
     let cfg = GradcheckConfig::default();
@@ -73,4 +91,6 @@ fn main() {
     }
     let e = gradcheck(|g, v| g.apply(Wrong, &[v[0]]), &inputs, &cfg).unwrap_err();
     println!("a wrong rule is reported: {e}");
+    assert_eq!((e.order, e.input, e.checked), (1, 0, 5));
+    assert!(e.failures > 0 && e.error > e.tolerance);
 }

@@ -335,6 +335,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let file = out.join(format!("optimizers_{pname}.svg"));
         draw(problem, &runs, &file)?;
         println!("paths: {}", file.display());
+        check_table(pname, &runs, tol);
+        assert!(
+            std::fs::metadata(&file)?.len() > 10_000,
+            "{file:?} is drawn"
+        );
     }
+    println!("\nthe tables hold: every run that reached the tolerance is below it, L-BFGS needs the fewest steps (after Adagrad's exact first step on the quadratic), momentum and Adam beat plain SGD");
     Ok(())
+}
+
+/// What the tables claim, asserted.
+fn check_table(problem: &str, runs: &[Run], tol: f64) {
+    let steps = |name: &str| {
+        runs.iter()
+            .find(|r| r.name.starts_with(name))
+            .and_then(|r| r.steps)
+            .unwrap_or(usize::MAX)
+    };
+    for r in runs {
+        assert!(
+            r.final_loss.is_finite(),
+            "{problem}/{}: {}",
+            r.name,
+            r.final_loss
+        );
+        if r.steps.is_some() {
+            assert!(
+                r.final_loss < tol,
+                "{problem}/{}: {} ≥ {tol}",
+                r.name,
+                r.final_loss
+            );
+        }
+        assert!(!r.path.is_empty(), "{problem}/{}: no path", r.name);
+    }
+    // On Rosenbrock second order beats every first-order method. On the diagonal quadratic
+    // from [1, 1] Adagrad at rate 1 lands on the minimum in one step (its first step
+    // divides each coordinate's gradient by its own size), and L-BFGS beats the others.
+    let lbfgs = steps("L-BFGS");
+    let fastest_but = |skip: &str| {
+        runs.iter()
+            .filter(|r| !r.name.starts_with("L-BFGS") && !r.name.starts_with(skip))
+            .all(|r| r.steps.is_none_or(|s| s > lbfgs))
+    };
+    if problem == "rosenbrock" {
+        assert!(fastest_but("-"), "{problem}: L-BFGS is not the fastest");
+    } else {
+        assert_eq!(steps("Adagrad"), 1, "{problem}: Adagrad's one step");
+        assert!(
+            fastest_but("Adagrad"),
+            "{problem}: L-BFGS is not the fastest after Adagrad"
+        );
+    }
+    assert!(
+        steps("Momentum") < steps("SGD") && steps("Nesterov") < steps("SGD"),
+        "{problem}: momentum"
+    );
+    assert!(steps("Adam") < steps("SGD"), "{problem}: Adam");
 }

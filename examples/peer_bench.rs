@@ -165,6 +165,15 @@ fn emit(workload: &str, params: Value, threads: usize, t: &Timing, extra: &[(&st
     println!("{}", Value::Object(m));
 }
 
+/// Every repetition took a positive, finite time.
+fn assert_timed(workload: &str, t: &Timing) {
+    assert!(
+        !t.times.is_empty() && t.times.iter().all(|s| s.is_finite() && *s > 0.0),
+        "{workload}: times {:?}",
+        t.times
+    );
+}
+
 // ---------------------------------------------------------------- workloads
 
 /// W3: a chain of 1000 ops on a `[1]` tensor (5 mul, 4 add, 1 tanh per 10), sum, backward,
@@ -195,6 +204,30 @@ fn w3(threads: usize) {
         5,
         2,
     );
+    // The result, against the chain and its derivative computed in f64 by hand.
+    let (mut y, mut dy) = (W3_X0 as f64, 1.0f64);
+    for i in 0..W3_LEN {
+        if i % 10 == 9 {
+            y = y.tanh();
+            dy *= 1.0 - y * y;
+        } else if i % 2 == 0 {
+            y *= W3_MUL as f64;
+            dy *= W3_MUL as f64;
+        } else {
+            y += W3_ADD as f64;
+        }
+    }
+    assert!(
+        (out.0 as f64 - y).abs() <= 1e-4 * y.abs(),
+        "W3: y {} vs {y}",
+        out.0
+    );
+    assert!(
+        (out.1 as f64 - dy).abs() <= 1e-4 * dy.abs(),
+        "W3: dx {} vs {dy}",
+        out.1
+    );
+    assert_timed("W3", &t);
     emit(
         "op_overhead",
         json!({"ops": W3_LEN, "shape": [1]}),
@@ -222,6 +255,21 @@ fn w1(threads: usize, sizes: &[usize]) {
             3,
             2,
         );
+        // Σ C = (1ᵀA)·(B1), computed in f64 without a product.
+        let col: Vec<f64> = (0..n)
+            .map(|k| (0..n).map(|i| a[i * n + k] as f64).sum())
+            .collect();
+        let row: Vec<f64> = (0..n)
+            .map(|k| b[k * n..(k + 1) * n].iter().map(|&v| v as f64).sum())
+            .collect();
+        let want: f64 = col.iter().zip(&row).map(|(x, y)| x * y).sum();
+        let scale: f64 = col.iter().zip(&row).map(|(x, y)| (x * y).abs()).sum();
+        assert!(
+            (sum64(&c) - want).abs() <= 1e-4 * scale.max(1.0),
+            "W1 n={n}: Σ C {} vs {want}",
+            sum64(&c)
+        );
+        assert_timed("W1", &t);
         let flops = 2.0 * (n as f64).powi(3);
         emit(
             "sgemm",
@@ -279,6 +327,17 @@ fn w2(threads: usize) {
         50,
         0,
     );
+    // Ten SGD steps from ln 10 (uniform initial guesses over 10 classes) bring the loss down.
+    assert!(
+        (losses[0] - 10f32.ln()).abs() < 0.1,
+        "W2: first loss {}",
+        losses[0]
+    );
+    assert!(
+        losses[10] < losses[0] && losses.iter().all(|l| l.is_finite()),
+        "W2: {losses:?}"
+    );
+    assert_timed("W2", &t);
     emit(
         "mlp_train_step",
         json!({"sizes": sizes, "batch": batch}),
@@ -308,6 +367,21 @@ fn w4(threads: usize) {
         10,
         2,
     );
+    // Against the function and its derivative in f64.
+    let (mut sy, mut sdx) = (0.0f64, 0.0f64);
+    for &v in x.as_slice() {
+        let t = (v as f64 * 0.5 + 0.1).tanh();
+        sy += t;
+        sdx += 0.5 * (1.0 - t * t);
+    }
+    assert!(
+        (out.0 as f64 - sy).abs() <= 1e-3 * sy.abs().max(1.0),
+        "W4: Σ y {} vs {sy}",
+        out.0
+    );
+    let got = sum64(out.1.as_slice());
+    assert!((got - sdx).abs() <= 1e-4 * sdx, "W4: Σ dx {got} vs {sdx}");
+    assert_timed("W4", &t);
     emit(
         "elementwise_large",
         json!({"n": n}),
@@ -345,6 +419,29 @@ fn w5(threads: usize) {
         5,
         2,
     );
+    // The loss is Σ conv(x) = Σ_o (Σ over windows of x)·w_o + bias: its weight gradient is
+    // the sum of x over each tap's window, the same for every output channel; check one
+    // tap (the centre: every pixel of every image, once per output channel).
+    let centre: f64 = sum64(x.as_slice());
+    let dw = out.1.as_slice();
+    for o in [0, cout - 1] {
+        for c in [0, cin - 1] {
+            let got = dw[((o * cin + c) * k + 1) * k + 1] as f64;
+            let want: f64 = (0..b)
+                .map(|n| sum64(&x.as_slice()[(n * cin + c) * h * w..(n * cin + c + 1) * h * w]))
+                .sum();
+            assert!(
+                (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "W5: dw[{o},{c},1,1] {got} vs {want}"
+            );
+        }
+    }
+    assert!(
+        out.0.is_finite() && centre.is_finite(),
+        "W5: loss {}",
+        out.0
+    );
+    assert_timed("W5", &t);
     let flops = 3.0 * 2.0 * (b * cout * h * w * cin * k * k) as f64;
     emit(
         "conv2d",
@@ -402,7 +499,7 @@ fn main() {
             "w3" => w3(threads),
             "w4" => w4(threads),
             "w5" => w5(threads),
-            other => eprintln!("peer_bench: unknown workload {other}, skipped"),
+            other => panic!("peer_bench: unknown workload {other} (w1 to w5)"),
         }
     }
 }

@@ -125,5 +125,84 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     root.present()?;
     println!("plot: {}", path.display());
+    assert!(
+        std::fs::metadata(&path)?.len() > 10_000,
+        "the plot is written"
+    );
+    check_closed_forms(&schedules, steps, &one_cycle);
+    // The plateau run: one halving after the first stall, eight in all by step 80.
+    assert_eq!(
+        (
+            all.last().unwrap().1[0],
+            all.last().unwrap().1[40],
+            all.last().unwrap().1[80]
+        ),
+        (0.1, 0.05, 0.1 * 0.5f64.powi(7))
+    );
+    println!("every printed rate matches its closed form");
     Ok(())
+}
+
+/// Each schedule against its formula, written out here independently of the library, at
+/// every step of the table.
+fn check_closed_forms(schedules: &[(&str, Box<dyn Schedule>)], steps: usize, one_cycle: &OneCycle) {
+    use std::f64::consts::PI;
+    let cos_anneal = |lo: f64, hi: f64, cur: f64, len: f64| {
+        lo + (hi - lo) * (1.0 + (PI * cur / len).cos()) / 2.0
+    };
+    let forms: [&dyn Fn(usize) -> f64; 11] = [
+        &|_| 0.1,
+        &|t| 0.1 * 0.5f64.powi((t / 10) as i32),
+        &|t| 0.1 * 0.1f64.powi([20, 50].iter().filter(|&&m| m <= t).count() as i32),
+        &|t| 0.1 * 0.95f64.powi(t as i32),
+        &|t| cos_anneal(1e-5, 0.1, t as f64, 100.0),
+        &|t| {
+            // Cycles of 20, 40, 80 steps.
+            let (start, len) = if t < 20 {
+                (0, 20)
+            } else if t < 60 {
+                (20, 40)
+            } else {
+                (60, 80)
+            };
+            cos_anneal(0.0, 0.1, (t - start) as f64, len as f64)
+        },
+        &|t| 0.1 * (0.1 + 0.9 * t.min(30) as f64 / 30.0),
+        &|t| {
+            if t < 10 {
+                1e-3 * t as f64 / 10.0
+            } else {
+                1e-3 * (10.0 / t as f64).sqrt()
+            }
+        },
+        &|t| {
+            if t < 10 {
+                0.1 * (t + 1) as f64 / 10.0
+            } else {
+                cos_anneal(0.0, 0.1, (t - 10) as f64, 90.0)
+            }
+        },
+        &|t| one_cycle.lr(t),
+        &|t| {
+            if t < 20 {
+                0.1 * (0.01 + 0.99 * t as f64 / 20.0)
+            } else {
+                0.1 * 0.97f64.powi(t as i32 - 20)
+            }
+        },
+    ];
+    for ((name, s), form) in schedules.iter().zip(forms) {
+        for t in 0..steps {
+            let (got, want) = (s.lr(t), form(t));
+            assert!(
+                (got - want).abs() <= 1e-15 * want.abs().max(1e-300),
+                "{name} at {t}: {got} vs {want}"
+            );
+        }
+    }
+    // One-cycle, by its landmarks: from max/25 up to the peak at 30%, down to max/(25·1e4).
+    let lr = |t| one_cycle.lr(t);
+    assert!((lr(0) - 0.1 / 25.0).abs() < 1e-15 && (lr(29) - 0.1).abs() < 1e-15);
+    assert!((lr(steps - 1) - 0.1 / 25.0 / 1e4).abs() < 1e-18);
+    assert!((0..29).all(|t| lr(t) < lr(t + 1)) && (29..steps - 1).all(|t| lr(t) > lr(t + 1)));
 }
