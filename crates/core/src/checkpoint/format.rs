@@ -134,42 +134,41 @@ impl Checkpoint {
                 .unwrap_or_default();
             ck_err(origin, format!("not a valid safetensors file: {e}{which}"))
         };
-        let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+        // One parse of the header (safetensors validates offsets, sizes and dtypes), then
+        // views into the data area, by name.
+        let (n, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+        let data_area = bytes.get(8 + n..).unwrap_or(&[]);
         let meta: BTreeMap<String, String> = header
             .metadata()
             .as_ref()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let views: BTreeMap<String, TensorView<'_>> = st.tensors().into_iter().collect();
+        let mut views: BTreeMap<String, View<'_>> = BTreeMap::new();
+        for (name, info) in header.tensors() {
+            let (s, e) = info.data_offsets;
+            let Some(data) = data_area.get(s..e) else {
+                return Err(ck_err(
+                    origin,
+                    format!("`{name}`: its data lies outside the file"),
+                ));
+            };
+            let view = View {
+                dtype: info.dtype,
+                shape: info.shape.as_slice(),
+                data,
+            };
+            views.insert(name, view);
+        }
         let meta = verify(origin, &views, meta)?;
         let mut ck = Checkpoint::new();
         ck.origin = origin.to_string();
         ck.metadata = meta;
         for (name, view) in views {
-            let data = view.data();
-            let entry = match view.dtype() {
-                Dtype::F32 => Entry::F32(decode(
-                    origin,
-                    &name,
-                    view.shape(),
-                    data,
-                    f32::from_le_bytes,
-                )?),
-                Dtype::F64 => Entry::F64(decode(
-                    origin,
-                    &name,
-                    view.shape(),
-                    data,
-                    f64::from_le_bytes,
-                )?),
-                Dtype::I64 => Entry::I64(decode(
-                    origin,
-                    &name,
-                    view.shape(),
-                    data,
-                    i64::from_le_bytes,
-                )?),
+            let (shape, data) = (view.shape, view.data);
+            let entry = match view.dtype {
+                Dtype::F32 => Entry::F32(decode(origin, &name, shape, data, f32::from_le_bytes)?),
+                Dtype::F64 => Entry::F64(decode(origin, &name, shape, data, f64::from_le_bytes)?),
+                Dtype::I64 => Entry::I64(decode(origin, &name, shape, data, i64::from_le_bytes)?),
                 other => {
                     return Err(ck_err(
                         origin,
@@ -183,10 +182,17 @@ impl Checkpoint {
     }
 }
 
+/// One tensor of a parsed file: what its header says and its bytes.
+struct View<'a> {
+    dtype: Dtype,
+    shape: &'a [usize],
+    data: &'a [u8],
+}
+
 /// Checks tapegrad's record, if the file has one, and returns the user's metadata.
 fn verify(
     origin: &str,
-    views: &BTreeMap<String, TensorView<'_>>,
+    views: &BTreeMap<String, View<'_>>,
     mut meta: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>> {
     if !meta.keys().any(|k| k.starts_with(RESERVED)) {
@@ -211,9 +217,7 @@ fn verify(
         )));
     };
     let got = manifest(
-        views
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape())),
+        views.iter().map(|(n, v)| (n.as_str(), v.dtype, v.shape)),
         &meta,
     );
     if got != want {
@@ -229,7 +233,7 @@ fn verify(
         else {
             return Err(damaged(format!("no checksum for `{name}`")));
         };
-        if crc32c::crc32c(view.data()) != want {
+        if crc32c::crc32c(view.data) != want {
             return Err(damaged(format!(
                 "the data of `{name}` does not match its checksum"
             )));
