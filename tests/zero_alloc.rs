@@ -45,18 +45,22 @@ fn record(size: usize) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         record(l.size());
-        System.alloc(l)
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         record(l.size());
-        System.alloc_zeroed(l)
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         record(new);
-        System.realloc(p, l, new)
+        // SAFETY: as above.
+        unsafe { System.realloc(p, l, new) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
+        // SAFETY: as above.
+        unsafe { System.dealloc(p, l) }
     }
 }
 

@@ -948,7 +948,7 @@ mod tests {
         let printed = g.to_string();
         let last = printed.lines().last().unwrap();
         assert!(last.contains(&format!("backward.rs:{exp_line}:")), "{last}");
-        drop(z);
+        let _ = z;
     }
 
     #[test]

@@ -60,7 +60,9 @@ impl<U> Out<U> {
     /// covers it.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn piece(&self, r: Range<usize>) -> &mut [U] {
-        std::slice::from_raw_parts_mut(self.0.add(r.start), r.len())
+        // SAFETY: `r` lies inside the slice (so the offset and the length stay in its
+        // allocation) and nothing else refers to it (the contract).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(r.start), r.len()) }
     }
 }
 

@@ -182,13 +182,19 @@ mod avx2 {
 
     use super::*;
 
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> __m256 {
+    // The kernels below are safe functions: they only compute on registers, and a
+    // `#[target_feature]` function is safe to call from code with the same features. Only
+    // callers without AVX2 and FMA enabled need `unsafe` (and detection) to call them.
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn splat(v: f32) -> __m256 {
         _mm256_set1_ps(v)
     }
 
-    #[inline(always)]
-    unsafe fn pow2i(n: __m256i) -> __m256 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn pow2i(n: __m256i) -> __m256 {
         _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
             n,
             _mm256_set1_epi32(127),
@@ -198,7 +204,7 @@ mod avx2 {
     /// `n = round(x·log₂e)` and `eʳ` with `x = n·ln 2 + r` (the common first half of `exp`).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn exp_reduced(x: __m256) -> (__m256, __m256) {
+    fn exp_reduced(x: __m256) -> (__m256, __m256) {
         let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm256_mul_ps(x, splat(LOG2E)),
         );
@@ -217,14 +223,14 @@ mod avx2 {
     /// of its special-case handling.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn exp8_finite(x: __m256) -> __m256 {
+    fn exp8_finite(x: __m256) -> __m256 {
         let (n, y) = exp_reduced(x);
         _mm256_mul_ps(y, pow2i(_mm256_cvtps_epi32(n)))
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn exp8(x: __m256) -> __m256 {
+    pub(super) fn exp8(x: __m256) -> __m256 {
         let (n, y) = exp_reduced(x);
         // 2ⁿ in two exact steps (n/2 and n − n/2), so very small results round once.
         let ni = _mm256_cvtps_epi32(n);
@@ -242,7 +248,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn log8(x0: __m256) -> __m256 {
+    pub(super) fn log8(x0: __m256) -> __m256 {
         let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(x0, splat(f32::MIN_POSITIVE));
         let x = _mm256_blendv_ps(x0, _mm256_mul_ps(x0, splat(8_388_608.0)), tiny);
         let bits = _mm256_castps_si256(x);
@@ -288,7 +294,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tanh8(x: __m256) -> __m256 {
+    pub(super) fn tanh8(x: __m256) -> __m256 {
         let sign = splat(-0.0);
         let ax = _mm256_andnot_ps(sign, x);
         // Small |x|: the odd polynomial.
@@ -313,7 +319,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn sigmoid8(x: __m256) -> __m256 {
+    pub(super) fn sigmoid8(x: __m256) -> __m256 {
         let ax = _mm256_andnot_ps(splat(-0.0), x);
         let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
         let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
@@ -323,10 +329,10 @@ mod avx2 {
         _mm256_blendv_ps(res, x, nan)
     }
 
-    /// `out[i] = f(x[i])`; the tail goes through a padded vector so every element takes the
-    /// same path.
+    /// `out[i] = f(x[i])` over the shorter of the two slices; the tail goes through a padded
+    /// vector so every element takes the same path.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn apply(f: MathFn, x: &[f32], out: &mut [f32]) {
+    pub(super) fn apply(f: MathFn, x: &[f32], out: &mut [f32]) {
         // One loop per function, each with its kernel inlined (no call per vector).
         match f {
             MathFn::Exp => run(x, out, |v| exp8(v)),
@@ -338,23 +344,27 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run(x: &[f32], out: &mut [f32], k: impl Fn(__m256) -> __m256) {
-        let n = x.len();
+    fn run(x: &[f32], out: &mut [f32], k: impl Fn(__m256) -> __m256) {
+        let n = x.len().min(out.len());
         let body = n / 8 * 8;
         let mut i = 0;
         while i < body {
-            _mm256_storeu_ps(
-                out.as_mut_ptr().add(i),
-                k(_mm256_loadu_ps(x.as_ptr().add(i))),
-            );
+            // SAFETY: `i + 8 ≤ body ≤ n`, and both slices hold at least `n` elements.
+            unsafe {
+                _mm256_storeu_ps(
+                    out.as_mut_ptr().add(i),
+                    k(_mm256_loadu_ps(x.as_ptr().add(i))),
+                );
+            }
             i += 8;
         }
         if body < n {
             let mut tmp = [1.0f32; 8];
-            tmp[..n - body].copy_from_slice(&x[body..]);
+            tmp[..n - body].copy_from_slice(&x[body..n]);
             let mut res = [0.0f32; 8];
-            _mm256_storeu_ps(res.as_mut_ptr(), k(_mm256_loadu_ps(tmp.as_ptr())));
-            out[body..].copy_from_slice(&res[..n - body]);
+            // SAFETY: both arrays hold exactly 8 floats.
+            unsafe { _mm256_storeu_ps(res.as_mut_ptr(), k(_mm256_loadu_ps(tmp.as_ptr()))) };
+            out[body..n].copy_from_slice(&res[..n - body]);
         }
     }
 }

@@ -245,8 +245,9 @@ pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
         return;
     };
     ensure_helpers(p, helpers);
-    // SAFETY (lifetime erasure): the job and `f` live on this stack frame, and this function
-    // does not return before the job is closed and no helper is registered on it.
+    // SAFETY: a lifetime erasure only (same layout): the job and `f` live on this stack
+    // frame, and this function does not return before the job is closed and no helper is
+    // registered on it, so no helper uses `f` after it ends.
     let f: *const (dyn Fn(usize) + Sync) = unsafe {
         std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f)
     };

@@ -84,7 +84,7 @@ pub fn smooth_l1_loss<'g, T: Float>(
     r: Reduction,
 ) -> Var<'g, T> {
     same_shape("smooth_l1_loss", input, target);
-    if !(beta >= 0.0) {
+    if beta.is_nan() || beta < 0.0 {
         crate::fail("smooth_l1_loss", format!("beta must be ≥ 0, got {beta}"));
     }
     let d = input - target;
@@ -113,7 +113,7 @@ pub fn huber_loss<'g, T: Float>(
     r: Reduction,
 ) -> Var<'g, T> {
     same_shape("huber_loss", input, target);
-    if !(delta > 0.0) {
+    if delta.is_nan() || delta <= 0.0 {
         crate::fail("huber_loss", format!("delta must be > 0, got {delta}"));
     }
     let d = input - target;
@@ -242,7 +242,7 @@ pub fn nll_loss<'g, T: Float>(
 ) -> Var<'g, T> {
     let c = check_targets("nll_loss", &logp.shape(), target);
     if let Some(w) = weight {
-        if !(w.shape() == [c]) {
+        if w.shape() != [c] {
             crate::fail(
                 "nll_loss",
                 format!("class weights must have shape [{c}], got {:?}", w.shape()),
@@ -285,7 +285,7 @@ pub fn cross_entropy_with<'g, T: Float>(
         );
     }
     if let Some(w) = &cfg.weight {
-        if !(w.shape() == [c]) {
+        if w.shape() != [c] {
             crate::fail(
                 "cross_entropy",
                 format!("class weights must have shape [{c}], got {:?}", w.shape()),

@@ -633,8 +633,12 @@ impl<E: Element> Tensor<E> {
     /// `dst` must be valid for writes and aligned; what it held is overwritten, not dropped.
     #[inline(always)]
     pub(crate) unsafe fn write_one_like(dst: *mut Tensor<E>, like: &Tensor<E>, value: E) {
-        std::ptr::addr_of_mut!((*dst).storage).write(Storage::one(value));
-        std::ptr::addr_of_mut!((*dst).shape).write(copy_shape(&like.shape));
+        // SAFETY: `dst` is valid for writes and aligned (the contract), so are its fields;
+        // each is written whole without reading or dropping what was there.
+        unsafe {
+            std::ptr::addr_of_mut!((*dst).storage).write(Storage::one(value));
+            std::ptr::addr_of_mut!((*dst).shape).write(copy_shape(&like.shape));
+        }
     }
 
     /// Internal: whether dropping this tensor frees or releases anything (a buffer, or a
@@ -776,7 +780,7 @@ impl<T: Float> Tensor<T> {
         }
         let count = ((end - start) / step).ceil();
         // Also refuses a count so large that `start + i·step` repeats values.
-        if !(count < (1u64 << 53) as f64) {
+        if count.is_nan() || count >= (1u64 << 53) as f64 {
             return Err(arg_error(
                 "arange",
                 format!("{start}..{end} by {step} has {count:e} elements, too many for a tensor"),

@@ -16,6 +16,10 @@ use crate::simd::avx2_fma as has_avx2_fma;
 
 /// Writes the tile `acc` (row-major `MR × NR`, already multiplied by α) into C:
 /// `C ← acc + β·C` on the `mr × nr` corner; C is not read when β = 0.
+///
+/// # Safety
+/// Every `c + i·rsc + j·csc` for `i < mr`, `j < nr` is in bounds of one allocation and
+/// writable, and nothing else reads or writes those elements meanwhile.
 #[inline(always)]
 unsafe fn store_tile<T: GemmElem + num_traits::Float, const MR: usize, const NR: usize>(
     acc: &[[T; NR]; MR],
@@ -28,9 +32,11 @@ unsafe fn store_tile<T: GemmElem + num_traits::Float, const MR: usize, const NR:
 ) {
     for (i, row) in acc.iter().enumerate().take(mr) {
         for (j, &v) in row.iter().enumerate().take(nr) {
-            // SAFETY: the caller guarantees that the mr × nr corner of C is in bounds.
-            let p = unsafe { c.offset(i as isize * rsc + j as isize * csc) };
+            // SAFETY: `i < mr` and `j < nr`, so the offset names an element of the corner
+            // the caller guarantees in bounds and exclusively ours; it is read (when β ≠ 0)
+            // and written through that one pointer.
             unsafe {
+                let p = c.offset(i as isize * rsc + j as isize * csc);
                 *p = if beta == T::zero() { v } else { v + beta * *p };
             }
         }
@@ -57,7 +63,8 @@ unsafe fn generic<T: GemmElem + num_traits::Float, const MR: usize, const NR: us
 ) {
     let mut acc = [[T::zero(); NR]; MR];
     for p in 0..kc {
-        // SAFETY: within the packed panels (contract above).
+        // SAFETY: `p < kc`, and the panels hold `kc·MR` and `kc·NR` elements (the
+        // contract): rows `p` of each lie inside them.
         let (ap, bp) = unsafe {
             (
                 std::slice::from_raw_parts(a.add(p * MR), MR),
@@ -75,6 +82,7 @@ unsafe fn generic<T: GemmElem + num_traits::Float, const MR: usize, const NR: us
             *x = *x * alpha;
         }
     }
+    // SAFETY: the C corner is in bounds and ours (the contract).
     unsafe { store_tile(&acc, beta, c, rsc, csc, mr, nr) }
 }
 
@@ -83,13 +91,19 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// Asks for the C tile's rows (`bytes` wide, row stride `row_bytes`) to be brought into
-    /// L1 while the k-loop runs, so the epilogue's read of C does not stall.
+    /// L1 while the k-loop runs, so the epilogue's read of C does not stall. A prefetch is
+    /// a hint that never faults, so any address is sound (they are computed with wrapping
+    /// arithmetic for the same reason).
     #[inline(always)]
-    unsafe fn prefetch_tile(c: *const u8, row_bytes: isize, rows: usize, bytes: isize) {
+    fn prefetch_tile(c: *const u8, row_bytes: isize, rows: usize, bytes: isize) {
         for i in 0..rows as isize {
             let p = c.wrapping_offset(i * row_bytes);
-            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_offset(bytes - 1) as *const i8);
+            // SAFETY: SSE is part of every x86_64 CPU, and a prefetch reads nothing and
+            // never faults, whatever the address.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_offset(bytes - 1) as *const i8);
+            }
         }
     }
 
@@ -113,13 +127,20 @@ mod avx2 {
     ) {
         prefetch_tile(c as *const u8, rsc * 4, mr, 64);
         let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
+        for p in 0..kc {
+            // SAFETY: `p < kc`; B̃ holds `kc·16` floats and Ã `kc·6` (the contract), so
+            // row `p` of each — 16 floats from `16p`, 6 from `6p` — lies inside its panel.
+            let (b0, b1, ap) = unsafe {
+                let bp = b.add(16 * p);
+                (
+                    _mm256_loadu_ps(bp),
+                    _mm256_loadu_ps(bp.add(8)),
+                    &*a.add(6 * p).cast::<[f32; 6]>(),
+                )
+            };
             macro_rules! row {
                 ($i:literal) => {
-                    let ai = _mm256_broadcast_ss(&*a.add($i));
+                    let ai = _mm256_broadcast_ss(&ap[$i]);
                     acc[$i][0] = _mm256_fmadd_ps(ai, b0, acc[$i][0]);
                     acc[$i][1] = _mm256_fmadd_ps(ai, b1, acc[$i][1]);
                 };
@@ -130,29 +151,36 @@ mod avx2 {
             row!(3);
             row!(4);
             row!(5);
-            a = a.add(6);
-            b = b.add(16);
         }
         let va = _mm256_set1_ps(alpha);
         if mr == 6 && nr == 16 && csc == 1 {
             let vb = _mm256_set1_ps(beta);
             for (i, r) in acc.iter().enumerate() {
-                let p = c.offset(i as isize * rsc);
                 let (mut x0, mut x1) = (_mm256_mul_ps(r[0], va), _mm256_mul_ps(r[1], va));
-                if beta != 0.0 {
-                    x0 = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, x0);
-                    x1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), vb, x1);
+                // SAFETY: a whole 6 × 16 tile with unit column stride: row `i < 6` is 16
+                // contiguous floats of the corner the caller guarantees in bounds and ours.
+                unsafe {
+                    let p = c.offset(i as isize * rsc);
+                    if beta != 0.0 {
+                        x0 = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, x0);
+                        x1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), vb, x1);
+                    }
+                    _mm256_storeu_ps(p, x0);
+                    _mm256_storeu_ps(p.add(8), x1);
                 }
-                _mm256_storeu_ps(p, x0);
-                _mm256_storeu_ps(p.add(8), x1);
             }
         } else {
             let mut tile = [[0f32; 16]; 6];
             for (t, r) in tile.iter_mut().zip(&acc) {
-                _mm256_storeu_ps(t.as_mut_ptr(), _mm256_mul_ps(r[0], va));
-                _mm256_storeu_ps(t.as_mut_ptr().add(8), _mm256_mul_ps(r[1], va));
+                let (lo, hi) = t.split_at_mut(8);
+                // SAFETY: each half of a row of `tile` holds exactly 8 floats.
+                unsafe {
+                    _mm256_storeu_ps(lo.as_mut_ptr(), _mm256_mul_ps(r[0], va));
+                    _mm256_storeu_ps(hi.as_mut_ptr(), _mm256_mul_ps(r[1], va));
+                }
             }
-            super::store_tile(&tile, beta, c, rsc, csc, mr, nr);
+            // SAFETY: the C corner is in bounds and ours (the contract).
+            unsafe { super::store_tile(&tile, beta, c, rsc, csc, mr, nr) };
         }
     }
 
@@ -176,13 +204,20 @@ mod avx2 {
     ) {
         prefetch_tile(c as *const u8, rsc * 8, mr, 64);
         let mut acc = [[_mm256_setzero_pd(); 2]; 6];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let b0 = _mm256_loadu_pd(b);
-            let b1 = _mm256_loadu_pd(b.add(4));
+        for p in 0..kc {
+            // SAFETY: `p < kc`; B̃ holds `kc·8` doubles and Ã `kc·6` (the contract), so
+            // row `p` of each — 8 doubles from `8p`, 6 from `6p` — lies inside its panel.
+            let (b0, b1, ap) = unsafe {
+                let bp = b.add(8 * p);
+                (
+                    _mm256_loadu_pd(bp),
+                    _mm256_loadu_pd(bp.add(4)),
+                    &*a.add(6 * p).cast::<[f64; 6]>(),
+                )
+            };
             macro_rules! row {
                 ($i:literal) => {
-                    let ai = _mm256_broadcast_sd(&*a.add($i));
+                    let ai = _mm256_broadcast_sd(&ap[$i]);
                     acc[$i][0] = _mm256_fmadd_pd(ai, b0, acc[$i][0]);
                     acc[$i][1] = _mm256_fmadd_pd(ai, b1, acc[$i][1]);
                 };
@@ -193,29 +228,36 @@ mod avx2 {
             row!(3);
             row!(4);
             row!(5);
-            a = a.add(6);
-            b = b.add(8);
         }
         let va = _mm256_set1_pd(alpha);
         if mr == 6 && nr == 8 && csc == 1 {
             let vb = _mm256_set1_pd(beta);
             for (i, r) in acc.iter().enumerate() {
-                let p = c.offset(i as isize * rsc);
                 let (mut x0, mut x1) = (_mm256_mul_pd(r[0], va), _mm256_mul_pd(r[1], va));
-                if beta != 0.0 {
-                    x0 = _mm256_fmadd_pd(_mm256_loadu_pd(p), vb, x0);
-                    x1 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(4)), vb, x1);
+                // SAFETY: a whole 6 × 8 tile with unit column stride: row `i < 6` is 8
+                // contiguous doubles of the corner the caller guarantees in bounds and ours.
+                unsafe {
+                    let p = c.offset(i as isize * rsc);
+                    if beta != 0.0 {
+                        x0 = _mm256_fmadd_pd(_mm256_loadu_pd(p), vb, x0);
+                        x1 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(4)), vb, x1);
+                    }
+                    _mm256_storeu_pd(p, x0);
+                    _mm256_storeu_pd(p.add(4), x1);
                 }
-                _mm256_storeu_pd(p, x0);
-                _mm256_storeu_pd(p.add(4), x1);
             }
         } else {
             let mut tile = [[0f64; 8]; 6];
             for (t, r) in tile.iter_mut().zip(&acc) {
-                _mm256_storeu_pd(t.as_mut_ptr(), _mm256_mul_pd(r[0], va));
-                _mm256_storeu_pd(t.as_mut_ptr().add(4), _mm256_mul_pd(r[1], va));
+                let (lo, hi) = t.split_at_mut(4);
+                // SAFETY: each half of a row of `tile` holds exactly 4 doubles.
+                unsafe {
+                    _mm256_storeu_pd(lo.as_mut_ptr(), _mm256_mul_pd(r[0], va));
+                    _mm256_storeu_pd(hi.as_mut_ptr(), _mm256_mul_pd(r[1], va));
+                }
             }
-            super::store_tile(&tile, beta, c, rsc, csc, mr, nr);
+            // SAFETY: the C corner is in bounds and ours (the contract).
+            unsafe { super::store_tile(&tile, beta, c, rsc, csc, mr, nr) };
         }
     }
 }
@@ -271,6 +313,7 @@ impl GemmElem for f32 {
             // SAFETY: AVX is part of what was detected; the bounds are the caller's.
             return unsafe { super::pack::avx::pack_a_rows_f32x6(kc, a, rsa, panel) };
         }
+        // SAFETY: the bounds are the caller's (this function's contract).
         unsafe { super::pack::pack_a_rows_portable(6, kc, a, rsa, panel) }
     }
 
@@ -280,6 +323,7 @@ impl GemmElem for f32 {
             // SAFETY: AVX is part of what was detected; the bounds are the caller's.
             return unsafe { super::pack::avx::pack_b_cols_f32x16(kc, b, csb, panel) };
         }
+        // SAFETY: the bounds are the caller's (this function's contract).
         unsafe { super::pack::pack_b_cols_portable(16, kc, b, csb, panel) }
     }
 

@@ -89,6 +89,7 @@ pub trait GemmElem: Copy + Send + Sync + 'static {
     /// The `MR` rows of `kc` elements at `a` (row stride `rsa`) are in bounds; `panel`
     /// holds `MR·kc` elements.
     unsafe fn pack_a_rows(kc: usize, a: *const Self, rsa: isize, panel: &mut [Self]) {
+        // SAFETY: this function's contract is the portable loop's.
         unsafe { pack::pack_a_rows_portable(Self::MR, kc, a, rsa, panel) }
     }
     /// Packs a full `NR`-column panel of a column-major block of B (see
@@ -98,6 +99,7 @@ pub trait GemmElem: Copy + Send + Sync + 'static {
     /// The `NR` columns of `kc` elements at `b` (column stride `csb`) are in bounds;
     /// `panel` holds `NR·kc` elements.
     unsafe fn pack_b_cols(kc: usize, b: *const Self, csb: isize, panel: &mut [Self]) {
+        // SAFETY: this function's contract is the portable loop's.
         unsafe { pack::pack_b_cols_portable(Self::NR, kc, b, csb, panel) }
     }
     /// Runs `f` on a thread-local buffer for packed A.
@@ -167,9 +169,10 @@ pub fn gemm_with<T: Float>(
     if k == 0 || alpha == T::zero() {
         for i in 0..m {
             for j in 0..n {
-                // SAFETY: in bounds by the extent check.
-                let p = unsafe { cp.offset(i as isize * rsc + j as isize * csc) };
+                // SAFETY: `i < m`, `j < n`: inside C's extent, checked against `c` above;
+                // `c` is borrowed mutably, so nothing else reads or writes it.
                 unsafe {
+                    let p = cp.offset(i as isize * rsc + j as isize * csc);
                     *p = if beta == T::zero() {
                         T::zero()
                     } else {
@@ -225,6 +228,8 @@ unsafe fn small<T: Float>(
                         * *b.offset(p as isize * rsb + j as isize * csb)
                 };
             }
+            // SAFETY: `i < m`, `j < n`: inside C (caller's contract), which nothing else
+            // refers to while this reference lives.
             let out = unsafe { &mut *c.offset(i as isize * rsc + j as isize * csc) };
             *out = if beta == T::zero() {
                 alpha * s
@@ -389,6 +394,8 @@ struct Step<T> {
 // SAFETY: the pointers are only dereferenced under `blocked`'s contract, and every chunk
 // writes its own part of C.
 unsafe impl<T> Send for Plan<T> {}
+// SAFETY: as above: shared between the threads of one product, which read A and B and
+// write disjoint parts of C.
 unsafe impl<T> Sync for Plan<T> {}
 
 impl<T: Float> Plan<T> {
@@ -402,16 +409,19 @@ impl<T: Float> Plan<T> {
         let (mr, nr) = (T::MR, T::NR);
         let Step { jc, nc, pc, kc, .. } = step;
         let panels = nc.div_ceil(nr);
-        // SAFETY (all blocks below): the blocks of A and B are in bounds, each chunk writes
-        // its own rows or columns of C, and the packing buffers are this thread's.
-        let pack_b = |s0: usize, s1: usize, bbuf: &mut [T]| unsafe {
+        let pack_b = |s0: usize, s1: usize, bbuf: &mut [T]| {
             let cols = (s1 * nr).min(nc) - s0 * nr;
             let at = pc as isize * self.rsb + (jc + s0 * nr) as isize * self.csb;
-            pack::pack_b(kc, cols, self.b.offset(at), self.rsb, self.csb, bbuf);
+            // SAFETY: rows `pc .. pc + kc` and columns `jc + s0·NR ..` (`cols` of them, within
+            // the step's `jc .. jc + nc`) of B are in bounds (the contract); `bbuf` is this
+            // thread's and sized for `s1 − s0` panels by the caller.
+            unsafe { pack::pack_b(kc, cols, self.b.offset(at), self.rsb, self.csb, bbuf) };
         };
-        let pack_a = |ic: usize, mcb: usize, abuf: &mut [T]| unsafe {
+        let pack_a = |ic: usize, mcb: usize, abuf: &mut [T]| {
             let at = ic as isize * self.rsa + pc as isize * self.csa;
-            pack::pack_a(mcb, kc, self.a.offset(at), self.rsa, self.csa, abuf);
+            // SAFETY: rows `ic .. ic + mcb` (within `0 .. m`) and columns `pc .. pc + kc` of
+            // A are in bounds (the contract); `abuf` is this thread's and sized for them.
+            unsafe { pack::pack_a(mcb, kc, self.a.offset(at), self.rsa, self.csa, abuf) };
         };
         // A chunk is claimed before anything is packed: a thread that arrives when all are
         // taken (a helper that woke late, or the second pass of a nested call run serially)
@@ -434,6 +444,8 @@ impl<T: Float> Plan<T> {
                     let (s0, s1) = (panels * c / chunks, panels * (c + 1) / chunks);
                     T::with_b_buf((s1 - s0) * nr * kc, |bbuf| {
                         pack_b(s0, s1, bbuf);
+                        // SAFETY: panels `s0 .. s1` were claimed by this thread alone, so no
+                        // other thread writes their columns of C.
                         unsafe { self.tiles(step, abuf, 0, m, bbuf, s0, s1) };
                     });
                     chunk = claim(chunks);
@@ -453,6 +465,8 @@ impl<T: Float> Plan<T> {
                     let (ic, mcb) = (p0 * mr, (p1 * mr).min(self.m) - p0 * mr);
                     T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
                         pack_a(ic, mcb, abuf);
+                        // SAFETY: row block `blk` was claimed by this thread alone, so no
+                        // other thread writes its rows of C.
                         unsafe { self.tiles(step, abuf, ic, mcb, bbuf, 0, panels) };
                     });
                     block = claim(blocks);

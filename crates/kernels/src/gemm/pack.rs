@@ -29,27 +29,30 @@ pub(super) unsafe fn pack_a<T: GemmElem + num_traits::Zero>(
         .enumerate()
     {
         let rows = mr.min(mc - r * mr);
-        // SAFETY (all reads below): rows `< rows` and columns `< kc` of this block are in
-        // bounds by the caller's contract.
-        let base = unsafe { a.offset((r * mr) as isize * rsa) };
+        // Element (i, p) of the panel is A[r·MR + i, p], at `a + (r·MR + i)·rsa + p·csa`;
+        // the caller guarantees it in bounds for `r·MR + i < mc` and `p < kc`, which every
+        // read below keeps to (`i < rows`, `p < kc`: `panel` has `kc` chunks of `mr`).
+        let at =
+            |i: usize, p: usize| a.wrapping_offset((r * mr + i) as isize * rsa + p as isize * csa);
         if rows == mr && csa == 1 {
             // Row-major: MR sequential row streams, sequential writes (8×8 transposes in
             // registers where the element type has them).
-            unsafe { T::pack_a_rows(kc, base, rsa, panel) };
+            // SAFETY: all `mr` rows of `kc` elements from `at(0, 0)` are in bounds (above),
+            // and `panel` holds `mr·kc` elements.
+            unsafe { T::pack_a_rows(kc, at(0, 0), rsa, panel) };
         } else if rows == mr && rsa == 1 {
             // Column-major (a transposed operand): each column of the panel is contiguous.
             for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
-                let col = unsafe { base.offset(p as isize * csa) };
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = unsafe { *col.add(i) };
-                }
+                // SAFETY: column `p < kc` of the block: `mr` contiguous elements (unit row
+                // stride) in bounds (above).
+                dst.copy_from_slice(unsafe { std::slice::from_raw_parts(at(0, p), mr) });
             }
         } else {
             for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
-                let col = unsafe { base.offset(p as isize * csa) };
                 for (i, d) in dst.iter_mut().enumerate() {
+                    // SAFETY: `i < rows` and `p < kc`: an element of the block (above).
                     *d = if i < rows {
-                        unsafe { *col.offset(i as isize * rsa) }
+                        unsafe { *at(i, p) }
                     } else {
                         T::zero()
                     };
@@ -74,7 +77,8 @@ pub(super) unsafe fn pack_b<T: GemmElem + num_traits::Zero>(
 ) {
     let nr = T::NR;
     let full = if csb == 1 {
-        // SAFETY: the caller's contract.
+        // SAFETY: a row-major block of `kc × nc` in bounds (the caller's contract) and
+        // `out` with room for every panel.
         unsafe { pack_b_rows(kc, nc, b, rsb, out) }
     } else {
         0
@@ -86,18 +90,22 @@ pub(super) unsafe fn pack_b<T: GemmElem + num_traits::Zero>(
         .skip(full)
     {
         let cols = nr.min(nc - s * nr);
-        // SAFETY (all reads below): rows `< kc` and columns `< cols` of this block are in
-        // bounds by the caller's contract.
-        let base = unsafe { b.offset((s * nr) as isize * csb) };
+        // Element (p, j) of the panel is B[p, s·NR + j], at `b + p·rsb + (s·NR + j)·csb`;
+        // the caller guarantees it in bounds for `p < kc` and `s·NR + j < nc`, which every
+        // read below keeps to (`j < cols`, `p < kc`: `panel` has `kc` chunks of `nr`).
+        let at =
+            |p: usize, j: usize| b.wrapping_offset(p as isize * rsb + (s * nr + j) as isize * csb);
         if cols == nr && rsb == 1 {
             // Column-major (a transposed operand): read each column sequentially.
-            unsafe { T::pack_b_cols(kc, base, csb, panel) };
+            // SAFETY: all `nr` columns of `kc` elements from `at(0, 0)` are in bounds
+            // (above), and `panel` holds `nr·kc` elements.
+            unsafe { T::pack_b_cols(kc, at(0, 0), csb, panel) };
         } else {
             for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                let row = unsafe { base.offset(p as isize * rsb) };
                 for (j, d) in dst.iter_mut().enumerate() {
+                    // SAFETY: `j < cols` and `p < kc`: an element of the block (above).
                     *d = if j < cols {
-                        unsafe { *row.offset(j as isize * csb) }
+                        unsafe { *at(p, j) }
                     } else {
                         T::zero()
                     };
@@ -163,6 +171,7 @@ pub(super) unsafe fn pack_a_rows_portable<T: Copy>(
 ) {
     for (p, dst) in panel[..mr * kc].chunks_exact_mut(mr).enumerate() {
         for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: `i < mr` and `p < kc`: an element of the rows the caller guarantees.
             *d = unsafe { *a.offset(i as isize * rsa + p as isize) };
         }
     }
@@ -181,9 +190,10 @@ pub(super) unsafe fn pack_b_cols_portable<T: Copy>(
     panel: &mut [T],
 ) {
     for j in 0..nr {
-        let col = unsafe { b.offset(j as isize * csb) };
         for p in 0..kc {
-            panel[p * nr + j] = unsafe { *col.add(p) };
+            // SAFETY: `j < nr` and `p < kc`: an element of the columns the caller
+            // guarantees.
+            panel[p * nr + j] = unsafe { *b.offset(j as isize * csb + p as isize) };
         }
     }
 }
@@ -196,9 +206,10 @@ pub(super) mod avx {
     use std::arch::x86_64::*;
 
     /// Transposes the 8×8 block held in `r` (row `i` in `r[i]`): column `q` in `r[q]`.
-    #[inline(always)]
-    unsafe fn transpose8(r: &mut [__m256; 8]) {
-        unsafe {
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn transpose8(r: &mut [__m256; 8]) {
+        {
             let t0 = _mm256_unpacklo_ps(r[0], r[1]);
             let t1 = _mm256_unpackhi_ps(r[0], r[1]);
             let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -243,24 +254,30 @@ pub(super) mod avx {
         // two elements past the panel.
         let last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
         let full = kc / 8 * 8;
-        unsafe {
-            for p0 in (0..full).step_by(8) {
-                let mut r = [_mm256_setzero_ps(); 8];
-                for (i, ri) in r.iter_mut().take(6).enumerate() {
-                    *ri = _mm256_loadu_ps(a.offset(i as isize * rsa + p0 as isize));
-                }
-                transpose8(&mut r);
-                // Column q goes to panel[(p0 + q)·6 ..][..6]; each 8-wide store's two extra
-                // lanes are overwritten by the next one.
+        for p0 in (0..full).step_by(8) {
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (i, ri) in r.iter_mut().take(6).enumerate() {
+                // SAFETY: row `i < 6`, columns `p0 .. p0 + 8 ≤ full ≤ kc`: inside the rows
+                // the caller guarantees.
+                *ri = unsafe { _mm256_loadu_ps(a.offset(i as isize * rsa + p0 as isize)) };
+            }
+            transpose8(&mut r);
+            // Column q goes to panel[(p0 + q)·6 ..][..6]; each 8-wide store's two extra
+            // lanes are overwritten by the next one.
+            // SAFETY: stores of 8 from `(p0 + q)·6` for `q < 7` end at `(p0 + 6)·6 + 8 ≤
+            // (p0 + 8)·6 ≤ 6·kc`, and the masked one writes 6 from `(p0 + 7)·6`, ending at
+            // `(p0 + 8)·6`: all inside `panel`, which holds `6·kc` (asserted).
+            unsafe {
                 for (q, rq) in r.iter().enumerate().take(7) {
                     _mm256_storeu_ps(out.add((p0 + q) * 6), *rq);
                 }
                 _mm256_maskstore_ps(out.add((p0 + 7) * 6), last, r[7]);
             }
-            for p in full..kc {
-                for i in 0..6 {
-                    *out.add(p * 6 + i) = *a.offset(i as isize * rsa + p as isize);
-                }
+        }
+        for p in full..kc {
+            for i in 0..6 {
+                // SAFETY: `p < kc`, `i < 6`: inside the rows and inside `panel`.
+                unsafe { *out.add(p * 6 + i) = *a.offset(i as isize * rsa + p as isize) };
             }
         }
     }
@@ -279,23 +296,28 @@ pub(super) mod avx {
         assert!(panel.len() >= 16 * kc);
         let out = panel.as_mut_ptr();
         let full = kc / 8 * 8;
-        unsafe {
-            for p0 in (0..full).step_by(8) {
-                for h in 0..2 {
-                    let mut r = [_mm256_setzero_ps(); 8];
-                    for (j, rj) in r.iter_mut().enumerate() {
-                        *rj = _mm256_loadu_ps(b.offset((8 * h + j) as isize * csb + p0 as isize));
-                    }
-                    transpose8(&mut r);
-                    for (q, rq) in r.iter().enumerate() {
-                        _mm256_storeu_ps(out.add((p0 + q) * 16 + 8 * h), *rq);
-                    }
+        for p0 in (0..full).step_by(8) {
+            for h in 0..2 {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (j, rj) in r.iter_mut().enumerate() {
+                    // SAFETY: column `8h + j < 16`, rows `p0 .. p0 + 8 ≤ kc`: inside the
+                    // columns the caller guarantees.
+                    *rj = unsafe {
+                        _mm256_loadu_ps(b.offset((8 * h + j) as isize * csb + p0 as isize))
+                    };
+                }
+                transpose8(&mut r);
+                for (q, rq) in r.iter().enumerate() {
+                    // SAFETY: 8 from `(p0 + q)·16 + 8h` end at most at `(p0 + 8)·16 ≤
+                    // 16·kc`, inside `panel` (asserted).
+                    unsafe { _mm256_storeu_ps(out.add((p0 + q) * 16 + 8 * h), *rq) };
                 }
             }
-            for p in full..kc {
-                for j in 0..16 {
-                    *out.add(p * 16 + j) = *b.offset(j as isize * csb + p as isize);
-                }
+        }
+        for p in full..kc {
+            for j in 0..16 {
+                // SAFETY: `p < kc`, `j < 16`: inside the columns and inside `panel`.
+                unsafe { *out.add(p * 16 + j) = *b.offset(j as isize * csb + p as isize) };
             }
         }
     }
@@ -318,6 +340,8 @@ mod tests {
             for stride in [kc.max(1), 37, 40] {
                 let mut want = vec![-1.0f32; 6 * kc + 8];
                 let mut got = want.clone();
+                // SAFETY: 6 rows of `kc` at `stride ≥ kc` fit in the 1,600 of `src`; AVX
+                // was detected.
                 unsafe {
                     pack_a_rows_portable(6, kc, src.as_ptr(), stride as isize, &mut want);
                     avx::pack_a_rows_f32x6(kc, src.as_ptr(), stride as isize, &mut got[..6 * kc]);
@@ -329,6 +353,8 @@ mod tests {
                 if 15 * stride + kc > src.len() {
                     continue;
                 }
+                // SAFETY: 16 columns of `kc` at `stride` fit in `src` (checked just above);
+                // AVX was detected.
                 unsafe {
                     pack_b_cols_portable(16, kc, src.as_ptr(), stride as isize, &mut want);
                     avx::pack_b_cols_f32x16(kc, src.as_ptr(), stride as isize, &mut got[..16 * kc]);
