@@ -314,17 +314,17 @@ impl<T: Float> Graph<T> {
             }
         }
         let _restore = Restore(&self.backward_of, self.backward_of.replace(Some(id)));
-        f()
-    }
-
-    /// The location to record a new node at: the caller's, or, inside a recorded backward
-    /// pass, that of the node whose rule is running.
-    #[inline(always)]
-    fn location_for(&self, nodes: &[Node<T>], caller: Location) -> Location {
-        match self.backward_of.get() {
-            None => caller,
-            Some(i) => nodes[i as usize].location,
+        let first = self.len();
+        let r = f();
+        // The nodes the rule recorded take the location of the node it differentiates (the
+        // user's line), set here rather than at every recording so that ordinary ops pay
+        // nothing for it.
+        let mut nodes = self.nodes.borrow_mut();
+        let at = nodes[id as usize].location;
+        for n in &mut nodes[first..] {
+            n.location = at;
         }
+        r
     }
 
     /// Marks a node so that backward passes keep its gradient.
@@ -367,8 +367,8 @@ impl<T: Float> Graph<T> {
         if self.anomaly.get() {
             check_anomaly(self, &value, &op);
         }
+        let location = PanicLocation::caller();
         let mut nodes = self.nodes.borrow_mut();
-        let location = self.location_for(&nodes, PanicLocation::caller());
         let requires_grad =
             self.grad_enabled.get() && inputs.iter().any(|&i| nodes[i as usize].requires_grad);
         let id = node_id(nodes.len());
@@ -397,8 +397,8 @@ impl<T: Float> Graph<T> {
         if self.anomaly.get() {
             return None;
         }
+        let location = PanicLocation::caller();
         let mut nodes = self.nodes.borrow_mut();
-        let location = self.location_for(&nodes, PanicLocation::caller());
         let x = &nodes[input as usize];
         let v = x.value.single()?;
         let requires_grad = self.grad_enabled.get() && x.requires_grad && op.is_differentiable();
