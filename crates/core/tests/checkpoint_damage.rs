@@ -103,6 +103,23 @@ fn files_without_the_record_load_unverified() {
 }
 
 #[test]
+fn a_malformed_entry_is_named() {
+    // Data offsets that do not match the shape: safetensors' own message names no entry.
+    let h = r#"{"fc.weight":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#;
+    let mut b = (h.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(h.as_bytes());
+    b.extend_from_slice(&[0u8; 16]);
+    let e = Checkpoint::from_bytes(&b, "bad.safetensors")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("bad.safetensors: not a valid safetensors file: "),
+        "{e}"
+    );
+    assert!(e.ends_with("(entry `fc.weight`)"), "{e}");
+}
+
+#[test]
 fn reserved_metadata_keys_are_refused_on_save() {
     let mut ck = sample();
     ck.set_meta("tapegrad.manifest", "0");
