@@ -115,8 +115,13 @@ pub fn normalize<T: Float>(
     mean: Option<&mut [T]>,
     var: Option<&mut [T]>,
 ) {
-    let total = outer * kept * inner;
-    assert!(x.len() == total && y.len() == total, "normalize: lengths");
+    // Checked: the offsets below are computed from the view, and only a view whose size
+    // is the slices' keeps them inside.
+    let total = outer.checked_mul(kept).and_then(|v| v.checked_mul(inner));
+    let total = match total {
+        Some(t) if x.len() == t && y.len() == t => t,
+        _ => panic!("normalize: lengths"),
+    };
     let (mean, var) = (
         mean.map(|m| {
             assert_eq!(m.len(), kept, "normalize: mean length");
@@ -131,7 +136,10 @@ pub fn normalize<T: Float>(
     for_groups(kept, total, &|k| {
         with_avx2(|| {
             let (mu, v, r) = stats(x, k, outer, kept, inner, eps);
-            // SAFETY: group `k` is written by this call only; the offsets are in bounds.
+            // SAFETY: group `k < kept` is written by this call only (one call per group),
+            // `mean` and `var` hold `kept` values (asserted), and every range
+            // `(a·kept + k)·inner ..+ inner` with `a < outer` lies inside `total`, the
+            // output's length (checked).
             unsafe {
                 if let Some(m) = mean {
                     m.piece(k..k + 1)[0] = mu;
@@ -167,11 +175,11 @@ pub fn normalize_backward<T: Float>(
     inner: usize,
     eps: T,
 ) {
-    let total = outer * kept * inner;
-    assert!(
-        x.len() == total && y.len() == total && g.len() == total && dx.len() == total,
-        "normalize_backward: lengths"
-    );
+    let total = outer.checked_mul(kept).and_then(|v| v.checked_mul(inner));
+    let total = match total {
+        Some(t) if x.len() == t && y.len() == t && g.len() == t && dx.len() == t => t,
+        _ => panic!("normalize_backward: lengths"),
+    };
     let out = Out(dx.as_mut_ptr());
     let n = T::from_f64((outer * inner) as f64);
     for_groups(kept, total, &|k| {
@@ -186,7 +194,9 @@ pub fn normalize_backward<T: Float>(
                 sgy += b;
             }
             let (mg, mgy) = (sg / n, sgy / n);
-            // SAFETY: group `k` is written by this call only; the offsets are in bounds.
+            // SAFETY: group `k < kept` is written by this call only (one call per group), and
+            // every range `(a·kept + k)·inner ..+ inner` with `a < outer` lies inside
+            // `total`, the length of `dx` (checked).
             unsafe {
                 for a in 0..outer {
                     let off = (a * kept + k) * inner;

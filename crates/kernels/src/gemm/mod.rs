@@ -52,13 +52,21 @@ impl MatLayout {
         }
     }
 
-    /// One past the largest offset addressed by a `rows × cols` matrix in this layout.
-    fn extent(&self, rows: usize, cols: usize) -> usize {
+    /// One past the largest offset addressed by a `rows × cols` matrix in this layout, or
+    /// `None` if it, or a stride, does not fit in `isize` (the kernels address with signed
+    /// offsets).
+    fn extent(&self, rows: usize, cols: usize) -> Option<usize> {
         if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * self.row_stride + (cols - 1) * self.col_stride + 1
+            return Some(0);
         }
+        let fits = |v: usize| (v <= isize::MAX as usize).then_some(v);
+        fits(self.row_stride)?;
+        fits(self.col_stride)?;
+        (rows - 1)
+            .checked_mul(self.row_stride)?
+            .checked_add((cols - 1).checked_mul(self.col_stride)?)?
+            .checked_add(1)
+            .and_then(fits)
     }
 }
 
@@ -150,15 +158,15 @@ pub fn gemm_with<T: Float>(
     lc: MatLayout,
 ) {
     assert!(
-        la.extent(m, k) <= a.len(),
+        la.extent(m, k).is_some_and(|e| e <= a.len()),
         "gemm: A is too short for {m}x{k}"
     );
     assert!(
-        lb.extent(k, n) <= b.len(),
+        lb.extent(k, n).is_some_and(|e| e <= b.len()),
         "gemm: B is too short for {k}x{n}"
     );
     assert!(
-        lc.extent(m, n) <= c.len(),
+        lc.extent(m, n).is_some_and(|e| e <= c.len()),
         "gemm: C is too short for {m}x{n}"
     );
     if m == 0 || n == 0 {

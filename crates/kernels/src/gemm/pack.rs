@@ -50,8 +50,8 @@ pub(super) unsafe fn pack_a<T: GemmElem + num_traits::Zero>(
         } else {
             for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
                 for (i, d) in dst.iter_mut().enumerate() {
-                    // SAFETY: `i < rows` and `p < kc`: an element of the block (above).
                     *d = if i < rows {
+                        // SAFETY: `i < rows` and `p < kc`: an element of the block (above).
                         unsafe { *at(i, p) }
                     } else {
                         T::zero()
@@ -103,8 +103,8 @@ pub(super) unsafe fn pack_b<T: GemmElem + num_traits::Zero>(
         } else {
             for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
                 for (j, d) in dst.iter_mut().enumerate() {
-                    // SAFETY: `j < cols` and `p < kc`: an element of the block (above).
                     *d = if j < cols {
+                        // SAFETY: `j < cols` and `p < kc`: an element of the block (above).
                         unsafe { *at(p, j) }
                     } else {
                         T::zero()
