@@ -602,6 +602,37 @@ mod tests {
     }
 
     #[test]
+    fn sizes_whose_extent_overflows_are_refused() {
+        // 2^33 rows 2^31 apart: (m − 1)·stride + 1 = 2^64 + 1 wraps to 1 in unchecked
+        // arithmetic, small enough to pass a length check; a stride beyond isize turns
+        // negative as an offset.
+        let a = vec![0f32; 16];
+        let mut c = vec![0f32; 16];
+        let one = MatLayout::row_major(1, false);
+        for (m, la) in [
+            (
+                (1usize << 33) + 1,
+                MatLayout {
+                    row_stride: 1 << 31,
+                    col_stride: 1,
+                },
+            ),
+            (
+                2,
+                MatLayout {
+                    row_stride: usize::MAX,
+                    col_stride: 1,
+                },
+            ),
+        ] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gemm(m, 1, 1, 1.0, &a, la, &a, one, 0.0, &mut c, one)
+            }));
+            assert!(r.is_err(), "{la:?} accepted");
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "A is too short")]
     fn short_operand_is_refused() {
         let mut c = [0.0f64; 4];
