@@ -31,6 +31,18 @@ fn model(store: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
         .push(Linear::new(store, "3", 8, 3, Init::TorchDefault, &mut rng))
 }
 
+/// The model's eval output on the input recorded in `r` is the output recorded there.
+fn gives_the_recorded_output(m: &Sequential<f32>, store: &mut ParamStore<f32>, r: &Value) {
+    let g = Graph::new();
+    let y = m
+        .forward(
+            &mut Forward::eval(&g, store),
+            g.constant(tensor_f32(&r["input"])),
+        )
+        .value();
+    tapegrad_core::assert_close(&y, &tensor_f32(&r["output"]), 1e-6, 1e-5);
+}
+
 #[test]
 fn pytorch_weights_load_strictly_and_give_pytorchs_outputs() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torch_interop");
@@ -48,14 +60,7 @@ fn pytorch_weights_load_strictly_and_give_pytorchs_outputs() {
         3.0
     );
     let r: Value = serde_json::from_str(TORCH_JSON).unwrap();
-    let g = Graph::new();
-    let y = m
-        .forward(
-            &mut Forward::eval(&g, &mut store),
-            g.constant(tensor_f32(&r["input"])),
-        )
-        .value();
-    tapegrad_core::assert_close(&y, &tensor_f32(&r["output"]), 1e-6, 1e-5);
+    gives_the_recorded_output(&m, &mut store, &r);
 }
 
 /// A trained-looking tapegrad model (running statistics moved), written for PyTorch to
@@ -152,12 +157,5 @@ fn with_pytorch_itself() {
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(prefix.with_extension("json")).unwrap())
             .unwrap();
-    let g = Graph::new();
-    let y = m
-        .forward(
-            &mut Forward::eval(&g, &mut store),
-            g.constant(tensor_f32(&r["input"])),
-        )
-        .value();
-    tapegrad_core::assert_close(&y, &tensor_f32(&r["output"]), 1e-6, 1e-5);
+    gives_the_recorded_output(&m, &mut store, &r);
 }
