@@ -9,7 +9,7 @@
 //! - [`ParamStore`]: named parameters that live outside any graph.
 //! - [`Algebra`]: what backward rules are written against — once, for both speeds.
 //! - [`CustomOp`]: a user's own op with its own backward rule.
-//! - [`gradcheck`](crate::gradcheck): finite-difference checks for first and second order.
+//! - [`gradcheck`]: finite-difference checks for first and second order.
 //!
 //! ```
 //! use tapegrad_core::{Graph, Tensor};

@@ -1,6 +1,6 @@
 //! Tensor memory: reference-counted buffers recycled through a per-thread pool.
 //!
-//! Every tensor of more than four elements keeps its data in one [`Buffer`]: a single
+//! Every tensor of more than four elements keeps its data in one `Buffer`: a single
 //! allocation holding a reference count, the length and the elements (64-byte aligned, so
 //! vector loads never straddle a cache line at the start). When the last tensor reading a
 //! buffer goes away, the block is not freed but kept in a pool of the thread that dropped it,

@@ -9,7 +9,7 @@
 //! Saving is atomic ([`write_atomic`]): the bytes go to a temporary file in the same
 //! directory, are flushed to disk, and the file is renamed over the target. A crash leaves
 //! the old file or the new one, never half of one. Every tensor's bytes and the whole header
-//! are covered by CRC-32C checksums stored in the file's metadata ([`format`] says how), so
+//! are covered by CRC-32C checksums stored in the file's metadata ([`format`](mod@format) says how), so
 //! a damaged file is refused, naming the tensor whose data changed. Loading never panics on
 //! a bad file: a truncated, corrupt, damaged or mismatched file is an [`Error::Checkpoint`]
 //! that names the file, the entry and what is wrong.

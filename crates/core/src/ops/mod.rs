@@ -13,7 +13,7 @@
 //! | [`conv`] | unfold2d/fold2d (im2col/col2im); conv2d (one op; 3×3 stride-1 windows through `winograd`), max_pool2d, avg_pool2d as composites |
 //! | [`custom`] | the user's own ops |
 //!
-//! The tape records a closed [`Op`] enum (custom ops are its one open variant), so a tape
+//! The tape records a closed `Op` enum (custom ops are its one open variant), so a tape
 //! can be printed and every op's backward is found by one `match`.
 
 pub mod binary;
