@@ -285,7 +285,7 @@ fn w1(threads: usize, sizes: &[usize]) {
 }
 
 /// W2: one training step of a 784-512-256-10 ReLU MLP, softmax cross-entropy, SGD 0.01.
-fn w2(threads: usize) {
+fn w2(threads: usize, update_with_tape: bool) {
     use tapegrad::nn::cross_entropy;
     let (batch, sizes) = (128usize, [784usize, 512, 256, 10]);
     let x = Tensor::from_vec(uniform(10, batch * sizes[0], 0.0, 1.0), [batch, sizes[0]]);
@@ -313,8 +313,11 @@ fn w2(threads: usize) {
         let value = loss.item();
         let grads = loss.backward();
         // The tape is done with: releasing it now lets the update write the parameters in
-        // place (while the tape holds them, a write would copy them first).
-        g.reset();
+        // place (while the tape holds them, a write would copy them first). The variant
+        // `update-with-tape` measures the difference.
+        if !update_with_tape {
+            g.reset();
+        }
         opt.step(&mut store, &grads, 0.01);
         value
     };
@@ -463,6 +466,7 @@ fn main() {
     let mut threads = 1usize;
     let mut workloads: Vec<String> = "w1,w2,w3,w4,w5".split(',').map(String::from).collect();
     let mut sizes: Vec<usize> = vec![64, 128, 256, 512, 1024, 2048];
+    let mut variant = String::new();
     let mut i = 1;
     while i < argv.len() {
         let v = argv.get(i + 1).cloned().unwrap_or_default();
@@ -486,7 +490,7 @@ fn main() {
                     .map(|s| s.parse().expect("--sizes 64,128,..."))
                     .collect()
             }
-            "--variant" => {}
+            "--variant" => variant = v.clone(),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -495,7 +499,7 @@ fn main() {
     for w in &workloads {
         match w.as_str() {
             "w1" => w1(threads, &sizes),
-            "w2" => w2(threads),
+            "w2" => w2(threads, variant == "update-with-tape"),
             "w3" => w3(threads),
             "w4" => w4(threads),
             "w5" => w5(threads),

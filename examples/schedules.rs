@@ -26,8 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Box::new(CosineWarmRestarts::new(0.1, 20, 2)),
         ),
         (
-            "Linear(0.1 → 1, 30)",
-            Box::new(Linear::new(0.1, 0.1, 1.0, 30)),
+            "LinearLR(0.1 → 1, 30)",
+            Box::new(LinearLR::new(0.1, 0.1, 1.0, 30)),
         ),
         (
             "InverseSqrt(1e-3, warm-up 10)",
@@ -39,10 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("OneCycle(0.1, 100)", Box::new(one_cycle)),
         (
-            "Sequential(Linear 20, Exp 0.97)",
-            Box::new(Sequential::new(
+            "SequentialLR(LinearLR 20, Exp 0.97)",
+            Box::new(SequentialLR::new(
                 vec![
-                    Box::new(Linear::new(0.1, 0.01, 1.0, 20)),
+                    Box::new(LinearLR::new(0.1, 0.01, 1.0, 20)),
                     Box::new(Exponential::new(0.1, 0.97)),
                 ],
                 vec![20],

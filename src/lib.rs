@@ -29,6 +29,26 @@
 //! let hv = (gx * v).sum().backward().wrt(x);
 //! assert!((hv.get(&[0]) - (2.0 + (-2.0 * 1f64.tanh() * (1.0 - 1f64.tanh().powi(2))) / 3.0)).abs() < 1e-12);
 //! ```
+//!
+//! The prelude and the optimizers' module compose as glob imports (the schedules are named
+//! `LinearLR` and `SequentialLR`, as PyTorch names them, beside nn's `Linear` and
+//! `Sequential`), and the prelude names the random number generator:
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//! use tapegrad::optim::*;
+//!
+//! let mut store = ParamStore::<f32>::new();
+//! let mut rng: StdRng = seeded_rng(0);
+//! let model = Sequential::new().push(Linear::new(&mut store, "fc", 4, 2, Init::HeNormal, &mut rng));
+//! let schedule = SequentialLR::new(vec![Box::new(LinearLR::new(0.1, 0.1, 1.0, 5)), Box::new(Constant(0.1))], vec![5]);
+//! let mut opt = AdamW::new(AdamWConfig::default());
+//! let g = Graph::new();
+//! let loss = model.forward(&mut Forward::eval(&g, &store), g.constant(Tensor::ones([3, 4]))).square().mean();
+//! let grads = loss.backward();
+//! drop(g); // release the tape before the update (see Optimizer::step)
+//! opt.step(&mut store, &grads, schedule.lr(0));
+//! ```
 #![warn(missing_docs)]
 
 pub use tapegrad_check as check;
@@ -48,8 +68,8 @@ pub mod prelude {
     pub use tapegrad_core::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig};
     pub use tapegrad_core::{
         assert_close, seeded_rng, Algebra, BinaryOp, Cmp, Conv2dSpec, CustomOp, Error, Float,
-        Gradients, Graph, ParamKey, ParamRole, ParamStore, Result, Shape, SliceSpec, Tensor, Unary,
-        Var, VarGradients, Window2d,
+        Gradients, Graph, ParamKey, ParamRole, ParamStore, Result, Shape, SliceSpec, StdRng,
+        Tensor, Unary, Var, VarGradients, Window2d,
     };
     pub use tapegrad_nn::{
         binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with, l1_penalty,

@@ -422,6 +422,7 @@ fn anomaly_in_backward<T: Float>(graph: &Graph<T>, node: usize, input: usize, g:
 /// The first-order sweep on tensors.
 #[track_caller]
 fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Gradients<T> {
+    graph.backward_ran();
     let nodes = graph.nodes();
     let anomaly = graph.anomaly_detection();
     let n = root as usize + 1;
@@ -949,6 +950,29 @@ mod tests {
         let last = printed.lines().last().unwrap();
         assert!(last.contains(&format!("backward.rs:{exp_line}:")), "{last}");
         let _ = z;
+    }
+
+    #[test]
+    fn a_training_loop_without_reset_is_reported_in_debug_builds() {
+        let mut store = ParamStore::<f64>::new();
+        let w = store.insert("w", Tensor::ones([3]));
+        let g = Graph::<f64>::new();
+        for _ in 0..3 {
+            // The loop that forgot `g.reset()`.
+            let loss = (g.param(&store, w) * 2.0).sum();
+            let _ = loss.backward();
+        }
+        assert_eq!(g.warned_no_reset(), cfg!(debug_assertions));
+        // Reusing a tape properly, and recording after a backward without re-adding a
+        // parameter (a Hessian-vector product), say nothing.
+        let mut g = Graph::<f64>::new();
+        for _ in 0..3 {
+            g.reset();
+            let loss = (g.param(&store, w).square() * 2.0).sum();
+            let _ = loss.backward();
+            let _ = loss.backward_create_graph();
+        }
+        assert!(!g.warned_no_reset());
     }
 
     #[test]

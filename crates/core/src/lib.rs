@@ -63,8 +63,13 @@ pub trait Float: tapegrad_kernels::Float + Element + ElementFormat {}
 impl Float for f32 {}
 impl Float for f64 {}
 
+/// The random number generator tapegrad's seeded streams use (dropout, initialisation,
+/// shuffling): `rand`'s `StdRng`, re-exported so that programs name it without depending
+/// on `rand` themselves.
+pub use rand::rngs::StdRng;
+
 /// A seeded random number generator (`StdRng`), for reproducible initialisation, data and
 /// tests.
-pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
+pub fn seeded_rng(seed: u64) -> StdRng {
     rand::SeedableRng::seed_from_u64(seed)
 }

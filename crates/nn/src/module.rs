@@ -33,7 +33,7 @@
 //! let mut store = ParamStore::<f64>::new();
 //! let m = Scale::new(&mut store, "s", 3);
 //! let g = Graph::new();
-//! let y = m.forward(&mut Forward::eval(&g, &mut store), g.constant(Tensor::ones([2, 3])));
+//! let y = m.forward(&mut Forward::eval(&g, &store), g.constant(Tensor::ones([2, 3])));
 //! assert_eq!(y.shape().as_slice(), &[2, 3]);
 //! ```
 
@@ -51,10 +51,17 @@ pub enum Mode {
     Eval,
 }
 
+/// The store a pass reads: shared for an evaluation pass, writable when batch
+/// normalisation may update its running statistics.
+enum StoreRef<'s, T: Float> {
+    Shared(&'s ParamStore<T>),
+    Unique(&'s mut ParamStore<T>),
+}
+
 /// What a forward pass needs besides its input.
 pub struct Forward<'g, 's, T: Float> {
     graph: &'g Graph<T>,
-    store: &'s mut ParamStore<T>,
+    store: StoreRef<'s, T>,
     mode: Mode,
     rng: Option<&'s mut StdRng>,
     recorder: Option<&'s mut Recorder<'g, T>>,
@@ -66,7 +73,7 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
     pub fn train(graph: &'g Graph<T>, store: &'s mut ParamStore<T>, rng: &'s mut StdRng) -> Self {
         Forward {
             graph,
-            store,
+            store: StoreRef::Unique(store),
             mode: Mode::Train,
             rng: Some(rng),
             recorder: None,
@@ -74,11 +81,11 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
         }
     }
 
-    /// An evaluation pass.
-    pub fn eval(graph: &'g Graph<T>, store: &'s mut ParamStore<T>) -> Self {
+    /// An evaluation pass: it reads the store and changes nothing in it.
+    pub fn eval(graph: &'g Graph<T>, store: &'s ParamStore<T>) -> Self {
         Forward {
             graph,
-            store,
+            store: StoreRef::Shared(store),
             mode: Mode::Eval,
             rng: None,
             recorder: None,
@@ -95,7 +102,7 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
     ) -> Self {
         Forward {
             graph,
-            store,
+            store: StoreRef::Unique(store),
             mode,
             rng,
             recorder: None,
@@ -141,18 +148,32 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
     pub fn param(&self, key: ParamKey) -> Var<'g, T> {
         match self.bound.iter().find(|(k, _)| *k == key) {
             Some((_, v)) => *v,
-            None => self.graph.param(self.store, key),
+            None => self.graph.param(self.store(), key),
         }
     }
 
     /// The store, to read buffers.
     pub fn store(&self) -> &ParamStore<T> {
-        self.store
+        match &self.store {
+            StoreRef::Shared(s) => s,
+            StoreRef::Unique(s) => s,
+        }
     }
 
     /// The store, to update buffers (running statistics).
+    ///
+    /// # Panics
+    /// At the caller's line for a pass built with [`Forward::eval`], whose store is
+    /// read-only (layers update buffers only in training).
+    #[track_caller]
     pub fn store_mut(&mut self) -> &mut ParamStore<T> {
-        self.store
+        match &mut self.store {
+            StoreRef::Unique(s) => s,
+            StoreRef::Shared(_) => crate::fail(
+                "Forward::store_mut",
+                "this pass was built with Forward::eval, whose store is read-only".into(),
+            ),
+        }
     }
 
     /// The random number generator of a training pass.

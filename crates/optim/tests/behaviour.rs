@@ -250,9 +250,9 @@ fn warmup_sequential_and_plateau() {
     assert!((w.lr(0) - 0.001).abs() < 1e-15 && (w.lr(9) - 0.01).abs() < 1e-15);
     assert!((w.lr(10) - 0.01).abs() < 1e-15 && w.lr(100).abs() < 1e-15);
     assert_eq!(Warmup::new(4, Constant(1.0)).from_zero().lr(0), 0.0);
-    let s = Sequential::new(
+    let s = SequentialLR::new(
         vec![
-            Box::new(Linear::new(0.1, 0.1, 1.0, 5)),
+            Box::new(LinearLR::new(0.1, 0.1, 1.0, 5)),
             Box::new(StepDecay::new(0.1, 10, 0.5)),
         ],
         vec![5],

@@ -355,7 +355,7 @@ fn schedules_match_torch() {
             "ExponentialLR" => Box::new(Exponential::new(base, 0.95)),
             "CosineAnnealingLR" => Box::new(Cosine::new(base, 100).with_eta_min(1e-5)),
             "CosineAnnealingWarmRestarts" => Box::new(CosineWarmRestarts::new(base, 20, 2)),
-            "LinearLR" => Box::new(Linear::new(base, 0.1, 1.0, 30)),
+            "LinearLR" => Box::new(LinearLR::new(base, 0.1, 1.0, 30)),
             "OneCycleLR" => Box::new(one_cycle),
             "WarmupInverseSqrt" => Box::new(InverseSqrt::new(1e-3, 10)),
             other => panic!("no schedule for {other}"),

@@ -85,7 +85,7 @@ impl Schedule for Exponential {
 
 /// `base·(start + (end − start)·min(t, total)/total)` (PyTorch's `LinearLR`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Linear {
+pub struct LinearLR {
     /// The rate the factors multiply.
     pub base: f64,
     /// Factor at step 0.
@@ -96,10 +96,10 @@ pub struct Linear {
     pub total_iters: usize,
 }
 
-impl Linear {
+impl LinearLR {
     /// A ramp of the factor from `start_factor` to `end_factor` over `total_iters` steps.
     pub fn new(base: f64, start_factor: f64, end_factor: f64, total_iters: usize) -> Self {
-        Linear {
+        LinearLR {
             base,
             start_factor,
             end_factor,
@@ -108,7 +108,7 @@ impl Linear {
     }
 }
 
-impl Schedule for Linear {
+impl Schedule for LinearLR {
     fn lr(&self, t: usize) -> f64 {
         let frac = if self.total_iters == 0 {
             1.0

@@ -14,11 +14,11 @@
 //! | [`Exponential`] (`ExponentialLR`) | base·γᵗ |
 //! | [`Cosine`] (`CosineAnnealingLR`) | η_min + (base − η_min)(1 + cos(πt/T))/2 |
 //! | [`CosineWarmRestarts`] (SGDR) | cosine cycles of T₀, T₀·m, T₀·m², … |
-//! | [`Linear`] (`LinearLR`) | base·(s + (e − s)·min(t, n)/n) |
+//! | [`LinearLR`] (PyTorch's name, so it composes with nn's `Linear` in one glob import) | base·(s + (e − s)·min(t, n)/n) |
 //! | [`InverseSqrt`] | peak·min(t/w, √(w/t)) |
 //! | [`Warmup`] | linear warm-up, then any schedule |
 //! | [`OneCycle`] (`OneCycleLR`) | warm-up to max_lr, cosine down to max_lr/div/final_div; momentum cycled |
-//! | [`Sequential`] (`SequentialLR`) | one schedule after another at milestones |
+//! | [`SequentialLR`] (PyTorch's name; nn has `Sequential`) | one schedule after another at milestones |
 //! | [`FnSchedule`] (`LambdaLR`) | any function |
 
 mod cosine;
@@ -26,7 +26,7 @@ mod decay;
 mod plateau;
 
 pub use cosine::{Cosine, CosineWarmRestarts, OneCycle};
-pub use decay::{Exponential, InverseSqrt, Linear, MultiStep, StepDecay};
+pub use decay::{Exponential, InverseSqrt, LinearLR, MultiStep, StepDecay};
 pub use plateau::{PlateauMode, ReduceOnPlateau};
 
 /// A learning rate as a pure function of the step.
@@ -109,12 +109,12 @@ impl<S: Schedule> Schedule for Warmup<S> {
 
 /// Schedules one after another (PyTorch's `SequentialLR`): schedule `i` runs from
 /// `milestones[i−1]`, counting its own steps from 0 there.
-pub struct Sequential {
+pub struct SequentialLR {
     schedules: Vec<Box<dyn Schedule>>,
     milestones: Vec<usize>,
 }
 
-impl Sequential {
+impl SequentialLR {
     /// `schedules` switched at `milestones` (one fewer milestone than schedules,
     /// increasing).
     ///
@@ -124,22 +124,22 @@ impl Sequential {
     pub fn new(schedules: Vec<Box<dyn Schedule>>, milestones: Vec<usize>) -> Self {
         assert!(
             !schedules.is_empty() && milestones.len() + 1 == schedules.len(),
-            "Sequential: {} schedules need {} milestones",
+            "SequentialLR: {} schedules need {} milestones",
             schedules.len(),
             schedules.len().saturating_sub(1)
         );
         assert!(
             milestones.windows(2).all(|w| w[0] < w[1]),
-            "Sequential: milestones must increase"
+            "SequentialLR: milestones must increase"
         );
-        Sequential {
+        SequentialLR {
             schedules,
             milestones,
         }
     }
 }
 
-impl Schedule for Sequential {
+impl Schedule for SequentialLR {
     fn lr(&self, t: usize) -> f64 {
         let i = self.milestones.iter().take_while(|&&m| m <= t).count();
         let start = if i == 0 { 0 } else { self.milestones[i - 1] };
