@@ -12,6 +12,7 @@
 //! | `tapegrad-kernels` | [`kernels`] | numeric kernels over slices (gemm, reductions, softmax) |
 //! | `tapegrad-nn` | [`nn`] | modules, layers, activations, initialisers, norms, dropout, losses, regularizers, save/load |
 //! | `tapegrad-optim` | [`optim`] | optimizers, L-BFGS, gradient clipping, learning-rate schedules |
+//! | `tapegrad-data` | [`data`] | datasets, loaders, splits, k-fold, augmentation, readers (digits, MNIST, CSV) |
 //! | `tapegrad-check` | [`check`] | gradcheck for your own tests, proptest strategies |
 //!
 //! ```
@@ -53,6 +54,7 @@
 
 pub use tapegrad_check as check;
 pub use tapegrad_core as core;
+pub use tapegrad_data as data;
 pub use tapegrad_kernels as kernels;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;

@@ -113,6 +113,15 @@ pub enum Error {
         /// What the operating system said.
         message: String,
     },
+    /// A data file (a dataset, a CSV table, an IDX image file) is malformed or does not fit
+    /// what it is read into; the message names the line or byte offset where it can.
+    #[error("{path}: {message}")]
+    Data {
+        /// The file (or an origin such as `<digits>` for embedded data).
+        path: String,
+        /// What is wrong, and where in the file.
+        message: String,
+    },
     /// A checkpoint or weights file is malformed, or does not fit what it is loaded into
     /// (a missing or unexpected name, a wrong shape or dtype, a truncated file).
     #[error("{path}: {message}")]
@@ -142,6 +151,22 @@ impl Error {
     #[track_caller]
     pub fn shape(op: &'static str, shapes: &[&[usize]], rule: impl Into<String>) -> Error {
         shape_error(op, shapes, rule)
+    }
+
+    /// The same error, located at the caller's line instead of where it was made: for a
+    /// check run by library code on behalf of the user's call.
+    #[track_caller]
+    pub fn at_caller(mut self) -> Error {
+        let here = std::panic::Location::caller();
+        match &mut self {
+            Error::Shape { location, .. }
+            | Error::Axis { location, .. }
+            | Error::Index { location, .. }
+            | Error::Argument { location, .. }
+            | Error::Alloc { location, .. } => *location = here,
+            _ => {}
+        }
+        self
     }
 
     /// Panics with this error's message, at the caller's line (the panicking form of a

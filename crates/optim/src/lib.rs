@@ -42,6 +42,6 @@ pub use rules::{
     NAdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
 pub use schedule::{
-    Constant, Cosine, CosineWarmRestarts, Exponential, FnSchedule, InverseSqrt, LinearLR, MultiStep,
-    OneCycle, PlateauMode, ReduceOnPlateau, Schedule, SequentialLR, StepDecay, Warmup,
+    Constant, Cosine, CosineWarmRestarts, Exponential, FnSchedule, InverseSqrt, LinearLR,
+    MultiStep, OneCycle, PlateauMode, ReduceOnPlateau, Schedule, SequentialLR, StepDecay, Warmup,
 };
