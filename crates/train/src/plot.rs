@@ -1,0 +1,343 @@
+//! Plots of a run, as PNG: loss and accuracy curves (training and validation), the learning
+//! rate, and the confusion matrix.
+//!
+//! Drawn with plotters' bitmap backend into memory, encoded with `png` and written
+//! atomically (never a half-written image). Text uses DejaVu Sans, shipped in
+//! `crates/train/assets` with its licence and embedded in the binary, so no system font
+//! library is needed: [`register_font`] makes it plotters' `sans-serif` (and `serif`,
+//! `monospace`) — the plots here call it, and so must any other plotters drawing in a
+//! program that links this crate, SVG included.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use tapegrad_core::checkpoint::write_atomic;
+use tapegrad_core::{Error, Result};
+
+use crate::history::History;
+use crate::metrics::ConfusionMatrix;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the bundled DejaVu Sans as plotters' `sans-serif`, `serif` and `monospace`
+/// fonts (once per process; later calls do nothing).
+pub fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for family in ["sans-serif", "serif", "monospace"] {
+            // The font is a valid TrueType file (checked by the test below), so
+            // registration cannot fail; if it did, text would be missing from the plots
+            // and drawing them would return the error.
+            let _ = plotters::style::register_font(family, FontStyle::Normal, FONT);
+        }
+    });
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: format!("cannot draw the plot: {e}"),
+    }
+}
+
+/// Draws into a `w × h` RGB image with `draw`, then writes it to `path` as PNG.
+fn render(
+    path: &Path,
+    (w, h): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    register_font();
+    let mut rgb = vec![255u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw(&root).map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    let mut png_bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png_bytes, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| plot_error(path, e))?;
+        writer.write_image_data(&rgb).map_err(|e| plot_error(path, e))?;
+        writer.finish().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, &png_bytes)
+}
+
+/// The range of the finite values, padded by 5% (a unit around a single value).
+fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return None;
+    }
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { lo.abs().max(1.0) * 0.05 };
+    Some((lo - pad, hi + pad))
+}
+
+/// A line chart of one or more series over epochs.
+fn line_chart(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let last = series
+        .iter()
+        .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
+    let range = value_range(series.iter().flat_map(|(_, _, pts)| pts.iter().map(|p| p.1)))
+        .unwrap_or((0.0, 1.0));
+    render(path, (800, 500), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .build_cartesian_2d(1.0..last.max(2.0), range.0..range.1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_label)
+            .label_style(("sans-serif", 15))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        for (name, colour, pts) in series {
+            let finite: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1.is_finite()).collect();
+            if finite.is_empty() {
+                continue;
+            }
+            let c = *colour;
+            chart
+                .draw_series(LineSeries::new(finite.clone(), c.stroke_width(2)))
+                .map_err(e)?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2)));
+            if finite.len() < 30 {
+                chart
+                    .draw_series(finite.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                    .map_err(e)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(e)?;
+        Ok(())
+    })
+}
+
+const TRAIN: RGBColor = RGBColor(31, 119, 180);
+const VAL: RGBColor = RGBColor(255, 127, 14);
+
+/// Writes `loss.png`, `accuracy.png` and `lr.png` of `history` into `dir` (created if
+/// needed) and returns their paths.
+///
+/// # Errors
+/// [`Error::Io`] naming the file that cannot be drawn or written.
+pub fn plot_history(history: &History, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let pts = |f: fn(&crate::history::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        history.epochs.iter().map(|r| (r.epoch as f64, f(r))).collect()
+    };
+    let (loss, acc, lr) = (dir.join("loss.png"), dir.join("accuracy.png"), dir.join("lr.png"));
+    line_chart(
+        &loss,
+        "Loss per sample",
+        "cross-entropy",
+        &[
+            ("train", TRAIN, pts(|r| r.train_loss)),
+            ("validation", VAL, pts(|r| r.val_loss)),
+        ],
+    )?;
+    line_chart(
+        &acc,
+        "Accuracy",
+        "accuracy (%)",
+        &[
+            ("train", TRAIN, pts(|r| 100.0 * r.train_accuracy)),
+            ("validation", VAL, pts(|r| 100.0 * r.val_accuracy)),
+        ],
+    )?;
+    line_chart(
+        &lr,
+        "Learning rate (last step of each epoch)",
+        "learning rate",
+        &[("lr", TRAIN, pts(|r| r.lr))],
+    )?;
+    Ok(vec![loss, acc, lr])
+}
+
+/// Writes the confusion matrix as a PNG heat map: rows are true classes, columns
+/// predictions, each cell's count printed and its shade the fraction of its row (the
+/// class's recall on the diagonal). `names` labels the classes (their indices without).
+///
+/// # Errors
+/// [`Error::Io`] naming the file that cannot be drawn or written.
+pub fn plot_confusion(
+    cm: &ConfusionMatrix,
+    names: Option<&[String]>,
+    title: &str,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let c = cm.classes();
+    let names: Vec<String> = match names {
+        Some(n) if n.len() == c => n.to_vec(),
+        _ => (0..c).map(|i| i.to_string()).collect(),
+    };
+    let label_w = names.iter().map(|n| n.chars().count()).max().unwrap_or(1) as i32 * 9 + 20;
+    let cell = (560 / c.max(1) as i32).clamp(24, 64);
+    let (left, top) = (label_w + 40, 70);
+    let side = cell * c as i32;
+    let (w, h) = ((left + side + 30) as u32, (top + side + 70) as u32);
+    render(path, (w, h), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let centre = Pos::new(HPos::Center, VPos::Center);
+        let font = |size: i32| TextStyle::from(("sans-serif", size).into_font()).color(&BLACK);
+        root.draw(&Text::new(
+            title.to_string(),
+            (w as i32 / 2, 25),
+            font(22).pos(centre),
+        ))
+        .map_err(e)?;
+        let counts = cm.counts();
+        let cell_font = (cell / 3).clamp(9, 16);
+        for (t, row) in counts.iter().enumerate() {
+            let total: u64 = row.iter().sum();
+            for (p, &n) in row.iter().enumerate() {
+                let frac = if total == 0 { 0.0 } else { n as f64 / total as f64 };
+                // White to a deep blue.
+                let mix = |a: f64, b: f64| (a + (b - a) * frac).round() as u8;
+                let shade = RGBColor(mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0));
+                let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], shade.filled()))
+                    .map_err(e)?;
+                let ink = if frac > 0.5 { WHITE } else { BLACK };
+                root.draw(&Text::new(
+                    n.to_string(),
+                    (x + cell / 2, y + cell / 2),
+                    font(cell_font).color(&ink).pos(centre),
+                ))
+                .map_err(e)?;
+            }
+        }
+        root.draw(&Rectangle::new(
+            [(left, top), (left + side, top + side)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(e)?;
+        for (i, name) in names.iter().enumerate() {
+            let mid = i as i32 * cell + cell / 2;
+            let right = Pos::new(HPos::Right, VPos::Center);
+            root.draw(&Text::new(name.clone(), (left - 6, top + mid), font(14).pos(right)))
+                .map_err(e)?;
+            let below = Pos::new(HPos::Center, VPos::Top);
+            root.draw(&Text::new(name.clone(), (left + mid, top + side + 6), font(14).pos(below)))
+                .map_err(e)?;
+        }
+        root.draw(&Text::new(
+            "predicted".to_string(),
+            (left + side / 2, top + side + 40),
+            font(16).pos(centre),
+        ))
+        .map_err(e)?;
+        root.draw(&Text::new(
+            "true".to_string(),
+            (14, top + side / 2),
+            font(16).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(e)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::EpochRecord;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tapegrad-plot-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn png_size(bytes: &[u8]) -> (u32, u32) {
+        let dec = png::Decoder::new(bytes);
+        let reader = dec.read_info().unwrap();
+        let info = reader.info();
+        (info.width, info.height)
+    }
+
+    #[test]
+    fn the_font_is_valid() {
+        // Registration validates the file; a second family reuses it.
+        assert!(plotters::style::register_font("tapegrad-test", FontStyle::Normal, FONT).is_ok());
+    }
+
+    #[test]
+    fn history_plots_are_pngs_with_text() {
+        let dir = tmp("history");
+        let h = History {
+            epochs: (1..=5)
+                .map(|e| EpochRecord {
+                    epoch: e,
+                    train_loss: 1.0 / e as f64,
+                    train_accuracy: 0.5 + 0.08 * e as f64,
+                    val_loss: if e == 3 { f64::NAN } else { 1.2 / e as f64 },
+                    val_accuracy: 0.5 + 0.07 * e as f64,
+                    lr: 0.01 * (6 - e) as f64,
+                    train_seconds: 0.1,
+                    eval_seconds: 0.01,
+                })
+                .collect(),
+        };
+        let files = plot_history(&h, &dir).unwrap();
+        assert_eq!(files.len(), 3);
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            assert_eq!(png_size(&bytes), (800, 500));
+            // Text and lines were drawn: far from a blank image.
+            let dec = png::Decoder::new(&bytes[..]);
+            let mut reader = dec.read_info().unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            reader.next_frame(&mut buf).unwrap();
+            let dark = buf.chunks(3).filter(|p| p.iter().all(|&v| v < 100)).count();
+            assert!(dark > 2000, "{}: {dark} dark pixels", f.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn confusion_plot_and_a_bad_path() {
+        let dir = tmp("confusion");
+        let cm = ConfusionMatrix::new(&[0, 1, 1, 2, 2, 2], &[0, 1, 2, 2, 2, 1], 3);
+        let path = dir.join("confusion.png");
+        plot_confusion(&cm, None, "test", &path).unwrap();
+        let (w, h) = png_size(&std::fs::read(&path).unwrap());
+        assert!(w > 200 && h > 200);
+        let bad = dir.join("missing-dir").join("c.png");
+        let err = plot_confusion(&cm, None, "test", &bad).unwrap_err();
+        assert!(err.to_string().contains("missing-dir"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
