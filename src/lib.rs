@@ -13,6 +13,7 @@
 //! | `tapegrad-nn` | [`nn`] | modules, layers, activations, initialisers, norms, dropout, losses, regularizers, save/load |
 //! | `tapegrad-optim` | [`optim`] | optimizers, L-BFGS, gradient clipping, learning-rate schedules |
 //! | `tapegrad-data` | [`data`] | datasets, loaders, splits, k-fold, augmentation, readers (digits, MNIST, CSV) |
+//! | `tapegrad-train` | [`train`] | `Trainer`, callbacks, metrics, history, exact resume, progress, plots, ensembles |
 //! | `tapegrad-check` | [`check`] | gradcheck for your own tests, proptest strategies |
 //!
 //! ```
@@ -58,6 +59,7 @@ pub use tapegrad_data as data;
 pub use tapegrad_kernels as kernels;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;
+pub use tapegrad_train as train;
 
 pub use tapegrad_core::{
     assert_close, seeded_rng, Algebra, CustomOp, Error, Float, Gradients, Graph, ParamKey,
@@ -73,6 +75,9 @@ pub mod prelude {
         Gradients, Graph, ParamKey, ParamRole, ParamStore, Result, Shape, SliceSpec, StdRng,
         Tensor, Unary, Var, VarGradients, Window2d,
     };
+    pub use tapegrad_data::{
+        train_test_split, DataLoader, Dataset, KFold, StratifiedKFold, TensorDataset,
+    };
     pub use tapegrad_nn::{
         binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with, l1_penalty,
         l2_penalty, mse_loss, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig,
@@ -83,6 +88,10 @@ pub mod prelude {
     pub use tapegrad_optim::{
         clip_grad_norm, Adam, AdamConfig, AdamW, AdamWConfig, Cosine, NormType, Optimizer,
         Schedule, Sgd, SgdConfig, Warmup,
+    };
+    pub use tapegrad_train::{
+        evaluate, Checkpointer, EarlyStopping, Ensemble, History, Monitor, Progress,
+        ReduceLrOnPlateau, TrainConfig, Trainer,
     };
 }
 

@@ -5,11 +5,16 @@
 //! pooling) with cross-entropy, Adam with weight decay and gradient clipping for 99 steps
 //! each, then counts the allocations of step 100: the tape, its nodes, every tensor buffer,
 //! the gradients' containers and the optimizer's state are reused, so the count is zero.
+//! Then the same for a whole epoch driven by a `DataLoader` (shuffled, augmented, the last
+//! batch partial, dropout masks from the per-step random streams): the batches are written
+//! into pooled buffers and the permutation's vector is reused, so epoch 5 allocates nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand::rngs::StdRng;
+use tapegrad::data::rng::{stream_rng, Stream};
+use tapegrad::data::RandomTranslate;
 use tapegrad::optim::{clip_grad_norm, Adam, AdamConfig, NormType, Optimizer};
 use tapegrad::prelude::*;
 
@@ -203,4 +208,70 @@ fn step_100_of_a_training_loop_allocates_nothing() {
         losses[0],
         losses[99]
     );
+
+    // A loader-driven epoch: shuffled, augmented, 150 samples in batches of 32 (the last
+    // one of 22), the tape released before each update.
+    let x = Tensor::<f32>::rand_uniform([150, 1, 8, 8], 0.0, 1.0, &mut rng);
+    let y = Tensor::from_fn([150], |i| i % 10);
+    let data = TensorDataset::new(x, y).expect("matching lengths");
+    let loader = DataLoader::new(&data, 32).with_shuffle(3).with_transform(
+        RandomTranslate {
+            max_dx: 1,
+            max_dy: 1,
+        },
+        4,
+    );
+    let mut store = ParamStore::new();
+    let mlp = Sequential::new()
+        .push(Flatten::default())
+        .push(Linear::new(
+            &mut store,
+            "1",
+            64,
+            32,
+            Init::HeNormal,
+            &mut rng,
+        ))
+        .push(BatchNorm1d::new(&mut store, "2", 32))
+        .push(Relu)
+        .push(Dropout::new(0.2))
+        .push(Linear::new(
+            &mut store,
+            "5",
+            32,
+            10,
+            Init::HeNormal,
+            &mut rng,
+        ));
+    let mut opt = Adam::new(AdamConfig::default());
+    let mut graph = Graph::new();
+    let mut run_epoch = |graph: &mut Graph<f32>, store: &mut ParamStore<f32>, epoch: u64| {
+        let mut sum = 0.0;
+        for batch in loader.epoch(epoch) {
+            graph.reset();
+            let mut rng = stream_rng(9, Stream::Dropout, epoch, batch.index as u64);
+            let loss = {
+                let mut f = Forward::train(graph, store, &mut rng);
+                let out = mlp.forward(&mut f, graph.constant(batch.x.clone()));
+                cross_entropy(out, &batch.y)
+            };
+            sum += loss.item();
+            let grads = loss.backward();
+            graph.reset();
+            opt.step(store, &grads, 1e-2);
+        }
+        sum
+    };
+    let first = run_epoch(&mut graph, &mut store, 0);
+    for e in 1..5 {
+        run_epoch(&mut graph, &mut store, e);
+    }
+    let mut last = 0.0;
+    let (count, bytes) = counted(|| last = run_epoch(&mut graph, &mut store, 5));
+    assert_eq!(
+        (count, bytes),
+        (0, 0),
+        "loader-driven epoch 5 allocated {count} times ({bytes} bytes)"
+    );
+    assert!(last < first, "loss over an epoch {first} -> {last}");
 }

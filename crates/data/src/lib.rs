@@ -35,7 +35,7 @@ pub mod transform;
 
 pub use dataset::{Dataset, TensorDataset};
 pub use loader::{Batch, Batches, DataLoader};
-pub use split::{train_test_split, KFold, Split, StratifiedKFold};
+pub use split::{stratified_holdout, train_test_split, KFold, Split, StratifiedKFold};
 pub use standardize::Standardizer;
 pub use transform::{
     Compose, GaussianNoise, HorizontalFlip, RandomCrop, RandomTranslate, Transform,

@@ -7,10 +7,15 @@
 //! ## The algorithms
 //!
 //! - **`train_test_split`**: random: the indices are permuted (seeded) and the first
-//!   `round(n·f)` go to the test part. Stratified: class by class in ascending label order,
+//!   `round(n·f)` go to the test part (rounded half to even, as Python's `round`). Stratified: class by class in ascending label order,
 //!   the class's indices are permuted (one seeded generator for the whole split) and the
 //!   first `round(n_c·f)` go to the test part, so each class keeps its proportion up to
 //!   rounding (the train_digits recipe's split, as its PyTorch script does it).
+//! - **`stratified_holdout`**: exactly `m` of `n` samples held out, class by class: class
+//!   `c` (ascending) gives `⌊n_c·m/n⌋`, the remainder up to `m` going one each to the
+//!   largest fractional parts (ties to the lower class); then as the stratified split
+//!   above (the Fashion-MNIST recipe's 5,000 validation images, as its PyTorch script does
+//!   it: 500 per class).
 //! - **`KFold`** unshuffled: scikit-learn's `KFold`: fold `i` is the `i`-th contiguous run of
 //!   the indices, the first `n mod k` folds one longer. Shuffled: the same runs of a seeded
 //!   permutation.
@@ -82,7 +87,7 @@ pub fn train_test_split(
         None => {
             let mut idx: Vec<usize> = (0..n).collect();
             shuffle(&mut idx, &mut rng);
-            let k = (n as f64 * test_fraction).round() as usize;
+            let k = (n as f64 * test_fraction).round_ties_even() as usize;
             test.extend_from_slice(&idx[..k]);
             train.extend_from_slice(&idx[k..]);
         }
@@ -95,11 +100,61 @@ pub fn train_test_split(
             }
             for (_, mut idx) in by_class(labels) {
                 shuffle(&mut idx, &mut rng);
-                let k = (idx.len() as f64 * test_fraction).round() as usize;
+                let k = (idx.len() as f64 * test_fraction).round_ties_even() as usize;
                 test.extend_from_slice(&idx[..k]);
                 train.extend_from_slice(&idx[k..]);
             }
         }
+    }
+    train.sort_unstable();
+    test.sort_unstable();
+    Ok(Split { train, test })
+}
+
+/// Holds out exactly `count` samples, stratified by `labels` with the largest-remainder
+/// rule (see the module docs): the test part of the split is the held-out part.
+///
+/// ```
+/// use tapegrad_data::stratified_holdout;
+/// let labels: Vec<usize> = (0..90).map(|i| usize::from(i >= 60)).collect(); // 60 and 30
+/// let s = stratified_holdout(&labels, 10, 1).unwrap();
+/// assert_eq!(s.test.len(), 10);
+/// assert_eq!(s.test.iter().filter(|&&i| labels[i] == 0).count(), 7); // 6.67 → 6 + 1
+/// ```
+///
+/// # Errors
+/// [`Error::Argument`] if `count` exceeds the number of samples.
+#[track_caller]
+pub fn stratified_holdout(labels: &[usize], count: usize, seed: u64) -> Result<Split> {
+    let n = labels.len();
+    if count > n {
+        return Err(Error::argument(
+            "stratified_holdout",
+            format!("cannot hold out {count} of {n} samples"),
+        ));
+    }
+    let classes = by_class(labels);
+    let exact: Vec<f64> = classes
+        .iter()
+        .map(|(_, idx)| idx.len() as f64 * count as f64 / n as f64)
+        .collect();
+    let mut k: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    // Largest fractional part first, ties to the lower class (a stable sort keeps them).
+    order.sort_by(|&a, &b| {
+        let (fa, fb) = (exact[a] - k[a] as f64, exact[b] - k[b] as f64);
+        fb.total_cmp(&fa)
+    });
+    let short = count - k.iter().sum::<usize>();
+    for &i in order.iter().take(short) {
+        k[i] += 1;
+    }
+    let mut rng = stream_rng(seed, Stream::User(0x5117), 0, 1);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for ((_, mut idx), kc) in classes.into_iter().zip(k) {
+        shuffle(&mut idx, &mut rng);
+        test.extend_from_slice(&idx[..kc]);
+        train.extend_from_slice(&idx[kc..]);
     }
     train.sort_unstable();
     test.sort_unstable();
@@ -291,6 +346,36 @@ mod tests {
             }
         }
         assert!(seen.iter().all(|&c| c == 1), "each sample held out once");
+    }
+
+    #[test]
+    fn a_holdout_has_the_exact_count_by_largest_remainder() {
+        // Fashion-MNIST's 6,000 per class: exactly 500 each of 5,000.
+        let even: Vec<usize> = (0..60_000).map(|i| i % 10).collect();
+        let s = stratified_holdout(&even, 5000, 0).unwrap();
+        let mut all = [s.train.clone(), s.test.clone()].concat();
+        all.sort_unstable();
+        assert!(all.iter().copied().eq(0..60_000), "disjoint and covering");
+        for c in 0..10 {
+            assert_eq!(s.test.iter().filter(|&&i| even[i] == c).count(), 500);
+        }
+        // 103 labels in 4 classes, 10 held out: floors, then the largest remainders.
+        let l = labels();
+        let counts: Vec<usize> = (0..4)
+            .map(|c| l.iter().filter(|&&x| x == c).count())
+            .collect();
+        let s = stratified_holdout(&l, 10, 3).unwrap();
+        assert_eq!(s.test.len(), 10);
+        for c in 0..4 {
+            let got = s.test.iter().filter(|&&i| l[i] == c).count() as f64;
+            let exact = counts[c] as f64 * 10.0 / 103.0;
+            assert!(
+                got == exact.floor() || got == exact.floor() + 1.0,
+                "class {c}: {got} vs {exact}"
+            );
+        }
+        assert!(stratified_holdout(&l, 104, 0).is_err());
+        assert_eq!(stratified_holdout(&l, 10, 3).unwrap(), s, "seeded");
     }
 
     #[test]

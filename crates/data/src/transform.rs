@@ -102,16 +102,13 @@ pub struct RandomTranslate {
 impl<T: Float> Transform<T> for RandomTranslate {
     fn apply(&self, x: Tensor<T>, rng: &mut StdRng) -> Tensor<T> {
         let (n, c, h, w) = dims(&x);
-        let shifts: Vec<(isize, isize)> = (0..n)
-            .map(|_| {
-                let dx = rng.random_range(-(self.max_dx as i64)..=self.max_dx as i64);
-                let dy = rng.random_range(-(self.max_dy as i64)..=self.max_dy as i64);
-                (dx as isize, dy as isize)
-            })
-            .collect();
         let src = x.as_slice();
+        // The shifts are drawn sample by sample as the output is written (no list of them:
+        // an augmented epoch allocates nothing).
         Tensor::from_writer(x.shape(), |out| {
-            for (i, &(dx, dy)) in shifts.iter().enumerate() {
+            for i in 0..n {
+                let dx = rng.random_range(-(self.max_dx as i64)..=self.max_dx as i64) as isize;
+                let dy = rng.random_range(-(self.max_dy as i64)..=self.max_dy as i64) as isize;
                 for ch in 0..c {
                     let base = (i * c + ch) * h * w;
                     for yo in 0..h {
@@ -152,12 +149,10 @@ impl<T: Float> Transform<T> for RandomCrop {
         let (ch_, cw) = self.size;
         let p = self.padding;
         let (span_y, span_x) = (h + 2 * p - ch_, w + 2 * p - cw);
-        let at: Vec<(usize, usize)> = (0..n)
-            .map(|_| (rng.random_range(0..=span_y), rng.random_range(0..=span_x)))
-            .collect();
         let src = x.as_slice();
         Tensor::from_writer([n, c, ch_, cw], |out| {
-            for (i, &(top, left)) in at.iter().enumerate() {
+            for i in 0..n {
+                let (top, left) = (rng.random_range(0..=span_y), rng.random_range(0..=span_x));
                 for k in 0..c {
                     let (si, so) = ((i * c + k) * h * w, (i * c + k) * ch_ * cw);
                     for yo in 0..ch_ {

@@ -134,16 +134,42 @@ pub trait Callback<T: Float> {
     fn load_state(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()>;
 }
 
+impl<T: Float, C: Callback<T> + ?Sized> Callback<T> for Box<C> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn on_step(&mut self, step: &mut StepEnd<'_>) -> Control {
+        (**self).on_step(step)
+    }
+    fn on_epoch_end(&mut self, epoch: &mut EpochEnd<'_, T>) -> Result<Control> {
+        (**self).on_epoch_end(epoch)
+    }
+    fn on_train_end(&mut self, store: &mut ParamStore<T>) -> Result<()> {
+        (**self).on_train_end(store)
+    }
+    fn save_state(&self, ck: &mut Checkpoint, prefix: &str) {
+        (**self).save_state(ck, prefix)
+    }
+    fn load_state(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()> {
+        (**self).load_state(ck, prefix)
+    }
+}
+
 fn meta_f64(ck: &Checkpoint, key: &str) -> Result<f64> {
-    let s = ck.meta(key).ok_or_else(|| ck.error(format!("`{key}` is missing")))?;
+    let s = ck
+        .meta(key)
+        .ok_or_else(|| ck.error(format!("`{key}` is missing")))?;
     u64::from_str_radix(s, 16)
         .map(f64::from_bits)
         .map_err(|_| ck.error(format!("`{key}` is not a number (`{s}`)")))
 }
 
 fn meta_usize(ck: &Checkpoint, key: &str) -> Result<usize> {
-    let s = ck.meta(key).ok_or_else(|| ck.error(format!("`{key}` is missing")))?;
-    s.parse().map_err(|_| ck.error(format!("`{key}` is not a count (`{s}`)")))
+    let s = ck
+        .meta(key)
+        .ok_or_else(|| ck.error(format!("`{key}` is missing")))?;
+    s.parse()
+        .map_err(|_| ck.error(format!("`{key}` is not a count (`{s}`)")))
 }
 
 /// A float written so it reads back exactly.
@@ -190,7 +216,11 @@ impl<T: Float> EarlyStopping<T> {
             baseline: None,
             restore_best: true,
             stop_on_non_finite: true,
-            best: if monitor.lower_is_better() { f64::INFINITY } else { f64::NEG_INFINITY },
+            best: if monitor.lower_is_better() {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            },
             best_epoch: 0,
             wait: 0,
             best_weights: vec![],
@@ -243,7 +273,10 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
     fn on_epoch_end(&mut self, e: &mut EpochEnd<'_, T>) -> Result<Control> {
         let v = self.monitor.value(e.record);
         if self.stop_on_non_finite && !e.record.train_loss.is_finite() {
-            return Ok(Control::Stop(format!("the training loss is {}", e.record.train_loss)));
+            return Ok(Control::Stop(format!(
+                "the training loss is {}",
+                e.record.train_loss
+            )));
         }
         if self.monitor.improves(v, self.best, self.min_delta) {
             self.best = v;
@@ -287,7 +320,10 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
         ck.set_meta(format!("{prefix}best"), hex(self.best));
         ck.set_meta(format!("{prefix}best_epoch"), self.best_epoch.to_string());
         ck.set_meta(format!("{prefix}wait"), self.wait.to_string());
-        ck.set_meta(format!("{prefix}weights"), self.best_weights.len().to_string());
+        ck.set_meta(
+            format!("{prefix}weights"),
+            self.best_weights.len().to_string(),
+        );
         for (name, v) in &self.best_weights {
             ck.insert_float(format!("{prefix}best.{name}"), v);
         }
@@ -311,7 +347,8 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
                 weights.len()
             )));
         }
-        (self.best, self.best_epoch, self.wait, self.best_weights) = (best, best_epoch, wait, weights);
+        (self.best, self.best_epoch, self.wait, self.best_weights) =
+            (best, best_epoch, wait, weights);
         Ok(())
     }
 }
@@ -320,19 +357,22 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
 
 /// Writes the whole training state (a resumable checkpoint) into a folder: `last.ckpt`
 /// after every epoch (and every `every_steps` steps inside epochs, if set), and
-/// `best-epoch{N}.ckpt` for the `keep_best` best epochs by the monitored number (older
-/// ones removed), with `best.ckpt` the best of all. Every file is written atomically: a
-/// crash leaves the previous version, never a half-written one.
+/// `best.ckpt` for the best epoch by the monitored number, and `best-epoch{N}.ckpt` for
+/// each of the `keep_best` best epochs (older ones removed; 0 keeps none besides
+/// `best.ckpt`). Every file is written atomically: a crash leaves the previous version,
+/// never a half-written one.
 #[derive(Clone, Debug)]
 pub struct Checkpointer {
     /// The folder.
     pub dir: PathBuf,
     /// The number that ranks epochs.
     pub monitor: Monitor,
-    /// How many of the best epochs keep a file.
+    /// How many of the best epochs keep a `best-epoch{N}.ckpt` file.
     pub keep_best: usize,
     /// Also write `last.ckpt` every this many steps (a crash then loses at most that many).
     pub every_steps: Option<usize>,
+    /// `(value, epoch)` of the best epoch so far.
+    best: Option<(f64, usize)>,
     /// `(value, epoch)` of the kept best epochs, best first.
     kept: VecDeque<(f64, usize)>,
 }
@@ -345,6 +385,7 @@ impl Checkpointer {
             monitor,
             keep_best,
             every_steps: None,
+            best: None,
             kept: VecDeque::new(),
         }
     }
@@ -385,12 +426,25 @@ impl<T: Float> Callback<T> for Checkpointer {
     fn on_epoch_end(&mut self, e: &mut EpochEnd<'_, T>) -> Result<Control> {
         e.save.push(self.last_path());
         let v = self.monitor.value(e.record);
-        if v.is_nan() || self.keep_best == 0 {
+        if v.is_nan() {
             return Ok(Control::Continue);
         }
-        let better = |a: f64, b: f64| if self.monitor.lower_is_better() { a < b } else { a > b };
-        let is_best = self.kept.front().is_none_or(|&(b, _)| better(v, b));
-        let pos = self.kept.iter().position(|&(b, _)| better(v, b)).unwrap_or(self.kept.len());
+        let better = |a: f64, b: f64| {
+            if self.monitor.lower_is_better() {
+                a < b
+            } else {
+                a > b
+            }
+        };
+        if self.best.is_none_or(|(b, _)| better(v, b)) {
+            self.best = Some((v, e.record.epoch));
+            e.save.push(self.best_path());
+        }
+        let pos = self
+            .kept
+            .iter()
+            .position(|&(b, _)| better(v, b))
+            .unwrap_or(self.kept.len());
         if pos < self.keep_best {
             self.kept.insert(pos, (v, e.record.epoch));
             e.save.push(self.epoch_path(e.record.epoch));
@@ -399,28 +453,46 @@ impl<T: Float> Callback<T> for Checkpointer {
                 e.remove.push(self.epoch_path(old));
             }
         }
-        if is_best {
-            e.save.push(self.best_path());
-        }
         Ok(Control::Continue)
     }
 
     fn save_state(&self, ck: &mut Checkpoint, prefix: &str) {
-        let list: Vec<String> = self.kept.iter().map(|(v, e)| format!("{}:{e}", hex(*v))).collect();
-        ck.set_meta(format!("{prefix}kept"), list.join(","));
+        let list = |items: &mut dyn Iterator<Item = &(f64, usize)>| -> String {
+            items
+                .map(|(v, e)| format!("{}:{e}", hex(*v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        ck.set_meta(format!("{prefix}best"), list(&mut self.best.iter()));
+        ck.set_meta(format!("{prefix}kept"), list(&mut self.kept.iter()));
     }
 
     fn load_state(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()> {
-        let key = format!("{prefix}kept");
-        let s = ck.meta(&key).ok_or_else(|| ck.error(format!("`{key}` is missing")))?;
-        let mut kept = VecDeque::new();
-        for item in s.split(',').filter(|s| !s.is_empty()) {
-            let parsed = item.split_once(':').and_then(|(v, e)| {
-                Some((f64::from_bits(u64::from_str_radix(v, 16).ok()?), e.parse().ok()?))
-            });
-            kept.push_back(parsed.ok_or_else(|| ck.error(format!("`{key}`: `{item}` is not value:epoch")))?);
+        let read = |name: &str| -> Result<VecDeque<(f64, usize)>> {
+            let key = format!("{prefix}{name}");
+            let s = ck
+                .meta(&key)
+                .ok_or_else(|| ck.error(format!("`{key}` is missing")))?;
+            s.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|item| {
+                    item.split_once(':')
+                        .and_then(|(v, e)| {
+                            Some((
+                                f64::from_bits(u64::from_str_radix(v, 16).ok()?),
+                                e.parse().ok()?,
+                            ))
+                        })
+                        .ok_or_else(|| ck.error(format!("`{key}`: `{item}` is not value:epoch")))
+                })
+                .collect()
+        };
+        let best = read("best")?;
+        if best.len() > 1 {
+            return Err(ck.error(format!("`{prefix}best` holds {} epochs", best.len())));
         }
-        self.kept = kept;
+        self.kept = read("kept")?;
+        self.best = best.front().copied();
         Ok(())
     }
 }
@@ -439,7 +511,11 @@ pub struct ReduceLrOnPlateau {
 impl ReduceLrOnPlateau {
     /// Watching `monitor`: the factor 0.1 after 10 epochs, PyTorch's defaults.
     pub fn new(monitor: Monitor) -> Self {
-        let mode = if monitor.lower_is_better() { PlateauMode::Min } else { PlateauMode::Max };
+        let mode = if monitor.lower_is_better() {
+            PlateauMode::Min
+        } else {
+            PlateauMode::Max
+        };
         ReduceLrOnPlateau {
             monitor,
             plateau: ReduceOnPlateau::new(1.0, mode),

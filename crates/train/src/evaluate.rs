@@ -138,7 +138,9 @@ pub struct Ensemble<'a, T: Float> {
 
 impl<T: Float> Default for Ensemble<'_, T> {
     fn default() -> Self {
-        Ensemble { members: Vec::new() }
+        Ensemble {
+            members: Vec::new(),
+        }
     }
 }
 
@@ -190,9 +192,13 @@ impl<'a, T: Float> Ensemble<'a, T> {
     /// At the caller's line if the ensemble has no members or the members disagree on the
     /// number of classes.
     #[track_caller]
-    pub fn evaluate<D: Dataset<T> + ?Sized>(&self, loader: &DataLoader<'_, T, D>) -> EnsembleReport<T> {
+    pub fn evaluate<D: Dataset<T> + ?Sized>(
+        &self,
+        loader: &DataLoader<'_, T, D>,
+    ) -> EnsembleReport<T> {
         if self.members.is_empty() {
-            tapegrad_core::Error::argument("Ensemble::evaluate", "the ensemble has no members").raise();
+            tapegrad_core::Error::argument("Ensemble::evaluate", "the ensemble has no members")
+                .raise();
         }
         let ce = tapegrad_nn::cross_entropy::<T>;
         let mut graph = Graph::new();
@@ -208,15 +214,25 @@ impl<'a, T: Float> Ensemble<'a, T> {
                 Some(s) if s.shape() == p.shape() => &s + &p,
                 Some(s) => tapegrad_core::Error::argument(
                     "Ensemble::evaluate",
-                    format!("members give probabilities of shapes {:?} and {:?}", s.shape(), p.shape()),
+                    format!(
+                        "members give probabilities of shapes {:?} and {:?}",
+                        s.shape(),
+                        p.shape()
+                    ),
                 )
                 .raise(),
             });
             labels = e.labels;
         }
-        let probabilities = sum.expect("at least one member").mul_scalar(T::from_f64(1.0 / self.members.len() as f64));
+        let probabilities = sum
+            .expect("at least one member")
+            .mul_scalar(T::from_f64(1.0 / self.members.len() as f64));
         let predicted = predictions(&probabilities);
-        let right = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        let right = predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
         EnsembleReport {
             member_accuracy,
             accuracy: right as f64 / labels.len().max(1) as f64,

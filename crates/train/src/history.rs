@@ -106,23 +106,37 @@ impl History {
     pub fn from_csv(text: &str, origin: &str) -> Result<History> {
         let mut lines = text.lines();
         if lines.next() != Some(&COLUMNS.join(",")) {
-            return Err(err(origin, format!("line 1: the header must be {}", COLUMNS.join(","))));
+            return Err(err(
+                origin,
+                format!("line 1: the header must be {}", COLUMNS.join(",")),
+            ));
         }
         let mut epochs = vec![];
         for (i, line) in lines.enumerate() {
             let f: Vec<&str> = line.split(',').collect();
             let num = |k: usize| -> Result<f64> {
-                f.get(k)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .ok_or_else(|| err(origin, format!("line {}: field {} is not a number", i + 2, k + 1)))
+                f.get(k).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| {
+                    err(
+                        origin,
+                        format!("line {}: field {} is not a number", i + 2, k + 1),
+                    )
+                })
             };
             if f.len() != COLUMNS.len() {
-                return Err(err(origin, format!("line {}: {} fields, expected {}", i + 2, f.len(), COLUMNS.len())));
+                return Err(err(
+                    origin,
+                    format!(
+                        "line {}: {} fields, expected {}",
+                        i + 2,
+                        f.len(),
+                        COLUMNS.len()
+                    ),
+                ));
             }
             epochs.push(EpochRecord {
-                epoch: f[0]
-                    .parse()
-                    .map_err(|_| err(origin, format!("line {}: the epoch is not a count", i + 2)))?,
+                epoch: f[0].parse().map_err(|_| {
+                    err(origin, format!("line {}: the epoch is not a count", i + 2))
+                })?,
                 train_loss: num(1)?,
                 train_accuracy: num(2)?,
                 val_loss: num(3)?,
@@ -162,14 +176,19 @@ impl History {
     /// # Errors
     /// [`Error::Data`] naming `origin` for anything else.
     pub fn from_json(text: &str, origin: &str) -> Result<History> {
-        let v: Value = serde_json::from_str(text).map_err(|e| err(origin, format!("not JSON: {e}")))?;
-        let rows = v.as_array().ok_or_else(|| err(origin, "not a JSON array"))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| err(origin, format!("not JSON: {e}")))?;
+        let rows = v
+            .as_array()
+            .ok_or_else(|| err(origin, "not a JSON array"))?;
         let mut epochs = vec![];
         for (i, r) in rows.iter().enumerate() {
             let f = |k: &str| -> Result<f64> {
                 match &r[k] {
                     Value::Null => Ok(f64::NAN),
-                    v => v.as_f64().ok_or_else(|| err(origin, format!("epoch {}: `{k}` is not a number", i + 1))),
+                    v => v.as_f64().ok_or_else(|| {
+                        err(origin, format!("epoch {}: `{k}` is not a number", i + 1))
+                    }),
                 }
             };
             epochs.push(EpochRecord {
@@ -234,11 +253,19 @@ mod tests {
                 },
             ],
         };
-        assert!(History::from_csv(&h.to_csv(), "h.csv").unwrap().same_numbers(&h));
-        assert!(History::from_json(&h.to_json(), "h.json").unwrap().same_numbers(&h));
-        let e = History::from_csv("epoch,x\n", "h.csv").unwrap_err().to_string();
+        assert!(History::from_csv(&h.to_csv(), "h.csv")
+            .unwrap()
+            .same_numbers(&h));
+        assert!(History::from_json(&h.to_json(), "h.json")
+            .unwrap()
+            .same_numbers(&h));
+        let e = History::from_csv("epoch,x\n", "h.csv")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("h.csv: line 1"), "{e}");
-        let e = History::from_csv(&(COLUMNS.join(",") + "\n1,2,x,3,4,5,6,7\n"), "h.csv").unwrap_err().to_string();
+        let e = History::from_csv(&(COLUMNS.join(",") + "\n1,2,x,3,4,5,6,7\n"), "h.csv")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2: field 3"), "{e}");
     }
 }

@@ -115,10 +115,17 @@ impl ConfusionMatrix {
     /// If a label or prediction is not below `classes`, or the lengths differ.
     #[track_caller]
     pub fn new(predicted: &[usize], labels: &[usize], classes: usize) -> Self {
-        assert_eq!(predicted.len(), labels.len(), "ConfusionMatrix: lengths differ");
+        assert_eq!(
+            predicted.len(),
+            labels.len(),
+            "ConfusionMatrix: lengths differ"
+        );
         let mut counts = vec![vec![0u64; classes]; classes];
         for (&p, &t) in predicted.iter().zip(labels) {
-            assert!(p < classes && t < classes, "ConfusionMatrix: class {p} or {t} ≥ {classes}");
+            assert!(
+                p < classes && t < classes,
+                "ConfusionMatrix: class {p} or {t} ≥ {classes}"
+            );
             counts[t][p] += 1;
         }
         ConfusionMatrix { counts }
@@ -196,7 +203,11 @@ mod tests {
         let mut m = Meter::default();
         let logits = Tensor::<f64>::from_vec(vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0], [3, 2]);
         m.add(1.0, &logits, &Tensor::from_vec(vec![0, 1, 1], [3]));
-        m.add(5.0, &Tensor::from_vec(vec![0.0, 2.0], [1, 2]), &Tensor::from_vec(vec![1], [1]));
+        m.add(
+            5.0,
+            &Tensor::from_vec(vec![0.0, 2.0], [1, 2]),
+            &Tensor::from_vec(vec![1], [1]),
+        );
         assert_eq!(m.loss(), 2.0);
         assert_eq!(m.accuracy(), 0.75);
     }

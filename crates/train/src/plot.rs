@@ -62,7 +62,9 @@ fn render(
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         let mut writer = enc.write_header().map_err(|e| plot_error(path, e))?;
-        writer.write_image_data(&rgb).map_err(|e| plot_error(path, e))?;
+        writer
+            .write_image_data(&rgb)
+            .map_err(|e| plot_error(path, e))?;
         writer.finish().map_err(|e| plot_error(path, e))?;
     }
     write_atomic(path, &png_bytes)
@@ -72,11 +74,17 @@ fn render(
 fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if lo > hi {
         return None;
     }
-    let pad = if hi > lo { 0.05 * (hi - lo) } else { lo.abs().max(1.0) * 0.05 };
+    let pad = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
     Some((lo - pad, hi + pad))
 }
 
@@ -91,8 +99,12 @@ fn line_chart(
         .iter()
         .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))
         .fold(1.0f64, f64::max);
-    let range = value_range(series.iter().flat_map(|(_, _, pts)| pts.iter().map(|p| p.1)))
-        .unwrap_or((0.0, 1.0));
+    let range = value_range(
+        series
+            .iter()
+            .flat_map(|(_, _, pts)| pts.iter().map(|p| p.1)),
+    )
+    .unwrap_or((0.0, 1.0));
     render(path, (800, 500), |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
         root.fill(&WHITE).map_err(e)?;
@@ -106,6 +118,7 @@ fn line_chart(
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(y_label)
             .label_style(("sans-serif", 15))
             .light_line_style(RGBColor(235, 235, 235))
@@ -121,7 +134,9 @@ fn line_chart(
                 .draw_series(LineSeries::new(finite.clone(), c.stroke_width(2)))
                 .map_err(e)?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2))
+                });
             if finite.len() < 30 {
                 chart
                     .draw_series(finite.iter().map(|&p| Circle::new(p, 3, c.filled())))
@@ -155,9 +170,17 @@ pub fn plot_history(history: &History, dir: impl AsRef<Path>) -> Result<Vec<Path
         message: e.to_string(),
     })?;
     let pts = |f: fn(&crate::history::EpochRecord) -> f64| -> Vec<(f64, f64)> {
-        history.epochs.iter().map(|r| (r.epoch as f64, f(r))).collect()
+        history
+            .epochs
+            .iter()
+            .map(|r| (r.epoch as f64, f(r)))
+            .collect()
     };
-    let (loss, acc, lr) = (dir.join("loss.png"), dir.join("accuracy.png"), dir.join("lr.png"));
+    let (loss, acc, lr) = (
+        dir.join("loss.png"),
+        dir.join("accuracy.png"),
+        dir.join("lr.png"),
+    );
     line_chart(
         &loss,
         "Loss per sample",
@@ -224,13 +247,20 @@ pub fn plot_confusion(
         for (t, row) in counts.iter().enumerate() {
             let total: u64 = row.iter().sum();
             for (p, &n) in row.iter().enumerate() {
-                let frac = if total == 0 { 0.0 } else { n as f64 / total as f64 };
+                let frac = if total == 0 {
+                    0.0
+                } else {
+                    n as f64 / total as f64
+                };
                 // White to a deep blue.
                 let mix = |a: f64, b: f64| (a + (b - a) * frac).round() as u8;
                 let shade = RGBColor(mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0));
                 let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], shade.filled()))
-                    .map_err(e)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    shade.filled(),
+                ))
+                .map_err(e)?;
                 let ink = if frac > 0.5 { WHITE } else { BLACK };
                 root.draw(&Text::new(
                     n.to_string(),
@@ -248,11 +278,19 @@ pub fn plot_confusion(
         for (i, name) in names.iter().enumerate() {
             let mid = i as i32 * cell + cell / 2;
             let right = Pos::new(HPos::Right, VPos::Center);
-            root.draw(&Text::new(name.clone(), (left - 6, top + mid), font(14).pos(right)))
-                .map_err(e)?;
+            root.draw(&Text::new(
+                name.clone(),
+                (left - 6, top + mid),
+                font(14).pos(right),
+            ))
+            .map_err(e)?;
             let below = Pos::new(HPos::Center, VPos::Top);
-            root.draw(&Text::new(name.clone(), (left + mid, top + side + 6), font(14).pos(below)))
-                .map_err(e)?;
+            root.draw(&Text::new(
+                name.clone(),
+                (left + mid, top + side + 6),
+                font(14).pos(below),
+            ))
+            .map_err(e)?;
         }
         root.draw(&Text::new(
             "predicted".to_string(),

@@ -93,11 +93,10 @@ impl Reporter {
             return;
         }
         let width = self.epochs.to_string().len();
-        let style = ProgressStyle::with_template(
-            "{prefix} [{bar:25.cyan/blue}] {pos:>3}/{len:3} {msg}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix} [{bar:25.cyan/blue}] {pos:>3}/{len:3} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr())
             .with_style(style)
             .with_prefix(format!("epoch {:>width$}/{}", epoch + 1, self.epochs))
@@ -168,7 +167,10 @@ mod tests {
             eval_seconds: 0.0,
         };
         let s = summary(&r, 1000.0);
-        assert_eq!(s, "loss 0.5000  acc 75.00%  lr 1.00e-3  1000 samples/s  0.500 s");
+        assert_eq!(
+            s,
+            "loss 0.5000  acc 75.00%  lr 1.00e-3  1000 samples/s  0.500 s"
+        );
         let with_val = EpochRecord {
             val_loss: 0.25,
             val_accuracy: 0.5,

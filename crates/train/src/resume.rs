@@ -38,13 +38,17 @@ fn parse_hex(ck: &Checkpoint, key: &str, s: &str) -> Result<f64> {
 }
 
 fn get<'c>(ck: &'c Checkpoint, key: &str) -> Result<&'c str> {
-    ck.meta(key)
-        .ok_or_else(|| ck.error(format!("`{key}` is missing: not a training checkpoint of this trainer")))
+    ck.meta(key).ok_or_else(|| {
+        ck.error(format!(
+            "`{key}` is missing: not a training checkpoint of this trainer"
+        ))
+    })
 }
 
 fn count(ck: &Checkpoint, key: &str) -> Result<usize> {
     let s = get(ck, key)?;
-    s.parse().map_err(|_| ck.error(format!("`{key}` is not a count (`{s}`)")))
+    s.parse()
+        .map_err(|_| ck.error(format!("`{key}` is not a count (`{s}`)")))
 }
 
 impl<T: Float> Trainer<'_, T> {
@@ -66,7 +70,10 @@ impl<T: Float> Trainer<'_, T> {
             ("step", s.step.to_string()),
             ("seed", self.config.seed.to_string()),
             ("lr_scale", hex(s.lr_scale)),
-            ("meter", format!("{}:{}:{}", hex(m.loss_sum), m.correct, m.samples)),
+            (
+                "meter",
+                format!("{}:{}:{}", hex(m.loss_sum), m.correct, m.samples),
+            ),
             ("train_seconds", hex(s.train_seconds)),
             ("history", s.history.to_json()),
             ("callbacks", names.join(",")),
@@ -137,7 +144,11 @@ impl<T: Float> Trainer<'_, T> {
         let meter = {
             let s = get(ck, "trainer.meter")?;
             let parts: Vec<&str> = s.split(':').collect();
-            let bad = || ck.error(format!("`trainer.meter` is not loss:correct:samples (`{s}`)"));
+            let bad = || {
+                ck.error(format!(
+                    "`trainer.meter` is not loss:correct:samples (`{s}`)"
+                ))
+            };
             if parts.len() != 3 {
                 return Err(bad());
             }
@@ -153,7 +164,11 @@ impl<T: Float> Trainer<'_, T> {
             step: count(ck, "trainer.step")?,
             lr_scale: parse_hex(ck, "trainer.lr_scale", get(ck, "trainer.lr_scale")?)?,
             meter,
-            train_seconds: parse_hex(ck, "trainer.train_seconds", get(ck, "trainer.train_seconds")?)?,
+            train_seconds: parse_hex(
+                ck,
+                "trainer.train_seconds",
+                get(ck, "trainer.train_seconds")?,
+            )?,
             history: History::from_json(get(ck, "trainer.history")?, ck.origin())?,
             stopped: ck.meta("trainer.stopped").map(str::to_string),
         };
@@ -178,7 +193,9 @@ impl<T: Float> Trainer<'_, T> {
             .iter()
             .find(|n| !n.starts_with("optimizer.") && !n.starts_with("callbacks."))
         {
-            return Err(ck.error(format!("`{name}` is not a parameter or buffer of the model")));
+            return Err(ck.error(format!(
+                "`{name}` is not a parameter or buffer of the model"
+            )));
         }
         self.optimizer.load_state(&restored, ck, "optimizer.")?;
         for cb in &mut self.callbacks {

@@ -362,7 +362,8 @@ impl<'a, T: Float> Trainer<'a, T> {
             let started = Instant::now();
             let (val_loss, val_accuracy) = match val {
                 Some(v) => {
-                    let m = eval_pass(&mut self.graph, self.model, store, v, &*self.loss, false).meter;
+                    let m =
+                        eval_pass(&mut self.graph, self.model, store, v, &*self.loss, false).meter;
                     (m.loss(), m.accuracy())
                 }
                 None => (f64::NAN, f64::NAN),
@@ -406,7 +407,13 @@ impl<'a, T: Float> Trainer<'a, T> {
             epochs: self.state.epoch,
             steps: self.state.step,
             stopped: self.state.stopped.clone(),
-            train_seconds: self.state.history.epochs.iter().map(|r| r.train_seconds).sum(),
+            train_seconds: self
+                .state
+                .history
+                .epochs
+                .iter()
+                .map(|r| r.train_seconds)
+                .sum(),
         })
     }
 
@@ -414,7 +421,12 @@ impl<'a, T: Float> Trainer<'a, T> {
     /// released, the update. Returns the batch's mean loss.
     fn train_step(&mut self, store: &mut ParamStore<T>, batch: &Batch<T>, lr: f64) -> Result<f64> {
         self.graph.reset();
-        let mut rng = stream_rng(self.config.seed, Stream::Dropout, batch.epoch, batch.index as u64);
+        let mut rng = stream_rng(
+            self.config.seed,
+            Stream::Dropout,
+            batch.epoch,
+            batch.index as u64,
+        );
         let (value, mut grads) = {
             let g = &self.graph;
             let mut f = Forward::train(g, store, &mut rng);
@@ -422,7 +434,10 @@ impl<'a, T: Float> Trainer<'a, T> {
             let data_loss = self.loss.loss(out, &batch.y);
             let value = data_loss.item().as_f64();
             self.state.meter.add(value, &out.value(), &batch.y);
-            let total = self.penalties.iter().fold(data_loss, |l, p| l + p.penalty(&f));
+            let total = self
+                .penalties
+                .iter()
+                .fold(data_loss, |l, p| l + p.penalty(&f));
             (value, total.backward())
         };
         // The tape shares the parameters' buffers; releasing it first lets the optimizer

@@ -1,0 +1,138 @@
+//! What the training examples print and write: the final table, one JSON line in the
+//! fields of the PyTorch scripts, and the results folder (plots, history, confusion
+//! matrix, model).
+
+#![allow(dead_code)] // each example uses part of it
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use tapegrad::core::checkpoint::write_atomic;
+use tapegrad::prelude::*;
+use tapegrad::train::{plot_confusion, plot_history};
+
+use crate::recipe::{Recipe, Splits, Trained};
+
+/// The epoch (1-based) and value of the best validation loss by early stopping's rule.
+pub fn best_epoch(t: &Trained, r: &Recipe) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for e in &t.history.epochs {
+        if e.val_loss < best.1 - r.min_delta {
+            best = (e.epoch, e.val_loss);
+        }
+    }
+    best
+}
+
+/// Writes the plots, the history, the confusion matrix (CSV and PNG) and the restored
+/// model's weights into `dir`; returns the files written.
+pub fn write_results(
+    dir: &Path,
+    t: &Trained,
+    data: &Splits,
+    names: Option<&[String]>,
+) -> Result<Vec<PathBuf>> {
+    let mut files = plot_history(&t.history, dir)?;
+    t.history.write(dir)?;
+    files.push(dir.join("history.csv"));
+    files.push(dir.join("history.json"));
+    let cm = t.test.confusion(data.classes);
+    let csv = dir.join("confusion.csv");
+    write_atomic(&csv, cm.to_csv().as_bytes())?;
+    files.push(csv);
+    let png = dir.join("confusion.png");
+    let title = format!("Test set: {:.2}% accurate", 100.0 * cm.accuracy());
+    plot_confusion(&cm, names, &title, &png)?;
+    files.push(png);
+    let model = dir.join("model.safetensors");
+    tapegrad::nn::save(&t.store, &model)?;
+    files.push(model);
+    Ok(files)
+}
+
+/// The final table: data, test accuracy, per-class scores, epochs, time.
+pub fn print_table(
+    t: &Trained,
+    r: &Recipe,
+    data: &Splits,
+    names: Option<&[String]>,
+    threads: usize,
+) {
+    let cm = t.test.confusion(data.classes);
+    let (best, best_loss) = best_epoch(t, r);
+    println!();
+    println!("data            {}", data.name);
+    println!(
+        "split           {} train / {} validation / {} test, {} classes",
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        data.classes
+    );
+    println!("test accuracy   {:.2}%", 100.0 * t.test.accuracy());
+    println!("test loss       {:.4}", t.test.loss());
+    let why = t.outcome.stopped.as_deref().unwrap_or("the last epoch");
+    println!(
+        "epochs          {} of {} (stopped: {why})",
+        t.outcome.epochs, r.epochs
+    );
+    println!("best epoch      {best} (validation loss {best_loss:.4}; its weights restored)");
+    println!(
+        "time per epoch  {:.2} ms training ({} steps), {:.2} ms validation; fit {:.3} s on {threads} thread{}",
+        1e3 * t.train_s_per_epoch(),
+        t.steps_per_epoch,
+        1e3 * t.eval_s_per_epoch(),
+        t.wall_s,
+        if threads == 1 { "" } else { "s" }
+    );
+    println!();
+    println!(
+        "{:>12}  {:>9}  {:>7}  {:>7}  {:>7}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for (c, s) in cm.scores().iter().enumerate() {
+        let name = names
+            .and_then(|n| n.get(c))
+            .cloned()
+            .unwrap_or_else(|| c.to_string());
+        println!(
+            "{name:>12}  {:>8.2}%  {:>6.2}%  {:>6.2}%  {:>7}",
+            100.0 * s.precision,
+            100.0 * s.recall,
+            100.0 * s.f1,
+            s.support
+        );
+    }
+}
+
+/// One JSON line with the fields and meanings of the PyTorch script's.
+pub fn json_line(workload: &str, t: &Trained, r: &Recipe, data: &Splits, threads: usize) -> String {
+    let (best, best_loss) = best_epoch(t, r);
+    let best_val_acc = t
+        .history
+        .epochs
+        .get(best.wrapping_sub(1))
+        .map_or(f64::NAN, |e| e.val_accuracy);
+    let round = |v: f64, d: i32| (v * 10f64.powi(d)).round() / 10f64.powi(d);
+    json!({
+        "peer": "tapegrad",
+        "workload": workload,
+        "test_accuracy": round(t.test.accuracy(), 4),
+        "best_val_accuracy": round(best_val_acc, 4),
+        "best_val_loss": round(best_loss, 5),
+        "best_epoch": best,
+        "epochs": t.outcome.epochs,
+        "max_epochs": r.epochs,
+        "wall_s": round(t.wall_s, 4),
+        "train_s_per_epoch": round(t.train_s_per_epoch(), 5),
+        "eval_s_per_epoch": round(t.eval_s_per_epoch(), 5),
+        "steps_per_epoch": t.steps_per_epoch,
+        "threads": threads,
+        "seed": r.seed,
+        "augment": r.augment,
+        "n_train": data.train.len(),
+        "n_val": data.val.len(),
+        "n_test": data.test.len(),
+    })
+    .to_string()
+}
