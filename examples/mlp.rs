@@ -3,8 +3,8 @@
 //! Run: `cargo run --release --example mlp`
 //!
 //! Three interleaved spirals (not linearly separable), a 2-64-64-3 network with batch
-//! normalisation, ReLU and dropout, full-batch gradient descent with an L2 penalty on the
-//! weights, then a save to safetensors and a load into a fresh model that must give the
+//! normalisation, ReLU and dropout, full-batch gradient descent (`Sgd`) with an L2 penalty
+//! on the weights, then a save to safetensors and a load into a fresh model that must give the
 //! same outputs.
 
 #[path = "common/spirals.rs"]
@@ -54,21 +54,26 @@ fn main() -> Result<()> {
     let mut rng = seeded_rng(3);
     let mut g = Graph::new();
     let lr = 0.5;
+    // Plain SGD (PyTorch's defaults: no momentum, no weight decay; the L2 penalty is a
+    // graph op in the loss).
+    let mut opt = Sgd::new(SgdConfig::default());
     for epoch in 0..=400 {
         g.reset();
-        let mut f = Forward::train(&g, &mut store, &mut rng);
-        let out = m.forward(&mut f, g.constant(x.clone()));
-        let loss = cross_entropy(out, &y) + l2_penalty(&f, &weights, 1e-4);
-        let grads = loss.backward();
-        for (key, grad) in grads.params() {
-            let step = grad.mul_scalar(lr);
-            *store.value_mut(key) -= &step;
-        }
+        let (loss, grads) = {
+            let mut f = Forward::train(&g, &mut store, &mut rng);
+            let out = m.forward(&mut f, g.constant(x.clone()));
+            let loss = cross_entropy(out, &y) + l2_penalty(&f, &weights, 1e-4);
+            (loss.item(), loss.backward())
+        };
+        // Release the tape before the update: it shares the parameters' buffers, and
+        // while it holds them the update would copy each one.
+        g.reset();
+        opt.step(&mut store, &grads, lr);
         if epoch % 100 == 0 {
             let acc = accuracy(&logits(&m, &mut store, &x_test), &y_test);
             println!(
                 "epoch {epoch:3}  loss {:.4}  test accuracy {:.1}%",
-                loss.item(),
+                loss,
                 100.0 * acc
             );
         }

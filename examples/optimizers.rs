@@ -183,6 +183,8 @@ fn draw(
     path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (name, f, _, minimum, (xr, yr)) = problem;
+    // plotters measures text with the font bundled in tapegrad-train (no system fonts).
+    tapegrad::train::register_font();
     let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)

@@ -82,6 +82,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::Path::new("target/examples-out");
     std::fs::create_dir_all(out)?;
     let path = out.join("schedules.svg");
+    // plotters measures text with the font bundled in tapegrad-train (no system fonts).
+    tapegrad::train::register_font();
     let root = SVGBackend::new(&path, (1200, 900)).into_drawing_area();
     root.fill(&WHITE)?;
     let cells = root.split_evenly((4, 3));

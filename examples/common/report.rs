@@ -136,3 +136,36 @@ pub fn json_line(workload: &str, t: &Trained, r: &Recipe, data: &Splits, threads
     })
     .to_string()
 }
+
+/// The process's resident memory and its peak, in MB (`/proc/self/status`; NaN elsewhere).
+pub fn rss_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Records the resident memory after every epoch (memory must stay flat over epochs).
+pub struct RssProbe(pub std::rc::Rc<std::cell::RefCell<Vec<f64>>>);
+
+impl tapegrad::train::Callback<f32> for RssProbe {
+    fn name(&self) -> &str {
+        "rss_probe"
+    }
+    fn on_epoch_end(
+        &mut self,
+        _e: &mut tapegrad::train::EpochEnd<'_, f32>,
+    ) -> Result<tapegrad::train::Control> {
+        self.0.borrow_mut().push(rss_mb().0);
+        Ok(tapegrad::train::Control::Continue)
+    }
+    fn save_state(&self, _ck: &mut Checkpoint, _prefix: &str) {}
+    fn load_state(&mut self, _ck: &Checkpoint, _prefix: &str) -> Result<()> {
+        Ok(())
+    }
+}

@@ -366,9 +366,9 @@ mod tests {
             .collect();
         let s = stratified_holdout(&l, 10, 3).unwrap();
         assert_eq!(s.test.len(), 10);
-        for c in 0..4 {
+        for (c, &count) in counts.iter().enumerate() {
             let got = s.test.iter().filter(|&&i| l[i] == c).count() as f64;
-            let exact = counts[c] as f64 * 10.0 / 103.0;
+            let exact = count as f64 * 10.0 / 103.0;
             assert!(
                 got == exact.floor() || got == exact.floor() + 1.0,
                 "class {c}: {got} vs {exact}"

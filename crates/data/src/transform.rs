@@ -109,18 +109,25 @@ impl<T: Float> Transform<T> for RandomTranslate {
             for i in 0..n {
                 let dx = rng.random_range(-(self.max_dx as i64)..=self.max_dx as i64) as isize;
                 let dy = rng.random_range(-(self.max_dy as i64)..=self.max_dy as i64) as isize;
+                // Output row `yo` is input row `yo − dy` moved by `dx` (zeros where
+                // either falls outside): whole rows copied, not pixels tested.
+                let (dxu, w_i) = (dx.unsigned_abs().min(w), w as isize);
                 for ch in 0..c {
                     let base = (i * c + ch) * h * w;
                     for yo in 0..h {
+                        let row = &mut out[base + yo * w..][..w];
                         let yi = yo as isize - dy;
-                        for xo in 0..w {
-                            let xi = xo as isize - dx;
-                            out[base + yo * w + xo] =
-                                if (0..h as isize).contains(&yi) && (0..w as isize).contains(&xi) {
-                                    src[base + yi as usize * w + xi as usize]
-                                } else {
-                                    T::zero()
-                                };
+                        if !(0..h as isize).contains(&yi) || dxu == w {
+                            row.fill(T::zero());
+                            continue;
+                        }
+                        let src_row = &src[base + yi as usize * w..][..w];
+                        if dx >= 0 {
+                            row[..dxu].fill(T::zero());
+                            row[dxu..].copy_from_slice(&src_row[..(w_i - dx) as usize]);
+                        } else {
+                            row[..w - dxu].copy_from_slice(&src_row[dxu..]);
+                            row[w - dxu..].fill(T::zero());
                         }
                     }
                 }
@@ -257,6 +264,39 @@ mod tests {
             seen.insert(v.iter().map(|p| *p as i64).collect::<Vec<_>>());
         }
         assert_eq!(seen.len(), 9, "all nine shifts occur");
+    }
+
+    #[test]
+    fn translation_equals_the_pixel_by_pixel_definition() {
+        let (n, c, h, w) = (6, 2, 4, 5);
+        let x = Tensor::<f64>::from_fn([n, c, h, w], |i| i as f64 + 1.0);
+        let t = RandomTranslate {
+            max_dx: 2,
+            max_dy: 6,
+        };
+        for seed in 0..20 {
+            let got = t.apply(x.clone(), &mut seeded_rng(seed));
+            // The same draws, in the same order: dx then dy, sample by sample.
+            let mut rng = seeded_rng(seed);
+            let src = x.as_slice();
+            let mut want = vec![0.0; src.len()];
+            for i in 0..n {
+                let dx = rng.random_range(-2i64..=2) as isize;
+                let dy = rng.random_range(-6i64..=6) as isize;
+                for ch in 0..c {
+                    for yo in 0..h {
+                        for xo in 0..w {
+                            let (yi, xi) = (yo as isize - dy, xo as isize - dx);
+                            if (0..h as isize).contains(&yi) && (0..w as isize).contains(&xi) {
+                                want[((i * c + ch) * h + yo) * w + xo] =
+                                    src[((i * c + ch) * h + yi as usize) * w + xi as usize];
+                            }
+                        }
+                    }
+                }
+            }
+            assert_eq!(got.to_vec(), want, "seed {seed}");
+        }
     }
 
     #[test]

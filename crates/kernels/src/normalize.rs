@@ -124,7 +124,7 @@ fn column_stats<T: Float>(
         }
     }
     for m in &mut mean[..w] {
-        *m = *m / n;
+        *m /= n;
     }
     for a in 0..outer {
         for ((q, &m), &v) in var[..w]
@@ -136,7 +136,7 @@ fn column_stats<T: Float>(
         }
     }
     for (q, ri) in var[..w].iter_mut().zip(&mut r[..w]) {
-        *q = *q / n;
+        *q /= n;
         *ri = T::one() / (*q + eps).sqrt();
     }
     (mean, var, r)

@@ -59,7 +59,7 @@ fn batchnorm_switches_between_batch_and_running_statistics() {
     let g = Graph::new();
     let x = Tensor::from_vec(vec![3.0, -1.0, 5.0, -0.5], [2, 2]);
     let y = bn
-        .forward(&mut Forward::eval(&g, &mut store), g.constant(x))
+        .forward(&mut Forward::eval(&g, &store), g.constant(x))
         .value();
     let want = |v: f64, c: usize| (v - mean.get(&[c])) / (var.get(&[c]) + 1e-5).sqrt();
     assert!((y.get(&[1, 0]) - want(5.0, 0)).abs() < 1e-12);
@@ -92,7 +92,7 @@ fn dropout_statistics_and_modes() {
         .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-12));
     let mean = y.as_slice().iter().sum::<f64>() / 20000.0;
     assert!((mean - 1.0).abs() < 0.03, "mean {mean}"); // inverted dropout keeps the expectation
-    let e = d.forward(&mut Forward::eval(&g, &mut store), x);
+    let e = d.forward(&mut Forward::eval(&g, &store), x);
     assert_eq!(e.id(), x.id()); // the identity in evaluation
     let zero = Dropout::new(1.0)
         .forward(&mut Forward::train(&g, &mut store, &mut rng), x)
@@ -313,7 +313,7 @@ fn wrong_inputs_name_the_layer_and_shapes() {
     let g = Graph::new();
     let x = g.constant(Tensor::ones([3, 5]));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        lin.forward(&mut Forward::eval(&g, &mut store), x)
+        lin.forward(&mut Forward::eval(&g, &store), x)
     }));
     let msg = panic_message(r);
     assert!(

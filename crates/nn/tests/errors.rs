@@ -50,7 +50,7 @@ fn a_linear_layer_without_inputs_has_a_zero_bias_as_in_pytorch() {
     // Its output is the bias: zeros, not NaN.
     let g = Graph::new();
     let y = lin.forward(
-        &mut Forward::eval(&g, &mut store),
+        &mut Forward::eval(&g, &store),
         g.constant(Tensor::zeros([2, 0])),
     );
     assert_eq!(y.value().to_vec(), vec![0.0; 6]);
@@ -68,7 +68,7 @@ fn embedding_indices_out_of_range_point_at_the_caller() {
     let emb = Embedding::new(&mut store, "emb", 5, 2, &mut seeded_rng(0));
     let msg = panic_message(|| {
         let g = Graph::new();
-        let mut f = Forward::eval(&g, &mut store);
+        let mut f = Forward::eval(&g, &store);
         let _ = emb.lookup(&mut f, &Tensor::from_vec(vec![1, 7], [2]));
     });
     assert!(
@@ -79,7 +79,7 @@ fn embedding_indices_out_of_range_point_at_the_caller() {
     for bad in [-1.0, 0.5, f64::NAN, 1e300] {
         let msg = panic_message(|| {
             let g = Graph::new();
-            let mut f = Forward::eval(&g, &mut store);
+            let mut f = Forward::eval(&g, &store);
             let _ = emb.forward(&mut f, g.constant(Tensor::from_vec(vec![bad], [1])));
         });
         assert!(msg.starts_with("Embedding: "), "{msg}");

@@ -132,8 +132,8 @@ fn layers() {
     let store = RefCell::new(s);
     let idx = Tensor::from_vec(vec![4usize, 0, 4, 2], [2, 2]);
     let f = func(|g, v| {
-        let mut s = store.borrow_mut();
-        let mut fwd = Forward::eval(g, &mut s).bind(keys[0], v[0]);
+        let s = store.borrow();
+        let mut fwd = Forward::eval(g, &s).bind(keys[0], v[0]);
         emb.lookup(&mut fwd, &idx).tanh()
     });
     let w = store.borrow().value(keys[0]).clone();
@@ -375,8 +375,8 @@ fn regularizers() {
     let value = store.borrow().value(w).clone();
     for kind in 0..3 {
         let f = func(|g, v| {
-            let mut st = store.borrow_mut();
-            let fwd = Forward::eval(g, &mut st).bind(w, v[0]);
+            let st = store.borrow();
+            let fwd = Forward::eval(g, &st).bind(w, v[0]);
             match kind {
                 0 => l1_penalty(&fwd, &[w], 0.3),
                 1 => l2_penalty(&fwd, &[w], 0.3),
@@ -388,8 +388,8 @@ fn regularizers() {
     }
     // Values against the formulas.
     let g = Graph::new();
-    let mut st = store.borrow_mut();
-    let fwd = Forward::eval(&g, &mut st);
+    let st = store.borrow();
+    let fwd = Forward::eval(&g, &st);
     let l1: f64 = value.as_slice().iter().map(|v| v.abs()).sum();
     let l2: f64 = value.as_slice().iter().map(|v| v * v).sum();
     assert!((l1_penalty(&fwd, &[w], 0.3).item() - 0.3 * l1).abs() < 1e-12);

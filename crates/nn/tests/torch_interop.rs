@@ -78,7 +78,7 @@ fn write_tapegrad_model(dir: &std::path::Path) {
     let x = Tensor::<f32>::linspace(-2.0, 2.0, 20).reshape([4, 5]);
     let g = Graph::new();
     let y = m
-        .forward(&mut Forward::eval(&g, &mut store), g.constant(x.clone()))
+        .forward(&mut Forward::eval(&g, &store), g.constant(x.clone()))
         .value();
     save(&store, dir.join("tapegrad_mlp.safetensors")).unwrap();
     let json = format!(

@@ -88,13 +88,11 @@ fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
+/// A named, coloured line of `(epoch, value)` points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 /// A line chart of one or more series over epochs.
-fn line_chart(
-    path: &Path,
-    title: &str,
-    y_label: &str,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
-) -> Result<()> {
+fn line_chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> Result<()> {
     let last = series
         .iter()
         .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))

@@ -15,7 +15,7 @@ use crate::ops::{Grads, Op};
 use crate::shape::{broadcast_shapes, normalize_axis, split_at_axis, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
-use crate::Float;
+use crate::{Element, Float};
 
 /// An indexing op.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,25 +119,26 @@ fn check_indices(op: &'static str, index: &Tensor<usize>, dim: usize, size: usiz
 }
 
 /// `x` sliced at `index[j]` along `dim`.
-pub(crate) fn index_select_tensor<T: Float>(
-    x: &Tensor<T>,
+pub(crate) fn index_select_tensor<E: Element>(
+    x: &Tensor<E>,
     dim: usize,
     index: &Tensor<usize>,
-) -> Tensor<T> {
+) -> Tensor<E> {
     let (outer, n, inner) = split_at_axis(x.shape(), dim);
     let m = index.numel();
     let mut shape = Shape::from_slice(x.shape());
     shape[dim] = m;
-    let mut out = Tensor::zeros(shape);
-    let (src, dst, idx) = (x.as_slice(), out.as_mut_slice(), index.as_slice());
-    for o in 0..outer {
-        for (j, &i) in idx.iter().enumerate() {
-            let s = (o * n + i) * inner;
-            let d = (o * m + j) * inner;
-            dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
+    let (src, idx) = (x.as_slice(), index.as_slice());
+    // Every element of the output is one copied slice's: written exactly once.
+    Tensor::from_writer(shape, |dst| {
+        for o in 0..outer {
+            for (j, &i) in idx.iter().enumerate() {
+                let s = (o * n + i) * inner;
+                let d = (o * m + j) * inner;
+                dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
+            }
         }
-    }
-    out
+    })
 }
 
 /// Zeros of `shape` with slice `j` of `src` added at `index[j]` along `dim`.
@@ -264,7 +265,7 @@ struct Checks;
 impl Checks {
     /// `op` is the caller's op (`index_select`, `index_add`), named in errors.
     #[track_caller]
-    fn index_select<T: Float>(
+    fn index_select<E: Element>(
         op: &'static str,
         shape: &[usize],
         dim: isize,
@@ -281,7 +282,7 @@ impl Checks {
         check_indices(op, index, d, shape[d])?;
         let mut out = Shape::from_slice(shape);
         out[d] = index.numel();
-        check_output::<T>(op, &out, std::panic::Location::caller())?;
+        check_output::<E>(op, &out, std::panic::Location::caller())?;
         Ok(d)
     }
 
@@ -356,14 +357,23 @@ impl Checks {
     }
 }
 
-impl<T: Float> Tensor<T> {
+/// Selection works on tensors of every element type: labels (`Tensor<usize>`) and masks are
+/// gathered like features.
+///
+/// ```
+/// use tapegrad_core::Tensor;
+/// let labels = Tensor::from_vec(vec![3usize, 1, 4, 1, 5], [5]);
+/// let batch = labels.index_select(0, &Tensor::from_vec(vec![4usize, 0], [2]));
+/// assert_eq!(batch.to_vec(), vec![5, 3]);
+/// ```
+impl<E: Element> Tensor<E> {
     /// The slices at `index` along `dim` (a 1-d index; repeats allowed).
     ///
     /// # Errors
     /// On an out-of-range axis or index.
     #[track_caller]
-    pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
-        let d = Checks::index_select::<T>("index_select", self.shape(), dim, index)?;
+    pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<E>> {
+        let d = Checks::index_select::<E>("index_select", self.shape(), dim, index)?;
         Ok(index_select_tensor(self, d, index))
     }
 
@@ -372,10 +382,12 @@ impl<T: Float> Tensor<T> {
     /// # Panics
     /// On an out-of-range axis or index.
     #[track_caller]
-    pub fn index_select(&self, dim: isize, index: &Tensor<usize>) -> Tensor<T> {
+    pub fn index_select(&self, dim: isize, index: &Tensor<usize>) -> Tensor<E> {
         ok(self.try_index_select(dim, index))
     }
+}
 
+impl<T: Float> Tensor<T> {
     /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise for others).
     ///
     /// # Errors
