@@ -132,7 +132,11 @@ pub fn digits_splits(seed: u64) -> Result<Splits> {
 /// An MNIST-format folder (MNIST, Fashion-MNIST), pixels / 255: the official test set;
 /// `val` training images held out (stratified, largest remainder), or 10% stratified.
 pub fn mnist_splits(dir: &Path, val: Option<usize>, seed: u64) -> Result<Splits> {
-    let scale = |x: Tensor<f32>| x.mul_scalar(1.0 / 255.0);
+    // In place: the features are this tensor's only owner, so no second copy is made.
+    let scale = |mut x: Tensor<f32>| {
+        x *= 1.0 / 255.0;
+        x
+    };
     let train = mnist::<f32>(dir, MnistPart::Train)?.map_features(scale);
     let test = mnist::<f32>(dir, MnistPart::Test)?.map_features(scale);
     let y = labels(&train);
