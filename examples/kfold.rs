@@ -163,12 +163,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kfold: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    recipe::exit_code("kfold", run(&Args::parse()))
 }

@@ -110,12 +110,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("train_digits: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    recipe::exit_code("train_digits", run(&Args::parse()))
 }

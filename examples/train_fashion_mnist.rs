@@ -136,12 +136,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("train_fashion_mnist: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    recipe::exit_code("train_fashion_mnist", run(&Args::parse()))
 }

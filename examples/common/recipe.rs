@@ -312,3 +312,15 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
         steps_per_epoch: steps,
     })
 }
+
+/// The exit of a training example: success, or the error on standard error after the
+/// program's name and failure.
+pub fn exit_code(program: &str, result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
