@@ -362,14 +362,15 @@ fn adam_update<T: Float>(
     let (one_m_b1, b2t, one_m_b2, eps) =
         (c::<T>(1.0 - b1), c::<T>(b2), c::<T>(1.0 - b2), c::<T>(eps));
     let n = p.len();
-    let [m, v, vmax] = s.buffers_mut::<3>(n, T::zero());
     let gd = &decayed.as_deref().unwrap_or(g)[..n];
-    let (m, v, vmax) = (&mut m[..n], &mut v[..n], &mut vmax[..n]);
     // One element at a time, as PyTorch's formula reads; the loops (all slices of length
     // n, no branch inside) vectorise, and with AVX2 run 8 lanes wide. No fused
-    // multiply-adds are formed, so the result is the same on every CPU.
-    with_avx2(|| {
-        if amsgrad {
+    // multiply-adds are formed, so the result is the same on every CPU. The AMSGrad
+    // maximum exists only with AMSGrad (as in PyTorch's state).
+    if amsgrad {
+        let [m, v, vmax] = s.buffers_mut::<3>(n, T::zero());
+        let (m, v, vmax) = (&mut m[..n], &mut v[..n], &mut vmax[..n]);
+        with_avx2(|| {
             for i in 0..n {
                 let gi = gd[i];
                 m[i] = m[i] + one_m_b1 * (gi - m[i]); // exp_avg.lerp_(grad, 1 − β₁)
@@ -382,7 +383,11 @@ fn adam_update<T: Float>(
                 let denom = vmax[i].sqrt() / bc2_sqrt + eps;
                 p[i] -= step_size * (m[i] / denom);
             }
-        } else {
+        });
+    } else {
+        let [m, v] = s.buffers_mut::<2>(n, T::zero());
+        let (m, v) = (&mut m[..n], &mut v[..n]);
+        with_avx2(|| {
             for i in 0..n {
                 let gi = gd[i];
                 m[i] = m[i] + one_m_b1 * (gi - m[i]);
@@ -390,8 +395,8 @@ fn adam_update<T: Float>(
                 let denom = v[i].sqrt() / bc2_sqrt + eps;
                 p[i] -= step_size * (m[i] / denom);
             }
-        }
-    });
+        });
+    }
     if let Some(d) = decayed {
         s.put_scratch(d);
     }
@@ -458,6 +463,11 @@ impl<T: Float> Rule<T> for AdamConfig {
     const NAME: &'static str = "Adam";
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq", "max_exp_avg_sq"];
+
+    fn has_buffer(&self, i: usize) -> bool {
+        // `max_exp_avg_sq` only with AMSGrad.
+        i < 2 || self.amsgrad
+    }
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay
@@ -529,6 +539,11 @@ impl<T: Float> Rule<T> for AdamWConfig {
     const NAME: &'static str = "AdamW";
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq", "max_exp_avg_sq"];
+
+    fn has_buffer(&self, i: usize) -> bool {
+        // `max_exp_avg_sq` only with AMSGrad.
+        i < 2 || self.amsgrad
+    }
 
     fn weight_decay(&self) -> f64 {
         self.weight_decay

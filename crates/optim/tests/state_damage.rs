@@ -241,6 +241,39 @@ fn sgd_keeps_a_momentum_buffer_exactly_when_it_has_momentum() {
 }
 
 #[test]
+fn adam_keeps_the_amsgrad_maximum_exactly_with_amsgrad() {
+    // As PyTorch's state: `max_exp_avg_sq` exists only when `amsgrad=True`.
+    let (store, ck) = adam_checkpoint();
+    assert!(
+        ck.names().all(|n| !n.contains("max_exp_avg_sq")),
+        "plain Adam keeps no maximum"
+    );
+    let e = Adam::new(AdamConfig::default().with_amsgrad(true))
+        .load_state(&store, &ck, "optimizer.")
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("max_exp_avg_sq") && e.to_string().ends_with("` is missing"),
+        "{e}"
+    );
+    let mut store = store;
+    let w = store.key("fc.weight").unwrap();
+    let b = store.key("fc.bias").unwrap();
+    let mut ams = AdamW::new(AdamWConfig::default().with_amsgrad(true));
+    let (_, g) = loss(&store, w, b);
+    ams.step(&mut store, &g, 1e-2);
+    let mut ck = Checkpoint::new();
+    ams.save_state(&store, &mut ck, "o.");
+    assert_eq!(
+        ck.names().filter(|n| n.contains("max_exp_avg_sq")).count(),
+        2
+    );
+    let e = AdamW::new(AdamWConfig::default())
+        .load_state(&store, &ck, "o.")
+        .unwrap_err();
+    assert!(e.to_string().contains("keeps no max_exp_avg_sq"), "{e}");
+}
+
+#[test]
 fn lbfgs_state_is_checked_against_its_parameters_and_history() {
     let mut store = ParamStore::new();
     let p = store.insert("p", Tensor::from_vec(vec![-1.5, 2.0], [2]));
