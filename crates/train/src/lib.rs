@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod resume;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use callbacks::{
