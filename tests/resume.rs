@@ -28,7 +28,7 @@ impl Callback<f32> for AbortAt {
     fn name(&self) -> &str {
         "abort_at"
     }
-    fn on_step(&mut self, step: &mut StepEnd<'_>) -> Control {
+    fn on_step(&mut self, step: &mut StepEnd<'_, f32>) -> Control {
         if Some(step.step) == self.0 {
             std::process::abort();
         }
@@ -61,6 +61,7 @@ fn run(dir: &Path, every: usize, abort: Option<usize>, resume: Option<PathBuf>) 
         every_steps: every,
         resume,
         extra: Some(Box::new(AbortAt(abort))),
+        ..Default::default()
     };
     recipe::train(&r, &data, opts).unwrap()
 }

@@ -16,6 +16,7 @@ use tapegrad::data::read::{digits, mnist, MnistPart};
 use tapegrad::data::{stratified_holdout, train_test_split, RandomTranslate};
 use tapegrad::nn::LinearConfig;
 use tapegrad::prelude::*;
+use tapegrad::train::tensorboard::{TensorBoard, TensorBoardLogger};
 use tapegrad::train::{Callback, Evaluation, Outcome};
 
 /// What the recipe trains with.
@@ -213,6 +214,9 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// A callback added after the recipe's (a test's).
     pub extra: Option<Box<dyn Callback<f32>>>,
+    /// Log the run to TensorBoard: scalars every 10 steps, and histograms (weights,
+    /// gradients, activations on 256 validation images) every this many steps (0: none).
+    pub tensorboard: Option<(TensorBoardLogger, usize)>,
 }
 
 /// A trained model and what it measured.
@@ -283,6 +287,19 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
         // folder at the end).
         trainer = trainer.with_callback(
             Checkpointer::new(dir, Monitor::ValLoss, 0).with_every_steps(opts.every_steps),
+        );
+    }
+    if let Some((log, every)) = &opts.tensorboard {
+        let n = data.val.len().min(256);
+        let probe = data
+            .val
+            .subset(&(0..n).collect::<Vec<_>>())
+            .features()
+            .clone();
+        trainer = trainer.with_callback(
+            TensorBoard::new(log)
+                .with_histograms_every(*every)
+                .with_activations(&model, probe),
         );
     }
     if let Some(cb) = opts.extra {

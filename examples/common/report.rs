@@ -169,3 +169,68 @@ impl tapegrad::train::Callback<f32> for RssProbe {
         Ok(())
     }
 }
+
+/// What a run logs to TensorBoard after training: the test confusion matrix, a grid of
+/// training images as the model sees them (augmented, when augmenting), the recipe as text,
+/// and the hyperparameters with the final metrics (the HParams dashboard).
+pub fn log_run(
+    log: &tapegrad::train::tensorboard::TensorBoardLogger,
+    t: &Trained,
+    r: &Recipe,
+    data: &Splits,
+    names: Option<&[String]>,
+    threads: usize,
+) -> Result<()> {
+    use tapegrad::train::tensorboard::HParam;
+    let step = t.outcome.steps;
+    log.confusion(
+        "test/confusion_matrix",
+        &t.test.confusion(data.classes),
+        names,
+        step,
+    )?;
+    let mut loader = DataLoader::new(&data.train, 64).with_shuffle(r.seed);
+    if r.augment {
+        loader = loader.with_transform(
+            tapegrad::data::RandomTranslate {
+                max_dx: 1,
+                max_dy: 1,
+            },
+            r.seed,
+        );
+    }
+    if let Some(batch) = loader.epoch(0).next() {
+        log.image_grid("train/batch_0", &batch.x, 64, 0)?;
+    }
+    let (best, best_loss) = best_epoch(t, r);
+    log.text(
+        "recipe",
+        &format!(
+            "| | |\n|---|---|\n| data | {} |\n| split | {} / {} / {} |\n| hidden | {:?} |\n| dropout | {} |\n\
+             | AdamW | lr {}, weight decay {} |\n| schedule | warm-up {} epochs, cosine to epoch {} |\n\
+             | batch | {} |\n| early stopping | patience {}, min delta {} |\n| augment | {} |\n| seed | {} |\n| threads | {} |",
+            data.name, data.train.len(), data.val.len(), data.test.len(), r.hidden, r.dropout, r.lr,
+            r.weight_decay, r.warmup_epochs, r.epochs, r.batch, r.patience, r.min_delta, r.augment, r.seed, threads
+        ),
+        0,
+    )?;
+    log.hparams(
+        &[
+            ("lr", HParam::from(r.lr)),
+            ("batch", HParam::from(r.batch)),
+            ("dropout", HParam::from(r.dropout)),
+            ("weight_decay", HParam::from(r.weight_decay)),
+            ("epochs", HParam::from(r.epochs)),
+            ("augment", HParam::from(r.augment)),
+            ("seed", HParam::from(r.seed)),
+        ],
+        &[
+            ("hparams/test_accuracy", t.test.accuracy()),
+            ("hparams/best_val_loss", best_loss),
+            ("hparams/best_epoch", best as f64),
+            ("hparams/epochs_run", t.outcome.epochs as f64),
+        ],
+        step,
+    )?;
+    log.flush()
+}

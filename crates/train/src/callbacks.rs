@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use tapegrad_core::checkpoint::Checkpoint;
-use tapegrad_core::{Float, ParamStore, Result, Tensor};
+use tapegrad_core::{Float, Gradients, ParamStore, Result, Tensor};
 use tapegrad_optim::{PlateauMode, ReduceOnPlateau};
 
 use crate::history::{EpochRecord, History};
@@ -70,8 +70,7 @@ impl Monitor {
 }
 
 /// What a callback sees after a training step.
-#[derive(Debug)]
-pub struct StepEnd<'a> {
+pub struct StepEnd<'a, T: Float> {
     /// The epoch (0-based).
     pub epoch: usize,
     /// The batch in the epoch (0-based).
@@ -80,6 +79,12 @@ pub struct StepEnd<'a> {
     pub step: usize,
     /// The batch's mean loss.
     pub loss: f64,
+    /// The learning rate of the step.
+    pub lr: f64,
+    /// The step's gradients (after clipping, as the update used them).
+    pub grads: &'a Gradients<T>,
+    /// The parameters after the update.
+    pub store: &'a ParamStore<T>,
     /// Files the trainer writes the whole training state to once the callbacks have run.
     pub save: &'a mut Vec<PathBuf>,
 }
@@ -90,6 +95,8 @@ pub struct EpochEnd<'a, T: Float> {
     pub record: &'a EpochRecord,
     /// Every epoch so far, this one included.
     pub history: &'a History,
+    /// Optimizer steps taken in the run.
+    pub step: usize,
     /// The parameters (to copy the best, or restore them).
     pub store: &'a mut ParamStore<T>,
     /// The factor the schedule's learning rate is multiplied by (plateau reductions).
@@ -106,7 +113,7 @@ pub trait Callback<T: Float> {
     fn name(&self) -> &str;
 
     /// After each training step.
-    fn on_step(&mut self, _step: &mut StepEnd<'_>) -> Control {
+    fn on_step(&mut self, _step: &mut StepEnd<'_, T>) -> Control {
         Control::Continue
     }
 
@@ -138,7 +145,7 @@ impl<T: Float, C: Callback<T> + ?Sized> Callback<T> for Box<C> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn on_step(&mut self, step: &mut StepEnd<'_>) -> Control {
+    fn on_step(&mut self, step: &mut StepEnd<'_, T>) -> Control {
         (**self).on_step(step)
     }
     fn on_epoch_end(&mut self, epoch: &mut EpochEnd<'_, T>) -> Result<Control> {
@@ -257,7 +264,7 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
         "early_stopping"
     }
 
-    fn on_step(&mut self, step: &mut StepEnd<'_>) -> Control {
+    fn on_step(&mut self, step: &mut StepEnd<'_, T>) -> Control {
         if self.stop_on_non_finite && !step.loss.is_finite() {
             return Control::Stop(format!(
                 "the training loss is {} at step {} (epoch {}, batch {})",
@@ -416,7 +423,7 @@ impl<T: Float> Callback<T> for Checkpointer {
         "checkpointer"
     }
 
-    fn on_step(&mut self, step: &mut StepEnd<'_>) -> Control {
+    fn on_step(&mut self, step: &mut StepEnd<'_, T>) -> Control {
         if self.every_steps.is_some_and(|n| step.step % n == 0) {
             step.save.push(self.last_path());
         }

@@ -22,6 +22,68 @@ use crate::metrics::ConfusionMatrix;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
+/// A grid of the first images of a batch `[N, C, H, W]` (C = 1 grey or 3 RGB) as PNG, each
+/// image scaled to 0–255 by the batch's own range and enlarged to about 64 pixels, with a
+/// one-pixel grey border: what the model sees (augmented samples, say).
+///
+/// # Errors
+/// [`Error::Shape`] if the batch is not `[N, 1 or 3, H, W]`.
+pub fn image_grid_png<T: tapegrad_core::Float>(
+    images: &tapegrad_core::Tensor<T>,
+    max_images: usize,
+) -> Result<Vec<u8>> {
+    let s = images.shape();
+    if s.len() != 4 || !(s[1] == 1 || s[1] == 3) || s[0] == 0 || s[2] == 0 || s[3] == 0 {
+        return Err(Error::shape(
+            "image_grid_png",
+            &[s],
+            "a batch of images [N, 1 or 3, H, W] with N, H, W ≥ 1",
+        ));
+    }
+    let (n, c, h, w) = (s[0].min(max_images.max(1)), s[1], s[2], s[3]);
+    let v = images.as_slice();
+    let used = &v[..n * c * h * w];
+    let (lo, hi) = used
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            let x = x.as_f64();
+            if x.is_finite() {
+                (lo.min(x), hi.max(x))
+            } else {
+                (lo, hi)
+            }
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let scale = (64 / h.max(w)).clamp(1, 8);
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let rows = n.div_ceil(cols);
+    let (cw, ch) = (w * scale + 1, h * scale + 1);
+    let (gw, gh) = (cols * cw + 1, rows * ch + 1);
+    let mut px = vec![128u8; gw * gh * 3];
+    for i in 0..n {
+        let (ox, oy) = ((i % cols) * cw + 1, (i / cols) * ch + 1);
+        for y in 0..h * scale {
+            for x in 0..w * scale {
+                let at = |ch_: usize| {
+                    let val = v[((i * c + ch_) * h + y / scale) * w + x / scale].as_f64();
+                    (((val - lo) / span).clamp(0.0, 1.0) * 255.0).round() as u8
+                };
+                let o = ((oy + y) * gw + ox + x) * 3;
+                let rgb = if c == 1 {
+                    [at(0); 3]
+                } else {
+                    [at(0), at(1), at(2)]
+                };
+                px[o..o + 3].copy_from_slice(&rgb);
+            }
+        }
+    }
+    encode_png(&px, (gw as u32, gh as u32), png::ColorType::Rgb).map_err(|e| Error::Io {
+        path: "<image grid>".into(),
+        message: e.to_string(),
+    })
+}
+
 /// Registers the bundled DejaVu Sans as plotters' `sans-serif`, `serif` and `monospace`
 /// fonts (once per process; later calls do nothing).
 pub fn register_font() {
@@ -43,12 +105,13 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Draws into a `w × h` RGB image with `draw`, then writes it to `path` as PNG.
-fn render(
+/// Draws into a `w × h` RGB image with `draw` and returns it as PNG (`path` names it in
+/// errors).
+fn render_png(
     path: &Path,
     (w, h): (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     register_font();
     let mut rgb = vec![255u8; w as usize * h as usize * 3];
     {
@@ -56,18 +119,32 @@ fn render(
         draw(&root).map_err(|e| plot_error(path, e))?;
         root.present().map_err(|e| plot_error(path, e))?;
     }
-    let mut png_bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut png_bytes, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(|e| plot_error(path, e))?;
-        writer
-            .write_image_data(&rgb)
-            .map_err(|e| plot_error(path, e))?;
-        writer.finish().map_err(|e| plot_error(path, e))?;
-    }
-    write_atomic(path, &png_bytes)
+    encode_png(&rgb, (w, h), png::ColorType::Rgb).map_err(|e| plot_error(path, e))
+}
+
+/// `pixels` (rows of `w` pixels, 8 bits per channel) as a PNG file's bytes.
+pub(crate) fn encode_png(
+    pixels: &[u8],
+    (w, h): (u32, u32),
+    color: png::ColorType,
+) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut enc = png::Encoder::new(&mut bytes, w, h);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(pixels)?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
+/// [`render_png`], written to `path` atomically.
+fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    write_atomic(path, &render_png(path, size, draw)?)
 }
 
 /// The range of the finite values, padded by 5% (a unit around a single value).
@@ -219,6 +296,27 @@ pub fn plot_confusion(
     path: impl AsRef<Path>,
 ) -> Result<()> {
     let path = path.as_ref();
+    write_atomic(path, &confusion_png_named(cm, names, title, path)?)
+}
+
+/// [`plot_confusion`]'s image as PNG bytes (for TensorBoard).
+///
+/// # Errors
+/// [`Error::Io`] if it cannot be drawn.
+pub fn confusion_png(
+    cm: &ConfusionMatrix,
+    names: Option<&[String]>,
+    title: &str,
+) -> Result<Vec<u8>> {
+    confusion_png_named(cm, names, title, Path::new("<confusion matrix>"))
+}
+
+fn confusion_png_named(
+    cm: &ConfusionMatrix,
+    names: Option<&[String]>,
+    title: &str,
+    path: &Path,
+) -> Result<Vec<u8>> {
     let c = cm.classes();
     let names: Vec<String> = match names {
         Some(n) if n.len() == c => n.to_vec(),
@@ -229,7 +327,7 @@ pub fn plot_confusion(
     let (left, top) = (label_w + 40, 70);
     let side = cell * c as i32;
     let (w, h) = ((left + side + 30) as u32, (top + side + 70) as u32);
-    render(path, (w, h), |root| {
+    render_png(path, (w, h), |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
         root.fill(&WHITE).map_err(e)?;
         let centre = Pos::new(HPos::Center, VPos::Center);

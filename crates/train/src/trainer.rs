@@ -27,7 +27,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use tapegrad_core::{Float, Graph, ParamStore, Result, Tensor, Var};
+use tapegrad_core::{Float, Gradients, Graph, ParamStore, Result, Tensor, Var};
 use tapegrad_data::rng::{stream_rng, Stream};
 use tapegrad_data::{Batch, DataLoader, Dataset};
 use tapegrad_nn::{cross_entropy, Forward, Module};
@@ -336,7 +336,7 @@ impl<'a, T: Float> Trainer<'a, T> {
             for batch in train.epoch_from(epoch as u64, self.state.batch) {
                 let started = Instant::now();
                 let lr = self.schedule.lr(self.state.step) * self.state.lr_scale;
-                let loss = self.train_step(store, &batch, lr)?;
+                let (loss, grads) = self.train_step(store, &batch, lr)?;
                 self.state.train_seconds += started.elapsed().as_secs_f64();
                 self.state.batch += 1;
                 self.state.step += 1;
@@ -346,6 +346,9 @@ impl<'a, T: Float> Trainer<'a, T> {
                     batch: batch.index,
                     step: self.state.step,
                     loss,
+                    lr,
+                    grads: &grads,
+                    store,
                     save: &mut saves,
                 };
                 for cb in &mut self.callbacks {
@@ -385,6 +388,7 @@ impl<'a, T: Float> Trainer<'a, T> {
             let mut end = EpochEnd {
                 record: &record,
                 history: &state.history,
+                step: state.step,
                 store,
                 lr_scale: &mut state.lr_scale,
                 save: &mut saves,
@@ -418,8 +422,13 @@ impl<'a, T: Float> Trainer<'a, T> {
     }
 
     /// One step on `batch` at rate `lr`: forward in training mode, loss, backward, the tape
-    /// released, the update. Returns the batch's mean loss.
-    fn train_step(&mut self, store: &mut ParamStore<T>, batch: &Batch<T>, lr: f64) -> Result<f64> {
+    /// released, the update. Returns the batch's mean loss and the gradients.
+    fn train_step(
+        &mut self,
+        store: &mut ParamStore<T>,
+        batch: &Batch<T>,
+        lr: f64,
+    ) -> Result<(f64, Gradients<T>)> {
         self.graph.reset();
         let mut rng = stream_rng(
             self.config.seed,
@@ -447,7 +456,7 @@ impl<'a, T: Float> Trainer<'a, T> {
             clip_grad_norm(&mut grads, max, NormType::L2)?;
         }
         self.optimizer.step(store, &grads, lr);
-        Ok(value)
+        Ok((value, grads))
     }
 
     /// Writes the training state to every file in `saves` (one snapshot, each file

@@ -342,3 +342,289 @@ fn a_tensorboard_server_serves_our_scalars() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- the Trainer's callback ----
+
+use tapegrad_core::checkpoint::Checkpoint;
+use tapegrad_core::{seeded_rng, ParamStore, Tensor};
+use tapegrad_data::{DataLoader, TensorDataset};
+use tapegrad_nn::{Init, Linear, Relu, Sequential};
+use tapegrad_optim::{Adam, AdamConfig, Constant};
+use tapegrad_train::tensorboard::{TensorBoard, TensorBoardLogger};
+use tapegrad_train::{Callback, Checkpointer, Control, EpochEnd, Monitor, Progress, StepEnd};
+use tapegrad_train::{TrainConfig, Trainer};
+
+/// 200 points of two classes (is x₀ + x₁ positive?): 7 batches of 32 per epoch.
+fn two_classes() -> TensorDataset<f64> {
+    let x = Tensor::<f64>::rand_normal([200, 2], 0.0, 1.0, &mut seeded_rng(0));
+    let s = x.as_slice().to_vec();
+    let y = Tensor::from_fn([200], |i| usize::from(s[2 * i] + s[2 * i + 1] > 0.0));
+    TensorDataset::new(x, y).unwrap()
+}
+
+fn two_layers(store: &mut ParamStore<f64>) -> Sequential<f64> {
+    let mut rng = seeded_rng(0);
+    Sequential::new()
+        .push(Linear::new(store, "0", 2, 16, Init::HeNormal, &mut rng))
+        .push(Relu)
+        .push(Linear::new(store, "2", 16, 2, Init::HeNormal, &mut rng))
+}
+
+/// Keeps every step's loss and gradient norm; panics at `crash` (a killed process).
+#[derive(Clone, Default)]
+struct Watch {
+    steps: std::rc::Rc<std::cell::RefCell<Vec<(usize, f64, f64)>>>,
+    crash: Option<usize>,
+}
+
+impl Callback<f64> for Watch {
+    fn name(&self) -> &str {
+        "watch"
+    }
+    fn on_step(&mut self, s: &mut StepEnd<'_, f64>) -> Control {
+        if self.crash == Some(s.step) {
+            panic!("killed at step {}", s.step);
+        }
+        let sq: f64 = s
+            .grads
+            .params()
+            .map(|(_, g)| g.as_slice().iter().map(|v| v * v).sum::<f64>())
+            .sum();
+        self.steps.borrow_mut().push((s.step, s.loss, sq.sqrt()));
+        Control::Continue
+    }
+    fn on_epoch_end(&mut self, _: &mut EpochEnd<'_, f64>) -> tapegrad_core::Result<Control> {
+        Ok(Control::Continue)
+    }
+    fn save_state(&self, _: &mut Checkpoint, _: &str) {}
+    fn load_state(&mut self, _: &Checkpoint, _: &str) -> tapegrad_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// Trains 3 epochs (21 steps) logging to `run`: scalars every 5 steps, histograms every 7,
+/// activations on the first 50 points; checkpoints in `ckpt` at every epoch's end. Returns
+/// the steps the watcher saw (the panic of `crash` caught).
+fn train_logged(
+    run: &Path,
+    ckpt: &Path,
+    crash: Option<usize>,
+    resume: bool,
+) -> Vec<(usize, f64, f64)> {
+    let data = two_classes();
+    let loader = DataLoader::new(&data, 32).with_shuffle(1);
+    let mut store = ParamStore::new();
+    let model = two_layers(&mut store);
+    let probe = data.subset(&(0..50).collect::<Vec<_>>()).features().clone();
+    let log = TensorBoardLogger::new(run).unwrap();
+    let watch = Watch {
+        crash,
+        ..Watch::default()
+    };
+    let config = TrainConfig {
+        epochs: 3,
+        seed: 1,
+        progress: Progress::Quiet,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(&model, Adam::new(AdamConfig::default()), Constant(1e-2))
+        .with_config(config)
+        .with_callback(Checkpointer::new(ckpt, Monitor::ValLoss, 0))
+        .with_callback(
+            TensorBoard::new(&log)
+                .with_scalars_every(5)
+                .with_histograms_every(7)
+                .with_activations(&model, probe),
+        )
+        .with_callback(watch.clone());
+    if resume {
+        trainer.resume(&mut store, ckpt.join("last.ckpt")).unwrap();
+    }
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        trainer.fit(&mut store, &loader, &loader).unwrap();
+    }));
+    assert_eq!(run.is_err(), crash.is_some());
+    drop(trainer);
+    let steps = watch.steps.borrow().clone();
+    steps
+}
+
+/// The event values are `f32`.
+fn close(a: f64, b: f64) -> bool {
+    a == f64::from(b as f32)
+}
+
+#[test]
+fn the_callback_logs_a_run() {
+    let dir = tmp("callback");
+    let steps = train_logged(&dir.join("run"), &dir.join("ckpt"), None, false);
+    assert_eq!(steps.len(), 21);
+    let files = read_logdir(dir.join("run")).unwrap();
+    assert_eq!(files.len(), 1);
+    let f = &files[0];
+
+    let loss = f.scalars("step/loss");
+    assert_eq!(
+        loss.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [5, 10, 15, 20]
+    );
+    for &(step, value) in &loss {
+        let (_, l, norm) = steps[step as usize - 1];
+        assert!(close(value, l), "step {step}: {value} vs {l}");
+        let global = f.scalars("grad_norm/global");
+        let g = global.iter().find(|p| p.0 == step).unwrap().1;
+        assert!(close(g, norm), "step {step}: global norm {g} vs {norm}");
+        // The layers' norms make up the global one.
+        let layers: f64 = ["grad_norm/0", "grad_norm/2"]
+            .iter()
+            .map(|t| f.scalars(t).iter().find(|p| p.0 == step).unwrap().1.powi(2))
+            .sum();
+        assert!((layers.sqrt() - g).abs() < 1e-6 * g, "{layers} vs {g}");
+    }
+    assert_eq!(f.scalars("step/lr")[0].1, f64::from(1e-2f32));
+
+    // Histograms at steps 7, 14, 21: every parameter, its gradient, and the activations
+    // of each layer on the 50 probe points.
+    for (tag, n) in [
+        ("weights/0.weight", 32.0),
+        ("weights/0.bias", 16.0),
+        ("weights/2.weight", 32.0),
+        ("grads/2.bias", 2.0),
+    ] {
+        let h = f.histograms(tag);
+        assert_eq!(
+            h.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [7, 14, 21],
+            "{tag}"
+        );
+        assert!(
+            h.iter()
+                .all(|p| p.1.num == n && p.1.bucket.iter().sum::<f64>() == n),
+            "{tag}"
+        );
+    }
+    let acts: Vec<String> = f
+        .tags()
+        .into_iter()
+        .filter(|t| t.starts_with("activations/"))
+        .collect();
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    for t in &acts {
+        let h = f.histograms(t);
+        assert_eq!(h.len(), 3, "{t}");
+        assert!(
+            h[0].1.num == 50.0 * 16.0 || h[0].1.num == 50.0 * 2.0,
+            "{t}: {}",
+            h[0].1.num
+        );
+    }
+    // The ReLU's dead fraction is a fraction.
+    let dead: Vec<String> = f
+        .tags()
+        .into_iter()
+        .filter(|t| t.starts_with("dead/"))
+        .collect();
+    assert_eq!(dead.len(), 3);
+    assert!(dead
+        .iter()
+        .all(|t| f.scalars(t).iter().all(|p| (0.0..=1.0).contains(&p.1))));
+
+    // Each epoch's numbers at its last step.
+    let val = f.scalars("epoch/val_loss");
+    assert_eq!(val.iter().map(|p| p.0).collect::<Vec<_>>(), [7, 14, 21]);
+    for t in [
+        "epoch/train_loss",
+        "epoch/train_accuracy",
+        "epoch/val_accuracy",
+        "epoch/lr",
+        "epoch/seconds",
+    ] {
+        assert_eq!(f.scalars(t).len(), 3, "{t}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run killed at step 17 and resumed from its checkpoint of step 14: the second file
+/// starts with a restart at step 15, so TensorBoard drops the first process's steps 15–17,
+/// and the resumed steps equal those of an uninterrupted run.
+fn crashed_and_resumed(dir: &Path) -> Vec<(usize, f64, f64)> {
+    let (run, ckpt) = (dir.join("run"), dir.join("ckpt"));
+    let first = train_logged(&run, &ckpt, Some(17), false);
+    assert_eq!(first.len(), 16);
+    train_logged(&run, &ckpt, None, true)
+}
+
+#[test]
+fn a_resumed_run_marks_its_restart() {
+    let dir = tmp("restart");
+    let resumed = crashed_and_resumed(&dir);
+    let whole = train_logged(&dir.join("whole"), &dir.join("whole-ckpt"), None, false);
+    assert_eq!(resumed[..], whole[14..]);
+    let files = read_logdir(dir.join("run")).unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        files[0]
+            .scalars("step/loss")
+            .iter()
+            .map(|p| p.0)
+            .collect::<Vec<_>>(),
+        [5, 10, 15]
+    );
+    let starts: Vec<i64> = files[1]
+        .events
+        .iter()
+        .filter(|e| e.what == What::SessionStart)
+        .map(|e| e.step)
+        .collect();
+    assert_eq!(starts, [15]);
+    assert_eq!(
+        files[1]
+            .scalars("step/loss")
+            .iter()
+            .map(|p| p.0)
+            .collect::<Vec<_>>(),
+        [15, 20]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const RESUMED: &str = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0, "histograms": 0})
+acc.Reload()
+print(json.dumps({
+    "loss": [(e.step, e.value) for e in acc.Scalars("step/loss")],
+    "weights": [h.step for h in acc.Histograms("weights/0.weight")],
+}))
+"#;
+
+#[test]
+#[ignore = "needs tensorboard"]
+fn tensorboard_drops_what_a_crashed_run_logged_after_its_checkpoint() {
+    let py = tensorboard_python();
+    let dir = tmp("restart-tb");
+    let resumed = crashed_and_resumed(&dir);
+    let out = Command::new(&py)
+        .args(["-c", RESUMED])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let loss = v["loss"].as_array().unwrap();
+    let steps: Vec<u64> = loss.iter().map(|p| p[0].as_u64().unwrap()).collect();
+    assert_eq!(steps, [5, 10, 15, 20]);
+    // Steps 15 and 20 are the resumed process's.
+    for p in &loss[2..] {
+        let step = p[0].as_u64().unwrap() as usize;
+        let l = resumed.iter().find(|s| s.0 == step).unwrap().1;
+        assert!(close(p[1].as_f64().unwrap(), l));
+    }
+    assert_eq!(v["weights"], serde_json::json!([7, 14, 21]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

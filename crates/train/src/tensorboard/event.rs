@@ -23,6 +23,9 @@ pub enum What {
     FileVersion(String),
     /// Summary values (scalars, histograms, images, tensors).
     Summary(Vec<Value>),
+    /// `session_log` with status `START`: a run (re)starts at this event's step, and
+    /// TensorBoard drops the events at this step and later written before it.
+    SessionStart,
     /// Another kind of event (a graph, a session log...), by its field number: kept so that
     /// files of other writers read, not interpreted.
     Other(u32),
@@ -183,6 +186,11 @@ impl Event {
                     }
                 });
             }
+            What::SessionStart => {
+                e.message(7, |m| {
+                    m.int(1, 1);
+                });
+            }
             What::Other(_) => {}
         }
         e.buf
@@ -213,6 +221,21 @@ impl Event {
                 5 => {
                     let s = w.as_bytes().ok_or_else(|| bad("summary"))?;
                     ev.what = What::Summary(decode_summary(s).map_err(|(o, m)| (at + o, m))?);
+                }
+                7 => {
+                    let s = w.as_bytes().ok_or_else(|| bad("session_log"))?;
+                    let mut status = 0;
+                    fields(s, |f, w, at2| {
+                        if f == 1 {
+                            status = w.as_int().ok_or_else(|| wrong(at + at2, "SessionLog", f))?;
+                        }
+                        Ok(())
+                    })?;
+                    ev.what = if status == 1 {
+                        What::SessionStart
+                    } else {
+                        What::Other(7)
+                    };
                 }
                 f => ev.what = What::Other(f),
             }
@@ -543,12 +566,17 @@ mod tests {
             ]),
         };
         assert_eq!(Event::decode(&ev.encode()).unwrap(), ev);
-        let v = Event {
-            wall_time: 1.0,
-            step: 0,
-            what: What::FileVersion("brain.Event:2".into()),
-        };
-        assert_eq!(Event::decode(&v.encode()).unwrap(), v);
+        for what in [
+            What::FileVersion("brain.Event:2".into()),
+            What::SessionStart,
+        ] {
+            let v = Event {
+                wall_time: 1.0,
+                step: 3,
+                what,
+            };
+            assert_eq!(Event::decode(&v.encode()).unwrap(), v);
+        }
     }
 
     #[test]

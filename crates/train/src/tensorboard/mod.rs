@@ -20,12 +20,14 @@
 //!
 //! Under MPI only rank 0 should write (one writer per run).
 
+mod callback;
 mod event;
 mod proto;
 mod reader;
 mod record;
 mod writer;
 
+pub use callback::{TensorBoard, TensorBoardLogger};
 pub use event::{Data, Event, Histogram, Image, Metadata, TensorData, Value, What};
 pub use reader::{events_from_bytes, read_events, read_logdir, EventFile};
 pub use writer::{HParam, SummaryWriter};
