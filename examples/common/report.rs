@@ -216,13 +216,13 @@ pub fn log_run(
     )?;
     log.hparams(
         &[
-            ("lr", HParam::from(r.lr)),
-            ("batch", HParam::from(r.batch)),
-            ("dropout", HParam::from(r.dropout)),
-            ("weight_decay", HParam::from(r.weight_decay)),
-            ("epochs", HParam::from(r.epochs)),
-            ("augment", HParam::from(r.augment)),
             ("seed", HParam::from(r.seed)),
+            ("augment", HParam::from(r.augment)),
+            ("lr", HParam::from(r.lr)),
+            ("weight_decay", HParam::from(r.weight_decay)),
+            ("dropout", HParam::from(r.dropout)),
+            ("batch", HParam::from(r.batch)),
+            ("epochs", HParam::from(r.epochs)),
         ],
         &[
             ("hparams/test_accuracy", t.test.accuracy()),

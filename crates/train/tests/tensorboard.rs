@@ -374,6 +374,8 @@ fn two_layers(store: &mut ParamStore<f64>) -> Sequential<f64> {
 #[derive(Clone, Default)]
 struct Watch {
     steps: std::rc::Rc<std::cell::RefCell<Vec<(usize, f64, f64)>>>,
+    /// The parameters after every 7th step (the histogram steps).
+    stores: std::rc::Rc<std::cell::RefCell<Vec<ParamStore<f64>>>>,
     crash: Option<usize>,
 }
 
@@ -391,6 +393,9 @@ impl Callback<f64> for Watch {
             .map(|(_, g)| g.as_slice().iter().map(|v| v * v).sum::<f64>())
             .sum();
         self.steps.borrow_mut().push((s.step, s.loss, sq.sqrt()));
+        if s.step % 7 == 0 {
+            self.stores.borrow_mut().push(s.store.clone());
+        }
         Control::Continue
     }
     fn on_epoch_end(&mut self, _: &mut EpochEnd<'_, f64>) -> tapegrad_core::Result<Control> {
@@ -404,13 +409,14 @@ impl Callback<f64> for Watch {
 
 /// Trains 3 epochs (21 steps) logging to `run`: scalars every 5 steps, histograms every 7,
 /// activations on the first 50 points; checkpoints in `ckpt` at every epoch's end. Returns
-/// the steps the watcher saw (the panic of `crash` caught).
+/// the steps the watcher saw (the panic of `crash` caught) and the parameters after steps
+/// 7, 14 and 21.
 fn train_logged(
     run: &Path,
     ckpt: &Path,
     crash: Option<usize>,
     resume: bool,
-) -> Vec<(usize, f64, f64)> {
+) -> (Vec<(usize, f64, f64)>, Vec<ParamStore<f64>>) {
     let data = two_classes();
     let loader = DataLoader::new(&data, 32).with_shuffle(1);
     let mut store = ParamStore::new();
@@ -446,7 +452,8 @@ fn train_logged(
     assert_eq!(run.is_err(), crash.is_some());
     drop(trainer);
     let steps = watch.steps.borrow().clone();
-    steps
+    let stores = watch.stores.borrow().clone();
+    (steps, stores)
 }
 
 /// The event values are `f32`.
@@ -457,7 +464,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn the_callback_logs_a_run() {
     let dir = tmp("callback");
-    let steps = train_logged(&dir.join("run"), &dir.join("ckpt"), None, false);
+    let (steps, stores) = train_logged(&dir.join("run"), &dir.join("ckpt"), None, false);
     assert_eq!(steps.len(), 21);
     let files = read_logdir(dir.join("run")).unwrap();
     assert_eq!(files.len(), 1);
@@ -503,31 +510,53 @@ fn the_callback_logs_a_run() {
             "{tag}"
         );
     }
+    // Each layer's output on the 50 probe points, from the parameters of that step.
+    let probe = two_classes()
+        .subset(&(0..50).collect::<Vec<_>>())
+        .features()
+        .clone();
     let acts: Vec<String> = f
         .tags()
         .into_iter()
         .filter(|t| t.starts_with("activations/"))
         .collect();
     assert_eq!(acts.len(), 3, "{acts:?}");
-    for t in &acts {
-        let h = f.histograms(t);
-        assert_eq!(h.len(), 3, "{t}");
-        assert!(
-            h[0].1.num == 50.0 * 16.0 || h[0].1.num == 50.0 * 2.0,
-            "{t}: {}",
-            h[0].1.num
-        );
+    for (i, store) in stores.iter().enumerate() {
+        let p = |n: &str| store.value(store.key(n).unwrap()).clone();
+        let linear = |x: &Tensor<f64>, l: &str| {
+            x.matmul(&p(&format!("{l}.weight")).t()) + p(&format!("{l}.bias"))
+        };
+        let h = linear(&probe, "0");
+        let r = h.relu();
+        let out = linear(&r, "2");
+        for (layer, want) in [("0", &h), ("1", &r), ("2", &out)] {
+            let tag = acts
+                .iter()
+                .find(|t| t.starts_with(&format!("activations/{layer}:")))
+                .unwrap();
+            let (step, got) = &f.histograms(tag)[i];
+            assert_eq!(*step as usize, 7 * (i + 1));
+            let v = want.as_slice();
+            let sum: f64 = v.iter().sum();
+            assert_eq!(got.num, v.len() as f64, "{tag}");
+            assert_eq!(got.bucket.iter().sum::<f64>(), v.len() as f64, "{tag}");
+            assert!(
+                (got.sum - sum).abs() < 1e-9 * (1.0 + sum.abs()),
+                "{tag}: {} vs {sum}",
+                got.sum
+            );
+            let sq: f64 = v.iter().map(|x| x * x).sum();
+            assert!((got.sum_squares - sq).abs() < 1e-9 * (1.0 + sq), "{tag}");
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!((got.min, got.max), (min, max), "{tag}");
+            // The fraction of zero outputs: the ReLU's, none of the Linear layers'.
+            let zeros = v.iter().filter(|&&x| x == 0.0).count() as f64 / v.len() as f64;
+            let z = f.scalars(&tag.replace("activations/", "zero_fraction/"))[i].1;
+            assert!(close(z, zeros), "{tag}: {z} vs {zeros}");
+            assert_eq!(zeros > 0.0, layer == "1", "{tag}");
+        }
     }
-    // The ReLU's dead fraction is a fraction.
-    let dead: Vec<String> = f
-        .tags()
-        .into_iter()
-        .filter(|t| t.starts_with("dead/"))
-        .collect();
-    assert_eq!(dead.len(), 3);
-    assert!(dead
-        .iter()
-        .all(|t| f.scalars(t).iter().all(|p| (0.0..=1.0).contains(&p.1))));
 
     // Each epoch's numbers at its last step.
     let val = f.scalars("epoch/val_loss");
@@ -549,16 +578,16 @@ fn the_callback_logs_a_run() {
 /// and the resumed steps equal those of an uninterrupted run.
 fn crashed_and_resumed(dir: &Path) -> Vec<(usize, f64, f64)> {
     let (run, ckpt) = (dir.join("run"), dir.join("ckpt"));
-    let first = train_logged(&run, &ckpt, Some(17), false);
+    let (first, _) = train_logged(&run, &ckpt, Some(17), false);
     assert_eq!(first.len(), 16);
-    train_logged(&run, &ckpt, None, true)
+    train_logged(&run, &ckpt, None, true).0
 }
 
 #[test]
 fn a_resumed_run_marks_its_restart() {
     let dir = tmp("restart");
     let resumed = crashed_and_resumed(&dir);
-    let whole = train_logged(&dir.join("whole"), &dir.join("whole-ckpt"), None, false);
+    let (whole, _) = train_logged(&dir.join("whole"), &dir.join("whole-ckpt"), None, false);
     assert_eq!(resumed[..], whole[14..]);
     let files = read_logdir(dir.join("run")).unwrap();
     assert_eq!(files.len(), 2);

@@ -163,21 +163,26 @@ impl TensorBoardLogger {
 
     /// Per-layer statistics of a [`Recorder`]: histograms of each layer's output
     /// (`activations/{layer}`) and of its gradient when recorded (`activation_grads/{layer}`),
-    /// and each layer's fraction of zeros (`dead/{layer}`).
+    /// and each layer's fraction of zero outputs (`zero_fraction/{layer}`: for a ReLU, the
+    /// units off on the probe).
     ///
     /// # Errors
     /// As [`SummaryWriter::write_event`].
     pub fn layer_stats(&self, stats: &[LayerStats], step: usize) -> Result<()> {
         let mut w = self.writer();
         for s in stats {
-            let hist = |t: &tapegrad_nn::TensorStats| Histogram {
-                min: t.min,
-                max: t.max,
-                num: t.count as f64,
-                sum: t.mean * t.count as f64,
-                sum_squares: (t.std * t.std + t.mean * t.mean) * t.count as f64,
-                bucket_limit: t.histogram.edges.iter().skip(1).copied().collect(),
-                bucket: t.histogram.counts.iter().map(|&c| c as f64).collect(),
+            // The statistics are of the finite values, the ones the buckets count.
+            let hist = |t: &tapegrad_nn::TensorStats| {
+                let n = t.histogram.counts.iter().sum::<usize>() as f64;
+                Histogram {
+                    min: t.min,
+                    max: t.max,
+                    num: n,
+                    sum: t.mean * n,
+                    sum_squares: (t.std * t.std + t.mean * t.mean) * n,
+                    bucket_limit: t.histogram.edges.iter().skip(1).copied().collect(),
+                    bucket: t.histogram.counts.iter().map(|&c| c as f64).collect(),
+                }
             };
             w.add_histogram(
                 &format!("activations/{}", s.name),
@@ -185,7 +190,7 @@ impl TensorBoardLogger {
                 step,
             )?;
             w.add_scalar(
-                &format!("dead/{}", s.name),
+                &format!("zero_fraction/{}", s.name),
                 s.activation.zero_fraction,
                 step,
             )?;
@@ -303,7 +308,7 @@ impl<'a, T: Float> TensorBoard<'a, T> {
         self
     }
 
-    /// Also histograms of each layer's activations (and dead-unit fractions), from
+    /// Also histograms of each layer's activations (and their fractions of zeros), from
     /// `model` in evaluation mode on `probe` (a fixed batch), at the histogram steps.
     pub fn with_activations(mut self, model: &'a dyn Module<T>, probe: Tensor<T>) -> Self {
         self.probe = Some((model, probe));
