@@ -370,10 +370,13 @@ fn two_layers(store: &mut ParamStore<f64>) -> Sequential<f64> {
         .push(Linear::new(store, "2", 16, 2, Init::HeNormal, &mut rng))
 }
 
+/// Each step's number, loss and gradient global norm.
+type Steps = Vec<(usize, f64, f64)>;
+
 /// Keeps every step's loss and gradient norm; panics at `crash` (a killed process).
 #[derive(Clone, Default)]
 struct Watch {
-    steps: std::rc::Rc<std::cell::RefCell<Vec<(usize, f64, f64)>>>,
+    steps: std::rc::Rc<std::cell::RefCell<Steps>>,
     /// The parameters after every 7th step (the histogram steps).
     stores: std::rc::Rc<std::cell::RefCell<Vec<ParamStore<f64>>>>,
     crash: Option<usize>,
@@ -416,7 +419,7 @@ fn train_logged(
     ckpt: &Path,
     crash: Option<usize>,
     resume: bool,
-) -> (Vec<(usize, f64, f64)>, Vec<ParamStore<f64>>) {
+) -> (Steps, Vec<ParamStore<f64>>) {
     let data = two_classes();
     let loader = DataLoader::new(&data, 32).with_shuffle(1);
     let mut store = ParamStore::new();
@@ -576,7 +579,7 @@ fn the_callback_logs_a_run() {
 /// A run killed at step 17 and resumed from its checkpoint of step 14: the second file
 /// starts with a restart at step 15, so TensorBoard drops the first process's steps 15–17,
 /// and the resumed steps equal those of an uninterrupted run.
-fn crashed_and_resumed(dir: &Path) -> Vec<(usize, f64, f64)> {
+fn crashed_and_resumed(dir: &Path) -> Steps {
     let (run, ckpt) = (dir.join("run"), dir.join("ckpt"));
     let (first, _) = train_logged(&run, &ckpt, Some(17), false);
     assert_eq!(first.len(), 16);
