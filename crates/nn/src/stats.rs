@@ -62,28 +62,43 @@ impl TensorStats {
     /// Statistics of `t` with a histogram of `bins` bins (non-finite values are counted in
     /// `count` only).
     pub fn of<T: Float>(t: &Tensor<T>, bins: usize) -> Self {
-        let v: Vec<f64> = t
-            .as_slice()
-            .iter()
-            .map(|x| x.as_f64())
-            .filter(|x| x.is_finite())
-            .collect();
-        let n = v.len().max(1) as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
-        let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let zeros = v.iter().filter(|&&x| x == 0.0).count();
+        // Three passes over the finite values, no copy of them: count, sum, extremes and
+        // zeros; the spread about the mean; the buckets.
+        let finite = || {
+            t.as_slice()
+                .iter()
+                .map(|x| x.as_f64())
+                .filter(|x| x.is_finite())
+        };
+        let (mut count, mut sum, mut zeros) = (0usize, 0.0, 0usize);
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for x in finite() {
+            count += 1;
+            sum += x;
+            zeros += usize::from(x == 0.0);
+            if x < min {
+                min = x;
+            }
+            if x > max {
+                max = x;
+            }
+        }
+        let n = count.max(1) as f64;
+        let mean = sum / n;
+        let std = (finite().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
         let bins = bins.max(1);
-        let (lo, hi) = if v.is_empty() { (0.0, 0.0) } else { (min, max) };
+        let (lo, hi) = if count == 0 { (0.0, 0.0) } else { (min, max) };
         let width = if hi > lo {
             (hi - lo) / bins as f64
         } else {
             1.0
         };
+        // A multiply, not a divide, per value (the bucket of a value on an edge may differ
+        // by the rounding of 1/width: edges are not exact in floating point either way).
+        let scale = 1.0 / width;
         let mut counts = vec![0; bins];
-        for &x in &v {
-            let b = (((x - lo) / width) as usize).min(bins - 1);
+        for x in finite() {
+            let b = (((x - lo) * scale) as usize).min(bins - 1);
             counts[b] += 1;
         }
         let edges = (0..=bins).map(|i| lo + i as f64 * width).collect();

@@ -230,12 +230,11 @@ impl SummaryWriter {
     ///
     /// # Errors
     /// As [`SummaryWriter::write_event`].
-    pub fn add_histogram_of(
-        &mut self,
-        tag: &str,
-        values: impl IntoIterator<Item = f64>,
-        step: usize,
-    ) -> Result<()> {
+    pub fn add_histogram_of<I>(&mut self, tag: &str, values: I, step: usize) -> Result<()>
+    where
+        I: IntoIterator<Item = f64>,
+        I::IntoIter: Clone,
+    {
         self.add_histogram(tag, Histogram::of(values, 30), step)
     }
 
