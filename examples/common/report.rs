@@ -189,7 +189,7 @@ pub fn log_run(
         names,
         step,
     )?;
-    let mut loader = DataLoader::new(&data.train, 64).with_shuffle(r.seed);
+    let mut loader = DataLoader::new(&data.train, r.batch).with_shuffle(r.seed);
     if r.augment {
         loader = loader.with_transform(
             tapegrad::data::RandomTranslate {
