@@ -55,6 +55,7 @@
 
 pub use tapegrad_check as check;
 pub use tapegrad_core as core;
+pub use tapegrad_core::functional;
 pub use tapegrad_data as data;
 pub use tapegrad_kernels as kernels;
 pub use tapegrad_nn as nn;

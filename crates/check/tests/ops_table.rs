@@ -1,6 +1,8 @@
 //! One row per differentiable op: its input shapes, its domain (kinks avoided), and the
 //! op. Every row is a property test over random shapes (0-d, size-1, broadcast pairs) and
-//! values: first-order `gradcheck` and second-order `gradgradcheck` in f64.
+//! values: first-order `gradcheck` and second-order `gradgradcheck` in f64, and every
+//! functional transform (`jacobian`, `jacobian_fwd`, `jvp`, `hessian`, `hvp`) against
+//! central differences and against each other.
 //!
 //! `docs/ops.md` lists the same ops with their gradient status. `sign`, the comparisons,
 //! `argmax`/`argmin` and `one_hot` have no gradient and no row.
@@ -158,6 +160,142 @@ where
     let cfg = GradcheckConfig::default();
     gradcheck(&f, inputs, &cfg).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
     gradgradcheck(&f, inputs, &cfg).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+    check_transforms(name, inputs, &f)
+}
+
+/// The transforms of `tapegrad_core::functional` on the row's function, in f64: the
+/// Jacobian against central differences, the reverse and forward Jacobians equal to 1e-12,
+/// `jvp` equal to `J v`; the Hessian of `⟨u, f⟩` symmetric to 1e-12, against central
+/// differences of the gradient, and `hvp` equal to `H v`.
+fn check_transforms<F>(name: &str, inputs: &[Tensor<f64>], f: F) -> Result<(), TestCaseError>
+where
+    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+{
+    use tapegrad_core::functional::{hessian, hvp, jacobian, jacobian_fwd, jvp, vjp};
+    let fail = |what: String| TestCaseError::fail(format!("{name}: {what}"));
+    let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()));
+    let (eps, atol, rtol) = (1e-6, 1e-5, 1e-3);
+    let value = |xs: &[Tensor<f64>]| {
+        let g = Graph::new();
+        let vs: Vec<Var<f64>> = xs.iter().map(|t| g.leaf(t.clone())).collect();
+        f(&g, &vs).value()
+    };
+    let y = value(inputs);
+    let m = y.numel();
+
+    // Reverse and forward Jacobians, and central differences column by column.
+    let jr = jacobian(&f, inputs).map_err(|e| fail(e.to_string()))?;
+    let jf = jacobian_fwd(&f, inputs).map_err(|e| fail(e.to_string()))?;
+    for (j, x) in inputs.iter().enumerate() {
+        let n = x.numel();
+        let want: Vec<usize> = y.shape().iter().chain(x.shape()).copied().collect();
+        if jr[j].shape() != want.as_slice() || jf[j].shape() != want.as_slice() {
+            return Err(fail(format!(
+                "Jacobian shape {:?} / {:?}, want {want:?}",
+                jr[j].shape(),
+                jf[j].shape()
+            )));
+        }
+        for (a, b) in jr[j].as_slice().iter().zip(jf[j].as_slice()) {
+            if !close(*a, *b, 1e-12) {
+                return Err(fail(format!("jacobian {a} vs jacobian_fwd {b}")));
+            }
+        }
+        for k in 0..n {
+            let shifted = |d: f64| {
+                let mut xs = inputs.to_vec();
+                xs[j].as_mut_slice()[k] += d;
+                value(&xs)
+            };
+            let (hi, lo) = (shifted(eps), shifted(-eps));
+            for r in 0..m {
+                let num = (hi.as_slice()[r] - lo.as_slice()[r]) / (2.0 * eps);
+                let got = jr[j].as_slice()[r * n + k];
+                if (got - num).abs() > atol + rtol * num.abs() {
+                    return Err(fail(format!(
+                        "J[{r}, input {j} element {k}] = {got}, finite differences {num}"
+                    )));
+                }
+            }
+        }
+    }
+
+    // jvp against J v.
+    let vs: Vec<Tensor<f64>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(j, x)| Tensor::from_fn(x.shape(), |i| ((i * 7 + j * 3) % 5) as f64 / 4.0 - 0.5))
+        .collect();
+    let (_, jv) = jvp(&f, inputs, &vs).map_err(|e| fail(e.to_string()))?;
+    for r in 0..m {
+        let want: f64 = inputs
+            .iter()
+            .enumerate()
+            .map(|(j, x)| {
+                (0..x.numel())
+                    .map(|k| jr[j].as_slice()[r * x.numel() + k] * vs[j].as_slice()[k])
+                    .sum::<f64>()
+            })
+            .sum();
+        if !close(jv.as_slice()[r], want, 1e-12) {
+            return Err(fail(format!(
+                "jvp[{r}] = {}, J v = {want}",
+                jv.as_slice()[r]
+            )));
+        }
+    }
+
+    // The Hessian of h = ⟨u, f⟩.
+    let u = Tensor::from_fn(y.shape(), |i| ((i * 5 + 1) % 7) as f64 / 3.0 - 1.0);
+    let hs = hessian(|g, v| (f(g, v) * &u).sum(), inputs).map_err(|e| fail(e.to_string()))?;
+    let grad_at = |xs: &[Tensor<f64>]| {
+        vjp(&f, xs, &u)
+            .map(|r| r.1)
+            .map_err(|e| fail(e.to_string()))
+    };
+    let hv = hvp(|g, v| (f(g, v) * &u).sum(), inputs, &vs).map_err(|e| fail(e.to_string()))?;
+    for (i, xi) in inputs.iter().enumerate() {
+        let ni = xi.numel();
+        let mut hv_i = vec![0.0; ni];
+        for (j, xj) in inputs.iter().enumerate() {
+            let nj = xj.numel();
+            let (hij, hji) = (&hs[i][j], &hs[j][i]);
+            for (a, acc) in hv_i.iter_mut().enumerate() {
+                for b in 0..nj {
+                    let (p, q) = (hij.as_slice()[a * nj + b], hji.as_slice()[b * ni + a]);
+                    if !close(p, q, 1e-12) {
+                        return Err(fail(format!(
+                            "H[{i}.{a}, {j}.{b}] = {p} but H[{j}.{b}, {i}.{a}] = {q}"
+                        )));
+                    }
+                    *acc += p * vs[j].as_slice()[b];
+                }
+            }
+            // Column (j, b) of H against central differences of the gradient.
+            for b in 0..nj {
+                let shifted = |d: f64| {
+                    let mut xs = inputs.to_vec();
+                    xs[j].as_mut_slice()[b] += d;
+                    grad_at(&xs)
+                };
+                let (hi, lo) = (shifted(eps)?, shifted(-eps)?);
+                for a in 0..ni {
+                    let num = (hi[i].as_slice()[a] - lo[i].as_slice()[a]) / (2.0 * eps);
+                    let got = hij.as_slice()[a * nj + b];
+                    if (got - num).abs() > atol + rtol * num.abs() {
+                        return Err(fail(format!(
+                            "H[{i}.{a}, {j}.{b}] = {got}, finite differences {num}"
+                        )));
+                    }
+                }
+            }
+        }
+        for (a, (&got, &want)) in hv[i].as_slice().iter().zip(&hv_i).enumerate() {
+            if !close(got, want, 1e-12) {
+                return Err(fail(format!("hvp[{i}.{a}] = {got}, H v = {want}")));
+            }
+        }
+    }
     Ok(())
 }
 

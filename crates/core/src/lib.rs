@@ -27,6 +27,7 @@ pub mod backward;
 pub mod checkpoint;
 mod close;
 pub mod error;
+pub mod functional;
 pub mod gradcheck;
 pub mod graph;
 pub mod memory;
