@@ -12,7 +12,8 @@
 //! `H·v` is computed as `∇ₓ ⟨∇ₓf(x), v⟩`: one backward pass recorded on the tape
 //! (`backward_create_graph`), then an ordinary backward pass through it. No Hessian is ever
 //! formed. The example compares `H·v` for random `x` and `v` with the analytic product, and
-//! builds the whole Hessian column by column from `H·eⱼ` to show it is symmetric.
+//! builds the whole Hessian column by column from `H·eⱼ` to show it is symmetric; then does
+//! the same with the named transforms `tapegrad::functional::{hvp, hessian}`.
 
 use tapegrad::prelude::*;
 
@@ -103,4 +104,28 @@ fn main() {
         0.0,
     );
     println!("symmetric, and equal to the analytic Hessian");
+
+    // The same through the named transforms: `functional::hvp` is the recipe above, and
+    // `functional::hessian` forms H with one sweep per row of the recorded gradient.
+    let x = Tensor::<f64>::rand_uniform([n], -2.0, 2.0, &mut rng);
+    let v = Tensor::<f64>::rand_normal([n], 0.0, 1.0, &mut rng);
+    let named = tapegrad::functional::hvp(
+        |_, x| rosenbrock(x[0]),
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&v),
+    )
+    .expect("hvp")
+    .remove(0);
+    assert_close(&named, &hvp(&x, &v), 1e-12, 0.0);
+    let full = tapegrad::functional::hessian(|_, x| rosenbrock(x[0]), std::slice::from_ref(&x))
+        .expect("hessian")
+        .remove(0)
+        .remove(0);
+    assert_close(
+        &full,
+        &Tensor::from_vec(hessian(x.as_slice()).concat(), [n, n]),
+        1e-9,
+        0.0,
+    );
+    println!("functional::hvp and functional::hessian agree at a random x");
 }
