@@ -6,50 +6,20 @@
 //! `cargo bench --bench tensorboard`. `scripts/bench_tensorboard.py` measures the same in
 //! whole training runs.
 
+#[path = "../examples/common/recipe.rs"]
+mod recipe;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tapegrad::nn::LinearConfig;
 use tapegrad::prelude::*;
 use tapegrad::train::tensorboard::TensorBoardLogger;
-
-fn model(store: &mut ParamStore<f32>) -> Sequential<f32> {
-    let mut rng = seeded_rng(0);
-    let cfg = LinearConfig::default().with_init(Init::HeNormal);
-    let mut m = Sequential::new().push(Flatten::default());
-    let mut width = 784;
-    for h in [256, 128] {
-        let i = m.len();
-        m = m
-            .push(Linear::with_config(
-                store,
-                &i.to_string(),
-                width,
-                h,
-                cfg,
-                &mut rng,
-            ))
-            .push(BatchNorm1d::new(store, &(i + 1).to_string(), h))
-            .push(Relu)
-            .push(Dropout::new(0.2));
-        width = h;
-    }
-    let i = m.len();
-    m.push(Linear::with_config(
-        store,
-        &i.to_string(),
-        width,
-        10,
-        cfg,
-        &mut rng,
-    ))
-}
 
 fn logging(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("tapegrad-bench-tb-{}", std::process::id()));
     let log = TensorBoardLogger::new(&dir).unwrap();
     let mut store = ParamStore::new();
-    let m = model(&mut store);
+    let m = recipe::mlp(&mut store, 784, &recipe::Recipe::fashion_mnist(), 10);
     let mut rng = seeded_rng(1);
     let x = Tensor::<f32>::rand_normal([128, 1, 28, 28], 0.0, 1.0, &mut rng);
     let y = Tensor::from_fn([128], |i| i % 10);

@@ -22,7 +22,6 @@ use clap::Parser;
 use tapegrad::core::checkpoint::write_atomic;
 use tapegrad::data::read::digits;
 use tapegrad::prelude::*;
-use tapegrad::train::tensorboard::TensorBoardLogger;
 
 /// k-fold cross-validation of the digits MLP, and the k models' ensemble.
 #[derive(Parser, Debug)]
@@ -43,14 +42,9 @@ struct Args {
     /// Where the per-fold table goes (`folds.csv`).
     #[arg(long, value_name = "DIR", default_value = "results/kfold")]
     results: PathBuf,
-    /// Log each fold's run to TensorBoard under DIR/kfold-seed{S}-fold{i} (scalars,
-    /// histograms, images, text, hyperparameters: the HParams table compares the folds).
-    #[arg(long, value_name = "DIR")]
-    tensorboard: Option<PathBuf>,
-    /// With --tensorboard: histograms of weights, gradients and activations every N steps
-    /// (0: none).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    histograms_every: usize,
+    // TensorBoard logging (runs under DIR/kfold-seed{S}-fold{i}).
+    #[command(flatten)]
+    tb: report::TensorBoardArgs,
     /// Print one JSON line at the end.
     #[arg(long)]
     json: bool,
@@ -97,15 +91,10 @@ fn run(a: &Args) -> Result<()> {
             classes: all.num_classes(),
             name: format!("digits fold {i}"),
         };
-        let tensorboard = match &a.tensorboard {
-            Some(dir) => Some(TensorBoardLogger::new(
-                dir.join(format!("kfold-seed{}-fold{i}", a.seed)),
-            )?),
-            None => None,
-        };
+        let tensorboard = a.tb.logger(&format!("kfold-seed{}-fold{i}", a.seed))?;
         let opts = recipe::RunOptions {
             progress: Progress::Quiet,
-            tensorboard: tensorboard.clone().map(|log| (log, a.histograms_every)),
+            tensorboard: a.tb.run_option(&tensorboard),
             ..Default::default()
         };
         let t = recipe::train(&r, &data, opts)?;

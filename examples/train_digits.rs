@@ -26,7 +26,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tapegrad::prelude::*;
-use tapegrad::train::tensorboard::TensorBoardLogger;
 
 /// Train the digits MLP (the recipe of train_digits_torch.py).
 #[derive(Parser, Debug)]
@@ -59,14 +58,9 @@ struct Args {
     /// No progress and no table (errors still go to standard error).
     #[arg(long)]
     quiet: bool,
-    /// Log the run to TensorBoard under DIR/{workload}-seed{S}[-augment] (scalars, histograms,
-    /// images, text, hyperparameters).
-    #[arg(long, value_name = "DIR")]
-    tensorboard: Option<PathBuf>,
-    /// With --tensorboard: histograms of weights, gradients and activations every N steps
-    /// (0: none).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    histograms_every: usize,
+    // TensorBoard logging (runs under DIR/train_digits-seed{S}[-augment]).
+    #[command(flatten)]
+    tb: report::TensorBoardArgs,
     /// Print one JSON line at the end (the fields of train_digits_torch.py's).
     #[arg(long)]
     json: bool,
@@ -85,19 +79,13 @@ fn run(a: &Args) -> Result<()> {
         Some(dir) => recipe::mnist_splits(dir, None, a.seed)?,
         None => recipe::digits_splits(a.seed)?,
     };
-    let tensorboard = match &a.tensorboard {
-        Some(dir) => {
-            let run = format!(
-                "train_digits-seed{}{}",
-                a.seed,
-                if r.augment { "-augment" } else { "" }
-            );
-            Some(TensorBoardLogger::new(dir.join(run))?)
-        }
-        None => None,
-    };
+    let tensorboard = a.tb.logger(&format!(
+        "train_digits-seed{}{}",
+        a.seed,
+        if r.augment { "-augment" } else { "" }
+    ))?;
     let opts = recipe::RunOptions {
-        tensorboard: tensorboard.clone().map(|log| (log, a.histograms_every)),
+        tensorboard: a.tb.run_option(&tensorboard),
         progress: if a.quiet {
             Progress::Quiet
         } else {

@@ -25,7 +25,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tapegrad::prelude::*;
-use tapegrad::train::tensorboard::TensorBoardLogger;
 
 /// Train the Fashion-MNIST MLP (the recipe of train_fmnist_torch.py).
 #[derive(Parser, Debug)]
@@ -60,14 +59,9 @@ struct Args {
     /// No progress and no table (errors still go to standard error).
     #[arg(long)]
     quiet: bool,
-    /// Log the run to TensorBoard under DIR/{workload}-seed{S}[-augment] (scalars, histograms,
-    /// images, text, hyperparameters).
-    #[arg(long, value_name = "DIR")]
-    tensorboard: Option<PathBuf>,
-    /// With --tensorboard: histograms of weights, gradients and activations every N steps
-    /// (0: none).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    histograms_every: usize,
+    // TensorBoard logging (runs under DIR/train_fmnist-seed{S}).
+    #[command(flatten)]
+    tb: report::TensorBoardArgs,
     /// Print one JSON line at the end (the fields of train_fmnist_torch.py's).
     #[arg(long)]
     json: bool,
@@ -106,15 +100,9 @@ fn run(a: &Args) -> Result<()> {
     let data = recipe::mnist_splits(&a.data, Some(5000), a.seed)?;
     let load_s = loaded.elapsed().as_secs_f64();
     let rss = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let tensorboard = match &a.tensorboard {
-        Some(dir) => {
-            let run = format!("train_fmnist-seed{}", a.seed);
-            Some(TensorBoardLogger::new(dir.join(run))?)
-        }
-        None => None,
-    };
+    let tensorboard = a.tb.logger(&format!("train_fmnist-seed{}", a.seed))?;
     let opts = recipe::RunOptions {
-        tensorboard: tensorboard.clone().map(|log| (log, a.histograms_every)),
+        tensorboard: a.tb.run_option(&tensorboard),
         progress: if a.quiet {
             Progress::Quiet
         } else {

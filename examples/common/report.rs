@@ -170,6 +170,40 @@ impl tapegrad::train::Callback<f32> for RssProbe {
     }
 }
 
+/// The training examples' TensorBoard options.
+#[derive(clap::Args, Debug)]
+pub struct TensorBoardArgs {
+    /// Log the run to TensorBoard under DIR/{run} (scalars, histograms, images, text,
+    /// hyperparameters); the run's folder name is the example's.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+    /// With --tensorboard: histograms of weights, gradients and activations every N steps
+    /// (0: none).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub histograms_every: usize,
+}
+
+impl TensorBoardArgs {
+    /// The logger of run `run` (none without --tensorboard).
+    pub fn logger(
+        &self,
+        run: &str,
+    ) -> Result<Option<tapegrad::train::tensorboard::TensorBoardLogger>> {
+        self.tensorboard
+            .as_ref()
+            .map(|dir| tapegrad::train::tensorboard::TensorBoardLogger::new(dir.join(run)))
+            .transpose()
+    }
+
+    /// What `RunOptions::tensorboard` takes: a clone of the logger and the histogram interval.
+    pub fn run_option(
+        &self,
+        log: &Option<tapegrad::train::tensorboard::TensorBoardLogger>,
+    ) -> Option<(tapegrad::train::tensorboard::TensorBoardLogger, usize)> {
+        log.clone().map(|l| (l, self.histograms_every))
+    }
+}
+
 /// What a run logs to TensorBoard after training: the test confusion matrix, a grid of
 /// training images as the model sees them (augmented, when augmenting), the recipe as text,
 /// and the hyperparameters with the final metrics (the HParams dashboard).

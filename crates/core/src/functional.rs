@@ -97,13 +97,22 @@ fn check_shapes<T: Float>(
     Ok(())
 }
 
-/// A zero tensor of shape `a ++ b`, its size checked.
+/// Zero blocks of shape `rows[i] ++ xs[j].shape` for every `i, j`, their sizes checked.
 #[track_caller]
-fn block<T: Float>(op: &'static str, a: &[usize], b: &[usize]) -> Result<Tensor<T>> {
-    let shape: Vec<usize> = a.iter().chain(b).copied().collect();
-    checked_numel(&shape)
-        .ok_or_else(|| shape_error(op, &[a, b], "the Jacobian's element count overflows"))?;
-    Tensor::try_zeros(shape)
+fn zero_blocks<T: Float, R: AsRef<[usize]>>(
+    op: &'static str,
+    rows: impl IntoIterator<Item = R>,
+    xs: &[Tensor<T>],
+) -> Result<Vec<Vec<Tensor<T>>>> {
+    let block = |a: &[usize], b: &[usize]| {
+        let shape: Vec<usize> = a.iter().chain(b).copied().collect();
+        checked_numel(&shape)
+            .ok_or_else(|| shape_error(op, &[a, b], "the Jacobian's element count overflows"))?;
+        Tensor::try_zeros(shape)
+    };
+    rows.into_iter()
+        .map(|r| xs.iter().map(|x| block(r.as_ref(), x.shape())).collect())
+        .collect()
 }
 
 /// The gradients of `y` seeded with `seed` with respect to `xs` (zeros where nothing
@@ -261,19 +270,14 @@ where
     let g = Graph::new();
     let x = leaves(&g, xs);
     let ys = f(&g, &x);
-    let mut out = Vec::with_capacity(ys.len());
-    for &y in &ys {
-        let shape = y.shape();
-        let mut blocks = xs
-            .iter()
-            .map(|xj| block("jacobian", &shape, xj.shape()))
-            .collect::<Result<Vec<_>>>()?;
+    let mut out = zero_blocks("jacobian", ys.iter().map(|y| y.shape()), xs)?;
+    for (&y, blocks) in ys.iter().zip(&mut out) {
         if y.requires_grad() {
+            let shape = y.shape();
             for k in 0..y.numel() {
-                write_row(&mut blocks, k, &pull(y, &one_hot(&shape, k), &x));
+                write_row(blocks, k, &pull(y, &one_hot(&shape, k), &x));
             }
         }
-        out.push(blocks);
     }
     Ok(out)
 }
@@ -305,14 +309,7 @@ where
     let g = Graph::new();
     let x = leaves(&g, xs);
     let ys = f(&g, &x);
-    let mut out: Vec<Vec<Tensor<T>>> = ys
-        .iter()
-        .map(|y| {
-            xs.iter()
-                .map(|xj| block("jacobian_fwd", &y.shape(), xj.shape()))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
+    let mut out = zero_blocks("jacobian_fwd", ys.iter().map(|y| y.shape()), xs)?;
     let u: Vec<Var<T>> = ys.iter().map(|y| g.leaf(Tensor::ones(y.shape()))).collect();
     let Some(s) = contract(&ys, &u).filter(|_| ys.iter().any(|y| y.requires_grad())) else {
         return Ok(out);
@@ -346,14 +343,7 @@ where
     let g = Graph::new();
     let x = leaves(&g, xs);
     let y = scalar_output("hessian", f(&g, &x))?;
-    let mut out: Vec<Vec<Tensor<T>>> = xs
-        .iter()
-        .map(|xi| {
-            xs.iter()
-                .map(|xj| block("hessian", xi.shape(), xj.shape()))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
+    let mut out = zero_blocks("hessian", xs.iter().map(|x| x.shape()), xs)?;
     if !y.requires_grad() {
         return Ok(out);
     }
@@ -536,6 +526,7 @@ mod tests {
     #[test]
     fn a_jacobian_too_large_is_an_error() {
         let big = usize::MAX / 2;
-        assert!(block::<f64>("jacobian", &[big], &[4]).is_err());
+        let e = zero_blocks("jacobian", [[big]], &[Tensor::<f64>::zeros([4])]).unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
     }
 }

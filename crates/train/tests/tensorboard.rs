@@ -169,6 +169,22 @@ fn tensorboard_python() -> PathBuf {
         })
 }
 
+/// Runs `script` with TensorBoard's Python on `arg`; its standard output, as JSON.
+fn run_python(script: &str, arg: &Path) -> serde_json::Value {
+    let py = tensorboard_python();
+    let out = Command::new(&py)
+        .args(["-c", script])
+        .arg(arg)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 const ACCUMULATE: &str = r#"
 import json, sys
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -192,20 +208,9 @@ print(json.dumps({
 #[test]
 #[ignore = "needs tensorboard"]
 fn tensorboard_reads_our_files() {
-    let py = tensorboard_python();
     let dir = tmp("accumulator");
     let (_, image) = write_run(&dir);
-    let out = Command::new(&py)
-        .args(["-c", ACCUMULATE])
-        .arg(dir.join("run1"))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_python(ACCUMULATE, &dir.join("run1"));
     assert_eq!(
         v["scalars"],
         serde_json::json!(["hparams/test_accuracy", "train/loss", "train/lr"])
@@ -634,20 +639,9 @@ print(json.dumps({
 #[test]
 #[ignore = "needs tensorboard"]
 fn tensorboard_drops_what_a_crashed_run_logged_after_its_checkpoint() {
-    let py = tensorboard_python();
     let dir = tmp("restart-tb");
     let resumed = crashed_and_resumed(&dir);
-    let out = Command::new(&py)
-        .args(["-c", RESUMED])
-        .arg(dir.join("run"))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_python(RESUMED, &dir.join("run"));
     let loss = v["loss"].as_array().unwrap();
     let steps: Vec<u64> = loss.iter().map(|p| p[0].as_u64().unwrap()).collect();
     assert_eq!(steps, [5, 10, 15, 20]);
