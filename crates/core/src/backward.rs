@@ -642,11 +642,27 @@ fn pass_tensor<T: Float>(
 /// The recorded sweep: every rule runs on `Var`s, so the gradients are on the tape.
 #[track_caller]
 fn sweep_vars<'g, T: Float>(graph: &'g Graph<T>, root: u32, seed: u32) -> VarGradients<'g, T> {
+    let (leaves, _) = sweep_vars_above(graph, root, seed, 0);
+    VarGradients { graph, leaves }
+}
+
+/// The recorded sweep over the nodes from `root` down to `lo` only: the leaves it reached
+/// (ids ≥ `lo`, with their gradients' ids), and the gradient ids that arrived at each node
+/// below `lo` (indexed by node id). A rule that re-records a block of ops at the end of the
+/// tape (gradient checkpointing) differentiates just that block this way, inside the sweep
+/// that runs it.
+#[track_caller]
+pub(crate) fn sweep_vars_above<'g, T: Float>(
+    graph: &'g Graph<T>,
+    root: u32,
+    seed: u32,
+    lo: u32,
+) -> (Vec<(u32, u32)>, Vec<Option<u32>>) {
     let n = root as usize + 1;
     let mut grads: Vec<Option<u32>> = vec![None; n];
     grads[root as usize] = Some(seed);
     let mut leaves = Vec::new();
-    for i in (0..n).rev() {
+    for i in (lo as usize..n).rev() {
         let Some(gid) = grads[i].take() else { continue };
         // Copy what the rule needs and release the borrow: the rule records new nodes.
         let (op, inputs, needs) = {
@@ -694,7 +710,8 @@ fn sweep_vars<'g, T: Float>(graph: &'g Graph<T>, root: u32, seed: u32) -> VarGra
         }
     }
     leaves.reverse();
-    VarGradients { graph, leaves }
+    grads.truncate(lo as usize);
+    (leaves, grads)
 }
 
 #[cfg(test)]

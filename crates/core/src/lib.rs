@@ -33,6 +33,7 @@ pub mod graph;
 pub mod memory;
 pub mod ops;
 pub mod params;
+pub mod recompute;
 pub mod shape;
 pub mod tensor;
 #[cfg(test)]

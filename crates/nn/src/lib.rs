@@ -34,6 +34,8 @@ pub mod linear;
 pub mod loss;
 pub mod module;
 pub mod norm;
+pub mod pass_rng;
+pub mod recompute;
 pub mod regularize;
 pub mod serialize;
 pub mod stats;
@@ -54,6 +56,8 @@ pub use loss::{
 };
 pub use module::{Forward, Mode, Module, Sequential};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};
+pub use pass_rng::PassRng;
+pub use recompute::{checkpoint_segments, Checkpointed};
 pub use regularize::{elastic_net_penalty, l1_penalty, l2_penalty};
 pub use serialize::{load, load_with, save};
 pub use stats::{Histogram, LayerStats, Recorder, TensorStats};

@@ -40,6 +40,7 @@
 use rand::rngs::StdRng;
 use tapegrad_core::{Float, Graph, ParamKey, ParamRole, ParamStore, Var};
 
+use crate::pass_rng::PassRng;
 use crate::stats::Recorder;
 
 /// Training or evaluation: dropout, RReLU and batch normalisation behave differently.
@@ -53,7 +54,7 @@ pub enum Mode {
 
 /// The store a pass reads: shared for an evaluation pass, writable when batch
 /// normalisation may update its running statistics.
-enum StoreRef<'s, T: Float> {
+pub(crate) enum StoreRef<'s, T: Float> {
     Shared(&'s ParamStore<T>),
     Unique(&'s mut ParamStore<T>),
 }
@@ -63,7 +64,7 @@ pub struct Forward<'g, 's, T: Float> {
     graph: &'g Graph<T>,
     store: StoreRef<'s, T>,
     mode: Mode,
-    rng: Option<&'s mut StdRng>,
+    rng: Option<PassRng<'s>>,
     recorder: Option<&'s mut Recorder<'g, T>>,
     bound: Vec<(ParamKey, Var<'g, T>)>,
 }
@@ -75,7 +76,7 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
             graph,
             store: StoreRef::Unique(store),
             mode: Mode::Train,
-            rng: Some(rng),
+            rng: Some(PassRng::new(rng)),
             recorder: None,
             bound: Vec::new(),
         }
@@ -104,10 +105,38 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
             graph,
             store: StoreRef::Unique(store),
             mode,
+            rng: rng.map(PassRng::new),
+            recorder: None,
+            bound: Vec::new(),
+        }
+    }
+
+    /// A pass over the block of a checkpointed module: the outer pass's store (shared or
+    /// writable as it was) and a generator of the block's own.
+    pub(crate) fn for_block(
+        graph: &'g Graph<T>,
+        store: StoreRef<'s, T>,
+        mode: Mode,
+        rng: Option<PassRng<'s>>,
+    ) -> Self {
+        Forward {
+            graph,
+            store,
+            mode,
             rng,
             recorder: None,
             bound: Vec::new(),
         }
+    }
+
+    /// The store (reborrowed as it is held) and the generator, both at once: what a
+    /// checkpointed module's first run borrows from its pass.
+    pub(crate) fn store_and_rng(&mut self) -> (StoreRef<'_, T>, Option<&mut PassRng<'s>>) {
+        let store = match &mut self.store {
+            StoreRef::Shared(s) => StoreRef::Shared(&**s),
+            StoreRef::Unique(s) => StoreRef::Unique(&mut **s),
+        };
+        (store, self.rng.as_mut())
     }
 
     /// Records every layer's output (and, after backward, its gradient) in `recorder`.
@@ -182,8 +211,8 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
     /// If the pass was built without one (`Forward::eval`, or `Forward::new` with `None`)
     /// and a random layer runs in training mode.
     #[track_caller]
-    pub fn rng(&mut self) -> &mut StdRng {
-        match self.rng.as_deref_mut() {
+    pub fn rng(&mut self) -> &mut PassRng<'s> {
+        match self.rng.as_mut() {
             Some(r) => r,
             None => crate::fail(
                 "Forward::rng",
@@ -301,6 +330,11 @@ impl<T: Float> Sequential<T> {
     /// The layers.
     pub fn layers(&self) -> &[Box<dyn Module<T>>] {
         &self.layers
+    }
+
+    /// The layers, by value (to regroup them, as [`crate::checkpoint_segments`] does).
+    pub fn into_layers(self) -> Vec<Box<dyn Module<T>>> {
+        self.layers
     }
 
     /// The number of layers.

@@ -63,7 +63,8 @@ pub trait CustomOp<T: Float>: 'static {
 }
 
 /// The object-safe form the tape stores: the generic backward instantiated twice.
-/// Implemented for every [`CustomOp`]; not meant to be implemented by hand.
+/// Implemented for every [`CustomOp`] (through a private wrapper) and by the core's own
+/// open-ended nodes (gradient checkpointing); not meant to be implemented by hand.
 #[doc(hidden)]
 pub trait DynCustomOp<T: Float> {
     /// The op's name.
@@ -84,9 +85,12 @@ pub trait DynCustomOp<T: Float> {
     ) -> Vec<Option<Var<'g, T>>>;
 }
 
-impl<T: Float, C: CustomOp<T>> DynCustomOp<T> for C {
+/// A user's [`CustomOp`] as the tape stores it.
+struct UserOp<C>(C);
+
+impl<T: Float, C: CustomOp<T>> DynCustomOp<T> for UserOp<C> {
     fn name(&self) -> &str {
-        CustomOp::name(self)
+        CustomOp::name(&self.0)
     }
     fn backward_tensor(
         &self,
@@ -94,7 +98,7 @@ impl<T: Float, C: CustomOp<T>> DynCustomOp<T> for C {
         output: &Tensor<T>,
         grad: &Tensor<T>,
     ) -> Vec<Option<Tensor<T>>> {
-        self.backward(inputs, output, grad)
+        self.0.backward(inputs, output, grad)
     }
     fn backward_var<'g>(
         &self,
@@ -102,7 +106,7 @@ impl<T: Float, C: CustomOp<T>> DynCustomOp<T> for C {
         output: &Var<'g, T>,
         grad: &Var<'g, T>,
     ) -> Vec<Option<Var<'g, T>>> {
-        self.backward(inputs, output, grad)
+        self.0.backward(inputs, output, grad)
     }
 }
 
@@ -174,7 +178,7 @@ impl<T: Float> Graph<T> {
             op.forward(&tensors)?
         };
         let ids: SmallVec<[u32; 4]> = inputs.iter().map(|v| v.id).collect();
-        Ok(self.push(value, Op::Custom(CustomNode(Arc::new(op))), &ids))
+        Ok(self.push(value, Op::Custom(CustomNode(Arc::new(UserOp(op)))), &ids))
     }
 
     /// Applies a custom op (see [`Graph::try_apply`]).
