@@ -262,7 +262,11 @@ pub fn rrelu<'g, T: Float, R: Rng + ?Sized>(
 impl<T: Float> Module<T> for RRelu {
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
         if f.is_training() {
-            rrelu(x, self.lower, self.upper, Some(f.rng()))
+            let rng = f.rng();
+            match rng.as_std() {
+                Some(std) => rrelu(x, self.lower, self.upper, Some(std)),
+                None => rrelu(x, self.lower, self.upper, Some(rng)),
+            }
         } else {
             rrelu::<T, rand::rngs::StdRng>(x, self.lower, self.upper, None)
         }

@@ -69,7 +69,11 @@ impl Dropout {
 impl<T: Float> Module<T> for Dropout {
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
         if f.is_training() {
-            dropout(x, self.p, Some(f.rng()))
+            let rng = f.rng();
+            match rng.as_std() {
+                Some(std) => dropout(x, self.p, Some(std)),
+                None => dropout(x, self.p, Some(rng)),
+            }
         } else {
             x
         }

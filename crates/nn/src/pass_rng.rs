@@ -33,6 +33,16 @@ impl<'s> PassRng<'s> {
         PassRng(Source::Live(rng))
     }
 
+    /// The caller's generator itself when the pass draws from it directly (not inside a
+    /// checkpointed block): a random layer's hot loop runs on it without the dispatch of
+    /// every draw (dropout's mask is twice as fast that way).
+    pub fn as_std(&mut self) -> Option<&mut StdRng> {
+        match &mut self.0 {
+            Source::Live(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// Draws from `from` and logs the bytes in `log`.
     pub(crate) fn recording(
         from: &'s mut (dyn TryRng<Error = Infallible> + 's),
