@@ -97,6 +97,27 @@ impl<T: Float> Gradients<T> {
         }
     }
 
+    /// Parameter gradients computed some other way — per-example gradients clipped and
+    /// summed, a gradient averaged across processes — for an optimizer step. They hold no
+    /// leaf gradients ([`Gradients::get`] of any `Var` panics: they belong to no graph).
+    /// A key given twice keeps the sum.
+    ///
+    /// # Panics
+    /// If a key given twice has gradients of different shapes.
+    #[track_caller]
+    pub fn from_params(params: impl IntoIterator<Item = (ParamKey, Tensor<T>)>) -> Self {
+        let mut out = Gradients::new(0);
+        for (k, g) in params {
+            match out.params.get_mut(k) {
+                Some(acc) => add_into(acc, &g),
+                None => {
+                    out.params.insert(k, g);
+                }
+            }
+        }
+        out
+    }
+
     /// The gradient with respect to a leaf of the graph that was differentiated (or an
     /// intermediate marked with [`Var::retain_grad`] before the pass), or `None` if no
     /// gradient reached it.

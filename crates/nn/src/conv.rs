@@ -7,6 +7,7 @@ use tapegrad_core::{Conv2dSpec, Float, ParamKey, ParamRole, ParamStore, Var, Win
 
 use crate::init::Init;
 use crate::module::{Forward, Module};
+use crate::per_sample::TapKind;
 
 /// Options of a [`Conv2d`] layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -141,7 +142,21 @@ impl<T: Float> Module<T> for Conv2d {
             );
         }
         let b = self.bias.map(|b| f.param(b));
-        x.conv2d(f.param(self.weight), b, self.spec)
+        let w = f.param(self.weight);
+        let ws = w.shape();
+        let y = x.conv2d(w, b, self.spec);
+        let (weight, bias, spec) = (self.weight, self.bias, self.spec);
+        let kernel = (ws[2], ws[3]);
+        f.tap(
+            || TapKind::Conv2d {
+                weight,
+                bias,
+                kernel,
+                spec,
+            },
+            x,
+            y,
+        )
     }
 
     fn params(&self) -> Vec<ParamKey> {

@@ -6,6 +6,7 @@ use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Tensor, Var};
 
 use crate::init::Init;
 use crate::module::{Forward, Module};
+use crate::per_sample::TapKind;
 
 /// A table of `num` vectors of size `dim`.
 #[derive(Clone, Debug)]
@@ -65,7 +66,17 @@ impl Embedding {
         let flat = indices.with_shape([indices.numel()]);
         let mut shape = indices.shape().to_vec();
         shape.push(self.dim);
-        f.param(self.weight).index_select(0, &flat).reshape(shape)
+        let y = f.param(self.weight).index_select(0, &flat).reshape(shape);
+        let (weight, num) = (self.weight, self.num);
+        f.tap(
+            || TapKind::Embedding {
+                weight,
+                num,
+                indices: indices.clone(),
+            },
+            y,
+            y,
+        )
     }
 }
 

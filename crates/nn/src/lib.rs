@@ -35,6 +35,7 @@ pub mod loss;
 pub mod module;
 pub mod norm;
 pub mod pass_rng;
+pub mod per_sample;
 pub mod recompute;
 pub mod regularize;
 pub mod serialize;
@@ -57,6 +58,7 @@ pub use loss::{
 pub use module::{Forward, Mode, Module, Sequential};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};
 pub use pass_rng::PassRng;
+pub use per_sample::{per_sample_grads, Method, PerSampleGrads};
 pub use recompute::{checkpoint_segments, Checkpointed};
 pub use regularize::{elastic_net_penalty, l1_penalty, l2_penalty};
 pub use serialize::{load, load_with, save};

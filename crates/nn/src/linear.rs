@@ -6,6 +6,7 @@ use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Var};
 
 use crate::init::Init;
 use crate::module::{Forward, Module};
+use crate::per_sample::TapKind;
 
 /// Options of a [`Linear`] layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -149,10 +150,12 @@ impl<T: Float> Module<T> for Linear {
         } else {
             x.unsqueeze(0).matmul_t(w, false, true).squeeze_dim(0)
         };
-        match self.bias {
+        let y = match self.bias {
             Some(b) => y + f.param(b),
             None => y,
-        }
+        };
+        let (weight, bias) = (self.weight, self.bias);
+        f.tap(|| TapKind::Linear { weight, bias }, x, y)
     }
 
     fn params(&self) -> Vec<ParamKey> {

@@ -40,7 +40,10 @@
 use rand::rngs::StdRng;
 use tapegrad_core::{Float, Graph, ParamKey, ParamRole, ParamStore, Var};
 
+use std::cell::RefCell;
+
 use crate::pass_rng::PassRng;
+use crate::per_sample::{TapKind, Taps};
 use crate::stats::Recorder;
 
 /// Training or evaluation: dropout, RReLU and batch normalisation behave differently.
@@ -67,6 +70,10 @@ pub struct Forward<'g, 's, T: Float> {
     rng: Option<PassRng<'s>>,
     recorder: Option<&'s mut Recorder<'g, T>>,
     bound: Vec<(ParamKey, Var<'g, T>)>,
+    /// Set by [`crate::per_sample_grads`]: the layers with a per-example rule record their
+    /// inputs and outputs here (`None` in its fallback loop, which needs no taps).
+    taps: Option<&'s RefCell<Taps<'g, T>>>,
+    per_sample: bool,
 }
 
 impl<'g, 's, T: Float> Forward<'g, 's, T> {
@@ -79,6 +86,8 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
             rng: Some(PassRng::new(rng)),
             recorder: None,
             bound: Vec::new(),
+            taps: None,
+            per_sample: false,
         }
     }
 
@@ -91,6 +100,8 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
             rng: None,
             recorder: None,
             bound: Vec::new(),
+            taps: None,
+            per_sample: false,
         }
     }
 
@@ -108,6 +119,8 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
             rng: rng.map(PassRng::new),
             recorder: None,
             bound: Vec::new(),
+            taps: None,
+            per_sample: false,
         }
     }
 
@@ -126,6 +139,8 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
             rng,
             recorder: None,
             bound: Vec::new(),
+            taps: None,
+            per_sample: false,
         }
     }
 
@@ -175,6 +190,9 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
     /// If the key is not in the store.
     #[track_caller]
     pub fn param(&self, key: ParamKey) -> Var<'g, T> {
+        if let Some(t) = self.taps {
+            t.borrow_mut().read(key);
+        }
         match self.bound.iter().find(|(k, _)| *k == key) {
             Some((_, v)) => *v,
             None => self.graph.param(self.store(), key),
@@ -218,6 +236,34 @@ impl<'g, 's, T: Float> Forward<'g, 's, T> {
                 "Forward::rng",
                 "this layer draws random numbers in training mode: build the pass with Forward::train(graph, store, rng)".into(),
             ),
+        }
+    }
+
+    /// A pass of [`crate::per_sample_grads`]: `taps` collects what the layers with a
+    /// per-example rule saw (`None`: its fallback loop, one example at a time).
+    pub(crate) fn for_per_sample(mut self, taps: Option<&'s RefCell<Taps<'g, T>>>) -> Self {
+        self.taps = taps;
+        self.per_sample = true;
+        self
+    }
+
+    /// Whether this pass computes per-example gradients (layers that mix the examples of
+    /// a batch refuse to run in it).
+    pub fn is_per_sample(&self) -> bool {
+        self.per_sample
+    }
+
+    /// Records what a layer with a per-example rule saw, when per-example gradients are
+    /// being computed; returns `output` (retained for its gradient if recorded).
+    pub(crate) fn tap(
+        &self,
+        kind: impl FnOnce() -> TapKind,
+        input: Var<'g, T>,
+        output: Var<'g, T>,
+    ) -> Var<'g, T> {
+        match self.taps {
+            Some(t) => t.borrow_mut().push(kind(), input.value(), output),
+            None => output,
         }
     }
 

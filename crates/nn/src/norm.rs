@@ -17,6 +17,7 @@
 use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Shape, Tensor, Var};
 
 use crate::module::{Forward, Module};
+use crate::per_sample::TapKind;
 
 /// Options of a batch normalisation layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -197,6 +198,17 @@ impl<T: Float> Module<T> for BatchNorm {
         let cshape = channel_shape(self.features, s.len());
         let g = f.graph();
         let use_batch = f.is_training() || !self.cfg.track_running_stats;
+        if use_batch && f.is_per_sample() {
+            crate::fail(
+                "BatchNorm",
+                format!(
+                    "`{}` normalises with the statistics of the batch, which mixes its examples: \
+                     per-example gradients are not defined. Compute them in evaluation mode \
+                     (with running statistics), or use LayerNorm",
+                    self.name
+                ),
+            );
+        }
         let xhat = if use_batch {
             if f.is_training() && n <= 1 {
                 crate::fail(
@@ -244,7 +256,14 @@ impl<T: Float> Module<T> for BatchNorm {
         };
         match (self.weight, self.bias) {
             (Some(w), Some(b)) => {
-                xhat * f.param(w).reshape(cshape.as_slice()) + f.param(b).reshape(cshape.as_slice())
+                let y = xhat * f.param(w).reshape(cshape.as_slice())
+                    + f.param(b).reshape(cshape.as_slice());
+                let tap = || TapKind::Affine {
+                    weight: Some(w),
+                    bias: Some(b),
+                    axes: vec![1],
+                };
+                f.tap(tap, xhat, y)
             }
             _ => xhat,
         }
@@ -396,7 +415,15 @@ impl<T: Float> Module<T> for LayerNorm {
             Err(e) => crate::fail("LayerNorm", format!("`{}`: {e}", self.name)),
         };
         match (self.weight, self.bias) {
-            (Some(w), Some(b)) => xhat * f.param(w) + f.param(b),
+            (Some(w), Some(b)) => {
+                let y = xhat * f.param(w) + f.param(b);
+                let tap = || TapKind::Affine {
+                    weight: Some(w),
+                    bias: Some(b),
+                    axes,
+                };
+                f.tap(tap, xhat, y)
+            }
             _ => xhat,
         }
     }
