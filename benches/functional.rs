@@ -1,13 +1,21 @@
 //! `jacobian` and `jacobian_fwd` against the loop a user writes without them (one forward
 //! and one `backward_with` per output element), on a small network
 //! `x ↦ tanh(W₂ tanh(W₁ x + b₁))` (`x` of 64, a hidden layer of 128, 32 outputs, f64), and
-//! `hessian` against the loop of `hvp`s.
+//! `hessian` against the loop of `hvp`s; and `per_sample_grads` on the digits recipe's MLP
+//! (64-128-64-10 with batch norm, in evaluation mode, f32) against the loop of one forward
+//! and backward per example, for batches of 64 and 256.
 //!
 //! `cargo bench --bench functional`.
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+#[path = "../examples/common/recipe.rs"]
+#[allow(dead_code)]
+mod recipe;
+
+use std::ops::Range;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tapegrad::functional::{hessian, hvp, jacobian, jacobian_fwd};
 use tapegrad::prelude::*;
 
@@ -79,5 +87,64 @@ fn transforms(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, transforms);
+/// Each digit's cross-entropy (one loss per example).
+fn per_example_loss<'g>(
+    labels: &Tensor<usize>,
+    logits: Var<'g, f32>,
+    rows: Range<usize>,
+) -> Var<'g, f32> {
+    let t = Tensor::from_slice(&labels.as_slice()[rows.clone()], [rows.len()]);
+    let cfg = CrossEntropyConfig {
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    cross_entropy_with(logits, &t, &cfg)
+}
+
+fn per_sample(c: &mut Criterion) {
+    let data = recipe::digits_splits(0).unwrap();
+    let mut store = ParamStore::new();
+    let model = recipe::mlp(&mut store, 64, &recipe::Recipe::digits(), 10);
+    let mut g = c.benchmark_group("per_sample_digits_mlp");
+    for b in [64, 256] {
+        let rows: Vec<usize> = (0..b).collect();
+        let batch = data.train.subset(&rows);
+        let (x, labels) = (batch.features().clone(), batch.labels().clone());
+        g.bench_with_input(BenchmarkId::new("per_sample_grads", b), &b, |bench, _| {
+            bench.iter(|| {
+                per_sample_grads(
+                    &model,
+                    &mut store,
+                    Mode::Eval,
+                    None,
+                    black_box(&x),
+                    |y, r| per_example_loss(&labels, y, r),
+                )
+                .unwrap()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("loop_of_backward", b), &b, |bench, _| {
+            let keys = model.trainable(&store);
+            bench.iter(|| {
+                let mut rows: Vec<Vec<Tensor<f32>>> = vec![Vec::with_capacity(b); keys.len()];
+                let mut graph = Graph::new();
+                for i in 0..b {
+                    graph.reset();
+                    let xi = graph.constant(x.narrow(0, i, 1));
+                    let y = model.forward(&mut Forward::eval(&graph, &store), xi);
+                    let grads = per_example_loss(&labels, y, i..i + 1).sum().backward();
+                    for (k, r) in keys.iter().zip(&mut rows) {
+                        r.push(grads.param(*k).unwrap().clone());
+                    }
+                }
+                rows.iter()
+                    .map(|r| Tensor::stack(&r.iter().collect::<Vec<_>>(), 0))
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, transforms, per_sample);
 criterion_main!(benches);

@@ -56,6 +56,7 @@
 pub use tapegrad_check as check;
 pub use tapegrad_core as core;
 pub use tapegrad_core::functional;
+pub use tapegrad_core::recompute;
 pub use tapegrad_data as data;
 pub use tapegrad_kernels as kernels;
 pub use tapegrad_nn as nn;
@@ -80,11 +81,11 @@ pub mod prelude {
         train_test_split, DataLoader, Dataset, KFold, StratifiedKFold, TensorDataset,
     };
     pub use tapegrad_nn::{
-        binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with, l1_penalty,
-        l2_penalty, mse_loss, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Conv2dConfig,
-        CrossEntropyConfig, Dropout, Embedding, Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu,
-        Linear, LinearConfig, MaxPool2d, Mode, Module, Recorder, Reduction, Relu, Sequential,
-        Sigmoid, Tanh,
+        binary_cross_entropy_with_logits, checkpoint_segments, cross_entropy, cross_entropy_with,
+        l1_penalty, l2_penalty, mse_loss, per_sample_grads, AvgPool2d, BatchNorm, BatchNorm1d,
+        BatchNorm2d, Checkpointed, Conv2d, Conv2dConfig, CrossEntropyConfig, Dropout, Embedding,
+        Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu, Linear, LinearConfig, MaxPool2d, Mode,
+        Module, Recorder, Reduction, Relu, Sequential, Sigmoid, Tanh,
     };
     pub use tapegrad_optim::{
         clip_grad_norm, Adam, AdamConfig, AdamW, AdamWConfig, Cosine, NormType, Optimizer,
@@ -100,3 +101,9 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's page on the functional transforms, per-example gradients and checkpointing:
+/// its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/functional.md")]
+pub struct GuideFunctionalDoctests;

@@ -230,6 +230,66 @@ fn line_chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) ->
     })
 }
 
+/// Writes a histogram of `values` (the finite ones, in `bins` equal-width bins over their
+/// range) to `path` as PNG, atomically: per-example gradient norms, weights, activations.
+///
+/// # Errors
+/// [`Error::Argument`] if `bins` is 0 or no value is finite; [`Error::Io`] if the file cannot
+/// be drawn or written.
+pub fn histogram_png(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    values: &[f64],
+    bins: usize,
+) -> Result<()> {
+    let path = path.as_ref();
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let Some((lo, hi)) = value_range(finite.iter().copied()) else {
+        return Err(Error::argument("histogram_png", "no finite value to plot"));
+    };
+    if bins == 0 {
+        return Err(Error::argument(
+            "histogram_png",
+            "the number of bins must be at least 1",
+        ));
+    }
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for v in &finite {
+        let i = (((v - lo) / width) as usize).min(bins - 1);
+        counts[i] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
+    render(path, (800, 500), |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .build_cartesian_2d(lo..hi, 0.0..top)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("count")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style(("sans-serif", 15))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                let x0 = lo + i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], TRAIN.filled())
+            }))
+            .map_err(e)?;
+        Ok(())
+    })
+}
+
 const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const VAL: RGBColor = RGBColor(255, 127, 14);
 
