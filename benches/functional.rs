@@ -10,7 +10,6 @@
 use std::hint::black_box;
 
 #[path = "../examples/common/recipe.rs"]
-#[allow(dead_code)]
 mod recipe;
 
 use std::ops::Range;
@@ -109,7 +108,10 @@ fn per_sample(c: &mut Criterion) {
     for b in [64, 256] {
         let rows: Vec<usize> = (0..b).collect();
         let batch = data.train.subset(&rows);
-        let (x, labels) = (batch.features().clone(), batch.labels().clone());
+        let (x, labels) = (
+            batch.features().clone(),
+            Tensor::from_vec(batch.labels().to_vec(), [b]),
+        );
         g.bench_with_input(BenchmarkId::new("per_sample_grads", b), &b, |bench, _| {
             bench.iter(|| {
                 per_sample_grads(

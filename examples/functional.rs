@@ -15,7 +15,6 @@
 #[path = "common/peak_memory.rs"]
 mod peak_memory;
 #[path = "common/recipe.rs"]
-#[allow(dead_code)]
 mod recipe;
 
 use std::ops::Range;
@@ -70,7 +69,7 @@ fn jacobian_of_a_network() -> Result<()> {
     let w1 = Tensor::<f64>::rand_normal([8, 6], 0.0, 0.6, &mut rng);
     let w2 = Tensor::<f64>::rand_normal([4, 8], 0.0, 0.6, &mut rng);
     let x = Tensor::<f64>::rand_normal([6], 0.0, 1.0, &mut rng);
-    let rev = jacobian(|_, v| net(&w1, &w2, v[0]), &[x.clone()])?.remove(0);
+    let rev = jacobian(|_, v| net(&w1, &w2, v[0]), std::slice::from_ref(&x))?.remove(0);
     let fwd = jacobian_fwd(|_, v| net(&w1, &w2, v[0]), &[x])?.remove(0);
     let diff = rev
         .as_slice()

@@ -4,12 +4,14 @@
 //! the batch-norm statistics and every update agree.
 
 #[path = "../examples/common/recipe.rs"]
-#[allow(dead_code)]
 mod recipe;
 
 use tapegrad::prelude::*;
 
-fn train(segments: Option<usize>) -> (Vec<(u64, u64)>, Vec<(String, Vec<f32>)>) {
+/// Each epoch's (training, validation) loss as bits, and every parameter by name.
+type Run = (Vec<(u64, u64)>, Vec<(String, Vec<f32>)>);
+
+fn train(segments: Option<usize>) -> Run {
     let r = recipe::Recipe {
         epochs: 2,
         ..recipe::Recipe::digits()

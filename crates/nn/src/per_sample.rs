@@ -383,7 +383,14 @@ fn tap_grads<T: Float>(
             let x3 = x.try_reshape([batch, rows, din])?;
             let g3 = gy.try_reshape([batch, rows, dout])?;
             times(batch, times(din, dout)?)?;
-            out.push((*weight, g3.try_matmul_t(&x3, true, false)?));
+            let gw = if rows == 1 {
+                // One row per example: the outer products as one broadcast multiply (a
+                // batch of products with an inner size of 1 would be B tiny gemms).
+                g3.try_reshape([batch, dout, 1])?.try_mul(&x3)?
+            } else {
+                g3.try_matmul_t(&x3, true, false)?
+            };
+            out.push((*weight, gw));
             if let Some(b) = bias {
                 out.push((
                     *b,

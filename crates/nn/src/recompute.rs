@@ -220,7 +220,7 @@ mod tests {
     /// generator's next draw.
     fn step(m: &Sequential<f64>, store: &mut ParamStore<f64>) -> (f64, Gradients<f64>, u64) {
         let g = Graph::new();
-        let x = g.constant(Tensor::rand_uniform(&[8, 5], -1.0, 1.0, &mut seeded_rng(2)));
+        let x = g.constant(Tensor::rand_uniform([8, 5], -1.0, 1.0, &mut seeded_rng(2)));
         let mut rng = seeded_rng(3);
         let y = {
             let mut f = Forward::train(&g, store, &mut rng);
@@ -294,7 +294,7 @@ mod tests {
         // A gradient penalty: the squared norm of d(Σy²)/dx, differentiated again.
         let penalty = |m: &dyn Module<f64>, store: &mut ParamStore<f64>| {
             let g = Graph::new();
-            let x = g.leaf(Tensor::rand_uniform(&[4, 5], -1.0, 1.0, &mut seeded_rng(4)));
+            let x = g.leaf(Tensor::rand_uniform([4, 5], -1.0, 1.0, &mut seeded_rng(4)));
             let y = m.forward(&mut Forward::new(&g, store, Mode::Eval, None), x);
             let dx = y.square().sum().backward_create_graph().wrt_var(x);
             by_name(store, &dx.square().sum().backward())
