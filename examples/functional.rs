@@ -32,9 +32,9 @@ static ALLOC: peak_memory::Counting = peak_memory::Counting;
 #[derive(Parser, Debug)]
 #[command(about = "Jacobians, Newton's method, per-example gradients and DP-SGD, checkpointing")]
 struct Args {
-    /// Where the histogram goes.
+    /// Where the histogram goes (`results/functional/` by default).
     #[arg(long, value_name = "DIR", default_value = "results/functional")]
-    out: PathBuf,
+    results: PathBuf,
     /// Measure the 32 × 1024 MLP (batch 256) instead of 16 × 512.
     #[arg(long)]
     full: bool,
@@ -45,8 +45,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::Io {
-        path: args.out.display().to_string(),
+    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
+        path: args.results.display().to_string(),
         message: e.to_string(),
     })?;
     jacobian_of_a_network()?;
@@ -271,7 +271,7 @@ fn per_example_gradients_and_dp_sgd(args: &Args) -> Result<()> {
         q(0.9),
         q(1.0)
     );
-    let png = args.out.join("per_sample_norms.png");
+    let png = args.results.join("per_sample_norms.png");
     histogram_png(
         &png,
         "Per-example gradient norms, digits MLP at initialisation",

@@ -107,3 +107,9 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/functional.md")]
 pub struct GuideFunctionalDoctests;
+
+/// The guide's page on the second-order example (Newton's method, parameter tying,
+/// multitask losses): its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/second_order.md")]
+pub struct GuideSecondOrderDoctests;

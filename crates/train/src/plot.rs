@@ -170,10 +170,59 @@ type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// A line chart of one or more series over epochs.
 fn line_chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> Result<()> {
-    let last = series
+    xy_chart(path, title, "epoch", y_label, series)
+}
+
+/// The colours of [`line_plot_png`]'s series, in order (matplotlib's first ten).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Writes a line plot of named `(x, y)` series to `path` as PNG, atomically (non-finite
+/// points are left out; for a logarithmic axis, plot `log10` of the values and say so in
+/// the label). The x axis runs from the smallest x (at most 1) to the largest.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be drawn or written.
+pub fn line_plot_png(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let coloured: Vec<Series<'_>> = series
         .iter()
-        .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))
-        .fold(1.0f64, f64::max);
+        .enumerate()
+        .map(|(i, (name, pts))| (*name, PALETTE[i % PALETTE.len()], pts.clone()))
+        .collect();
+    xy_chart(path.as_ref(), title, x_label, y_label, &coloured)
+}
+
+/// A line chart of one or more series.
+fn xy_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+) -> Result<()> {
+    let xs = || {
+        series
+            .iter()
+            .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))
+    };
+    let first = xs().filter(|x| x.is_finite()).fold(1.0f64, f64::min);
+    let last = xs().filter(|x| x.is_finite()).fold(1.0f64, f64::max);
     let range = value_range(
         series
             .iter()
@@ -188,11 +237,11 @@ fn line_chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) ->
             .margin(16)
             .x_label_area_size(45)
             .y_label_area_size(75)
-            .build_cartesian_2d(1.0..last.max(2.0), range.0..range.1)
+            .build_cartesian_2d(first..last.max(first + 1.0), range.0..range.1)
             .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(x_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(y_label)
             .label_style(("sans-serif", 15))
