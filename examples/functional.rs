@@ -16,11 +16,14 @@
 mod peak_memory;
 #[path = "common/recipe.rs"]
 mod recipe;
+#[path = "common/second_order.rs"]
+mod second_order;
 
 use std::ops::Range;
 use std::path::PathBuf;
 
 use clap::Parser;
+use second_order::cholesky_solve;
 use tapegrad::functional::{hessian, jacobian, jacobian_fwd};
 use tapegrad::nn::{Method, PerSampleGrads};
 use tapegrad::prelude::*;
@@ -153,32 +156,6 @@ fn logistic<'g>(x: &Tensor<f64>, y: &Tensor<f64>, w: Var<'g, f64>) -> Var<'g, f6
         + bias;
     let y = w.graph().constant(y.clone());
     binary_cross_entropy_with_logits(logits, y, None, Reduction::Mean) + w.square().sum() * 5e-3
-}
-
-/// Solves `A·d = b` for a symmetric positive definite `A` by Cholesky.
-fn cholesky_solve(a: &Tensor<f64>, b: &Tensor<f64>) -> Vec<f64> {
-    let n = b.numel();
-    let (a, b) = (a.as_slice(), b.as_slice());
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
-            l[i * n + j] = if i == j {
-                (a[i * n + i] - s).sqrt()
-            } else {
-                (a[i * n + j] - s) / l[j * n + j]
-            };
-        }
-    }
-    let mut z = vec![0.0; n];
-    for i in 0..n {
-        z[i] = (b[i] - (0..i).map(|k| l[i * n + k] * z[k]).sum::<f64>()) / l[i * n + i];
-    }
-    let mut d = vec![0.0; n];
-    for i in (0..n).rev() {
-        d[i] = (z[i] - (i + 1..n).map(|k| l[k * n + i] * d[k]).sum::<f64>()) / l[i * n + i];
-    }
-    d
 }
 
 fn newton_on_logistic_regression() -> Result<()> {

@@ -229,8 +229,7 @@ where
     let taps = RefCell::new(Taps::default());
     let xv = g.constant(x.clone());
     let y = {
-        let f = Forward::new(&g, store, mode, rng.as_deref_mut()).for_per_sample(Some(&taps));
-        let mut f = f;
+        let mut f = Forward::new(&g, store, mode, rng.as_deref_mut()).for_per_sample(Some(&taps));
         model.forward(&mut f, xv)
     };
     let total = checked_losses(loss(y, 0..batch), batch)?;

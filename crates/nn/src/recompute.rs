@@ -164,16 +164,13 @@ pub fn checkpoint_segments<T: Float>(model: Sequential<T>, segments: usize) -> S
     let mut out = Sequential::new();
     for s in 0..segments {
         let len = n / segments + usize::from(s < n % segments);
-        let seg = layers
-            .by_ref()
-            .take(len)
-            .fold(Sequential::new(), |seq, l| seq.push_boxed(l));
+        let seg = layers.by_ref().take(len);
         out = if s + 1 == segments {
-            seg.into_layers()
-                .into_iter()
-                .fold(out, |seq, l| seq.push_boxed(l))
+            seg.fold(out, |seq, l| seq.push_boxed(l))
         } else {
-            out.push(Checkpointed::new(seg))
+            out.push(Checkpointed::new(
+                seg.fold(Sequential::new(), |seq, l| seq.push_boxed(l)),
+            ))
         };
     }
     out
