@@ -36,6 +36,8 @@ pub use callbacks::{
 pub use evaluate::{evaluate, evaluate_with_probabilities, Ensemble, EnsembleReport, Evaluation};
 pub use history::{EpochRecord, History};
 pub use metrics::{correct, predictions, top_k_accuracy, ClassScores, ConfusionMatrix, Meter};
-pub use plot::{histogram_png, line_plot_png, plot_confusion, plot_history, register_font};
+pub use plot::{
+    histogram_grid_png, histogram_png, line_plot_png, plot_confusion, plot_history, register_font,
+};
 pub use progress::Progress;
 pub use trainer::{Loss, Outcome, Penalty, TrainConfig, Trainer};

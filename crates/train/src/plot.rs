@@ -304,11 +304,7 @@ pub fn histogram_png(
         ));
     }
     let width = (hi - lo) / bins as f64;
-    let mut counts = vec![0usize; bins];
-    for v in &finite {
-        let i = (((v - lo) / width) as usize).min(bins - 1);
-        counts[i] += 1;
-    }
+    let counts = bin_counts(&finite, lo, hi, bins);
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
     render(path, (800, 500), |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
@@ -335,6 +331,95 @@ pub fn histogram_png(
                 Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], TRAIN.filled())
             }))
             .map_err(e)?;
+        Ok(())
+    })
+}
+
+/// How many of `values` fall in each of `bins` equal-width bins over `[lo, hi]` (values
+/// outside the range, and non-finite ones, are not counted; `hi` falls in the last bin).
+fn bin_counts(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<usize> {
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for &v in values {
+        if v.is_finite() && v >= lo && v <= hi {
+            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+        }
+    }
+    counts
+}
+
+/// Writes a grid of histograms to `path` as PNG, atomically: one panel per `(title,
+/// values)`, `cols` panels to a row, every panel binned over the same range (`range`, or
+/// the finite values' range over all panels) in `bins` bins, each panel's count axis
+/// scaled to its own tallest bin — the layer-by-layer activation histograms of an
+/// initialisation experiment.
+///
+/// # Errors
+/// [`Error::Argument`] if there is no panel, `cols` or `bins` is 0, or the range is empty
+/// (no finite value, or `range` not increasing); [`Error::Io`] if the file cannot be drawn
+/// or written.
+pub fn histogram_grid_png(
+    path: impl AsRef<Path>,
+    title: &str,
+    panels: &[(&str, &[f64])],
+    cols: usize,
+    range: Option<(f64, f64)>,
+    bins: usize,
+) -> Result<()> {
+    let path = path.as_ref();
+    let bad = |why: &str| Err(Error::argument("histogram_grid_png", why));
+    if panels.is_empty() || cols == 0 || bins == 0 {
+        return bad("it needs at least one panel, one column and one bin");
+    }
+    let Some((lo, hi)) =
+        range.or_else(|| value_range(panels.iter().flat_map(|(_, v)| v.iter().copied())))
+    else {
+        return bad("no finite value to plot");
+    };
+    if !(lo < hi && lo.is_finite() && hi.is_finite()) {
+        return bad("the range must be finite and increasing");
+    }
+    let counts: Vec<Vec<usize>> = panels
+        .iter()
+        .map(|(_, v)| bin_counts(v, lo, hi, bins))
+        .collect();
+    let rows = panels.len().div_ceil(cols);
+    let (pw, ph, head) = (220u32, 160u32, 50u32);
+    let size = (pw * cols as u32, head + ph * rows as u32);
+    let width = (hi - lo) / bins as f64;
+    render(path, size, |root| {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let (top, body) = root.split_vertically(head);
+        top.titled(title, ("sans-serif", 24)).map_err(e)?;
+        let cells = body.split_evenly((rows, cols));
+        for ((cell, (name, _)), counts) in cells.iter().zip(panels).zip(&counts) {
+            let peak = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.05;
+            let mut chart = ChartBuilder::on(cell)
+                .caption(*name, ("sans-serif", 14))
+                .margin(6)
+                .margin_right(14)
+                .x_label_area_size(22)
+                .y_label_area_size(8)
+                .build_cartesian_2d(lo..hi, 0.0..peak)
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .disable_y_axis()
+                .x_labels(3)
+                .x_label_formatter(&|x| format!("{x:.1}"))
+                .label_style(("sans-serif", 11))
+                .light_line_style(RGBColor(240, 240, 240))
+                .draw()
+                .map_err(e)?;
+            chart
+                .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                    let x0 = lo + i as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], TRAIN.filled())
+                }))
+                .map_err(e)?;
+        }
         Ok(())
     })
 }
@@ -568,6 +653,22 @@ mod tests {
             assert!(dark > 2000, "{}: {dark} dark pixels", f.display());
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn histogram_grid_is_a_png_and_refuses_an_empty_range() {
+        let dir = tmp("grid");
+        let a: Vec<f64> = (0..1000).map(|i| (i as f64 / 100.0).sin()).collect();
+        let b = vec![0.0; 10];
+        let path = dir.join("grid.png");
+        histogram_grid_png(&path, "two layers", &[("a", &a), ("b", &b)], 2, None, 20).unwrap();
+        let png = std::fs::read(&path).unwrap();
+        assert_eq!(png_size(&png), (440, 210));
+        let none: &[f64] = &[f64::NAN];
+        assert!(histogram_grid_png(&path, "t", &[("n", none)], 1, None, 10).is_err());
+        assert!(histogram_grid_png(&path, "t", &[("a", &a)], 1, Some((1.0, 1.0)), 10).is_err());
+        assert!(histogram_grid_png(&path, "t", &[], 1, None, 10).is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
