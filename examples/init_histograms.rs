@@ -47,6 +47,8 @@
 //! `std_per_layer.png` and `stats.csv` (case, layer, mean, std, gradient norm) under
 //! `results/init_histograms/`.
 
+#[path = "common/claims.rs"]
+mod claims;
 #[path = "common/init_stats.rs"]
 mod init_stats;
 #[path = "common/recipe.rs"]

@@ -38,6 +38,8 @@
 //! `loss_adam.png`, `exploding_clip.png` (loss per step with and without clipping) and
 //! `grad_norms.csv`, `losses.csv` under `results/vanishing_gradients/`.
 
+#[path = "common/claims.rs"]
+mod claims;
 #[path = "common/deep_mlp.rs"]
 mod deep_mlp;
 #[path = "common/recipe.rs"]

@@ -4,6 +4,8 @@
 //! ratios of ReLU with Xavier and He, and Glorot & Bengio's standard against normalized
 //! initialisation.
 
+#[path = "../examples/common/claims.rs"]
+mod claims;
 #[path = "../examples/common/init_stats.rs"]
 mod init_stats;
 

@@ -4,6 +4,8 @@
 //! ReLU with He's init stays balanced; and exploding gradients diverge without clipping and
 //! train with it (200 steps instead of 500).
 
+#[path = "../examples/common/claims.rs"]
+mod claims;
 #[path = "../examples/common/deep_mlp.rs"]
 mod deep_mlp;
 #[path = "../examples/common/recipe.rs"]

@@ -186,9 +186,16 @@ impl DeepMlp {
 pub enum Update {
     /// Adam (PyTorch's defaults) at this learning rate.
     Adam(f64),
-    /// Plain SGD at this learning rate, the gradients' global norm clipped to `clip` first
-    /// if given.
-    Sgd(f64, Option<f64>),
+    /// SGD (PyTorch's, with heavy-ball momentum if not 0), the gradients' global norm
+    /// clipped to `clip` first if given.
+    Sgd {
+        /// The learning rate.
+        lr: f64,
+        /// The momentum (0 for plain SGD).
+        momentum: f64,
+        /// The largest global gradient norm, if clipped.
+        clip: Option<f64>,
+    },
 }
 
 /// Trains for `steps` minibatch steps of `batch` (reshuffled each epoch from `seed`);
@@ -205,7 +212,11 @@ pub fn train(
 ) -> Vec<f64> {
     let loader = DataLoader::new(data, batch).with_shuffle(seed);
     let mut adam = Adam::new(AdamConfig::default());
-    let mut sgd = Sgd::new(SgdConfig::default());
+    let momentum = match update {
+        Update::Sgd { momentum, .. } => momentum,
+        Update::Adam(_) => 0.0,
+    };
+    let mut sgd = Sgd::new(SgdConfig::default().with_momentum(momentum));
     let mut losses = Vec::with_capacity(steps);
     let mut g = Graph::new();
     'outer: for epoch in 0.. {
@@ -227,7 +238,7 @@ pub fn train(
             }
             match update {
                 Update::Adam(lr) => adam.step(store, &grads, lr),
-                Update::Sgd(lr, clip) => {
+                Update::Sgd { lr, clip, .. } => {
                     if let Some(c) = clip {
                         if clip_grad_norm(&mut grads, c, NormType::L2).is_err() {
                             losses.push(f64::NAN);

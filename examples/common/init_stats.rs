@@ -12,6 +12,8 @@
 
 use tapegrad::prelude::*;
 
+pub use crate::claims::{report, Claim};
+
 /// The nonlinearity after each layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Act {
@@ -245,19 +247,6 @@ pub fn imbalance(l: &Layers) -> f64 {
     r.max(1.0 / r)
 }
 
-/// One claim: what it says, what was measured, what it is compared with, and whether it
-/// holds.
-pub struct Claim {
-    /// The case and the statement.
-    pub what: String,
-    /// The measured value.
-    pub measured: String,
-    /// The published or theoretical value, and the tolerance.
-    pub expected: String,
-    /// Whether the measurement is within the tolerance.
-    pub holds: bool,
-}
-
 /// The largest `|measured/expected − 1|` over the layers, and the layer (1-based).
 fn worst(measured: &[f64], expected: &[f64]) -> (f64, usize) {
     measured
@@ -389,24 +378,4 @@ pub fn glorot_claims(standard: &Layers, normalized: &Layers) -> Vec<Claim> {
             holds: s >= 3.0 * n,
         },
     ]
-}
-
-/// Prints the claims as a table and panics naming every one that does not hold.
-pub fn report(claims: &[Claim]) {
-    let w = claims
-        .iter()
-        .map(|c| c.what.chars().count())
-        .max()
-        .unwrap_or(0);
-    for c in claims {
-        let mark = if c.holds { "ok  " } else { "FAIL" };
-        let pad = " ".repeat(w - c.what.chars().count());
-        println!("{mark} {}{pad}  {}  [{}]", c.what, c.measured, c.expected);
-    }
-    let failed: Vec<&str> = claims
-        .iter()
-        .filter(|c| !c.holds)
-        .map(|c| c.what.as_str())
-        .collect();
-    assert!(failed.is_empty(), "claims that do not hold: {failed:?}");
 }

@@ -5,6 +5,8 @@
 
 use tapegrad::prelude::*;
 
+pub use crate::claims::{report, Claim};
+
 use crate::deep_mlp::{train, Act, DeepMlp, Pass, Update};
 
 /// One network of the experiment, with its parameters.
@@ -79,18 +81,6 @@ pub fn ratio(p: &Pass) -> f64 {
 pub fn factor(p: &Pass) -> f64 {
     let n = p.delta.len();
     (p.delta[0] / p.delta[n - 1]).powf(1.0 / (n - 1) as f64)
-}
-
-/// One claim: what it says, what was measured, what it is compared with, whether it holds.
-pub struct Claim {
-    /// The case and the statement.
-    pub what: String,
-    /// The measured value.
-    pub measured: String,
-    /// The bound or the theory.
-    pub expected: String,
-    /// Whether it holds.
-    pub holds: bool,
 }
 
 /// The claims at initialisation.
@@ -176,13 +166,29 @@ pub fn exploding(data: &TensorDataset<f32>, steps: usize) -> Exploding {
         })
         .sum::<f64>()
         .sqrt();
-    let plain = train(&m, &mut store, data, Update::Sgd(0.01, None), steps, 64, 1);
+    let plain = train(
+        &m,
+        &mut store,
+        data,
+        Update::Sgd {
+            lr: 0.01,
+            momentum: 0.0,
+            clip: None,
+        },
+        steps,
+        64,
+        1,
+    );
     let (m, mut store) = make();
     let clipped = train(
         &m,
         &mut store,
         data,
-        Update::Sgd(0.01, Some(1.0)),
+        Update::Sgd {
+            lr: 0.01,
+            momentum: 0.0,
+            clip: Some(1.0),
+        },
         steps,
         64,
         1,
@@ -218,24 +224,4 @@ pub fn exploding_claims(e: &Exploding) -> Vec<Claim> {
             holds: c1.is_finite() && c1 < 0.25 * c0,
         },
     ]
-}
-
-/// Prints the claims as a table and panics naming every one that does not hold.
-pub fn report(claims: &[Claim]) {
-    let w = claims
-        .iter()
-        .map(|c| c.what.chars().count())
-        .max()
-        .unwrap_or(0);
-    for c in claims {
-        let mark = if c.holds { "ok  " } else { "FAIL" };
-        let pad = " ".repeat(w - c.what.chars().count());
-        println!("{mark} {}{pad}  {}  [{}]", c.what, c.measured, c.expected);
-    }
-    let failed: Vec<&str> = claims
-        .iter()
-        .filter(|c| !c.holds)
-        .map(|c| c.what.as_str())
-        .collect();
-    assert!(failed.is_empty(), "claims that do not hold: {failed:?}");
 }
