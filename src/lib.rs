@@ -113,3 +113,18 @@ pub struct GuideFunctionalDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/second_order.md")]
 pub struct GuideSecondOrderDoctests;
+
+/// The guide's page on vanishing and exploding gradients: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/vanishing_gradients.md")]
+pub struct GuideVanishingGradientsDoctests;
+
+/// The guide's page on activations at initialisation: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/init_histograms.md")]
+pub struct GuideInitHistogramsDoctests;
+
+/// The guide's page on He initialisation and depth: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/he_init_depth.md")]
+pub struct GuideHeInitDepthDoctests;

@@ -132,6 +132,10 @@ pub(crate) fn encode_png(
     let mut enc = png::Encoder::new(&mut bytes, w, h);
     enc.set_color(color);
     enc.set_depth(png::BitDepth::Eight);
+    // Plots are mostly flat colour: the adaptive filter and the best deflate level make
+    // them several times smaller, for a few milliseconds more.
+    enc.set_compression(png::Compression::Best);
+    enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     let mut writer = enc.write_header()?;
     writer.write_image_data(pixels)?;
     writer.finish()?;
