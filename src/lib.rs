@@ -128,3 +128,8 @@ pub struct GuideInitHistogramsDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/he_init_depth.md")]
 pub struct GuideHeInitDepthDoctests;
+
+/// The guide's page on batch normalisation: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/batchnorm.md")]
+pub struct GuideBatchnormDoctests;
