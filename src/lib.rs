@@ -133,3 +133,8 @@ pub struct GuideHeInitDepthDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/batchnorm.md")]
 pub struct GuideBatchnormDoctests;
+
+/// The guide's page on regularisation: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/regularization.md")]
+pub struct GuideRegularizationDoctests;

@@ -56,7 +56,8 @@ where
 }
 
 /// A term added to the training loss that depends on the parameters (an L1/L2 penalty);
-/// any `Fn(&Forward) -> Var` is one.
+/// any `Fn(&Forward) -> Var` is one. A closure written in place needs [`penalty`] around it,
+/// so that Rust infers its signature for every lifetime of the pass.
 pub trait Penalty<T: Float> {
     /// The term, on the pass's graph.
     fn penalty<'g>(&self, f: &Forward<'g, '_, T>) -> Var<'g, T>;
@@ -69,6 +70,30 @@ where
     fn penalty<'g>(&self, f: &Forward<'g, '_, T>) -> Var<'g, T> {
         self(f)
     }
+}
+
+/// The closure `f` as a [`Penalty`]: it returns `f` unchanged, and its bound makes Rust
+/// infer the closure's signature for every lifetime of the pass (a closure literal passed
+/// straight to [`Trainer::with_penalty`] is inferred for one lifetime and refused).
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::optim::Constant;
+/// use tapegrad::train::penalty;
+///
+/// let mut store = ParamStore::<f32>::new();
+/// let model = Linear::new(&mut store, "fc", 4, 2, Init::TorchDefault, &mut seeded_rng(0));
+/// let weights = model.weights(&store);
+/// let trainer = Trainer::new(&model, Sgd::new(SgdConfig::default()), Constant(0.1))
+///     .with_penalty(penalty(move |f| l2_penalty(f, &weights, 1e-4)));
+/// # drop(trainer);
+/// ```
+pub fn penalty<T, F>(f: F) -> F
+where
+    T: Float,
+    F: for<'g, 's> Fn(&Forward<'g, 's, T>) -> Var<'g, T>,
+{
+    f
 }
 
 /// What a run does besides its model, optimizer and schedule.
