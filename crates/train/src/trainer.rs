@@ -77,15 +77,16 @@ where
 /// straight to [`Trainer::with_penalty`] is inferred for one lifetime and refused).
 ///
 /// ```
-/// use tapegrad::prelude::*;
-/// use tapegrad::optim::Constant;
-/// use tapegrad::train::penalty;
+/// use tapegrad_core::{seeded_rng, ParamStore};
+/// use tapegrad_nn::{l2_penalty, Init, Linear, Module};
+/// use tapegrad_optim::{Constant, Sgd, SgdConfig};
+/// use tapegrad_train::{penalty, Trainer};
 ///
 /// let mut store = ParamStore::<f32>::new();
 /// let model = Linear::new(&mut store, "fc", 4, 2, Init::TorchDefault, &mut seeded_rng(0));
 /// let weights = model.weights(&store);
 /// let trainer = Trainer::new(&model, Sgd::new(SgdConfig::default()), Constant(0.1))
-///     .with_penalty(penalty(move |f| l2_penalty(f, &weights, 1e-4)));
+///     .with_penalty(penalty::<f32, _>(move |f| l2_penalty(f, &weights, 1e-4)));
 /// # drop(trainer);
 /// ```
 pub fn penalty<T, F>(f: F) -> F
