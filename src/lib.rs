@@ -138,3 +138,8 @@ pub struct GuideBatchnormDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/regularization.md")]
 pub struct GuideRegularizationDoctests;
+
+/// The guide's page on adversarial examples: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/adversarial.md")]
+pub struct GuideAdversarialDoctests;
