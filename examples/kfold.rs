@@ -10,6 +10,8 @@
 //! The cross-validation estimate is the mean ± standard deviation of the fold accuracies;
 //! the 5 models then vote on the test split by averaging their probabilities.
 
+#[path = "common/folds.rs"]
+mod folds;
 #[path = "common/recipe.rs"]
 mod recipe;
 #[path = "common/report.rs"]
@@ -20,7 +22,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tapegrad::core::checkpoint::write_atomic;
-use tapegrad::data::read::digits;
 use tapegrad::prelude::*;
 
 /// k-fold cross-validation of the digits MLP, and the k models' ensemble.
@@ -50,27 +51,14 @@ struct Args {
     json: bool,
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var.sqrt())
-}
-
 fn run(a: &Args) -> Result<()> {
     tapegrad::kernels::threads::set_num_threads(a.threads);
-    let all = digits::<f32>()?.map_features(|x| x.mul_scalar(1.0 / 16.0));
-    let y = all.targets().to_vec();
-    let outer = train_test_split(y.len(), 0.2, Some(&y), a.seed)?;
-    let (rest, test) = (all.subset(&outer.train), all.subset(&outer.test));
-    let folds = StratifiedKFold::new(a.folds)
-        .with_shuffle(a.seed)
-        .split(&rest.targets().to_vec())?;
+    let f = folds::digits_folds(a.folds, a.seed)?;
     println!(
         "digits: {} for cross-validation in {} stratified folds, {} for the test",
-        rest.len(),
+        f.rest.len(),
         a.folds,
-        test.len()
+        f.test.len()
     );
     println!(
         "\n{:>5}  {:>7}  {:>7}  {:>6}  {:>9}  {:>8}",
@@ -78,61 +66,44 @@ fn run(a: &Args) -> Result<()> {
     );
     let mut trained = Vec::new();
     let mut csv = String::from("fold,train,held_out,epochs,fold_accuracy,test_accuracy\n");
-    for (i, fold) in folds.iter().enumerate() {
-        let r = recipe::Recipe {
-            epochs: a.epochs,
-            seed: a.seed + i as u64,
-            ..recipe::Recipe::digits()
-        };
-        let data = recipe::Splits {
-            train: rest.subset(&fold.train),
-            val: rest.subset(&fold.test),
-            test: test.clone(),
-            classes: all.num_classes(),
-            name: format!("digits fold {i}"),
-        };
+    for i in 0..a.folds {
         let tensorboard = a.tb.logger(&format!("kfold-seed{}-fold{i}", a.seed))?;
         let opts = recipe::RunOptions {
             progress: Progress::Quiet,
             tensorboard: a.tb.run_option(&tensorboard),
             ..Default::default()
         };
-        let t = recipe::train(&r, &data, opts)?;
+        let m = folds::train_fold(&f, i, a.epochs, a.seed, opts)?;
+        let t = &m.trained;
         if let Some(log) = &tensorboard {
-            report::log_run(log, &t, &r, &data, None, a.threads)?;
+            report::log_run(log, t, &m.recipe, &m.data, None, a.threads)?;
         }
-        let held = evaluate(
-            &t.model,
-            &t.store,
-            &DataLoader::new(&data.val, 1024),
-            &cross_entropy::<f32>,
-        );
         println!(
             "{i:>5}  {:>7}  {:>7}  {:>6}  {:>8.2}%  {:>7.2}%",
-            data.train.len(),
-            data.val.len(),
+            m.data.train.len(),
+            m.data.val.len(),
             t.outcome.epochs,
-            100.0 * held.accuracy(),
+            100.0 * m.held_accuracy,
             100.0 * t.test.accuracy()
         );
         csv += &format!(
             "{i},{},{},{},{},{}\n",
-            data.train.len(),
-            data.val.len(),
+            m.data.train.len(),
+            m.data.val.len(),
             t.outcome.epochs,
-            held.accuracy(),
+            m.held_accuracy,
             t.test.accuracy()
         );
-        trained.push((held.accuracy(), t));
+        trained.push((m.held_accuracy, m.trained));
     }
     let fold_acc: Vec<f64> = trained.iter().map(|(a, _)| *a).collect();
-    let (m, s) = mean_std(&fold_acc);
+    let (m, s) = folds::mean_std(&fold_acc);
     let mut ensemble = Ensemble::new();
     for (_, t) in &trained {
         ensemble.push(&t.model, &t.store);
     }
-    let report = ensemble.evaluate(&DataLoader::new(&test, 1024));
-    let (mm, ms) = mean_std(&report.member_accuracy);
+    let report = ensemble.evaluate(&DataLoader::new(&f.test, 1024));
+    let (mm, ms) = folds::mean_std(&report.member_accuracy);
     println!(
         "\ncross-validation accuracy  {:.2}% ± {:.2}% (mean ± std over {} folds)",
         100.0 * m,

@@ -143,3 +143,8 @@ pub struct GuideRegularizationDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/adversarial.md")]
 pub struct GuideAdversarialDoctests;
+
+/// The guide's page on k-fold ensembles: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/ensembles_kfold.md")]
+pub struct GuideEnsemblesKfoldDoctests;

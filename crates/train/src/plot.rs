@@ -243,9 +243,13 @@ fn xy_chart(
             .y_label_area_size(75)
             .build_cartesian_2d(first..last.max(first + 1.0), range.0..range.1)
             .map_err(e)?;
+        // Whole-number labels: at most one per unit of x, so a short axis (five seeds, ten
+        // layers) is not labelled 1, 2, 2, 3 by rounding.
+        let x_labels = ((last - first).round() as usize + 1).clamp(2, 11);
         chart
             .configure_mesh()
             .x_desc(x_label)
+            .x_labels(x_labels)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(y_label)
             .label_style(("sans-serif", 15))
