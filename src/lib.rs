@@ -148,3 +148,8 @@ pub struct GuideAdversarialDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/ensembles_kfold.md")]
 pub struct GuideEnsemblesKfoldDoctests;
+
+/// The guide's page on learning-rate schedules: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/lr_schedules.md")]
+pub struct GuideLrSchedulesDoctests;
