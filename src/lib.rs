@@ -153,3 +153,8 @@ pub struct GuideEnsemblesKfoldDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/lr_schedules.md")]
 pub struct GuideLrSchedulesDoctests;
+
+/// The guide's page on the optimizers: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/optimizers.md")]
+pub struct GuideOptimizersDoctests;

@@ -151,6 +151,32 @@ fn render(
     write_atomic(path, &render_png(path, size, draw)?)
 }
 
+/// Draws a custom plot with plotters into a `w × h` image and writes it to `path` as PNG,
+/// atomically, with the bundled font registered (so text needs no system font). `draw`
+/// gets the whole drawing area (not filled); it returns a message on failure.
+///
+/// ```
+/// use plotters::prelude::*;
+/// let path = std::env::temp_dir().join(format!("tapegrad-draw-{}.png", std::process::id()));
+/// tapegrad_train::plot::draw_png(&path, (200, 100), |root| {
+///     root.fill(&WHITE).map_err(|e| e.to_string())?;
+///     root.draw(&Circle::new((100, 50), 20, RED.filled())).map_err(|e| e.to_string())
+/// })
+/// .unwrap();
+/// assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] naming the file if `draw` fails or the file cannot be written.
+pub fn draw_png(
+    path: impl AsRef<Path>,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    render(path.as_ref(), size, draw)
+}
+
 /// The range of the finite values, padded by 5% (a unit around a single value).
 fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
