@@ -158,3 +158,48 @@ pub struct GuideLrSchedulesDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/optimizers.md")]
 pub struct GuideOptimizersDoctests;
+
+/// The guide's page `installation.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/installation.md")]
+pub struct GuideInstallationDoctests;
+
+/// The guide's page `first_model.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/first_model.md")]
+pub struct GuideFirstModelDoctests;
+
+/// The guide's page `autograd.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/autograd.md")]
+pub struct GuideAutogradDoctests;
+
+/// The guide's page `custom_ops.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/custom_ops.md")]
+pub struct GuideCustomOpsDoctests;
+
+/// The guide's page `nn_optim_data.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/nn_optim_data.md")]
+pub struct GuideNnOptimDataDoctests;
+
+/// The guide's page `trainer.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/trainer.md")]
+pub struct GuideTrainerDoctests;
+
+/// The guide's page `checkpoints.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/checkpoints.md")]
+pub struct GuideCheckpointsDoctests;
+
+/// The guide's page `conformance.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/conformance.md")]
+pub struct GuideConformanceDoctests;
+
+/// The guide's page `performance.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/performance.md")]
+pub struct GuidePerformanceDoctests;
