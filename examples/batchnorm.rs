@@ -55,10 +55,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let data = recipe::digits_splits(0)?;
     let runs: Vec<Run> = [(false, 0.1), (true, 0.1), (false, 0.5), (true, 0.5)]
         .iter()

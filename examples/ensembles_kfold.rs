@@ -67,10 +67,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let results = (0..args.seeds)
         .map(|s| ensembles::run_seed(5, args.epochs, s))
         .collect::<Result<Vec<SeedResult>>>()?;

@@ -48,10 +48,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     jacobian_of_a_network()?;
     newton_on_logistic_regression()?;
     per_example_gradients_and_dp_sgd(&args)?;

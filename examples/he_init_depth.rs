@@ -78,10 +78,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let data = recipe::digits_splits(0)?;
     let runs = he_depth::runs(&data.train, STEPS);
     println!(

@@ -84,10 +84,7 @@ fn main() -> std::process::ExitCode {
 const STRIDE: usize = 10;
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let mut csv = String::from("case,layer,mean,std,grad_norm\n");
     let mut grid: BTreeMap<(usize, usize), Layers> = BTreeMap::new();
     println!("10 layers of 500 units, inputs randn(1000, 500): std of each layer's activations");

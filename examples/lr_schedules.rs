@@ -42,7 +42,7 @@ use clap::Parser;
 use serde_json::Value;
 use tapegrad::core::checkpoint::write_atomic;
 use tapegrad::optim::*;
-use tapegrad::prelude::{Error, Result};
+use tapegrad::prelude::Result;
 use tapegrad::train::line_plot_png;
 
 #[derive(Parser, Debug)]
@@ -61,10 +61,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let steps = 100;
     let one_cycle = OneCycle::new(0.1, steps);
     let schedules: Vec<(&str, Box<dyn Schedule>)> = vec![

@@ -302,10 +302,7 @@ fn run(args: Args) -> Result<()> {
         ),
     ];
     let out = args.results.as_path();
-    std::fs::create_dir_all(out).map_err(|e| Error::Io {
-        path: out.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(out)?;
     let mut steps_csv = String::from("problem,optimizer,lr,steps,final_loss\n");
     type Make = Box<dyn Fn() -> Box<dyn Optimizer<f64>>>;
     let optimizers: Vec<(&'static str, Make, Vec<f64>)> = vec![

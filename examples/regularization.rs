@@ -81,10 +81,7 @@ fn slug(r: Reg) -> &'static str {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let epochs = args.epochs.unwrap_or(if args.full { 200 } else { 100 });
     let seeds = [0u64, 1, 2];
     let mut all: Vec<Vec<Outcome>> = Vec::new();

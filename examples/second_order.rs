@@ -64,10 +64,7 @@ fn main() -> std::process::ExitCode {
 use second_order::TOL;
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let mut csv = String::from("problem,method,iteration,loss,grad_norm\n");
     let problems = [
         (

@@ -85,10 +85,7 @@ fn per_layer(values: &[f64]) -> Vec<(f64, f64)> {
 }
 
 fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.results).map_err(|e| Error::Io {
-        path: args.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    recipe::results_dir(&args.results)?;
     let data = recipe::digits_splits(0)?;
     let train_set = &data.train;
     let (x, y) = (train_set.features(), train_set.targets());

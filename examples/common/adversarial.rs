@@ -41,35 +41,7 @@ impl Defence {
 
 /// A 64 → 256 → 256 → 10 ReLU MLP (PyTorch's default init).
 pub fn mlp(store: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
-    let mut rng = seeded_rng(seed);
-    Sequential::new()
-        .push(Flatten::default())
-        .push(Linear::new(
-            store,
-            "fc1",
-            64,
-            256,
-            Init::TorchDefault,
-            &mut rng,
-        ))
-        .push(Relu)
-        .push(Linear::new(
-            store,
-            "fc2",
-            256,
-            256,
-            Init::TorchDefault,
-            &mut rng,
-        ))
-        .push(Relu)
-        .push(Linear::new(
-            store,
-            "fc3",
-            256,
-            10,
-            Init::TorchDefault,
-            &mut rng,
-        ))
+    crate::recipe::relu_mlp(store, &[64, 256, 256, 10], seed)
 }
 
 /// The loss's gradient with respect to the input images (evaluation mode).

@@ -6,7 +6,7 @@
 
 use tapegrad::prelude::*;
 
-pub use crate::claims::{report, Claim};
+pub use crate::claims::{median, report, Claim};
 use crate::folds::{self, mean_std};
 use crate::recipe::RunOptions;
 
@@ -85,16 +85,6 @@ pub fn run_seed(k: usize, epochs: usize, seed: u64) -> Result<SeedResult> {
         ensemble_acc: rep.accuracy,
         ensemble_nll: nll,
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// The claims over the seeds.

@@ -36,45 +36,11 @@ impl Model {
     }
 
     fn build(self, store: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
-        let mut rng = seeded_rng(seed);
-        let m = Sequential::new().push(Flatten::default());
-        match self {
-            Model::Logistic => m.push(Linear::new(
-                store,
-                "fc",
-                64,
-                10,
-                Init::TorchDefault,
-                &mut rng,
-            )),
-            Model::Mlp => m
-                .push(Linear::new(
-                    store,
-                    "fc1",
-                    64,
-                    128,
-                    Init::TorchDefault,
-                    &mut rng,
-                ))
-                .push(Relu)
-                .push(Linear::new(
-                    store,
-                    "fc2",
-                    128,
-                    128,
-                    Init::TorchDefault,
-                    &mut rng,
-                ))
-                .push(Relu)
-                .push(Linear::new(
-                    store,
-                    "fc3",
-                    128,
-                    10,
-                    Init::TorchDefault,
-                    &mut rng,
-                )),
-        }
+        let widths: &[usize] = match self {
+            Model::Logistic => &[64, 10],
+            Model::Mlp => &[64, 128, 128, 10],
+        };
+        crate::recipe::relu_mlp(store, widths, seed)
     }
 }
 

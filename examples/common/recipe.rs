@@ -330,6 +330,36 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
     })
 }
 
+/// Creates the results folder `dir` (and its parents) if it is missing.
+pub fn results_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A ReLU MLP with PyTorch's default init: Flatten, then Linear layers of the given widths
+/// (`widths[0]` inputs, the last the outputs) named `fc1`, `fc2`, …, ReLU between them.
+pub fn relu_mlp(store: &mut ParamStore<f32>, widths: &[usize], seed: u64) -> Sequential<f32> {
+    let mut rng = seeded_rng(seed);
+    let mut m = Sequential::new().push(Flatten::default());
+    for (i, w) in widths.windows(2).enumerate() {
+        if i > 0 {
+            m = m.push(Relu);
+        }
+        let name = format!("fc{}", i + 1);
+        m = m.push(Linear::new(
+            store,
+            &name,
+            w[0],
+            w[1],
+            Init::TorchDefault,
+            &mut rng,
+        ));
+    }
+    m
+}
+
 /// The exit of a training example: success, or the error on standard error after the
 /// program's name and failure.
 pub fn exit_code(program: &str, result: Result<()>) -> std::process::ExitCode {

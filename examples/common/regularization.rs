@@ -206,14 +206,7 @@ pub fn run(reg: Reg, data: &Splits, seed: u64, epochs: usize) -> Result<Outcome>
 
 /// The median of `f` over the runs.
 pub fn median(runs: &[&Outcome], f: &dyn Fn(&Outcome) -> f64) -> f64 {
-    let mut v: Vec<f64> = runs.iter().map(|o| f(o)).collect();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    crate::claims::median(runs.iter().map(|o| f(o)).collect())
 }
 
 /// The claims, on the medians over the seeds; `all[seed][i]` is the run of `Reg::ALL[i]`.

@@ -72,38 +72,6 @@ pub struct Ended {
     pub lr_sum: f64,
 }
 
-fn mlp(store: &mut ParamStore<f32>) -> Sequential<f32> {
-    let mut rng = seeded_rng(0);
-    Sequential::new()
-        .push(Flatten::default())
-        .push(Linear::new(
-            store,
-            "fc1",
-            64,
-            128,
-            Init::TorchDefault,
-            &mut rng,
-        ))
-        .push(Relu)
-        .push(Linear::new(
-            store,
-            "fc2",
-            128,
-            128,
-            Init::TorchDefault,
-            &mut rng,
-        ))
-        .push(Relu)
-        .push(Linear::new(
-            store,
-            "fc3",
-            128,
-            10,
-            Init::TorchDefault,
-            &mut rng,
-        ))
-}
-
 fn measure(m: &Sequential<f32>, store: &ParamStore<f32>, d: &TensorDataset<f32>) -> (f64, f64) {
     let g = Graph::new();
     let logits = m.forward(
@@ -119,7 +87,7 @@ fn measure(m: &Sequential<f32>, store: &ParamStore<f32>, d: &TensorDataset<f32>)
 /// `lr(step, last epoch's validation loss)`, and measures it.
 pub fn train(name: &str, data: &Splits, mut lr: impl FnMut(usize, f64) -> f64) -> Ended {
     let mut store = ParamStore::new();
-    let model = mlp(&mut store);
+    let model = crate::recipe::relu_mlp(&mut store, &[64, 128, 128, 10], 0);
     let loader = DataLoader::new(&data.train, BATCH).with_shuffle(1);
     let mut opt = Sgd::new(SgdConfig::default().with_momentum(0.9));
     let mut g = Graph::new();
