@@ -68,24 +68,14 @@ pub struct Pass {
     pub act_std: Vec<f64>,
 }
 
-fn norm(t: &Tensor<f32>) -> f64 {
-    t.as_slice()
-        .iter()
-        .map(|&x| f64::from(x).powi(2))
-        .sum::<f64>()
-        .sqrt()
+/// The L2 norm of a tensor's elements (Frobenius for a matrix).
+pub fn norm(t: &Tensor<f32>) -> f64 {
+    f64::from(t.norm(2.0).item())
 }
 
-/// The population standard deviation of a tensor's elements, in f64.
+/// The population standard deviation of a tensor's elements (NumPy's `std`).
 pub fn std_of(t: &Tensor<f32>) -> f64 {
-    let v = t.as_slice();
-    let n = v.len() as f64;
-    let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-    (v.iter()
-        .map(|&x| (f64::from(x) - mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt()
+    f64::from(t.std(false).item())
 }
 
 impl DeepMlp {
@@ -211,12 +201,14 @@ pub fn train(
     seed: u64,
 ) -> Vec<f64> {
     let loader = DataLoader::new(data, batch).with_shuffle(seed);
-    let mut adam = Adam::new(AdamConfig::default());
-    let momentum = match update {
-        Update::Sgd { momentum, .. } => momentum,
-        Update::Adam(_) => 0.0,
+    let (mut opt, lr, clip): (Box<dyn Optimizer<f32>>, f64, Option<f64>) = match update {
+        Update::Adam(lr) => (Box::new(Adam::new(AdamConfig::default())), lr, None),
+        Update::Sgd { lr, momentum, clip } => (
+            Box::new(Sgd::new(SgdConfig::default().with_momentum(momentum))),
+            lr,
+            clip,
+        ),
     };
-    let mut sgd = Sgd::new(SgdConfig::default().with_momentum(momentum));
     let mut losses = Vec::with_capacity(steps);
     let mut g = Graph::new();
     'outer: for epoch in 0.. {
@@ -236,18 +228,13 @@ pub fn train(
             if !loss.is_finite() {
                 break 'outer;
             }
-            match update {
-                Update::Adam(lr) => adam.step(store, &grads, lr),
-                Update::Sgd { lr, clip, .. } => {
-                    if let Some(c) = clip {
-                        if clip_grad_norm(&mut grads, c, NormType::L2).is_err() {
-                            losses.push(f64::NAN);
-                            break 'outer;
-                        }
-                    }
-                    sgd.step(store, &grads, lr);
+            if let Some(c) = clip {
+                if clip_grad_norm(&mut grads, c, NormType::L2).is_err() {
+                    losses.push(f64::NAN);
+                    break 'outer;
                 }
             }
+            opt.step(store, &grads, lr);
         }
     }
     losses

@@ -126,18 +126,6 @@ pub struct Layers {
     pub grad: Vec<f64>,
 }
 
-/// Population mean and standard deviation, accumulated in f64.
-fn moments(v: &[f32]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-    let var = v
-        .iter()
-        .map(|&x| (f64::from(x) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean, var.sqrt())
-}
-
 /// Runs the stack once (seeded) and measures every layer; keeps every `stride`-th
 /// activation of each layer (none if `stride` is 0).
 pub fn run(
@@ -172,9 +160,8 @@ pub fn run(
     };
     for (z, a) in zs.iter().zip(&acts) {
         let v = a.value();
-        let (m, s) = moments(v.as_slice());
-        out.mean.push(m);
-        out.std.push(s);
+        out.mean.push(f64::from(v.mean().item()));
+        out.std.push(f64::from(v.std(false).item()));
         out.sample.push(if stride == 0 {
             Vec::new()
         } else {
@@ -184,14 +171,7 @@ pub fn run(
                 .map(|&x| f64::from(x))
                 .collect()
         });
-        let gz = grads.wrt(*z);
-        let norm = gz
-            .as_slice()
-            .iter()
-            .map(|&x| f64::from(x).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        out.grad.push(norm);
+        out.grad.push(f64::from(grads.wrt(*z).norm(2.0).item()));
     }
     out
 }

@@ -7,7 +7,7 @@ use tapegrad::prelude::*;
 
 pub use crate::claims::{report, Claim};
 
-use crate::deep_mlp::{train, Act, DeepMlp, Pass, Update};
+use crate::deep_mlp::{norm, train, Act, DeepMlp, Pass, Update};
 
 /// One network of the experiment, with its parameters.
 pub struct Case {
@@ -158,12 +158,7 @@ pub fn exploding(data: &TensorDataset<f32>, steps: usize) -> Exploding {
     let (_, grads) = m.measure(&store, data.features(), data.targets());
     let grad_norm = grads
         .params()
-        .map(|(_, g)| {
-            g.as_slice()
-                .iter()
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>()
-        })
+        .map(|(_, g)| norm(g).powi(2))
         .sum::<f64>()
         .sqrt();
     let plain = train(

@@ -359,13 +359,16 @@ pub fn histogram_png(
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(e)?;
-        chart
-            .draw_series(counts.iter().enumerate().map(|(i, &c)| {
-                let x0 = lo + i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], TRAIN.filled())
-            }))
-            .map_err(e)?;
+        chart.draw_series(bars(&counts, lo, width)).map_err(e)?;
         Ok(())
+    })
+}
+
+/// The bars of a histogram whose first bin starts at `lo`, each `width` wide.
+fn bars(counts: &[usize], lo: f64, width: f64) -> impl Iterator<Item = Rectangle<(f64, f64)>> + '_ {
+    counts.iter().enumerate().map(move |(i, &c)| {
+        let x0 = lo + i as f64 * width;
+        Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], TRAIN.filled())
     })
 }
 
@@ -447,12 +450,7 @@ pub fn histogram_grid_png(
                 .light_line_style(RGBColor(240, 240, 240))
                 .draw()
                 .map_err(e)?;
-            chart
-                .draw_series(counts.iter().enumerate().map(|(i, &c)| {
-                    let x0 = lo + i as f64 * width;
-                    Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], TRAIN.filled())
-                }))
-                .map_err(e)?;
+            chart.draw_series(bars(counts, lo, width)).map_err(e)?;
         }
         Ok(())
     })
