@@ -14,7 +14,7 @@ use rand::RngExt;
 use tapegrad_core::{Error, Float, Tensor};
 
 use crate::dataset::Dataset;
-use crate::rng::{stream_rng, Stream};
+use crate::rng::{replica_seed, stream_rng, Stream};
 use crate::transform::Transform;
 
 /// One batch: features `[B, ...]`, labels `[B]`, and where it sits in the run.
@@ -42,6 +42,39 @@ impl<T: Float> Batch<T> {
     }
 }
 
+/// What a sharded loader does when the dataset does not split evenly between the replicas
+/// (PyTorch's `DistributedSampler`, `drop_last=False` and `True`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uneven {
+    /// Repeat the epoch's first samples until every replica has `⌈n / replicas⌉`
+    /// (PyTorch's default): every sample is seen, a few twice.
+    Pad,
+    /// Leave out the epoch's last samples so every replica has `⌊n / replicas⌋`.
+    Drop,
+}
+
+/// One replica's part of every epoch, in data-parallel training (see
+/// [`DataLoader::with_shard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This replica (0-based).
+    pub rank: usize,
+    /// How many replicas share the data.
+    pub replicas: usize,
+    /// What happens to the samples that do not split evenly.
+    pub uneven: Uneven,
+}
+
+impl Shard {
+    /// The samples of an `n`-sample epoch that each replica gets.
+    pub fn samples(&self, n: usize) -> usize {
+        match self.uneven {
+            Uneven::Pad => n.div_ceil(self.replicas),
+            Uneven::Drop => n / self.replicas,
+        }
+    }
+}
+
 /// A dataset in batches.
 ///
 /// ```
@@ -60,6 +93,7 @@ pub struct DataLoader<'d, T: Float, D: Dataset<T> + ?Sized> {
     batch_size: usize,
     shuffle: Option<u64>,
     drop_last: bool,
+    shard: Option<Shard>,
     transform: Option<(Box<dyn Transform<T> + 'd>, u64)>,
     /// The permutation's vector, kept between epochs.
     spare: Cell<Vec<usize>>,
@@ -82,6 +116,7 @@ impl<'d, T: Float, D: Dataset<T> + ?Sized> DataLoader<'d, T, D> {
             batch_size,
             shuffle: None,
             drop_last: false,
+            shard: None,
             transform: None,
             spare: Cell::new(Vec::new()),
             _t: PhantomData,
@@ -99,6 +134,52 @@ impl<'d, T: Float, D: Dataset<T> + ?Sized> DataLoader<'d, T, D> {
     pub fn with_drop_last(mut self, drop_last: bool) -> Self {
         self.drop_last = drop_last;
         self
+    }
+
+    /// Delivers only replica `rank`'s part of each epoch, as PyTorch's `DistributedSampler`
+    /// does: the epoch's permutation of the whole dataset (the same on every replica: same
+    /// seed, same epoch), padded or cut to a multiple of `replicas` as `uneven` says, and
+    /// from it every `replicas`-th sample starting at `rank`.
+    ///
+    /// Batch `k` of every replica together are the samples a single process would put in
+    /// batch `k` with `replicas` times the batch size: training on `replicas` processes with
+    /// batch `B` each takes the steps one process takes with batch `replicas · B` (exactly,
+    /// when `replicas` divides the dataset). Augmentation draws from a stream of its own on
+    /// each replica (replica 0's is the unsharded loader's).
+    ///
+    /// ```
+    /// use tapegrad_core::Tensor;
+    /// use tapegrad_data::{DataLoader, TensorDataset, Uneven};
+    /// let d = TensorDataset::new(Tensor::<f32>::zeros([10, 1]), Tensor::from_fn([10], |i| i)).unwrap();
+    /// let whole = DataLoader::new(&d, 4).with_shuffle(3).order(0);
+    /// let r0 = DataLoader::new(&d, 2).with_shuffle(3).with_shard(0, 2, Uneven::Pad).order(0);
+    /// let r1 = DataLoader::new(&d, 2).with_shuffle(3).with_shard(1, 2, Uneven::Pad).order(0);
+    /// assert_eq!(r0, whole.iter().copied().step_by(2).collect::<Vec<_>>());
+    /// assert_eq!(r1, whole.iter().copied().skip(1).step_by(2).collect::<Vec<_>>());
+    /// ```
+    ///
+    /// # Panics
+    /// At the caller's line if `replicas` is 0 or `rank` is not below it.
+    #[track_caller]
+    pub fn with_shard(mut self, rank: usize, replicas: usize, uneven: Uneven) -> Self {
+        if replicas == 0 || rank >= replicas {
+            Error::argument(
+                "DataLoader::with_shard",
+                format!("rank {rank} of {replicas} replicas: the rank must be below the count"),
+            )
+            .raise();
+        }
+        self.shard = Some(Shard {
+            rank,
+            replicas,
+            uneven,
+        });
+        self
+    }
+
+    /// The shard this loader delivers, if it is sharded.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
     }
 
     /// Applies `transform` to every batch's features, with random numbers drawn from a
@@ -128,7 +209,7 @@ impl<'d, T: Float, D: Dataset<T> + ?Sized> DataLoader<'d, T, D> {
 
     /// Batches per epoch.
     pub fn batches_per_epoch(&self) -> usize {
-        let n = self.data.len();
+        let n = self.shard_len();
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -138,11 +219,18 @@ impl<'d, T: Float, D: Dataset<T> + ?Sized> DataLoader<'d, T, D> {
 
     /// The samples one epoch visits (all, or all but a dropped last batch).
     pub fn samples_per_epoch(&self) -> usize {
+        let n = self.shard_len();
         if self.drop_last {
-            self.data.len() / self.batch_size * self.batch_size
+            n / self.batch_size * self.batch_size
         } else {
-            self.data.len()
+            n
         }
+    }
+
+    /// The samples of an epoch before batching: the dataset's, or this replica's part.
+    fn shard_len(&self) -> usize {
+        let n = self.data.len();
+        self.shard.map_or(n, |s| s.samples(n))
     }
 
     /// The order in which epoch `epoch` visits the samples.
@@ -162,6 +250,20 @@ impl<'d, T: Float, D: Dataset<T> + ?Sized> DataLoader<'d, T, D> {
                 let j = rng.random_range(0..=i);
                 v.swap(i, j);
             }
+        }
+        if let Some(s) = self.shard {
+            let n = v.len();
+            let per = s.samples(n);
+            // Padded by repeating the order from its start (as often as needed when the
+            // dataset is smaller than the replica count), then every `replicas`-th sample.
+            for k in n..per * s.replicas {
+                let again = v[k % n];
+                v.push(again);
+            }
+            for k in 0..per {
+                v[k] = v[k * s.replicas + s.rank];
+            }
+            v.truncate(per);
         }
     }
 
@@ -206,7 +308,8 @@ impl<'d, T: Float, D: Dataset<T> + ?Sized> DataLoader<'d, T, D> {
         });
         let x = match &self.transform {
             Some((t, seed)) => {
-                let mut rng = stream_rng(*seed, Stream::Augment, epoch, index as u64);
+                let seed = replica_seed(*seed, self.shard.map_or(0, |s| s.rank));
+                let mut rng = stream_rng(seed, Stream::Augment, epoch, index as u64);
                 t.apply(x, &mut rng)
             }
             None => x,
@@ -302,5 +405,71 @@ mod tests {
         let tail: Vec<Vec<f64>> = l.epoch_from(2, 2).map(|b| b.x.to_vec()).collect();
         assert_eq!(&all[2..], &tail[..]);
         assert_eq!(l.epoch_from(2, 9).count(), 0);
+    }
+
+    #[test]
+    fn shards_partition_each_epoch_as_distributed_sampler_does() {
+        let d = data(23);
+        let whole = DataLoader::new(&d, 6).with_shuffle(5);
+        for replicas in 1..=4 {
+            let shards: Vec<_> = (0..replicas)
+                .map(|r| {
+                    DataLoader::new(&d, 2)
+                        .with_shuffle(5)
+                        .with_shard(r, replicas, Uneven::Pad)
+                })
+                .collect();
+            let per = 23usize.div_ceil(replicas);
+            let mut padded = whole.order(4);
+            padded.extend_from_within(..per * replicas - 23);
+            for (r, s) in shards.iter().enumerate() {
+                assert_eq!(s.samples_per_epoch(), per);
+                assert_eq!(s.batches_per_epoch(), per.div_ceil(2));
+                let mine: Vec<usize> = padded.iter().copied().skip(r).step_by(replicas).collect();
+                assert_eq!(s.order(4), mine, "replicas {replicas}, rank {r}");
+            }
+            // Dropping: ⌊23 / replicas⌋ each, disjoint, from the front of the permutation.
+            let mut seen: Vec<usize> = (0..replicas)
+                .flat_map(|r| {
+                    DataLoader::new(&d, 2)
+                        .with_shuffle(5)
+                        .with_shard(r, replicas, Uneven::Drop)
+                        .order(4)
+                })
+                .collect();
+            assert_eq!(seen.len(), 23 / replicas * replicas);
+            seen.sort();
+            let mut front = whole.order(4)[..23 / replicas * replicas].to_vec();
+            front.sort();
+            assert_eq!(seen, front);
+        }
+        // A dataset smaller than the replica count is repeated.
+        let tiny = data(2);
+        let l = DataLoader::new(&tiny, 1).with_shard(4, 5, Uneven::Pad);
+        assert_eq!(l.order(0), vec![0]);
+    }
+
+    #[test]
+    fn sharded_batches_together_are_the_single_process_batch() {
+        let d = data(24);
+        let whole = DataLoader::new(&d, 6).with_shuffle(9);
+        let r: Vec<_> = (0..2)
+            .map(|k| {
+                DataLoader::new(&d, 3)
+                    .with_shuffle(9)
+                    .with_shard(k, 2, Uneven::Pad)
+            })
+            .collect();
+        for (k, b) in whole.epoch(1).enumerate() {
+            let mut a: Vec<f64> = r[0].epoch(1).nth(k).unwrap().x.to_vec();
+            a.extend(r[1].epoch(1).nth(k).unwrap().x.to_vec());
+            let mut all = b.x.to_vec();
+            let key = |v: &Vec<f64>| {
+                let mut p: Vec<(u64, u64)> = v.chunks(2).map(|c| (c[0] as u64, c[1] as u64)).collect();
+                p.sort();
+                p
+            };
+            assert_eq!(key(&a), key(&std::mem::take(&mut all)));
+        }
     }
 }

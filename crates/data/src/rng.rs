@@ -60,6 +60,23 @@ pub fn stream_rng(seed: u64, stream: Stream, epoch: u64, step: u64) -> StdRng {
     StdRng::seed_from_u64(k)
 }
 
+/// The seed of replica `rank`'s own streams in data-parallel training (dropout masks,
+/// augmentation): `seed` itself for replica 0, so a single process draws what it always
+/// drew, and an independent seed for every other replica.
+///
+/// ```
+/// use tapegrad_data::rng::replica_seed;
+/// assert_eq!(replica_seed(7, 0), 7);
+/// assert_ne!(replica_seed(7, 1), replica_seed(7, 2));
+/// ```
+pub fn replica_seed(seed: u64, rank: usize) -> u64 {
+    if rank == 0 {
+        seed
+    } else {
+        mix(seed ^ mix(0x5EED_0000_0000_0000 | rank as u64))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
