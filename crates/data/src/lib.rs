@@ -3,8 +3,8 @@
 //!
 //! - [`Dataset`] (numbered samples: features and a class label) and [`TensorDataset`].
 //! - [`DataLoader`]: batches, reshuffled each epoch by a permutation computed from the seed
-//!   and the epoch alone ([`rng`]), assembled into pooled buffers, resumable at any batch, sharded between the replicas of
-//!   data-parallel training ([`DataLoader::with_shard`]).
+//!   and the epoch alone ([`rng`]), assembled into pooled buffers, resumable at any batch,
+//!   sharded between the replicas of data-parallel training ([`DataLoader::with_shard`]).
 //! - [`train_test_split`] (random or stratified), [`KFold`], [`StratifiedKFold`]
 //!   (scikit-learn's folds when unshuffled), [`Standardizer`] fitted on the training part.
 //! - [`transform`]: seeded augmentation of image batches (flip, crop, translation, noise).
