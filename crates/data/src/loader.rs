@@ -465,7 +465,8 @@ mod tests {
             a.extend(r[1].epoch(1).nth(k).unwrap().x.to_vec());
             let mut all = b.x.to_vec();
             let key = |v: &Vec<f64>| {
-                let mut p: Vec<(u64, u64)> = v.chunks(2).map(|c| (c[0] as u64, c[1] as u64)).collect();
+                let mut p: Vec<(u64, u64)> =
+                    v.chunks(2).map(|c| (c[0] as u64, c[1] as u64)).collect();
                 p.sort();
                 p
             };

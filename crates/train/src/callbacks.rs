@@ -112,6 +112,13 @@ pub trait Callback<T: Float> {
     /// A short name, unique among a run's callbacks (it prefixes the callback's state).
     fn name(&self) -> &str;
 
+    /// Whether the callback only writes files (logs, plots): in data-parallel training it
+    /// then runs on replica 0 alone, and a resumed run does not require it (false by
+    /// default).
+    fn main_only(&self) -> bool {
+        false
+    }
+
     /// After each training step.
     fn on_step(&mut self, _step: &mut StepEnd<'_, T>) -> Control {
         Control::Continue
@@ -144,6 +151,9 @@ pub trait Callback<T: Float> {
 impl<T: Float, C: Callback<T> + ?Sized> Callback<T> for Box<C> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn main_only(&self) -> bool {
+        (**self).main_only()
     }
     fn on_step(&mut self, step: &mut StepEnd<'_, T>) -> Control {
         (**self).on_step(step)
@@ -578,6 +588,10 @@ impl HistoryWriter {
 impl<T: Float> Callback<T> for HistoryWriter {
     fn name(&self) -> &str {
         "history_writer"
+    }
+
+    fn main_only(&self) -> bool {
+        true
     }
 
     fn on_epoch_end(&mut self, e: &mut EpochEnd<'_, T>) -> Result<Control> {

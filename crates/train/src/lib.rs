@@ -17,12 +17,14 @@
 //! | [`history`] | `EpochRecord`, `History` (CSV, JSON) |
 //! | [`evaluate`] | `evaluate`, `Evaluation`, `Ensemble` |
 //! | [`progress`] | `Progress` (bar, lines, quiet) |
+//! | [`parallel`] | `Collective`, `GradientSync`: data-parallel training across replicas |
 //! | [`plot`] | loss, accuracy and learning-rate curves, the confusion matrix, as PNG |
 
 pub mod callbacks;
 pub mod evaluate;
 pub mod history;
 pub mod metrics;
+pub mod parallel;
 pub mod plot;
 pub mod progress;
 pub mod resume;
@@ -36,6 +38,7 @@ pub use callbacks::{
 pub use evaluate::{evaluate, evaluate_with_probabilities, Ensemble, EnsembleReport, Evaluation};
 pub use history::{EpochRecord, History};
 pub use metrics::{correct, predictions, top_k_accuracy, ClassScores, ConfusionMatrix, Meter};
+pub use parallel::{Collective, GradientSync};
 pub use plot::{
     histogram_grid_png, histogram_png, line_plot_png, plot_confusion, plot_history, register_font,
 };

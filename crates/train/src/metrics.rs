@@ -16,6 +16,13 @@ pub struct Meter {
 }
 
 impl Meter {
+    /// Adds another meter's samples.
+    pub fn merge(&mut self, other: &Meter) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.samples += other.samples;
+    }
+
     /// Adds a batch: its mean loss, its logits `[B, C]` and labels `[B]`.
     pub fn add<T: Float>(&mut self, mean_loss: f64, logits: &Tensor<T>, labels: &Tensor<usize>) {
         let b = labels.numel() as u64;

@@ -11,6 +11,8 @@
 //! | epochs completed, the batch inside the current epoch, steps taken | metadata `trainer.epoch`, `trainer.batch`, `trainer.step` |
 //! | the plateau factor on the schedule, the current epoch's running loss and accuracy | `trainer.lr_scale`, `trainer.meter` |
 //! | the seed of every random stream | `trainer.seed` |
+//! | the number of replicas (data parallelism; 1 for one process) | `trainer.replicas` |
+//! | the callbacks, and those of them that only write files | `trainer.callbacks`, `trainer.main_callbacks` |
 //! | the history, and why the run stopped | `trainer.history` (JSON), `trainer.stopped` |
 //!
 //! The schedule is a function of the step, and every random number is drawn from a
@@ -62,6 +64,12 @@ impl<T: Float> Trainer<'_, T> {
         }
         let s = &self.state;
         let names: Vec<&str> = self.callbacks.iter().map(|c| c.name()).collect();
+        let main_only: Vec<&str> = self
+            .callbacks
+            .iter()
+            .filter(|c| c.main_only())
+            .map(|c| c.name())
+            .collect();
         let m = &s.meter;
         for (k, v) in [
             ("format", FORMAT.to_string()),
@@ -77,6 +85,8 @@ impl<T: Float> Trainer<'_, T> {
             ("train_seconds", hex(s.train_seconds)),
             ("history", s.history.to_json()),
             ("callbacks", names.join(",")),
+            ("main_callbacks", main_only.join(",")),
+            ("replicas", self.replica().1.to_string()),
         ] {
             ck.set_meta(format!("trainer.{k}"), v);
         }
@@ -133,9 +143,32 @@ impl<T: Float> Trainer<'_, T> {
                 self.config.seed
             )));
         }
-        let names: Vec<&str> = self.callbacks.iter().map(|c| c.name()).collect();
+        let replicas = match ck.meta("trainer.replicas") {
+            Some(_) => count(ck, "trainer.replicas")?,
+            None => 1,
+        };
+        if replicas != self.replica().1 {
+            return Err(ck.error(format!(
+                "the run was saved by {replicas} replicas; this trainer is one of {} (resume with as many processes as the run had)",
+                self.replica().1
+            )));
+        }
+        // The callbacks that only write files may differ (replicas other than 0 need not
+        // have them); the others must be those of the saved run.
         let saved = get(ck, "trainer.callbacks")?;
-        if saved != names.join(",") {
+        let saved_main: Vec<&str> = ck
+            .meta("trainer.main_callbacks")
+            .map_or(Vec::new(), |s| s.split(',').collect());
+        let kept = |n: &&str| !n.is_empty() && !saved_main.contains(n);
+        let saved_kept: Vec<&str> = saved.split(',').filter(kept).collect();
+        let mine: Vec<&str> = self
+            .callbacks
+            .iter()
+            .filter(|c| !c.main_only())
+            .map(|c| c.name())
+            .collect();
+        if saved_kept != mine {
+            let names: Vec<&str> = self.callbacks.iter().map(|c| c.name()).collect();
             return Err(ck.error(format!(
                 "the run was saved with the callbacks [{saved}]; this trainer has [{}]",
                 names.join(",")
@@ -199,6 +232,9 @@ impl<T: Float> Trainer<'_, T> {
         }
         self.optimizer.load_state(&restored, ck, "optimizer.")?;
         for cb in &mut self.callbacks {
+            if cb.main_only() && !saved.split(',').any(|n| n == cb.name()) {
+                continue; // a file writer the saved run did not have
+            }
             let prefix = format!("callbacks.{}.", cb.name());
             cb.load_state(ck, &prefix)?;
         }

@@ -28,7 +28,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use tapegrad_core::{Float, Gradients, Graph, ParamStore, Result, Tensor, Var};
-use tapegrad_data::rng::{stream_rng, Stream};
+use tapegrad_data::rng::{replica_seed, stream_rng, Stream};
 use tapegrad_data::{Batch, DataLoader, Dataset};
 use tapegrad_nn::{cross_entropy, Forward, Module};
 use tapegrad_optim::{clip_grad_norm, NormType, Optimizer, Schedule};
@@ -37,6 +37,7 @@ use crate::callbacks::{Callback, Control, EpochEnd, StepEnd};
 use crate::evaluate::eval_pass;
 use crate::history::{EpochRecord, History};
 use crate::metrics::Meter;
+use crate::parallel::{check_same_model, sum_stats, Collective, GradientSync};
 use crate::progress::{Progress, Reporter};
 
 /// A loss of a model's output against integer labels; any
@@ -211,6 +212,8 @@ pub struct Trainer<'a, T: Float> {
     pub(crate) callbacks: Vec<Box<dyn Callback<T> + 'a>>,
     pub(crate) config: TrainConfig,
     pub(crate) state: RunState,
+    pub(crate) collective: Option<&'a dyn Collective>,
+    sync: GradientSync<T>,
     graph: Graph<T>,
 }
 
@@ -231,8 +234,44 @@ impl<'a, T: Float> Trainer<'a, T> {
             callbacks: Vec::new(),
             config: TrainConfig::default(),
             state: RunState::default(),
+            collective: None,
+            sync: GradientSync::default(),
             graph: Graph::new(),
         }
+    }
+
+    /// Trains as one replica of `collective` (data parallelism): before each update the
+    /// gradients are averaged across the replicas, so every replica takes the same step.
+    ///
+    /// Each replica runs the same program with a training loader sharded by its rank
+    /// ([`DataLoader::with_shard`](tapegrad_data::DataLoader::with_shard)); `fit` first
+    /// checks that every replica holds the same model and copies replica 0's parameters
+    /// and optimizer state to the others. The training and validation numbers are summed
+    /// over the replicas, so every replica records the same history and every callback
+    /// decides the same (early stopping stops every replica at the same epoch). Only
+    /// replica 0 shows progress, writes checkpoints and runs the callbacks that write files
+    /// ([`Callback::main_only`]); dropout draws from a stream of each replica's own.
+    /// `tapegrad-dist`'s `Communicator` is a collective over MPI.
+    pub fn with_data_parallel(mut self, collective: &'a dyn Collective) -> Self {
+        self.collective = Some(collective);
+        self
+    }
+
+    /// With gradient buckets of at most `bytes` in data-parallel training (25 MiB by
+    /// default, as PyTorch DDP's `bucket_cap_mb`).
+    pub fn with_bucket_bytes(mut self, bytes: usize) -> Self {
+        self.sync = GradientSync::new(bytes);
+        self
+    }
+
+    /// This replica's rank and the replica count (0 and 1 without data parallelism).
+    pub fn replica(&self) -> (usize, usize) {
+        self.collective.map_or((0, 1), |c| (c.rank(), c.size()))
+    }
+
+    /// Whether this process shows progress and writes files: replica 0, or the only process.
+    pub fn is_main(&self) -> bool {
+        self.replica().0 == 0
     }
 
     /// With another loss.
@@ -352,7 +391,15 @@ impl<'a, T: Float> Trainer<'a, T> {
                 ),
             ));
         }
-        let mut reporter = Reporter::new(self.config.progress, self.config.epochs);
+        if let Some(c) = self.collective {
+            self.join_replicas(c, store, train)?;
+        }
+        let progress = if self.is_main() {
+            self.config.progress
+        } else {
+            Progress::Quiet
+        };
+        let mut reporter = Reporter::new(progress, self.config.epochs);
         let mut saves = Vec::new();
         let mut removes = Vec::new();
         while self.state.epoch < self.config.epochs && self.state.stopped.is_none() {
@@ -377,9 +424,12 @@ impl<'a, T: Float> Trainer<'a, T> {
                     store,
                     save: &mut saves,
                 };
+                let main = self.is_main();
                 for cb in &mut self.callbacks {
-                    if let Control::Stop(why) = cb.on_step(&mut end) {
-                        stop.get_or_insert(why);
+                    if main || !cb.main_only() {
+                        if let Control::Stop(why) = cb.on_step(&mut end) {
+                            stop.get_or_insert(why);
+                        }
                     }
                 }
                 self.write_state(store, &mut saves, &mut removes)?;
@@ -391,8 +441,9 @@ impl<'a, T: Float> Trainer<'a, T> {
             let started = Instant::now();
             let (val_loss, val_accuracy) = match val {
                 Some(v) => {
-                    let m =
+                    let mut m =
                         eval_pass(&mut self.graph, self.model, store, v, &*self.loss, false).meter;
+                    sum_meter(self.collective, &mut m)?;
                     (m.loss(), m.accuracy())
                 }
                 None => (f64::NAN, f64::NAN),
@@ -420,9 +471,12 @@ impl<'a, T: Float> Trainer<'a, T> {
                 save: &mut saves,
                 remove: &mut removes,
             };
+            let main = self.collective.is_none_or(|c| c.rank() == 0);
             for cb in &mut self.callbacks {
-                if let Control::Stop(why) = cb.on_epoch_end(&mut end)? {
-                    stop.get_or_insert(why);
+                if main || !cb.main_only() {
+                    if let Control::Stop(why) = cb.on_epoch_end(&mut end)? {
+                        stop.get_or_insert(why);
+                    }
                 }
             }
             // Recorded before the state is written: a resumed run knows it has ended.
@@ -430,8 +484,11 @@ impl<'a, T: Float> Trainer<'a, T> {
             self.write_state(store, &mut saves, &mut removes)?;
             reporter.end_epoch(&record, self.state.stopped.as_deref());
         }
+        let main = self.is_main();
         for cb in &mut self.callbacks {
-            cb.on_train_end(store)?;
+            if main || !cb.main_only() {
+                cb.on_train_end(store)?;
+            }
         }
         Ok(Outcome {
             epochs: self.state.epoch,
@@ -457,7 +514,7 @@ impl<'a, T: Float> Trainer<'a, T> {
     ) -> Result<(f64, Gradients<T>)> {
         self.graph.reset();
         let mut rng = stream_rng(
-            self.config.seed,
+            replica_seed(self.config.seed, self.replica().0),
             Stream::Dropout,
             batch.epoch,
             batch.index as u64,
@@ -467,17 +524,26 @@ impl<'a, T: Float> Trainer<'a, T> {
             let mut f = Forward::train(g, store, &mut rng);
             let out = self.model.forward(&mut f, g.constant(batch.x.clone()));
             let data_loss = self.loss.loss(out, &batch.y);
-            let value = data_loss.item().as_f64();
-            self.state.meter.add(value, &out.value(), &batch.y);
+            let mut step = Meter::default();
+            step.add(data_loss.item().as_f64(), &out.value(), &batch.y);
             let total = self
                 .penalties
                 .iter()
                 .fold(data_loss, |l, p| l + p.penalty(&f));
-            (value, total.backward())
+            (step, total.backward())
         };
         // The tape shares the parameters' buffers; releasing it first lets the optimizer
         // update them in place instead of copying each one.
         self.graph.reset();
+        let mut step = value;
+        if let Some(c) = self.collective {
+            self.sync.average(c, store, &mut grads)?;
+            sum_meter(Some(c), &mut step)?;
+        }
+        // The step's loss over every replica's samples (the same on every replica, so that
+        // every replica decides the same below).
+        let value = step.loss();
+        self.state.meter.merge(&step);
         if let (Some(max), true) = (self.config.clip_grad_norm, value.is_finite()) {
             clip_grad_norm(&mut grads, max, NormType::L2)?;
         }
@@ -488,6 +554,44 @@ impl<'a, T: Float> Trainer<'a, T> {
     /// Writes the training state to every file in `saves` (one snapshot, each file
     /// atomically, directories created), then removes the files in `removes`.
     fn write_state(
+        &self,
+        store: &ParamStore<T>,
+        saves: &mut Vec<std::path::PathBuf>,
+        removes: &mut Vec<std::path::PathBuf>,
+    ) -> Result<()> {
+        if let Some(c) = self.collective {
+            // Every replica asks for the same writes (their callbacks see the same numbers);
+            // replica 0 makes them and tells the others whether they worked, so that a
+            // failed write stops every replica rather than leaving them waiting.
+            if saves.is_empty() && removes.is_empty() {
+                return Ok(());
+            }
+            let mut failed = [0.0];
+            let result = if c.rank() == 0 {
+                self.write_files(store, saves, removes)
+            } else {
+                saves.clear();
+                removes.clear();
+                Ok(())
+            };
+            if result.is_err() {
+                failed[0] = 1.0;
+            }
+            c.sum_f64(&mut failed)?;
+            return match result {
+                Err(e) => Err(e),
+                Ok(()) if failed[0] > 0.0 => Err(tapegrad_core::Error::Io {
+                    path: "(the training state)".into(),
+                    message: "replica 0 could not write the training state".into(),
+                }),
+                Ok(()) => Ok(()),
+            };
+        }
+        self.write_files(store, saves, removes)
+    }
+
+    /// Writes the files of [`Trainer::write_state`].
+    fn write_files(
         &self,
         store: &ParamStore<T>,
         saves: &mut Vec<std::path::PathBuf>,
@@ -511,6 +615,74 @@ impl<'a, T: Float> Trainer<'a, T> {
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+}
+
+/// Sums a meter over the replicas (nothing without replicas).
+fn sum_meter(c: Option<&dyn Collective>, m: &mut Meter) -> Result<()> {
+    let mut v = [m.loss_sum, m.correct as f64, m.samples as f64];
+    sum_stats(c, &mut v)?;
+    // Counts below 2⁵³ are exact in f64.
+    (m.loss_sum, m.correct, m.samples) = (v[0], v[1] as u64, v[2] as u64);
+    Ok(())
+}
+
+impl<T: Float> Trainer<'_, T> {
+    /// The start of a data-parallel run: the same model on every replica, replica 0's
+    /// parameters and optimizer state everywhere, a training loader sharded for this rank.
+    fn join_replicas<D: Dataset<T> + ?Sized>(
+        &mut self,
+        c: &dyn Collective,
+        store: &mut ParamStore<T>,
+        train: &DataLoader<'_, T, D>,
+    ) -> Result<()> {
+        let local = match train.shard() {
+            Some(s) if s.rank == c.rank() && s.replicas == c.size() => Ok(()),
+            Some(s) => Err(format!(
+                "the training loader is sharded as rank {} of {}, but this replica is rank {} of {}",
+                s.rank,
+                s.replicas,
+                c.rank(),
+                c.size()
+            )),
+            None if c.size() == 1 => Ok(()),
+            None => Err(format!(
+                "the training loader is not sharded: every one of the {} replicas would train on the same batches (use DataLoader::with_shard(rank, replicas, ..))",
+                c.size()
+            )),
+        };
+        // Every replica learns whether any replica's loader is wrong, so none waits.
+        let mut bad = [f64::from(u8::from(local.is_err()))];
+        c.sum_f64(&mut bad)?;
+        if let Err(why) = local {
+            return Err(tapegrad_core::Error::argument("Trainer::fit", why));
+        }
+        if bad[0] > 0.0 {
+            return Err(tapegrad_core::Error::argument(
+                "Trainer::fit",
+                "another replica's training loader is not sharded for it",
+            ));
+        }
+        check_same_model(c, store)?;
+        let mut bytes = if c.rank() == 0 {
+            let mut ck = tapegrad_core::checkpoint::Checkpoint::new();
+            ck.add_store(store);
+            self.optimizer.save_state(store, &mut ck, "optimizer.");
+            ck.to_bytes()?
+        } else {
+            Vec::new()
+        };
+        c.broadcast(&mut bytes, 0)?;
+        if c.rank() != 0 {
+            let ck = tapegrad_core::checkpoint::Checkpoint::from_bytes(&bytes, "replica 0")?;
+            let opts = tapegrad_core::checkpoint::LoadOptions {
+                allow_unexpected: true,
+                ..tapegrad_core::checkpoint::LoadOptions::strict()
+            };
+            ck.restore_store(store, &opts)?;
+            self.optimizer.load_state(store, &ck, "optimizer.")?;
         }
         Ok(())
     }

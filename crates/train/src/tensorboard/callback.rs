@@ -362,6 +362,10 @@ impl<T: Float> Callback<T> for TensorBoard<'_, T> {
         "tensorboard"
     }
 
+    fn main_only(&self) -> bool {
+        true
+    }
+
     fn on_step(&mut self, step: &mut StepEnd<'_, T>) -> Control {
         // A failed write stops the run with its reason rather than losing the log silently.
         match self.log_step(step) {

@@ -1,0 +1,290 @@
+//! Data-parallel training: the collectives a [`Trainer`](crate::Trainer) needs to run as one
+//! of several replicas, and the gradient averaging built on them.
+//!
+//! Each replica holds the whole model, trains on its shard of every batch
+//! ([`DataLoader::with_shard`](tapegrad_data::DataLoader::with_shard)), and before each
+//! update the gradients are averaged across replicas, so every replica takes the same step
+//! and the parameters stay identical. This module knows nothing of how the replicas talk:
+//! [`Collective`] is implemented over MPI by `tapegrad-dist`, and the rest of the workspace
+//! stays free of MPI.
+//!
+//! The gradients travel in *buckets*: the parameters' gradients, last layer first (the
+//! order backward produces them), copied into a few flat buffers of at most
+//! [`GradientSync::bucket_bytes`] each, which are summed across replicas one by one and
+//! copied back divided by the replica count. The buffers are kept from step to step, so
+//! averaging allocates nothing at steady state.
+
+use std::any::Any;
+
+use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamStore, Result, Tensor};
+
+/// The collective operations of a group of replicas (processes), as data-parallel training
+/// uses them. Every replica must make the same calls in the same order; a call returns once
+/// every replica has made it.
+///
+/// `tapegrad-dist`'s `Communicator` implements it over MPI.
+pub trait Collective {
+    /// This replica's number, `0..size()`; replica 0 prints, plots and writes checkpoints.
+    fn rank(&self) -> usize;
+
+    /// The number of replicas.
+    fn size(&self) -> usize;
+
+    /// Replaces `values` on every replica by their elementwise sum over the replicas (the
+    /// same bits on every replica).
+    ///
+    /// # Errors
+    /// [`Error::Argument`] if the replicas pass different lengths, where the transport can
+    /// tell.
+    fn sum_f32(&self, values: &mut [f32]) -> Result<()>;
+
+    /// [`Collective::sum_f32`] in `f64`.
+    ///
+    /// # Errors
+    /// As [`Collective::sum_f32`].
+    fn sum_f64(&self, values: &mut [f64]) -> Result<()>;
+
+    /// Replaces `bytes` on every replica by replica `root`'s.
+    ///
+    /// # Errors
+    /// A transport error.
+    fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) -> Result<()>;
+
+    /// Every replica's `bytes`, in rank order, on every replica.
+    ///
+    /// # Errors
+    /// A transport error.
+    fn all_gather(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>>;
+
+    /// Returns once every replica has called it.
+    ///
+    /// # Errors
+    /// A transport error.
+    fn barrier(&self) -> Result<()>;
+}
+
+/// Sums a flat buffer of `T` across the replicas (through the `f32` or `f64` collective).
+fn sum_buffer<T: Float>(c: &dyn Collective, buffer: &mut Vec<T>) -> Result<()> {
+    let any: &mut dyn Any = buffer;
+    if let Some(v) = any.downcast_mut::<Vec<f32>>() {
+        return c.sum_f32(v);
+    }
+    match any.downcast_mut::<Vec<f64>>() {
+        Some(v) => c.sum_f64(v),
+        None => Err(Error::argument(
+            "Collective",
+            format!("no sum for element type {}", T::DTYPE),
+        )),
+    }
+}
+
+/// A description of a store's trainable layout: one line per parameter, `name dtype
+/// [shape] role`, in the store's order. Replicas compare it before training.
+pub fn layout<T: Float>(store: &ParamStore<T>) -> String {
+    let mut s = String::new();
+    for (_, p) in store.iter() {
+        s.push_str(&format!(
+            "{} {} {:?} {:?}{}\n",
+            p.name,
+            T::DTYPE,
+            p.value.shape(),
+            p.role,
+            if p.frozen { " frozen" } else { "" }
+        ));
+    }
+    s
+}
+
+/// Checks that every replica holds the same model as replica 0 (parameter names, shapes,
+/// roles, frozen flags, element type); every replica returns the same verdict.
+///
+/// # Errors
+/// [`Error::Argument`] naming the first replica that differs, and its first differing
+/// parameter beside replica 0's.
+pub fn check_same_model<T: Float>(c: &dyn Collective, store: &ParamStore<T>) -> Result<()> {
+    let all = c.all_gather(layout(store).as_bytes())?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let first = text(&all[0]);
+    for (rank, mine) in all.iter().enumerate().skip(1) {
+        let mine = text(mine);
+        if mine == first {
+            continue;
+        }
+        let a: Vec<&str> = first.lines().collect();
+        let b: Vec<&str> = mine.lines().collect();
+        let k = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let show = |l: &[&str], who: &str| match l.get(k) {
+            Some(line) => format!("{who} has `{line}`"),
+            None => format!("{who} has no parameter {}", k + 1),
+        };
+        return Err(Error::argument(
+            "Trainer (data parallel)",
+            format!(
+                "the replicas hold different models: at parameter {} of the store, {}, {}",
+                k + 1,
+                show(&a, "replica 0"),
+                show(&b, &format!("replica {rank}"))
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One parameter's place in a bucket.
+#[derive(Clone, Debug)]
+struct Slot {
+    key: ParamKey,
+    shape: Vec<usize>,
+    /// Offset of the gradient in its bucket; the element after it counts the replicas that
+    /// had a gradient for it.
+    offset: usize,
+}
+
+/// Averages gradients across replicas in reused buckets (see the module docs).
+#[derive(Debug)]
+pub struct GradientSync<T: Float> {
+    bucket_bytes: usize,
+    /// The store's trainable layout the buckets were built for.
+    built_for: Vec<(ParamKey, Vec<usize>)>,
+    buckets: Vec<(Vec<Slot>, Vec<T>)>,
+}
+
+impl<T: Float> Default for GradientSync<T> {
+    /// Buckets of at most 25 MiB, PyTorch DDP's `bucket_cap_mb`.
+    fn default() -> Self {
+        Self::new(25 << 20)
+    }
+}
+
+impl<T: Float> GradientSync<T> {
+    /// Buckets of at most `bucket_bytes` (a parameter larger than that has a bucket of its
+    /// own).
+    pub fn new(bucket_bytes: usize) -> Self {
+        GradientSync {
+            bucket_bytes: bucket_bytes.max(1),
+            built_for: Vec::new(),
+            buckets: Vec::new(),
+        }
+    }
+
+    /// The largest bucket, in bytes.
+    pub fn bucket_bytes(&self) -> usize {
+        self.bucket_bytes
+    }
+
+    /// The buckets of the last average: their sizes in elements.
+    pub fn bucket_lens(&self) -> Vec<usize> {
+        self.buckets.iter().map(|(_, b)| b.len()).collect()
+    }
+
+    /// Lays the buckets out for `store`'s trainable parameters, unless they are laid out
+    /// for it already.
+    fn layout(&mut self, store: &ParamStore<T>) {
+        let want: Vec<(ParamKey, Vec<usize>)> = store
+            .iter()
+            .filter(|(_, p)| p.requires_grad())
+            .map(|(k, p)| (k, p.value.shape().to_vec()))
+            .collect();
+        if want == self.built_for {
+            return;
+        }
+        let per_bucket = (self.bucket_bytes / std::mem::size_of::<T>()).max(1);
+        self.buckets.clear();
+        let mut slots = Vec::new();
+        let mut len = 0usize;
+        // Last layer first: backward finishes those gradients first.
+        for (key, shape) in want.iter().rev() {
+            let n: usize = shape.iter().product();
+            if len > 0 && len + n + 1 > per_bucket {
+                self.buckets
+                    .push((std::mem::take(&mut slots), Vec::with_capacity(len)));
+                len = 0;
+            }
+            slots.push(Slot {
+                key: *key,
+                shape: shape.clone(),
+                offset: len,
+            });
+            len += n + 1;
+        }
+        if !slots.is_empty() {
+            self.buckets.push((slots, Vec::with_capacity(len)));
+        }
+        self.built_for = want;
+    }
+
+    /// Replaces `grads` by their mean over the replicas: every trainable parameter of
+    /// `store` that got a gradient on some replica gets the sum over replicas divided by
+    /// the replica count (a replica where it got none counts zeros, as in PyTorch DDP).
+    /// Leaf gradients of `Var`s are left alone.
+    ///
+    /// # Errors
+    /// The collective's error, or a gradient whose shape is not its parameter's.
+    pub fn average(
+        &mut self,
+        c: &dyn Collective,
+        store: &ParamStore<T>,
+        grads: &mut Gradients<T>,
+    ) -> Result<()> {
+        self.layout(store);
+        let scale = T::from_f64(1.0 / c.size() as f64);
+        let mut missing = Vec::new();
+        for (slots, buffer) in &mut self.buckets {
+            buffer.clear();
+            for s in slots.iter() {
+                match grads.param(s.key) {
+                    Some(g) => {
+                        if g.shape() != s.shape.as_slice() {
+                            return Err(Error::argument(
+                                "GradientSync::average",
+                                format!(
+                                    "the gradient of `{}` has shape {:?}, the parameter {:?}",
+                                    store.name(s.key),
+                                    g.shape(),
+                                    s.shape
+                                ),
+                            ));
+                        }
+                        buffer.extend_from_slice(g.as_slice());
+                        buffer.push(T::from_f64(1.0));
+                    }
+                    None => {
+                        let n: usize = s.shape.iter().product();
+                        buffer.extend(std::iter::repeat_n(T::from_f64(0.0), n + 1));
+                    }
+                }
+            }
+            sum_buffer(c, buffer)?;
+            for s in slots.iter() {
+                let n: usize = s.shape.iter().product();
+                let sum = &buffer[s.offset..s.offset + n];
+                if buffer[s.offset + n] == T::from_f64(0.0) {
+                    continue; // no replica had a gradient for it
+                }
+                match grads.param_mut(s.key) {
+                    Some(g) => {
+                        for (o, &v) in g.as_mut_slice().iter_mut().zip(sum) {
+                            *o = v * scale;
+                        }
+                    }
+                    None => missing.push((
+                        s.key,
+                        Tensor::from_fn(s.shape.as_slice(), |i| sum[i] * scale),
+                    )),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            grads.accumulate(Gradients::from_params(missing));
+        }
+        Ok(())
+    }
+}
+
+/// Sums a few numbers (a meter's) across the replicas, when there are replicas.
+pub(crate) fn sum_stats(c: Option<&dyn Collective>, values: &mut [f64]) -> Result<()> {
+    match c {
+        Some(c) => c.sum_f64(values),
+        None => Ok(()),
+    }
+}
