@@ -15,6 +15,11 @@
 //! JSON), the confusion matrix, the model and a resumable checkpoint (`last.ckpt`, resume
 //! with `--resume results/train_digits/last.ckpt --epochs N`) under `--results`. Any
 //! failure exits non-zero with the error.
+//!
+//! `--distributed` trains data-parallel as one rank of an `mpirun` job (the `mpi` feature:
+//! `cargo build --release --features mpi --example train_digits`, then
+//! `mpirun -np 2 target/release/examples/train_digits --distributed`): each rank takes its
+//! half of every batch of 64, and rank 0 prints and writes the results.
 
 #[path = "common/recipe.rs"]
 mod recipe;
@@ -64,9 +69,23 @@ struct Args {
     /// Print one JSON line at the end (the fields of train_digits_torch.py's).
     #[arg(long)]
     json: bool,
+    /// Train data-parallel as one rank of an `mpirun` job (needs the `mpi` feature).
+    #[arg(long)]
+    distributed: bool,
 }
 
 fn run(a: &Args) -> Result<()> {
+    if a.distributed {
+        let comm = report::communicator()?;
+        return run_on(a, Some(&*comm));
+    }
+    run_on(a, None)
+}
+
+fn run_on(a: &Args, comm: Option<&dyn tapegrad::train::Collective>) -> Result<()> {
+    // Replicas other than 0 train in silence and write nothing.
+    let main = comm.is_none_or(|c| c.rank() == 0);
+    let quiet = a.quiet || !main;
     tapegrad::kernels::threads::set_num_threads(a.threads);
     let r = recipe::Recipe {
         epochs: a.epochs,
@@ -79,23 +98,28 @@ fn run(a: &Args) -> Result<()> {
         Some(dir) => recipe::mnist_splits(dir, None, a.seed)?,
         None => recipe::digits_splits(a.seed)?,
     };
-    let tensorboard = a.tb.logger(&format!(
+    let run = format!(
         "train_digits-seed{}{}",
         a.seed,
         if r.augment { "-augment" } else { "" }
-    ))?;
+    );
+    let tensorboard = if main { a.tb.logger(&run)? } else { None };
     let opts = recipe::RunOptions {
         tensorboard: a.tb.run_option(&tensorboard),
-        progress: if a.quiet {
+        progress: if quiet {
             Progress::Quiet
         } else {
             Progress::Auto
         },
         dir: Some(a.results.clone()),
         resume: a.resume.clone(),
+        collective: comm,
         ..Default::default()
     };
     let trained = recipe::train(&r, &data, opts)?;
+    if !main {
+        return Ok(());
+    }
     let files = report::write_results(&a.results, &trained, &data, None)?;
     if let Some(log) = &tensorboard {
         report::log_run(log, &trained, &r, &data, None, a.threads)?;

@@ -14,6 +14,11 @@
 //! The data comes from Debian's package `dataset-fashion-mnist`, which installs the four
 //! IDX files (gzip) under `/usr/share/datasets/fashion-mnist/`; `--data DIR` reads another
 //! folder of the same files.
+//!
+//! `--distributed` trains data-parallel as one rank of an `mpirun` job (the `mpi` feature:
+//! `cargo build --release --features mpi --example train_fashion_mnist`, then
+//! `mpirun -np 2 target/release/examples/train_fashion_mnist --distributed --threads 1`):
+//! each rank takes its half of every batch of 128, and rank 0 prints and writes the results.
 
 #[path = "common/recipe.rs"]
 mod recipe;
@@ -65,6 +70,9 @@ struct Args {
     /// Print one JSON line at the end (the fields of train_fmnist_torch.py's).
     #[arg(long)]
     json: bool,
+    /// Train data-parallel as one rank of an `mpirun` job (needs the `mpi` feature).
+    #[arg(long)]
+    distributed: bool,
 }
 
 const CLASSES: [&str; 10] = [
@@ -90,6 +98,16 @@ fn run(a: &Args) -> Result<()> {
                 .into(),
         });
     }
+    if a.distributed {
+        let comm = report::communicator()?;
+        return run_on(a, Some(&*comm));
+    }
+    run_on(a, None)
+}
+
+fn run_on(a: &Args, comm: Option<&dyn tapegrad::train::Collective>) -> Result<()> {
+    // Replicas other than 0 train in silence and write nothing.
+    let main = comm.is_none_or(|c| c.rank() == 0);
     tapegrad::kernels::threads::set_num_threads(a.threads);
     let r = recipe::Recipe {
         epochs: a.epochs,
@@ -100,10 +118,14 @@ fn run(a: &Args) -> Result<()> {
     let data = recipe::mnist_splits(&a.data, Some(5000), a.seed)?;
     let load_s = loaded.elapsed().as_secs_f64();
     let rss = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let tensorboard = a.tb.logger(&format!("train_fmnist-seed{}", a.seed))?;
+    let tensorboard = if main {
+        a.tb.logger(&format!("train_fmnist-seed{}", a.seed))?
+    } else {
+        None
+    };
     let opts = recipe::RunOptions {
         tensorboard: a.tb.run_option(&tensorboard),
-        progress: if a.quiet {
+        progress: if a.quiet || !main {
             Progress::Quiet
         } else {
             Progress::Auto
@@ -111,9 +133,13 @@ fn run(a: &Args) -> Result<()> {
         dir: Some(a.results.clone()),
         resume: a.resume.clone(),
         extra: Some(Box::new(report::RssProbe(rss.clone()))),
+        collective: comm,
         ..Default::default()
     };
     let trained = recipe::train(&r, &data, opts)?;
+    if !main {
+        return Ok(());
+    }
     let names: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
     report::write_results(&a.results, &trained, &data, Some(&names))?;
     if let Some(log) = &tensorboard {

@@ -14,6 +14,7 @@
 //! | `tapegrad-optim` | [`optim`] | optimizers, L-BFGS, gradient clipping, learning-rate schedules |
 //! | `tapegrad-data` | [`data`] | datasets, loaders, splits, k-fold, augmentation, readers (digits, MNIST, CSV) |
 //! | `tapegrad-train` | [`train`] | `Trainer`, callbacks, metrics, history, exact resume, progress, plots, ensembles |
+//! | `tapegrad-dist` | [`dist`] | data-parallel training over MPI (`Communicator`, feature `mpi`), the scaling model |
 //! | `tapegrad-check` | [`check`] | gradcheck for your own tests, proptest strategies |
 //!
 //! ```
@@ -58,6 +59,7 @@ pub use tapegrad_core as core;
 pub use tapegrad_core::functional;
 pub use tapegrad_core::recompute;
 pub use tapegrad_data as data;
+pub use tapegrad_dist as dist;
 pub use tapegrad_kernels as kernels;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;

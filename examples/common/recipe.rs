@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tapegrad::data::read::{digits, mnist, MnistPart};
+use tapegrad::data::Uneven;
 use tapegrad::data::{stratified_holdout, train_test_split, RandomTranslate};
 use tapegrad::nn::LinearConfig;
 use tapegrad::prelude::*;
 use tapegrad::train::tensorboard::{TensorBoard, TensorBoardLogger};
-use tapegrad::train::{Callback, Evaluation, Outcome};
+use tapegrad::train::{Callback, Collective, Evaluation, Outcome};
 
 /// What the recipe trains with.
 #[derive(Clone, Debug)]
@@ -203,7 +204,7 @@ pub fn mlp(
 
 /// Where a run writes its checkpoints, and how it shows progress.
 #[derive(Default)]
-pub struct RunOptions {
+pub struct RunOptions<'c> {
     /// How progress is shown.
     pub progress: Progress,
     /// The folder of `last.ckpt`, `best.ckpt` and the history files (none: no files).
@@ -217,6 +218,10 @@ pub struct RunOptions {
     /// Log the run to TensorBoard: scalars every 10 steps, and histograms (weights,
     /// gradients, activations on 256 validation images) every this many steps (0: none).
     pub tensorboard: Option<(TensorBoardLogger, usize)>,
+    /// Train as one replica of a data-parallel job: each replica takes its shard of every
+    /// batch of `batch / replicas` samples, so the steps are those of one process (the
+    /// validation and test sets are evaluated whole on every replica: exact numbers).
+    pub collective: Option<&'c dyn Collective>,
 }
 
 /// A trained model and what it measured.
@@ -256,7 +261,12 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
     let inputs = data.train.feature_shape().iter().product();
     let mut store = ParamStore::new();
     let model = mlp(&mut store, inputs, r, data.classes);
-    let mut train = DataLoader::new(&data.train, r.batch).with_shuffle(r.seed);
+    let mut train = match opts.collective {
+        Some(c) => DataLoader::new(&data.train, r.batch.div_ceil(c.size()))
+            .with_shuffle(r.seed)
+            .with_shard(c.rank(), c.size(), Uneven::Pad),
+        None => DataLoader::new(&data.train, r.batch).with_shuffle(r.seed),
+    };
     if r.augment {
         train = train.with_transform(
             RandomTranslate {
@@ -304,6 +314,9 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
     }
     if let Some(cb) = opts.extra {
         trainer = trainer.with_callback(cb);
+    }
+    if let Some(c) = opts.collective {
+        trainer = trainer.with_data_parallel(c);
     }
     if let Some(path) = &opts.resume {
         trainer.resume(&mut store, path)?;

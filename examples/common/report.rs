@@ -183,6 +183,22 @@ pub struct TensorBoardArgs {
     pub histograms_every: usize,
 }
 
+/// This process's place in an `mpirun` job (`--distributed`), or, in a build without the
+/// `mpi` feature, an error that says how to build one.
+pub fn communicator() -> Result<Box<dyn tapegrad::train::Collective>> {
+    #[cfg(feature = "mpi")]
+    {
+        Ok(Box::new(tapegrad::dist::Communicator::init()?))
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        Err(Error::argument(
+            "--distributed",
+            "this example was built without MPI: build it with `cargo build --release --features mpi --example NAME` (Open MPI and libclang needed), then run `mpirun -np 2 target/release/examples/NAME --distributed`",
+        ))
+    }
+}
+
 impl TensorBoardArgs {
     /// The logger of run `run` (none without --tensorboard).
     pub fn logger(

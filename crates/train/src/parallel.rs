@@ -64,6 +64,9 @@ pub trait Collective {
 }
 
 /// Sums a flat buffer of `T` across the replicas (through the `f32` or `f64` collective).
+/// It takes the `Vec` because a `Vec` can be downcast to `Vec<f32>`; a slice cannot be a
+/// `dyn Any`.
+#[allow(clippy::ptr_arg)]
 fn sum_buffer<T: Float>(c: &dyn Collective, buffer: &mut Vec<T>) -> Result<()> {
     let any: &mut dyn Any = buffer;
     if let Some(v) = any.downcast_mut::<Vec<f32>>() {
@@ -286,5 +289,93 @@ pub(crate) fn sum_stats(c: Option<&dyn Collective>, values: &mut [f64]) -> Resul
     match c {
         Some(c) => c.sum_f64(values),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use tapegrad_core::ParamRole;
+
+    /// Two replicas, the other of which holds ones wherever this one has a number (its
+    /// gradient of every parameter is all ones).
+    struct OnesElsewhere {
+        sums: Cell<usize>,
+    }
+
+    impl Collective for OnesElsewhere {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn sum_f32(&self, v: &mut [f32]) -> Result<()> {
+            self.sums.set(self.sums.get() + 1);
+            v.iter_mut().for_each(|x| *x += 1.0);
+            Ok(())
+        }
+        fn sum_f64(&self, v: &mut [f64]) -> Result<()> {
+            self.sums.set(self.sums.get() + 1);
+            v.iter_mut().for_each(|x| *x += 1.0);
+            Ok(())
+        }
+        fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> Result<()> {
+            Ok(())
+        }
+        fn all_gather(&self, b: &[u8]) -> Result<Vec<Vec<u8>>> {
+            Ok(vec![b.to_vec(), b.to_vec()])
+        }
+        fn barrier(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn buckets_average_every_gradient_and_fill_the_missing_ones() {
+        let mut store = ParamStore::<f64>::new();
+        let a = store.insert("a", Tensor::zeros([3, 2]));
+        let b = store.insert("b", Tensor::zeros([5]));
+        let c = store.insert("c", Tensor::zeros([4]));
+        let frozen = store.insert("frozen", Tensor::zeros([2]));
+        store.freeze(frozen);
+        let ga = Tensor::from_fn([3, 2], |i| i as f64);
+        let gc = Tensor::from_fn([4], |i| -(i as f64));
+        // 8 elements of f64 a bucket: `c` and `b` cannot share one.
+        for bytes in [64, 1 << 20] {
+            let mut sync = GradientSync::new(bytes);
+            let comm = OnesElsewhere { sums: Cell::new(0) };
+            let mut grads = Gradients::from_params([(a, ga.clone()), (c, gc.clone())]);
+            sync.average(&comm, &store, &mut grads).unwrap();
+            let mean = |g: &Tensor<f64>| {
+                g.as_slice()
+                    .iter()
+                    .map(|v| (v + 1.0) / 2.0)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(grads.param(a).unwrap().to_vec(), mean(&ga));
+            assert_eq!(grads.param(c).unwrap().to_vec(), mean(&gc));
+            // `b` had no gradient here but one on the other replica: its mean.
+            assert_eq!(grads.param(b).unwrap().to_vec(), vec![0.5; 5]);
+            assert!(grads.param(frozen).is_none());
+            let buckets = if bytes == 64 { 3 } else { 1 };
+            assert_eq!(comm.sums.get(), buckets);
+            assert_eq!(sync.bucket_lens().iter().sum::<usize>(), 6 + 5 + 4 + 3);
+            // Last layer first.
+            assert_eq!(sync.bucket_lens()[0], if bytes == 64 { 5 } else { 18 });
+        }
+    }
+
+    #[test]
+    fn the_layout_names_dtype_shape_and_role() {
+        let mut s = ParamStore::<f32>::new();
+        s.insert_with_role("fc.weight", Tensor::zeros([2, 3]), ParamRole::Weight);
+        let b = s.insert("fc.bias", Tensor::zeros([2]));
+        s.freeze(b);
+        assert_eq!(
+            layout(&s),
+            "fc.weight f32 [2, 3] Weight\nfc.bias f32 [2] Other frozen\n"
+        );
     }
 }
