@@ -205,3 +205,8 @@ pub struct GuideConformanceDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/performance.md")]
 pub struct GuidePerformanceDoctests;
+
+/// The guide's page `distributed.md`: its code blocks are doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/distributed.md")]
+pub struct GuideDistributedDoctests;
