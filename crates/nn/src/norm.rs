@@ -14,7 +14,9 @@
 //! The normalisation is built from graph ops, so its gradients (through the batch
 //! statistics in training) are exact and checked like every other op.
 
-use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Shape, Tensor, Var};
+use std::rc::Rc;
+
+use tapegrad_core::{Collective, Float, ParamKey, ParamRole, ParamStore, Shape, Tensor, Var};
 
 use crate::module::{Forward, Module};
 use crate::per_sample::TapKind;
@@ -81,6 +83,17 @@ pub struct BatchNorm {
     running_mean: Option<ParamKey>,
     running_var: Option<ParamKey>,
     num_batches: Option<ParamKey>,
+    sync: Option<Replicas>,
+}
+
+/// The replicas a synchronised batch normalisation computes its statistics over.
+#[derive(Clone)]
+struct Replicas(Rc<dyn Collective>);
+
+impl std::fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Replicas({} replicas)", self.0.size())
+    }
 }
 
 impl BatchNorm {
@@ -122,7 +135,22 @@ impl BatchNorm {
             running_mean,
             running_var,
             num_batches,
+            sync: None,
         }
+    }
+
+    /// Synchronised batch normalisation (PyTorch's `SyncBatchNorm`): in training, the batch
+    /// statistics are those of the whole global batch, every replica's samples together,
+    /// and their gradients flow back to every replica ([`Var::sum_across`]). Without it,
+    /// each replica of data-parallel training normalises with the statistics of its own
+    /// samples, as PyTorch's `BatchNorm` does under DDP. Evaluation with running statistics
+    /// needs no communication.
+    ///
+    /// Every replica must run the same forward passes (the `Trainer` does), or they wait
+    /// for each other forever.
+    pub fn with_sync(mut self, replicas: Rc<dyn Collective>) -> Self {
+        self.sync = Some(Replicas(replicas));
+        self
     }
 
     /// `BatchNorm1d(features)` with PyTorch's defaults, for `[N, C]` or `[N, C, L]` inputs.
@@ -209,6 +237,17 @@ impl<T: Float> Module<T> for BatchNorm {
                 ),
             );
         }
+        // Synchronised: the samples of every replica count.
+        let n = match &self.sync {
+            Some(Replicas(c)) if use_batch => {
+                let mut total = [n as f64];
+                if let Err(e) = c.sum_f64(&mut total) {
+                    crate::fail("BatchNorm", format!("`{}`: {e}", self.name));
+                }
+                total[0] as usize
+            }
+            _ => n,
+        };
         let xhat = if use_batch {
             if f.is_training() && n <= 1 {
                 crate::fail(
@@ -220,11 +259,29 @@ impl<T: Float> Module<T> for BatchNorm {
                     ),
                 );
             }
-            // One fused node: the normalisation and the batch statistics in one pass.
-            let (xhat, mean, var) = match x.try_normalize_with_stats(axes.as_slice(), self.cfg.eps)
-            {
-                Ok(r) => r,
-                Err(e) => crate::fail("BatchNorm", format!("`{}`: {e}", self.name)),
+            let (xhat, mean, var) = match &self.sync {
+                // Two passes over the global batch, each summed across the replicas: the
+                // mean, then the (biased) variance about it.
+                Some(Replicas(c)) => {
+                    let inv_n = T::from_f64(1.0 / n as f64);
+                    let sum = |v: Var<'g, T>| match v
+                        .sum_dim(axes.as_slice(), true)
+                        .try_sum_across(c.clone())
+                    {
+                        Ok(v) => v,
+                        Err(e) => crate::fail("BatchNorm", format!("`{}`: {e}", self.name)),
+                    };
+                    let mean = sum(x).mul_scalar(inv_n);
+                    let d = x - mean;
+                    let var = sum(d * d).mul_scalar(inv_n);
+                    let xhat = d * (var + T::from_f64(self.cfg.eps)).rsqrt();
+                    (xhat, mean.value(), var.value())
+                }
+                // One fused node: the normalisation and the batch statistics in one pass.
+                None => match x.try_normalize_with_stats(axes.as_slice(), self.cfg.eps) {
+                    Ok(r) => r,
+                    Err(e) => crate::fail("BatchNorm", format!("`{}`: {e}", self.name)),
+                },
             };
             if f.is_training() {
                 if let (Some(rm), Some(rv), Some(nb)) =

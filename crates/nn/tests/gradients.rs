@@ -428,3 +428,73 @@ fn losses_are_stable_for_huge_logits() {
     );
     assert!(ls.item().is_finite() && ls.backward().wrt(x).all_finite());
 }
+
+/// One replica: sums across it are the values themselves.
+struct Alone;
+
+impl tapegrad_core::Collective for Alone {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn sum_f32(&self, _: &mut [f32]) -> tapegrad_core::Result<()> {
+        Ok(())
+    }
+    fn sum_f64(&self, _: &mut [f64]) -> tapegrad_core::Result<()> {
+        Ok(())
+    }
+    fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> tapegrad_core::Result<()> {
+        Ok(())
+    }
+    fn all_gather(&self, b: &[u8]) -> tapegrad_core::Result<Vec<Vec<u8>>> {
+        Ok(vec![b.to_vec()])
+    }
+    fn barrier(&self) -> tapegrad_core::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn synchronised_batchnorm() {
+    // Its own composite path (two passes, each summed across the replicas), checked like
+    // every layer; the equivalence across 2 real ranks is in crates/dist/tests/mpi.rs.
+    let alone: std::rc::Rc<dyn tapegrad_core::Collective> = std::rc::Rc::new(Alone);
+    let x = rand(&[2, 2, 2, 3], -2.0, 2.0, 16);
+    let mut s = ParamStore::new();
+    let bn = BatchNorm::new_2d(&mut s, "bn", 2).with_sync(alone.clone());
+    let (w, b) = bn.affine_params().unwrap();
+    *s.value_mut(w) = rand(&[2], 0.5, 1.5, 11);
+    *s.value_mut(b) = rand(&[2], -0.5, 0.5, 12);
+    check_module("sync_batchnorm2d", s.clone(), &bn, x.clone(), Mode::Train);
+
+    // On one replica it is batch normalisation: output, gradients, running statistics.
+    let mut s2 = ParamStore::new();
+    let plain = BatchNorm::new_2d(&mut s2, "bn", 2);
+    let (w2, b2) = plain.affine_params().unwrap();
+    *s2.value_mut(w2) = s.value(w).clone();
+    *s2.value_mut(b2) = s.value(b).clone();
+    let run = |m: &BatchNorm, store: &ParamStore<f64>| {
+        let mut store = store.clone();
+        let g = Graph::new();
+        let xv = g.leaf(x.clone());
+        let mut rng = seeded_rng(0);
+        let y = {
+            let mut f = Forward::new(&g, &mut store, Mode::Train, Some(&mut rng));
+            m.forward(&mut f, xv)
+        };
+        let grads = (y * y.sin()).sum().backward();
+        let (rm, rv) = m.running_stats().unwrap();
+        (
+            y.value().to_vec(),
+            grads.wrt(xv).to_vec(),
+            store.value(rm).to_vec(),
+            store.value(rv).to_vec(),
+        )
+    };
+    let (a, b) = (run(&bn, &s), run(&plain, &s2));
+    let close = |u: &[f64], v: &[f64]| u.iter().zip(v).all(|(p, q)| (p - q).abs() < 1e-12);
+    assert!(close(&a.0, &b.0) && close(&a.1, &b.1), "{a:?}\n{b:?}");
+    assert!(close(&a.2, &b.2) && close(&a.3, &b.3), "{a:?}\n{b:?}");
+}

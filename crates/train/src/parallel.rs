@@ -18,50 +18,7 @@ use std::any::Any;
 
 use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamStore, Result, Tensor};
 
-/// The collective operations of a group of replicas (processes), as data-parallel training
-/// uses them. Every replica must make the same calls in the same order; a call returns once
-/// every replica has made it.
-///
-/// `tapegrad-dist`'s `Communicator` implements it over MPI.
-pub trait Collective {
-    /// This replica's number, `0..size()`; replica 0 prints, plots and writes checkpoints.
-    fn rank(&self) -> usize;
-
-    /// The number of replicas.
-    fn size(&self) -> usize;
-
-    /// Replaces `values` on every replica by their elementwise sum over the replicas (the
-    /// same bits on every replica).
-    ///
-    /// # Errors
-    /// [`Error::Argument`] if the replicas pass different lengths, where the transport can
-    /// tell.
-    fn sum_f32(&self, values: &mut [f32]) -> Result<()>;
-
-    /// [`Collective::sum_f32`] in `f64`.
-    ///
-    /// # Errors
-    /// As [`Collective::sum_f32`].
-    fn sum_f64(&self, values: &mut [f64]) -> Result<()>;
-
-    /// Replaces `bytes` on every replica by replica `root`'s.
-    ///
-    /// # Errors
-    /// A transport error.
-    fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) -> Result<()>;
-
-    /// Every replica's `bytes`, in rank order, on every replica.
-    ///
-    /// # Errors
-    /// A transport error.
-    fn all_gather(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>>;
-
-    /// Returns once every replica has called it.
-    ///
-    /// # Errors
-    /// A transport error.
-    fn barrier(&self) -> Result<()>;
-}
+pub use tapegrad_core::collective::Collective;
 
 /// Sums a flat buffer of `T` across the replicas (through the `f32` or `f64` collective).
 /// It takes the `Vec` because a `Vec` can be downcast to `Vec<f32>`; a slice cannot be a
