@@ -72,19 +72,28 @@ struct Args {
     /// Train data-parallel as one rank of an `mpirun` job (needs the `mpi` feature).
     #[arg(long)]
     distributed: bool,
+    /// With --distributed: batch normalisation with the statistics of the whole global
+    /// batch (PyTorch's SyncBatchNorm) instead of each rank's own.
+    #[arg(long)]
+    sync_batchnorm: bool,
 }
 
 fn run(a: &Args) -> Result<()> {
     if a.distributed {
-        let comm = report::communicator()?;
-        return run_on(a, Some(&*comm));
+        return run_on(a, Some(report::communicator()?));
+    }
+    if a.sync_batchnorm {
+        return Err(Error::argument(
+            "--sync-batchnorm",
+            "synchronised batch normalisation needs --distributed",
+        ));
     }
     run_on(a, None)
 }
 
-fn run_on(a: &Args, comm: Option<&dyn tapegrad::train::Collective>) -> Result<()> {
+fn run_on(a: &Args, comm: Option<std::rc::Rc<dyn tapegrad::train::Collective>>) -> Result<()> {
     // Replicas other than 0 train in silence and write nothing.
-    let main = comm.is_none_or(|c| c.rank() == 0);
+    let main = comm.as_ref().is_none_or(|c| c.rank() == 0);
     let quiet = a.quiet || !main;
     tapegrad::kernels::threads::set_num_threads(a.threads);
     let r = recipe::Recipe {
@@ -114,6 +123,7 @@ fn run_on(a: &Args, comm: Option<&dyn tapegrad::train::Collective>) -> Result<()
         dir: Some(a.results.clone()),
         resume: a.resume.clone(),
         collective: comm,
+        sync_batchnorm: a.sync_batchnorm,
         ..Default::default()
     };
     let trained = recipe::train(&r, &data, opts)?;

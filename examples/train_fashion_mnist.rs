@@ -73,6 +73,10 @@ struct Args {
     /// Train data-parallel as one rank of an `mpirun` job (needs the `mpi` feature).
     #[arg(long)]
     distributed: bool,
+    /// With --distributed: batch normalisation with the statistics of the whole global
+    /// batch (PyTorch's SyncBatchNorm) instead of each rank's own.
+    #[arg(long)]
+    sync_batchnorm: bool,
 }
 
 const CLASSES: [&str; 10] = [
@@ -99,15 +103,20 @@ fn run(a: &Args) -> Result<()> {
         });
     }
     if a.distributed {
-        let comm = report::communicator()?;
-        return run_on(a, Some(&*comm));
+        return run_on(a, Some(report::communicator()?));
+    }
+    if a.sync_batchnorm {
+        return Err(Error::argument(
+            "--sync-batchnorm",
+            "synchronised batch normalisation needs --distributed",
+        ));
     }
     run_on(a, None)
 }
 
-fn run_on(a: &Args, comm: Option<&dyn tapegrad::train::Collective>) -> Result<()> {
+fn run_on(a: &Args, comm: Option<std::rc::Rc<dyn tapegrad::train::Collective>>) -> Result<()> {
     // Replicas other than 0 train in silence and write nothing.
-    let main = comm.is_none_or(|c| c.rank() == 0);
+    let main = comm.as_ref().is_none_or(|c| c.rank() == 0);
     tapegrad::kernels::threads::set_num_threads(a.threads);
     let r = recipe::Recipe {
         epochs: a.epochs,
@@ -134,6 +143,7 @@ fn run_on(a: &Args, comm: Option<&dyn tapegrad::train::Collective>) -> Result<()
         resume: a.resume.clone(),
         extra: Some(Box::new(report::RssProbe(rss.clone()))),
         collective: comm,
+        sync_batchnorm: a.sync_batchnorm,
         ..Default::default()
     };
     let trained = recipe::train(&r, &data, opts)?;

@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each example uses part of it
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use tapegrad::data::read::{digits, mnist, MnistPart};
@@ -169,6 +170,17 @@ pub fn mlp(
     r: &Recipe,
     classes: usize,
 ) -> Sequential<f32> {
+    mlp_synced(store, inputs, r, classes, None)
+}
+
+/// [`mlp`], its batch normalisations synchronised across `sync`'s replicas if given.
+pub fn mlp_synced(
+    store: &mut ParamStore<f32>,
+    inputs: usize,
+    r: &Recipe,
+    classes: usize,
+    sync: Option<Rc<dyn Collective>>,
+) -> Sequential<f32> {
     let mut rng = seeded_rng(r.seed);
     let cfg = LinearConfig::default()
         .with_init(Init::HeNormal)
@@ -186,7 +198,13 @@ pub fn mlp(
                 cfg,
                 &mut rng,
             ))
-            .push(BatchNorm1d::new(store, &(i + 1).to_string(), h))
+            .push({
+                let bn = BatchNorm1d::new(store, &(i + 1).to_string(), h);
+                match &sync {
+                    Some(c) => bn.with_sync(c.clone()),
+                    None => bn,
+                }
+            })
             .push(Relu)
             .push(Dropout::new(r.dropout));
         width = h;
@@ -204,7 +222,7 @@ pub fn mlp(
 
 /// Where a run writes its checkpoints, and how it shows progress.
 #[derive(Default)]
-pub struct RunOptions<'c> {
+pub struct RunOptions {
     /// How progress is shown.
     pub progress: Progress,
     /// The folder of `last.ckpt`, `best.ckpt` and the history files (none: no files).
@@ -221,7 +239,9 @@ pub struct RunOptions<'c> {
     /// Train as one replica of a data-parallel job: each replica takes its shard of every
     /// batch of `batch / replicas` samples, so the steps are those of one process (the
     /// validation and test sets are evaluated whole on every replica: exact numbers).
-    pub collective: Option<&'c dyn Collective>,
+    pub collective: Option<Rc<dyn Collective>>,
+    /// With a collective: synchronised batch normalisation (the global batch's statistics).
+    pub sync_batchnorm: bool,
 }
 
 /// A trained model and what it measured.
@@ -260,8 +280,9 @@ impl Trained {
 pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
     let inputs = data.train.feature_shape().iter().product();
     let mut store = ParamStore::new();
-    let model = mlp(&mut store, inputs, r, data.classes);
-    let mut train = match opts.collective {
+    let sync = opts.collective.clone().filter(|_| opts.sync_batchnorm);
+    let model = mlp_synced(&mut store, inputs, r, data.classes, sync);
+    let mut train = match &opts.collective {
         Some(c) => DataLoader::new(&data.train, r.batch.div_ceil(c.size()))
             .with_shuffle(r.seed)
             .with_shard(c.rank(), c.size(), Uneven::Pad),
@@ -315,8 +336,8 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
     if let Some(cb) = opts.extra {
         trainer = trainer.with_callback(cb);
     }
-    if let Some(c) = opts.collective {
-        trainer = trainer.with_data_parallel(c);
+    if let Some(c) = &opts.collective {
+        trainer = trainer.with_data_parallel(&**c);
     }
     if let Some(path) = &opts.resume {
         trainer.resume(&mut store, path)?;

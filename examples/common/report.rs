@@ -185,10 +185,10 @@ pub struct TensorBoardArgs {
 
 /// This process's place in an `mpirun` job (`--distributed`), or, in a build without the
 /// `mpi` feature, an error that says how to build one.
-pub fn communicator() -> Result<Box<dyn tapegrad::train::Collective>> {
+pub fn communicator() -> Result<std::rc::Rc<dyn tapegrad::train::Collective>> {
     #[cfg(feature = "mpi")]
     {
-        Ok(Box::new(tapegrad::dist::Communicator::init()?))
+        Ok(std::rc::Rc::new(tapegrad::dist::Communicator::init()?))
     }
     #[cfg(not(feature = "mpi"))]
     {
