@@ -4,7 +4,8 @@
 //! MLP (Linear, BatchNorm, ReLU, Dropout) and a small CNN (Conv2d, BatchNorm2d, max
 //! pooling) with cross-entropy, Adam with weight decay and gradient clipping for 99 steps
 //! each, then counts the allocations of step 100: the tape, its nodes, every tensor buffer,
-//! the gradients' containers and the optimizer's state are reused, so the count is zero.
+//! the gradients' containers, the data-parallel gradient buckets and the optimizer's state
+//! are reused, so the count is zero.
 //! Then the same for a whole epoch driven by a `DataLoader` (shuffled, augmented, the last
 //! batch partial, dropout masks from the per-step random streams): the batches are written
 //! into pooled buffers and the permutation's vector is reused, so epoch 5 allocates nothing.
@@ -17,6 +18,7 @@ use tapegrad::data::rng::{stream_rng, Stream};
 use tapegrad::data::RandomTranslate;
 use tapegrad::optim::{clip_grad_norm, Adam, AdamConfig, NormType, Optimizer};
 use tapegrad::prelude::*;
+use tapegrad::train::{Collective, GradientSync};
 
 struct Counting;
 
@@ -97,6 +99,8 @@ fn allocations_of_step_100(
     let mut rng = seeded_rng(1);
     let mut opt = Adam::new(AdamConfig::default().with_weight_decay(1e-4));
     let mut graph = Graph::new();
+    // Buckets of 64 KiB: several per step.
+    let mut sync = GradientSync::new(64 << 10);
     let mut losses = Vec::with_capacity(100);
     let mut step = |graph: &mut Graph<f32>, store: &mut ParamStore<f32>, rng: &mut StdRng| {
         graph.reset();
@@ -106,6 +110,9 @@ fn allocations_of_step_100(
             cross_entropy(out, y)
         };
         let mut grads = loss.backward();
+        // Data-parallel averaging, across a replica that holds the same gradients: the
+        // mean is the gradient itself (×2 ÷2 is exact), through the reused buckets.
+        sync.average(&Mirror, store, &mut grads).expect("averaged");
         clip_grad_norm(&mut grads, 5.0, NormType::L2).expect("finite gradients");
         opt.step(store, &grads, 1e-3);
         loss.item()
@@ -117,6 +124,35 @@ fn allocations_of_step_100(
     let counts = counted(|| last = step(&mut graph, store, &mut rng));
     losses.push(last);
     (counts, losses)
+}
+
+/// Two replicas, the other of which holds the same numbers.
+struct Mirror;
+
+impl Collective for Mirror {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        2
+    }
+    fn sum_f32(&self, v: &mut [f32]) -> tapegrad::core::Result<()> {
+        v.iter_mut().for_each(|x| *x *= 2.0);
+        Ok(())
+    }
+    fn sum_f64(&self, v: &mut [f64]) -> tapegrad::core::Result<()> {
+        v.iter_mut().for_each(|x| *x *= 2.0);
+        Ok(())
+    }
+    fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> tapegrad::core::Result<()> {
+        Ok(())
+    }
+    fn all_gather(&self, b: &[u8]) -> tapegrad::core::Result<Vec<Vec<u8>>> {
+        Ok(vec![b.to_vec(), b.to_vec()])
+    }
+    fn barrier(&self) -> tapegrad::core::Result<()> {
+        Ok(())
+    }
 }
 
 // One test: the counter is global, so nothing else may run beside it.

@@ -140,14 +140,18 @@ impl<T: Float> GradientSync<T> {
     /// Lays the buckets out for `store`'s trainable parameters, unless they are laid out
     /// for it already.
     fn layout(&mut self, store: &ParamStore<T>) {
-        let want: Vec<(ParamKey, Vec<usize>)> = store
-            .iter()
-            .filter(|(_, p)| p.requires_grad())
-            .map(|(k, p)| (k, p.value.shape().to_vec()))
-            .collect();
-        if want == self.built_for {
+        let trainable = || store.iter().filter(|(_, p)| p.requires_grad());
+        // Compared without allocating: this runs every step.
+        let same = trainable().count() == self.built_for.len()
+            && trainable()
+                .zip(&self.built_for)
+                .all(|((k, p), (bk, bs))| k == *bk && p.value.shape() == bs.as_slice());
+        if same {
             return;
         }
+        let want: Vec<(ParamKey, Vec<usize>)> = trainable()
+            .map(|(k, p)| (k, p.value.shape().to_vec()))
+            .collect();
         let per_bucket = (self.bucket_bytes / std::mem::size_of::<T>()).max(1);
         self.buckets.clear();
         let mut slots = Vec::new();
