@@ -34,6 +34,12 @@ struct Args {
     /// The global batch (split evenly between the ranks).
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Start each bucket's sum during the backward pass (PyTorch DDP's overlap).
+    #[arg(long)]
+    overlap: bool,
+    /// The largest gradient bucket, in KiB (PyTorch DDP: 25 MiB).
+    #[arg(long, default_value_t = 25 << 10)]
+    bucket_kib: usize,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -66,7 +72,8 @@ fn main() -> Result<()> {
     comm.broadcast_store(&mut store)?;
     let mut g = Graph::<f32>::new();
     let mut opt = Sgd::new(SgdConfig::default());
-    let mut sync = GradientSync::<f32>::default();
+    let mut sync = GradientSync::<f32>::new(a.bucket_kib << 10);
+    let mut ahead = 0;
     let mut step = |times: Option<(&mut Vec<f64>, &mut Vec<f64>)>| -> Result<()> {
         let t0 = Instant::now();
         g.reset();
@@ -74,10 +81,19 @@ fn main() -> Result<()> {
         let h1 = (g.constant(x.clone()).matmul(p(0)) + p(1)).relu();
         let h2 = (h1.matmul(p(2)) + p(3)).relu();
         let loss = cross_entropy(h2.matmul(p(4)) + p(5), &y);
-        let mut grads = loss.backward();
+        let mut grads = if a.overlap && ranks > 1 {
+            sync.begin(&store);
+            let (sync, store, comm) = (&mut sync, &store, &comm);
+            loss.try_backward_with_ready(&mut |k, gk| sync.ready(comm, store, k, gk))?
+        } else {
+            loss.backward()
+        };
         g.reset();
         let t1 = Instant::now();
-        if ranks > 1 {
+        if ranks > 1 && a.overlap {
+            sync.finish(&comm, &store, &mut grads)?;
+            ahead = sync.started_ahead();
+        } else if ranks > 1 {
             comm.average_gradients(&mut sync, &store, &mut grads)?;
         }
         let t2 = Instant::now();
@@ -117,13 +133,19 @@ fn main() -> Result<()> {
     if rank == 0 {
         let bytes = (store.num_elements() * 4) as f64;
         println!(
-            "W2 step, global batch {}: {ranks} rank(s) × {} thread(s), batch {batch} each: median step {:.3} ms, of which gradient average {:.3} ms ({:.1}%), {:.2} MB of gradient",
+            "W2 step, global batch {}: {ranks} rank(s) × {} thread(s), batch {batch} each{}: median step {:.3} ms, of which gradient average after backward {:.3} ms ({:.1}%), {:.2} MB of gradient in {} bucket(s)",
             a.batch,
             a.threads,
+            if a.overlap {
+                format!(", {ahead} bucket(s) started during backward")
+            } else {
+                String::new()
+            },
             step_s * 1e3,
             reduce_s * 1e3,
             100.0 * reduce_s / step_s,
-            bytes / 1e6
+            bytes / 1e6,
+            sync.bucket_lens().len().max(1)
         );
         if ranks > 1 {
             println!(

@@ -338,7 +338,51 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     pub fn try_backward_with(self, seed: &Tensor<T>) -> Result<Gradients<T>> {
         self.check_seed(seed.shape())?;
-        Ok(sweep_tensors(self.graph, self.id, seed.clone()))
+        Ok(sweep_tensors(self.graph, self.id, seed.clone(), None))
+    }
+
+    /// [`Var::try_backward`], calling `ready(key, gradient)` during the sweep as soon as a
+    /// parameter's gradient is complete — once the sweep has passed every op that uses the
+    /// parameter — so, for a network, last layer first. Data-parallel training starts
+    /// reducing those gradients while the sweep goes on (PyTorch DDP's overlap). A parameter
+    /// is reported at most once; one whose earliest use on the tape gets no gradient is not
+    /// reported (its gradient, if any, is in the result as always).
+    ///
+    /// ```
+    /// use tapegrad_core::{Graph, ParamStore, Tensor};
+    /// let mut store = ParamStore::<f64>::new();
+    /// let a = store.insert("a", Tensor::from_vec(vec![2.0], [1]));
+    /// let b = store.insert("b", Tensor::from_vec(vec![3.0], [1]));
+    /// let g = Graph::new();
+    /// let y = (g.param(&store, a) * g.param(&store, b)).sum();
+    /// let mut order = Vec::new();
+    /// let grads = y.try_backward_with_ready(&mut |k, grad| order.push((store.name(k).to_string(), grad.to_vec()))).unwrap();
+    /// assert_eq!(order, vec![("b".to_string(), vec![2.0]), ("a".to_string(), vec![3.0])]);
+    /// assert_eq!(grads.param(a).unwrap().to_vec(), vec![3.0]);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Var::try_backward`].
+    #[track_caller]
+    pub fn try_backward_with_ready(
+        self,
+        ready: &mut dyn FnMut(ParamKey, &Tensor<T>),
+    ) -> Result<Gradients<T>> {
+        let shape = self.shape();
+        if self.numel() != 1 {
+            return Err(shape_error(
+                "backward",
+                &[&shape],
+                "backward() needs a one-element output; pass a seed gradient with backward_with()",
+            ));
+        }
+        self.check_seed(&shape)?;
+        Ok(sweep_tensors(
+            self.graph,
+            self.id,
+            Tensor::ones(shape),
+            Some(ready),
+        ))
     }
 
     /// Differentiates this one-element value and records the backward pass on the tape:
@@ -440,13 +484,32 @@ fn anomaly_in_backward<T: Float>(graph: &Graph<T>, node: usize, input: usize, g:
     }
 }
 
+/// The callback told that a parameter's gradient is complete.
+type ReadyFn<'a, T> = dyn FnMut(ParamKey, &Tensor<T>) + 'a;
+
 /// The first-order sweep on tensors.
 #[track_caller]
-fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Gradients<T> {
+fn sweep_tensors<T: Float>(
+    graph: &Graph<T>,
+    root: u32,
+    seed: Tensor<T>,
+    mut ready: Option<&mut ReadyFn<'_, T>>,
+) -> Gradients<T> {
     graph.backward_ran();
     let nodes = graph.nodes();
     let anomaly = graph.anomaly_detection();
     let n = root as usize + 1;
+    // With a `ready` callback: each parameter's earliest node, where its gradient is done.
+    // (Built only then: an empty map allocates.)
+    let first_use: Option<ParamMap<u32>> = ready.is_some().then(|| {
+        let mut m = ParamMap::new();
+        for (i, node) in nodes[..n].iter().enumerate() {
+            if let Op::Param(key) = node.op {
+                m.get_or_insert_with(key, || i as u32);
+            }
+        }
+        m
+    });
     let mut grads = graph.take_grad_slots();
     grads.resize_with(n, || None);
     grads[root as usize] = Some(seed);
@@ -547,6 +610,13 @@ fn sweep_tensors<T: Float>(graph: &Graph<T>, root: u32, seed: Tensor<T>) -> Grad
                     Some(acc) => add_into(acc, &g),
                     None => {
                         out.params.insert(key, g.clone());
+                    }
+                }
+                if let (Some(ready), Some(first)) = (ready.as_mut(), &first_use) {
+                    if first.get(key) == Some(&(i as u32)) {
+                        if let Some(done) = out.params.get(key) {
+                            ready(key, done);
+                        }
                     }
                 }
             }
@@ -759,6 +829,24 @@ mod tests {
     /// paths, against the same chain on two equal elements (the general paths): same bits,
     /// same shapes, also with branches (accumulation), retained intermediates, a parameter
     /// leaf, a non-differentiable op, no_grad, anomaly mode and a shape of five dimensions.
+    #[test]
+    fn a_parameter_used_twice_is_ready_once_with_its_whole_gradient() {
+        let mut store = crate::ParamStore::<f64>::new();
+        let w = store.insert("w", Tensor::from_vec(vec![2.0], [1]));
+        let v = store.insert("v", Tensor::from_vec(vec![5.0], [1]));
+        let g = Graph::new();
+        // y = w·(w·v): ∂y/∂w = 2wv = 20, ∂y/∂v = w² = 4.
+        let (w1, vv) = (g.param(&store, w), g.param(&store, v));
+        let y = (g.param(&store, w) * (w1 * vv)).sum();
+        let mut seen = Vec::new();
+        let grads = y
+            .try_backward_with_ready(&mut |k, gk| seen.push((k, gk.to_vec())))
+            .unwrap();
+        seen.sort_by_key(|(k, _)| store.name(*k).to_string());
+        assert_eq!(seen, vec![(v, vec![4.0]), (w, vec![20.0])]);
+        assert_eq!(grads.param(w).unwrap().to_vec(), vec![20.0]);
+    }
+
     #[test]
     fn one_element_fast_paths_match_the_general_paths() {
         fn chain<'g>(x: Var<'g, f32>) -> (Var<'g, f32>, Var<'g, f32>) {

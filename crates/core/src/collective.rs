@@ -45,6 +45,50 @@ pub trait Collective {
     /// As [`Collective::sum_f32`].
     fn sum_f64(&self, values: &mut [f64]) -> Result<()>;
 
+    /// Starts summing `values` across the replicas without waiting for it (a non-blocking
+    /// allreduce), under the number `id`; [`Collective::finish_sum_f32`] collects the sum.
+    /// Returns `false` when this collective does not start sums ahead (the default): then
+    /// nothing happened, and the caller sums with [`Collective::sum_f32`]. Every replica
+    /// must start and finish the same sums in the same order.
+    ///
+    /// # Errors
+    /// A transport error, or `id` already started and not finished.
+    fn start_sum_f32(&self, _id: usize, _values: &[f32]) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// [`Collective::start_sum_f32`] in `f64`.
+    ///
+    /// # Errors
+    /// As [`Collective::start_sum_f32`].
+    fn start_sum_f64(&self, _id: usize, _values: &[f64]) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Waits for the sum started under `id` and writes it into `out` (of the started
+    /// length).
+    ///
+    /// # Errors
+    /// [`crate::Error::Argument`] if no sum was started under `id` or `out`'s length differs;
+    /// a transport error.
+    fn finish_sum_f32(&self, id: usize, _out: &mut [f32]) -> Result<()> {
+        Err(crate::Error::argument(
+            "Collective::finish_sum_f32",
+            format!("no sum was started under {id}"),
+        ))
+    }
+
+    /// [`Collective::finish_sum_f32`] in `f64`.
+    ///
+    /// # Errors
+    /// As [`Collective::finish_sum_f32`].
+    fn finish_sum_f64(&self, id: usize, _out: &mut [f64]) -> Result<()> {
+        Err(crate::Error::argument(
+            "Collective::finish_sum_f64",
+            format!("no sum was started under {id}"),
+        ))
+    }
+
     /// Replaces `bytes` on every replica by replica `root`'s.
     ///
     /// # Errors

@@ -8,11 +8,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
+use mpi::datatype::Equivalence;
 use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
+use mpi::ffi;
+use mpi::raw::AsRaw;
 use mpi::topology::{Communicator as _, SimpleCommunicator};
 use mpi::traits::{CommunicatorCollectives, Root};
 use mpi::Threading;
+use std::os::raw::c_int;
 use tapegrad_core::{Error, Float, Gradients, ParamStore, Result};
 use tapegrad_train::{Collective, GradientSync};
 
@@ -52,6 +56,9 @@ pub struct Communicator {
     size: usize,
     scratch32: RefCell<Vec<f32>>,
     scratch64: RefCell<Vec<f64>>,
+    /// The sums started ahead, by id (their buffers must stay put until they finish).
+    ahead32: RefCell<Vec<Ahead<f32>>>,
+    ahead64: RefCell<Vec<Ahead<f64>>>,
     watchdog: Watchdog,
     /// Finalises MPI when dropped, after everything above.
     _universe: Universe,
@@ -97,6 +104,8 @@ impl Communicator {
             size,
             scratch32: RefCell::new(Vec::new()),
             scratch64: RefCell::new(Vec::new()),
+            ahead32: RefCell::new(Vec::new()),
+            ahead64: RefCell::new(Vec::new()),
             watchdog: Watchdog::start(rank, timeout),
             _universe: universe,
         })
@@ -189,6 +198,132 @@ impl Communicator {
     }
 }
 
+/// A sum started ahead (`MPI_Iallreduce`): its buffers and its request.
+struct Ahead<E> {
+    send: Vec<E>,
+    recv: Vec<E>,
+    request: ffi::MPI_Request,
+    active: bool,
+}
+
+impl Communicator {
+    /// Starts the non-blocking sum `id` of `values` (see [`Collective::start_sum_f32`]).
+    fn start_ahead<E>(
+        &self,
+        table: &RefCell<Vec<Ahead<E>>>,
+        id: usize,
+        values: &[E],
+    ) -> Result<bool>
+    where
+        E: Copy + Equivalence,
+    {
+        let Ok(count) = c_int::try_from(values.len()) else {
+            return Ok(false); // too long for one call: summed in pieces, blocking
+        };
+        let mut table = table.borrow_mut();
+        while table.len() <= id {
+            table.push(Ahead {
+                send: Vec::new(),
+                recv: Vec::new(),
+                // SAFETY: reading an immutable constant of the MPI library.
+                request: unsafe { ffi::RSMPI_REQUEST_NULL },
+                active: false,
+            });
+        }
+        let a = &mut table[id];
+        if a.active {
+            return Err(Error::argument(
+                "Communicator::start_sum",
+                format!("sum {id} was started and not finished"),
+            ));
+        }
+        a.send.clear();
+        a.send.extend_from_slice(values);
+        a.recv.clear();
+        a.recv.extend_from_slice(values);
+        // SAFETY: both buffers hold `count` elements of the datatype and stay allocated and
+        // untouched until `finish_ahead` has waited for the request: they are written only
+        // while `active` is false, and `Drop` waits for active requests before freeing them.
+        // The communicator, the datatype and the operation are valid handles.
+        unsafe {
+            ffi::MPI_Iallreduce(
+                a.send.as_ptr().cast(),
+                a.recv.as_mut_ptr().cast(),
+                count,
+                E::equivalent_datatype().as_raw(),
+                SystemOperation::sum().as_raw(),
+                self.world.as_raw(),
+                &mut a.request,
+            );
+        }
+        a.active = true;
+        // Let MPI move the sums started before (Open MPI progresses them inside its calls).
+        for other in table.iter_mut().filter(|o| o.active) {
+            let mut done: c_int = 0;
+            // SAFETY: an active request of this communicator; a completed one becomes
+            // MPI_REQUEST_NULL, which MPI_Wait accepts later.
+            unsafe {
+                ffi::MPI_Test(&mut other.request, &mut done, ffi::RSMPI_STATUS_IGNORE);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Waits for sum `id` and copies it into `out`.
+    fn finish_ahead<E: Copy>(
+        &self,
+        table: &RefCell<Vec<Ahead<E>>>,
+        id: usize,
+        out: &mut [E],
+    ) -> Result<()> {
+        let mut table = table.borrow_mut();
+        let a = match table.get_mut(id) {
+            Some(a) if a.active => a,
+            _ => {
+                return Err(Error::argument(
+                    "Communicator::finish_sum",
+                    format!("no sum was started under {id}"),
+                ))
+            }
+        };
+        // SAFETY: the request is this communicator's, active or completed (null).
+        self.guarded(|| unsafe {
+            ffi::MPI_Wait(&mut a.request, ffi::RSMPI_STATUS_IGNORE);
+        });
+        a.active = false;
+        if out.len() != a.recv.len() {
+            return Err(Error::argument(
+                "Communicator::finish_sum",
+                format!(
+                    "sum {id} has {} elements, the output {}",
+                    a.recv.len(),
+                    out.len()
+                ),
+            ));
+        }
+        out.copy_from_slice(&a.recv);
+        Ok(())
+    }
+
+    /// Waits for every sum still running (before their buffers are freed).
+    fn wait_all<E>(table: &RefCell<Vec<Ahead<E>>>) {
+        for a in table.borrow_mut().iter_mut().filter(|a| a.active) {
+            // SAFETY: an active request of this communicator, whose buffers are alive.
+            unsafe {
+                ffi::MPI_Wait(&mut a.request, ffi::RSMPI_STATUS_IGNORE);
+            }
+            a.active = false;
+        }
+    }
+}
+
+impl Drop for Communicator {
+    fn drop(&mut self) {
+        Self::wait_all(&self.ahead32);
+        Self::wait_all(&self.ahead64);
+    }
+}
+
 impl Collective for Communicator {
     fn rank(&self) -> usize {
         self.rank
@@ -206,6 +341,22 @@ impl Collective for Communicator {
     fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
         self.sum_in_place(values, &self.scratch64);
         Ok(())
+    }
+
+    fn start_sum_f32(&self, id: usize, values: &[f32]) -> Result<bool> {
+        self.start_ahead(&self.ahead32, id, values)
+    }
+
+    fn start_sum_f64(&self, id: usize, values: &[f64]) -> Result<bool> {
+        self.start_ahead(&self.ahead64, id, values)
+    }
+
+    fn finish_sum_f32(&self, id: usize, out: &mut [f32]) -> Result<()> {
+        self.finish_ahead(&self.ahead32, id, out)
+    }
+
+    fn finish_sum_f64(&self, id: usize, out: &mut [f64]) -> Result<()> {
+        self.finish_ahead(&self.ahead64, id, out)
     }
 
     fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) -> Result<()> {

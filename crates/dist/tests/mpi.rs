@@ -153,6 +153,8 @@ fn two_ranks_equal_one_process_with_twice_the_batch() {
         assert_eq!(a.len(), RANKS, "{first}");
         assert!(a.iter().all(|d| *d == a[0]), "replicas differ: {a:?}");
         assert_eq!(a, b, "two runs on 2 ranks differ");
+        let o = values(&first, &format!("equivalence {dtype} overlap digest"));
+        assert_eq!(o, a, "overlapped sums change the steps");
     }
 }
 
@@ -386,30 +388,38 @@ fn config(epochs: usize) -> TrainConfig {
 /// at batch 32, from the same initialisation; rank 0 compares.
 fn equivalence<T: Float>(c: &Communicator) {
     let d = data::<T>(320);
-    let steps_of = |store: &mut ParamStore<T>, model: &Sequential<T>, parallel: bool| {
-        let loader = if parallel {
-            DataLoader::new(&d, 16)
-                .with_shuffle(1)
-                .with_shard(c.rank(), c.size(), Uneven::Pad)
-        } else {
-            DataLoader::new(&d, 32).with_shuffle(1)
+    let steps_of =
+        |store: &mut ParamStore<T>, model: &Sequential<T>, parallel: bool, overlap: bool| {
+            let loader = if parallel {
+                DataLoader::new(&d, 16)
+                    .with_shuffle(1)
+                    .with_shard(c.rank(), c.size(), Uneven::Pad)
+            } else {
+                DataLoader::new(&d, 32).with_shuffle(1)
+            };
+            let mut t = Trainer::new(model, Adam::new(AdamConfig::default()), Constant(1e-2))
+                .with_config(config(3));
+            if parallel {
+                t = t
+                    .with_data_parallel(c)
+                    .with_overlap(overlap)
+                    .with_bucket_bytes(16 << 10);
+            }
+            let out = t.fit_without_validation(store, &loader).unwrap();
+            assert_eq!(out.steps, 30);
         };
-        let mut t = Trainer::new(model, Adam::new(AdamConfig::default()), Constant(1e-2))
-            .with_config(config(3));
-        if parallel {
-            t = t.with_data_parallel(c);
-        }
-        let out = t.fit_without_validation(store, &loader).unwrap();
-        assert_eq!(out.steps, 30);
-    };
     // Rank 1 starts from other weights: the broadcast gives it rank 0's.
     let mut store = ParamStore::<T>::new();
     let model = mlp(&mut store, 32, 7 + c.rank() as u64, 0.0);
     let mut single = store.clone();
-    steps_of(&mut store, &model, true);
+    let mut ahead = store.clone();
+    steps_of(&mut store, &model, true, false);
     println!("equivalence {} digest {}", T::DTYPE, digest(&store));
+    // The same steps with each bucket's sum started during the backward pass.
+    steps_of(&mut ahead, &model, true, true);
+    println!("equivalence {} overlap digest {}", T::DTYPE, digest(&ahead));
     if c.rank() == 0 {
-        steps_of(&mut single, &model, false);
+        steps_of(&mut single, &model, false, false);
         // ‖a − b‖ / ‖b‖ over all parameters, and the largest elementwise difference.
         let (mut diff, mut norm, mut worst) = (0.0f64, 0.0f64, 0.0f64);
         for ((_, a), (_, b)) in store.iter().zip(single.iter()) {

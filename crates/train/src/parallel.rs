@@ -16,25 +16,53 @@
 
 use std::any::Any;
 
-use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamStore, Result, Tensor};
+use tapegrad_core::{Error, Float, Gradients, ParamKey, ParamMap, ParamStore, Result, Tensor};
 
 pub use tapegrad_core::collective::Collective;
 
-/// Sums a flat buffer of `T` across the replicas (through the `f32` or `f64` collective).
-/// It takes the `Vec` because a `Vec` can be downcast to `Vec<f32>`; a slice cannot be a
-/// `dyn Any`.
+/// The `f32` or `f64` view of a buffer of `T`, for the collective of that type. It takes
+/// the `Vec` because a `Vec` can be downcast; a slice cannot be a `dyn Any`.
+enum Typed<'a> {
+    F32(&'a mut Vec<f32>),
+    F64(&'a mut Vec<f64>),
+}
+
 #[allow(clippy::ptr_arg)]
-fn sum_buffer<T: Float>(c: &dyn Collective, buffer: &mut Vec<T>) -> Result<()> {
+fn typed<T: Float>(buffer: &mut Vec<T>) -> Result<Typed<'_>> {
     let any: &mut dyn Any = buffer;
-    if let Some(v) = any.downcast_mut::<Vec<f32>>() {
-        return c.sum_f32(v);
+    if any.is::<Vec<f32>>() {
+        return Ok(Typed::F32(any.downcast_mut().expect("checked")));
     }
     match any.downcast_mut::<Vec<f64>>() {
-        Some(v) => c.sum_f64(v),
+        Some(v) => Ok(Typed::F64(v)),
         None => Err(Error::argument(
             "Collective",
             format!("no sum for element type {}", T::DTYPE),
         )),
+    }
+}
+
+/// Sums a flat buffer of `T` across the replicas.
+fn sum_buffer<T: Float>(c: &dyn Collective, buffer: &mut Vec<T>) -> Result<()> {
+    match typed(buffer)? {
+        Typed::F32(v) => c.sum_f32(v),
+        Typed::F64(v) => c.sum_f64(v),
+    }
+}
+
+/// Starts summing a buffer without waiting; false if the collective does not do that.
+fn start_buffer<T: Float>(c: &dyn Collective, id: usize, buffer: &mut Vec<T>) -> Result<bool> {
+    match typed(buffer)? {
+        Typed::F32(v) => c.start_sum_f32(id, v),
+        Typed::F64(v) => c.start_sum_f64(id, v),
+    }
+}
+
+/// Collects the sum [`start_buffer`] started into the buffer.
+fn finish_buffer<T: Float>(c: &dyn Collective, id: usize, buffer: &mut Vec<T>) -> Result<()> {
+    match typed(buffer)? {
+        Typed::F32(v) => c.finish_sum_f32(id, v),
+        Typed::F64(v) => c.finish_sum_f64(id, v),
     }
 }
 
@@ -100,13 +128,80 @@ struct Slot {
     offset: usize,
 }
 
+/// Some parameters' gradients, flat, reduced together.
+#[derive(Debug)]
+struct Bucket<T> {
+    slots: Vec<Slot>,
+    len: usize,
+    buffer: Vec<T>,
+    /// Slots filled by [`GradientSync::ready`] this step.
+    ready: usize,
+    /// Whether its sum was started ahead (during the backward pass).
+    started: bool,
+}
+
+impl<T: Float> Bucket<T> {
+    /// Fills the buffer from `grads` (zeros and a zero count where a parameter has none).
+    fn fill(&mut self, store: &ParamStore<T>, grads: &Gradients<T>) -> Result<()> {
+        self.buffer.clear();
+        for s in &self.slots {
+            match grads.param(s.key) {
+                Some(g) => {
+                    check_shape(store, s, g)?;
+                    self.buffer.extend_from_slice(g.as_slice());
+                    self.buffer.push(T::from_f64(1.0));
+                }
+                None => {
+                    let n: usize = s.shape.iter().product();
+                    self.buffer
+                        .extend(std::iter::repeat_n(T::from_f64(0.0), n + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_shape<T: Float>(store: &ParamStore<T>, s: &Slot, g: &Tensor<T>) -> Result<()> {
+    if g.shape() == s.shape.as_slice() {
+        return Ok(());
+    }
+    Err(Error::argument(
+        "GradientSync",
+        format!(
+            "the gradient of `{}` has shape {:?}, the parameter {:?}",
+            store.name(s.key),
+            g.shape(),
+            s.shape
+        ),
+    ))
+}
+
 /// Averages gradients across replicas in reused buckets (see the module docs).
+///
+/// [`GradientSync::average`] reduces every bucket after the backward pass. Between
+/// [`GradientSync::begin`] and [`GradientSync::finish`], [`GradientSync::ready`] — called
+/// from [`Var::try_backward_with_ready`](tapegrad_core::Var::try_backward_with_ready) as
+/// each parameter's gradient is done — copies the gradient into its bucket and starts the
+/// bucket's sum without waiting as soon as the bucket is full, so the last layers' sums
+/// run while the backward pass computes the first layers' gradients (PyTorch DDP's
+/// overlap, where the collective starts sums ahead; otherwise `finish` does the work).
+/// Buckets start in the same order on every replica (a bucket waits for the ones before
+/// it), as MPI requires.
 #[derive(Debug)]
 pub struct GradientSync<T: Float> {
     bucket_bytes: usize,
     /// The store's trainable layout the buckets were built for.
     built_for: Vec<(ParamKey, Vec<usize>)>,
-    buckets: Vec<(Vec<Slot>, Vec<T>)>,
+    buckets: Vec<Bucket<T>>,
+    /// Each parameter's `(bucket, slot)`.
+    place: ParamMap<(usize, usize)>,
+    /// The first bucket not started yet this step.
+    next: usize,
+    /// An error met in `ready` (which cannot return one), reported by `finish`.
+    error: Option<Error>,
+    /// Buckets started during the last backward pass.
+    started_ahead: usize,
 }
 
 impl<T: Float> Default for GradientSync<T> {
@@ -124,6 +219,10 @@ impl<T: Float> GradientSync<T> {
             bucket_bytes: bucket_bytes.max(1),
             built_for: Vec::new(),
             buckets: Vec::new(),
+            place: ParamMap::new(),
+            next: 0,
+            error: None,
+            started_ahead: 0,
         }
     }
 
@@ -132,9 +231,15 @@ impl<T: Float> GradientSync<T> {
         self.bucket_bytes
     }
 
-    /// The buckets of the last average: their sizes in elements.
+    /// The buckets' sizes in elements (one more per parameter than its gradient: the count
+    /// of replicas that had one).
     pub fn bucket_lens(&self) -> Vec<usize> {
-        self.buckets.iter().map(|(_, b)| b.len()).collect()
+        self.buckets.iter().map(|b| b.len).collect()
+    }
+
+    /// How many buckets the last step started during its backward pass.
+    pub fn started_ahead(&self) -> usize {
+        self.started_ahead
     }
 
     /// Lays the buckets out for `store`'s trainable parameters, unless they are laid out
@@ -154,16 +259,24 @@ impl<T: Float> GradientSync<T> {
             .collect();
         let per_bucket = (self.bucket_bytes / std::mem::size_of::<T>()).max(1);
         self.buckets.clear();
-        let mut slots = Vec::new();
+        self.place.clear();
+        let mut slots: Vec<Slot> = Vec::new();
         let mut len = 0usize;
+        let close = |slots: Vec<Slot>, len: usize| Bucket {
+            slots,
+            len,
+            buffer: vec![T::from_f64(0.0); len],
+            ready: 0,
+            started: false,
+        };
         // Last layer first: backward finishes those gradients first.
         for (key, shape) in want.iter().rev() {
             let n: usize = shape.iter().product();
             if len > 0 && len + n + 1 > per_bucket {
-                self.buckets
-                    .push((std::mem::take(&mut slots), Vec::with_capacity(len)));
+                self.buckets.push(close(std::mem::take(&mut slots), len));
                 len = 0;
             }
+            self.place.insert(*key, (self.buckets.len(), slots.len()));
             slots.push(Slot {
                 key: *key,
                 shape: shape.clone(),
@@ -172,57 +285,100 @@ impl<T: Float> GradientSync<T> {
             len += n + 1;
         }
         if !slots.is_empty() {
-            self.buckets.push((slots, Vec::with_capacity(len)));
+            self.buckets.push(close(slots, len));
         }
         self.built_for = want;
     }
 
-    /// Replaces `grads` by their mean over the replicas: every trainable parameter of
-    /// `store` that got a gradient on some replica gets the sum over replicas divided by
-    /// the replica count (a replica where it got none counts zeros, as in PyTorch DDP).
-    /// Leaf gradients of `Var`s are left alone.
+    /// Starts a step's averaging (before its backward pass, for [`GradientSync::ready`]).
+    pub fn begin(&mut self, store: &ParamStore<T>) {
+        self.layout(store);
+        for b in &mut self.buckets {
+            b.ready = 0;
+            b.started = false;
+        }
+        self.next = 0;
+        self.error = None;
+        self.started_ahead = 0;
+    }
+
+    /// Parameter `key`'s gradient is complete: copies it into its bucket, and starts the
+    /// sums of the buckets that are full (in order). Errors wait for
+    /// [`GradientSync::finish`].
+    pub fn ready(
+        &mut self,
+        c: &dyn Collective,
+        store: &ParamStore<T>,
+        key: ParamKey,
+        grad: &Tensor<T>,
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(&(b, k)) = self.place.get(key) else {
+            return; // not a trainable parameter of the store
+        };
+        let bucket = &mut self.buckets[b];
+        let slot = &bucket.slots[k];
+        if let Err(e) = check_shape(store, slot, grad) {
+            self.error = Some(e);
+            return;
+        }
+        let (o, n) = (slot.offset, grad.numel());
+        bucket.buffer[o..o + n].copy_from_slice(grad.as_slice());
+        bucket.buffer[o + n] = T::from_f64(1.0);
+        bucket.ready += 1;
+        while let Some(b) = self.buckets.get_mut(self.next) {
+            if b.ready < b.slots.len() {
+                break;
+            }
+            match start_buffer(c, self.next, &mut b.buffer) {
+                Ok(true) => b.started = true,
+                // The collective does not start sums ahead: `finish` reduces them all.
+                Ok(false) => return,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+            self.started_ahead += 1;
+            self.next += 1;
+        }
+    }
+
+    /// Ends a step's averaging: reduces the buckets not started yet, waits for those
+    /// started, and replaces `grads` by their mean over the replicas (see
+    /// [`GradientSync::average`]).
     ///
     /// # Errors
     /// The collective's error, or a gradient whose shape is not its parameter's.
-    pub fn average(
+    pub fn finish(
         &mut self,
         c: &dyn Collective,
         store: &ParamStore<T>,
         grads: &mut Gradients<T>,
     ) -> Result<()> {
-        self.layout(store);
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        for (id, b) in self.buckets.iter_mut().enumerate().skip(self.next) {
+            b.fill(store, grads)?;
+            b.started = start_buffer(c, id, &mut b.buffer)?;
+            if !b.started {
+                sum_buffer(c, &mut b.buffer)?;
+            }
+        }
+        self.next = self.buckets.len();
         let scale = T::from_f64(1.0 / c.size() as f64);
         let mut missing = Vec::new();
-        for (slots, buffer) in &mut self.buckets {
-            buffer.clear();
-            for s in slots.iter() {
-                match grads.param(s.key) {
-                    Some(g) => {
-                        if g.shape() != s.shape.as_slice() {
-                            return Err(Error::argument(
-                                "GradientSync::average",
-                                format!(
-                                    "the gradient of `{}` has shape {:?}, the parameter {:?}",
-                                    store.name(s.key),
-                                    g.shape(),
-                                    s.shape
-                                ),
-                            ));
-                        }
-                        buffer.extend_from_slice(g.as_slice());
-                        buffer.push(T::from_f64(1.0));
-                    }
-                    None => {
-                        let n: usize = s.shape.iter().product();
-                        buffer.extend(std::iter::repeat_n(T::from_f64(0.0), n + 1));
-                    }
-                }
+        for (id, b) in self.buckets.iter_mut().enumerate() {
+            if b.started {
+                finish_buffer(c, id, &mut b.buffer)?;
             }
-            sum_buffer(c, buffer)?;
-            for s in slots.iter() {
+            for s in &b.slots {
                 let n: usize = s.shape.iter().product();
-                let sum = &buffer[s.offset..s.offset + n];
-                if buffer[s.offset + n] == T::from_f64(0.0) {
+                let sum = &b.buffer[s.offset..s.offset + n];
+                if b.buffer[s.offset + n] == T::from_f64(0.0) {
                     continue; // no replica had a gradient for it
                 }
                 match grads.param_mut(s.key) {
@@ -243,6 +399,23 @@ impl<T: Float> GradientSync<T> {
         }
         Ok(())
     }
+
+    /// Replaces `grads` by their mean over the replicas: every trainable parameter of
+    /// `store` that got a gradient on some replica gets the sum over replicas divided by
+    /// the replica count (a replica where it got none counts zeros, as in PyTorch DDP).
+    /// Leaf gradients of `Var`s are left alone.
+    ///
+    /// # Errors
+    /// The collective's error, or a gradient whose shape is not its parameter's.
+    pub fn average(
+        &mut self,
+        c: &dyn Collective,
+        store: &ParamStore<T>,
+        grads: &mut Gradients<T>,
+    ) -> Result<()> {
+        self.begin(store);
+        self.finish(c, store, grads)
+    }
 }
 
 /// Sums a few numbers (a meter's) across the replicas, when there are replicas.
@@ -256,7 +429,7 @@ pub(crate) fn sum_stats(c: Option<&dyn Collective>, values: &mut [f64]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
     use tapegrad_core::ParamRole;
 
     /// Two replicas, the other of which holds ones wherever this one has a number (its
@@ -325,6 +498,102 @@ mod tests {
             assert_eq!(sync.bucket_lens().iter().sum::<usize>(), 6 + 5 + 4 + 3);
             // Last layer first.
             assert_eq!(sync.bucket_lens()[0], if bytes == 64 { 5 } else { 18 });
+        }
+    }
+
+    /// `OnesElsewhere` that starts sums ahead, and records the order it started them in.
+    struct Ahead {
+        started: RefCell<Vec<(usize, Vec<f64>)>>,
+    }
+
+    impl Collective for Ahead {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn sum_f32(&self, _: &mut [f32]) -> Result<()> {
+            unreachable!("every sum starts ahead")
+        }
+        fn sum_f64(&self, _: &mut [f64]) -> Result<()> {
+            unreachable!("every sum starts ahead")
+        }
+        fn start_sum_f64(&self, id: usize, v: &[f64]) -> Result<bool> {
+            self.started.borrow_mut().push((id, v.to_vec()));
+            Ok(true)
+        }
+        fn finish_sum_f64(&self, id: usize, out: &mut [f64]) -> Result<()> {
+            let started = self.started.borrow();
+            let (_, v) = started.iter().find(|(i, _)| *i == id).expect("started");
+            for (o, x) in out.iter_mut().zip(v) {
+                *o = x + 1.0;
+            }
+            Ok(())
+        }
+        fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> Result<()> {
+            Ok(())
+        }
+        fn all_gather(&self, b: &[u8]) -> Result<Vec<Vec<u8>>> {
+            Ok(vec![b.to_vec(), b.to_vec()])
+        }
+        fn barrier(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn buckets_started_during_backward_average_the_same() {
+        use tapegrad_core::{seeded_rng, Graph};
+        // A 3-layer chain, a bucket per layer (8 f64s each, with the counts).
+        let mut store = ParamStore::<f64>::new();
+        let mut rng = seeded_rng(0);
+        let keys: Vec<ParamKey> = (0..3)
+            .map(|i| {
+                store.insert(
+                    format!("w{i}"),
+                    Tensor::rand_normal([2, 2], 0.0, 1.0, &mut rng),
+                )
+            })
+            .collect();
+        let x = Tensor::rand_normal([3, 2], 0.0, 1.0, &mut rng);
+        fn loss<'g>(
+            g: &'g Graph<f64>,
+            x: &Tensor<f64>,
+            store: &ParamStore<f64>,
+            keys: &[ParamKey],
+        ) -> tapegrad_core::Var<'g, f64> {
+            let mut h = g.constant(x.clone());
+            for &k in keys {
+                h = h.matmul(g.param(store, k)).tanh();
+            }
+            h.sum()
+        }
+        let g = Graph::new();
+        let mut plain = loss(&g, &x, &store, &keys).backward();
+        GradientSync::new(64)
+            .average(&OnesElsewhere { sums: Cell::new(0) }, &store, &mut plain)
+            .unwrap();
+
+        let ahead = Ahead {
+            started: RefCell::new(Vec::new()),
+        };
+        let mut sync = GradientSync::new(64);
+        sync.begin(&store);
+        let g = Graph::new();
+        let mut grads = loss(&g, &x, &store, &keys)
+            .try_backward_with_ready(&mut |k, gk| sync.ready(&ahead, &store, k, gk))
+            .unwrap();
+        // Every bucket started during the sweep, last layer first.
+        assert_eq!(sync.started_ahead(), 3);
+        let order: Vec<usize> = ahead.started.borrow().iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, vec![0, 1, 2]);
+        sync.finish(&ahead, &store, &mut grads).unwrap();
+        for &k in &keys {
+            assert_eq!(
+                grads.param(k).unwrap().to_vec(),
+                plain.param(k).unwrap().to_vec()
+            );
         }
     }
 
