@@ -76,6 +76,10 @@ struct Args {
     /// batch (PyTorch's SyncBatchNorm) instead of each rank's own.
     #[arg(long)]
     sync_batchnorm: bool,
+    /// With --distributed: start each bucket's gradient allreduce during the backward pass
+    /// (PyTorch DDP's overlap) instead of after it; the result is bit-identical.
+    #[arg(long)]
+    overlap: bool,
 }
 
 fn run(a: &Args) -> Result<()> {
@@ -86,6 +90,12 @@ fn run(a: &Args) -> Result<()> {
         return Err(Error::argument(
             "--sync-batchnorm",
             "synchronised batch normalisation needs --distributed",
+        ));
+    }
+    if a.overlap {
+        return Err(Error::argument(
+            "--overlap",
+            "overlapping the gradient allreduce with backward needs --distributed",
         ));
     }
     run_on(a, None)
@@ -124,6 +134,7 @@ fn run_on(a: &Args, comm: Option<std::rc::Rc<dyn tapegrad::train::Collective>>) 
         resume: a.resume.clone(),
         collective: comm,
         sync_batchnorm: a.sync_batchnorm,
+        overlap: a.overlap,
         ..Default::default()
     };
     let trained = recipe::train(&r, &data, opts)?;

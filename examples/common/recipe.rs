@@ -242,6 +242,8 @@ pub struct RunOptions {
     pub collective: Option<Rc<dyn Collective>>,
     /// With a collective: synchronised batch normalisation (the global batch's statistics).
     pub sync_batchnorm: bool,
+    /// With a collective: start each bucket's gradient sum during the backward pass.
+    pub overlap: bool,
 }
 
 /// A trained model and what it measured.
@@ -337,7 +339,7 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
         trainer = trainer.with_callback(cb);
     }
     if let Some(c) = &opts.collective {
-        trainer = trainer.with_data_parallel(&**c);
+        trainer = trainer.with_data_parallel(&**c).with_overlap(opts.overlap);
     }
     if let Some(path) = &opts.resume {
         trainer.resume(&mut store, path)?;
