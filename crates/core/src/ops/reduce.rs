@@ -142,29 +142,11 @@ impl ReduceOp {
                 let dev = ok(broadcast_zip("var", x, &mean, |a, m| (a - m) * (a - m)));
                 sum_keep(&dev, &axes).div_scalar(n - T::from_f64(*correction as f64))
             }
-            ReduceOp::Max { .. } => fold_keep(x, &axes, T::neg_infinity(), |a, v| {
-                if v > a || v.is_nan() {
-                    v
-                } else {
-                    a
-                }
-            }),
-            ReduceOp::Min { .. } => fold_keep(x, &axes, T::infinity(), |a, v| {
-                if v < a || v.is_nan() {
-                    v
-                } else {
-                    a
-                }
-            }),
+            ReduceOp::Max { .. } => fold_keep(x, &axes, T::neg_infinity(), nan_max),
+            ReduceOp::Min { .. } => fold_keep(x, &axes, T::infinity(), nan_min),
             ReduceOp::Prod { .. } => fold_keep(x, &axes, T::one(), |a, v| a * v),
             ReduceOp::LogSumExp { .. } => {
-                let m = fold_keep(x, &axes, T::neg_infinity(), |a, v| {
-                    if v > a || v.is_nan() {
-                        v
-                    } else {
-                        a
-                    }
-                });
+                let m = fold_keep(x, &axes, T::neg_infinity(), nan_max);
                 // Shift by a finite max only: all -inf rows give -inf, +inf rows give +inf.
                 let shift = m.map(|v| if v.is_finite() { v } else { T::zero() });
                 let e = ok(broadcast_zip("logsumexp", x, &shift, |a, s| (a - s).exp()));
@@ -174,13 +156,7 @@ impl ReduceOp {
             ReduceOp::Norm { p, .. } => {
                 let p = *p;
                 if p == f64::INFINITY {
-                    fold_keep(x, &axes, T::zero(), |a, v| {
-                        if v.abs() > a || v.is_nan() {
-                            v.abs()
-                        } else {
-                            a
-                        }
-                    })
+                    fold_keep(x, &axes, T::zero(), |a, v| nan_max(a, v.abs()))
                 } else if p == 1.0 {
                     sum_keep(&x.abs(), &axes)
                 } else if p == 2.0 {
@@ -317,6 +293,24 @@ fn count(shape: &[usize], axes: &[usize]) -> usize {
 }
 
 /// Folds over `axes` into the `keepdim` shape.
+/// The larger of a running maximum and a value, NaN winning (PyTorch's `amax` propagates NaN).
+fn nan_max<T: Float>(a: T, v: T) -> T {
+    if v > a || v.is_nan() {
+        v
+    } else {
+        a
+    }
+}
+
+/// The smaller of a running minimum and a value, NaN winning.
+fn nan_min<T: Float>(a: T, v: T) -> T {
+    if v < a || v.is_nan() {
+        v
+    } else {
+        a
+    }
+}
+
 fn fold_keep<T: Float>(x: &Tensor<T>, axes: &[usize], init: T, f: impl Fn(T, T) -> T) -> Tensor<T> {
     let kshape = keepdim_shape(x.shape(), axes);
     let mut out = Tensor::full(kshape.clone(), init);
