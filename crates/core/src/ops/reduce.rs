@@ -878,6 +878,8 @@ mod tests {
         assert_eq!(x.sum_to(&[]).item(), 0.5);
         let big = Tensor::<f64>::from_vec(vec![1000.0, 1000.0], [2]);
         assert!((big.logsumexp(0, false).item() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        let masked = Tensor::<f64>::from_vec(vec![f64::NEG_INFINITY; 2], [2]);
+        assert_eq!(masked.logsumexp(0, false).item(), f64::NEG_INFINITY);
         assert!(Tensor::<f64>::zeros([0]).mean().item().is_nan());
         assert!(Tensor::<f64>::zeros([2, 0]).try_amax(1, false).is_err());
     }
