@@ -875,8 +875,11 @@ impl<'g, T: Float> Var<'g, T> {
     /// 2-d convolution (cross-correlation, as PyTorch's `F.conv2d`): input `[N, C, H, W]`,
     /// weight `[O, C/groups, kh, kw]`, optional bias `[O]`, output `[N, O, H_out, W_out]`.
     ///
-    /// Computed as im2col (`unfold2d`) and one batched matmul per group; every gradient
-    /// (input, weight, bias, and second order) comes from those ops.
+    /// One op on the tape: the forward pass and the input and weight gradients each run
+    /// image by image as im2col and a gemm per group, or as Winograd F(2×2, 3×3) for a
+    /// 3×3 window of stride and dilation 1, one group and padding up to 2; the bias is added
+    /// in the same pass. The
+    /// gradients are themselves convolutions, so second order follows from the same rule.
     ///
     /// # Errors
     /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.

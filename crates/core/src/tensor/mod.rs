@@ -2,9 +2,10 @@
 //!
 //! Storage is shared: cloning a tensor, putting a parameter on the tape or reshaping costs a
 //! reference-count increment, never a copy of the data. A write through
-//! [`Tensor::as_mut_slice`] copies the data first only when it is shared
-//! (`Arc::make_mut`), so an optimizer updates a parameter in place once the tape that read
-//! it is gone.
+//! [`Tensor::as_mut_slice`] copies the data first only when it is shared (the
+//! reference-counted [`crate::memory`] buffer's `make_mut`, which recycles freed buffers
+//! through a size-class pool), so an optimizer updates a parameter in place once the tape
+//! that read it is gone.
 //!
 //! Tensors of up to four elements keep their data inline and never touch the allocator:
 //! the per-op cost on tiny tensors (scalars, biases of size 1) is then only the arithmetic.
