@@ -120,10 +120,7 @@ fn run(a: &Args) -> Result<()> {
         100.0 * report.accuracy,
         ensemble.len()
     );
-    std::fs::create_dir_all(&a.results).map_err(|e| Error::Io {
-        path: a.results.display().to_string(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&a.results).map_err(|e| Error::io(&a.results, e))?;
     write_atomic(&a.results.join("folds.csv"), csv.as_bytes())?;
     if a.json {
         println!(

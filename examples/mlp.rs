@@ -83,10 +83,7 @@ fn main() -> Result<()> {
     println!("final test accuracy {:.1}%", 100.0 * acc);
 
     let dir = std::env::temp_dir().join(format!("tapegrad-mlp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let path = dir.join("mlp.safetensors");
     save(&store, &path)?;
     let mut fresh = ParamStore::new();

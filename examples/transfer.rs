@@ -89,10 +89,7 @@ fn main() -> Result<()> {
         100.0 * evaluate(&model_a, &mut store_a, &x_test, &y_test)
     );
     let dir = std::env::temp_dir().join(format!("tapegrad-transfer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let path = dir.join("task_a.safetensors");
     save(&store_a, &path)?;
 

@@ -368,10 +368,7 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
 
 /// Creates the results folder `dir` (and its parents) if it is missing.
 pub fn results_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    })
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// A ReLU MLP with PyTorch's default init: Flatten, then Linear layers of the given widths

@@ -133,6 +133,25 @@ pub enum Error {
     },
 }
 
+/// `?` on an I/O error in a function returning tapegrad's `Result`. The error names no
+/// file; [`Error::io`] adds one.
+///
+/// ```
+/// fn read(path: &str) -> tapegrad_core::Result<Vec<u8>> {
+///     Ok(std::fs::read(path)?)
+/// }
+/// let e = read("/no/such/file").unwrap_err();
+/// assert!(matches!(e, tapegrad_core::Error::Io { .. }));
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io {
+            path: "(a file)".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl Error {
     /// An [`Error::Argument`] for `op` at the caller's line: for crates built on tapegrad
     /// (layers, losses, loaders) whose checks should read like the core's.
@@ -145,6 +164,20 @@ impl Error {
     #[track_caller]
     pub fn argument(op: &'static str, message: impl Into<String>) -> Error {
         arg_error(op, message)
+    }
+
+    /// An [`Error::Io`] for `path`, with what the operating system said.
+    ///
+    /// ```
+    /// use tapegrad_core::Error;
+    /// let e = std::fs::read("/no/such/file").map_err(|e| Error::io("/no/such/file", e));
+    /// assert!(e.unwrap_err().to_string().starts_with("/no/such/file: "));
+    /// ```
+    pub fn io(path: impl AsRef<std::path::Path>, e: std::io::Error) -> Error {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            message: e.to_string(),
+        }
     }
 
     /// An [`Error::Shape`] for `op` at the caller's line.

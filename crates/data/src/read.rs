@@ -44,10 +44,7 @@ fn content(bytes: &[u8], origin: &str, limit: Option<u64>) -> Result<Vec<u8>> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 // ------------------------------------------------------------------------------ digits

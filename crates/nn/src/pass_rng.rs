@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, TryRng};
 
 /// The generator of a forward pass ([`crate::Forward::rng`]): implements [`Rng`], so it goes
-/// wherever a generator does (`Tensor::rand_uniform`, [`crate::dropout`], `rand`'s
+/// wherever a generator does (`Tensor::rand_uniform`, [`crate::dropout()`], `rand`'s
 /// distributions).
 pub struct PassRng<'s>(Source<'s>);
 

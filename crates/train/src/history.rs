@@ -213,10 +213,7 @@ impl History {
     /// # Errors
     /// [`Error::Io`] if the folder cannot be written.
     pub fn write(&self, dir: &std::path::Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let atomic = tapegrad_core::checkpoint::write_atomic;
         atomic(&dir.join("history.csv"), self.to_csv().as_bytes())?;
         atomic(&dir.join("history.json"), self.to_json().as_bytes())

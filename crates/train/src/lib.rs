@@ -15,7 +15,7 @@
 //! | [`callbacks`] | `Callback`, `EarlyStopping`, `Checkpointer`, `ReduceLrOnPlateau`, `HistoryWriter` |
 //! | [`metrics`] | `Meter`, top-k accuracy, `ConfusionMatrix` with precision/recall/F1 |
 //! | [`history`] | `EpochRecord`, `History` (CSV, JSON) |
-//! | [`evaluate`] | `evaluate`, `Evaluation`, `Ensemble` |
+//! | [`evaluate`](mod@evaluate) | `evaluate`, `Evaluation`, `Ensemble` |
 //! | [`progress`] | `Progress` (bar, lines, quiet) |
 //! | [`parallel`] | `Collective`, `GradientSync`: data-parallel training across replicas |
 //! | [`plot`] | loss, accuracy and learning-rate curves, the confusion matrix, as PNG |

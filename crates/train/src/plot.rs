@@ -466,10 +466,7 @@ const VAL: RGBColor = RGBColor(255, 127, 14);
 /// [`Error::Io`] naming the file that cannot be drawn or written.
 pub fn plot_history(history: &History, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let pts = |f: fn(&crate::history::EpochRecord) -> f64| -> Vec<(f64, f64)> {
         history
             .epochs

@@ -635,10 +635,7 @@ impl<'a, T: Float> Trainer<'a, T> {
         for path in removes.drain(..) {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(tapegrad_core::Error::Io {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })
+                    return Err(tapegrad_core::Error::io(path, e))
                 }
                 _ => {}
             }
@@ -718,10 +715,7 @@ impl<T: Float> Trainer<'_, T> {
 pub(crate) fn create_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|e| tapegrad_core::Error::Io {
-                path: dir.display().to_string(),
-                message: e.to_string(),
-            })
+            std::fs::create_dir_all(dir).map_err(|e| tapegrad_core::Error::io(dir, e))
         }
         _ => Ok(()),
     }

@@ -23,10 +23,7 @@ static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 /// [`Error::Io`] naming `path` if the directory is missing or not writable, the disk is
 /// full, or a flush fails; the target is then untouched and the temporary file removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| Error::io(path, e);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -209,7 +209,12 @@ fn check_sizes<T: Float>(kernel: MicroKernel<T>, sizes: &[usize], tol: f64) {
                         for j in 0..n {
                             let got = c[i * (n + 2) + j].as_f64();
                             let w = want[i * n + j];
-                            assert!((got - w).abs() <= tol * (1.0 + w.abs()) * (k as f64).sqrt().max(1.0), "{}: m={m} k={k} n={n} {fa:?}×{fb:?} at ({i},{j}): {got} vs {w}", T::DTYPE);
+                            assert!(
+                                (got - w).abs()
+                                    <= tol * (1.0 + w.abs()) * (k as f64).sqrt().max(1.0),
+                                "{}: m={m} k={k} n={n} {fa:?}×{fb:?} at ({i},{j}): {got} vs {w}",
+                                T::DTYPE
+                            );
                         }
                     }
                     // β = 1 accumulates into C; α scales.

@@ -29,10 +29,7 @@ pub struct EventFile {
 /// for a record that fails its CRC or does not decode.
 pub fn read_events(path: impl AsRef<Path>) -> Result<EventFile> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     events_from_bytes(&bytes, path)
 }
 
@@ -65,10 +62,7 @@ pub fn events_from_bytes(bytes: &[u8], path: &Path) -> Result<EventFile> {
 /// As [`read_events`], for the first file that fails.
 pub fn read_logdir(dir: impl AsRef<Path>) -> Result<Vec<EventFile>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
         for entry in entries.flatten() {
             let p = entry.path();
             if p.is_dir() {

@@ -73,13 +73,6 @@ pub struct SummaryWriter {
     flush_every: Duration,
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -106,7 +99,7 @@ impl SummaryWriter {
     pub fn new(logdir: impl AsRef<Path>) -> Result<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = logdir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let (secs, host, pid) = (now() as u64, hostname(), std::process::id());
         let (path, file) = loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -118,7 +111,7 @@ impl SummaryWriter {
             {
                 Ok(f) => break (path, f),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_error(&path, e)),
+                Err(e) => return Err(Error::io(&path, e)),
             }
         };
         let mut w = SummaryWriter {
@@ -172,7 +165,7 @@ impl SummaryWriter {
         self.file
             .write_all(&self.pending)
             .and_then(|()| self.file.flush())
-            .map_err(|e| io_error(&self.path, e))?;
+            .map_err(|e| Error::io(&self.path, e))?;
         self.pending.clear();
         Ok(())
     }
