@@ -83,15 +83,20 @@ pub mod prelude {
         train_test_split, DataLoader, Dataset, KFold, StratifiedKFold, TensorDataset,
     };
     pub use tapegrad_nn::{
-        binary_cross_entropy_with_logits, checkpoint_segments, cross_entropy, cross_entropy_with,
-        l1_penalty, l2_penalty, mse_loss, per_sample_grads, AvgPool2d, BatchNorm, BatchNorm1d,
-        BatchNorm2d, Checkpointed, Conv2d, Conv2dConfig, CrossEntropyConfig, Dropout, Embedding,
-        Flatten, Forward, Gelu, Init, LayerNorm, LeakyRelu, Linear, LinearConfig, MaxPool2d, Mode,
-        Module, Recorder, Reduction, Relu, Sequential, Sigmoid, Tanh,
+        binary_cross_entropy, binary_cross_entropy_with_logits, checkpoint_segments, cross_entropy,
+        cross_entropy_soft, cross_entropy_with, dropout, elastic_net_penalty, huber_loss, kl_div,
+        l1_loss, l1_penalty, l2_penalty, mse_loss, nll_loss, per_sample_grads, smooth_l1_loss,
+        AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, Checkpointed, Conv2d,
+        Conv2dConfig, CrossEntropyConfig, Dropout, Elu, Embedding, Flatten, Forward, Gelu, Init,
+        LayerNorm, LeakyRelu, Linear, LinearConfig, LogSoftmax, MaxPool2d, Mode, Module, PRelu,
+        RRelu, Recorder, Reduction, Relu, Selu, Sequential, Sigmoid, Silu, Softmax, Softplus, Tanh,
     };
     pub use tapegrad_optim::{
-        clip_grad_norm, Adam, AdamConfig, AdamW, AdamWConfig, Cosine, NormType, Optimizer,
-        Schedule, Sgd, SgdConfig, Warmup,
+        clip_grad_norm, clip_grad_value, Adadelta, AdadeltaConfig, Adagrad, AdagradConfig, Adam,
+        AdamConfig, AdamW, AdamWConfig, Constant, Cosine, CosineWarmRestarts, Exponential,
+        InverseSqrt, Lbfgs, LbfgsConfig, LinearLR, MultiStep, NAdam, NAdamConfig, NormType,
+        OneCycle, Optimizer, ReduceOnPlateau, RmsProp, RmsPropConfig, Schedule, SequentialLR, Sgd,
+        SgdConfig, StepDecay, Warmup,
     };
     pub use tapegrad_train::{
         evaluate, Checkpointer, EarlyStopping, Ensemble, History, Monitor, Progress,

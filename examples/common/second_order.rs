@@ -223,7 +223,8 @@ pub fn lbfgs(p: &Problem, tol: f64, max_iter: usize) -> Trace {
     let k = store.insert("w", Tensor::<f64>::zeros([p.dim()]));
     let cfg = LbfgsConfig::default()
         .with_max_iter(1)
-        .with_tolerances(0.0, 0.0)
+        .with_tolerance_grad(0.0)
+        .with_tolerance_change(0.0)
         .with_line_search(LineSearch::StrongWolfe);
     let mut opt = Lbfgs::new(vec![k], cfg);
     let (mut loss, mut grad_norm) = (Vec::new(), Vec::new());

@@ -77,10 +77,15 @@ impl LbfgsConfig {
         self.history_size = n;
         self
     }
-    /// With tolerances.
-    pub fn with_tolerances(mut self, grad: f64, change: f64) -> Self {
-        self.tolerance_grad = grad;
-        self.tolerance_change = change;
+    /// With the gradient tolerance: stop when `max|g| ≤ tol` (PyTorch's `tolerance_grad`).
+    pub fn with_tolerance_grad(mut self, tol: f64) -> Self {
+        self.tolerance_grad = tol;
+        self
+    }
+    /// With the change tolerance: stop when the step or the loss change is below `tol`
+    /// (PyTorch's `tolerance_change`).
+    pub fn with_tolerance_change(mut self, tol: f64) -> Self {
+        self.tolerance_change = tol;
         self
     }
     /// With a line search.

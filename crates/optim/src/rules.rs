@@ -606,6 +606,16 @@ impl NAdamConfig {
         self.weight_decay = wd;
         self
     }
+    /// With ε.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// With ψ, the momentum decay.
+    pub fn with_momentum_decay(mut self, psi: f64) -> Self {
+        self.momentum_decay = psi;
+        self
+    }
 }
 
 impl<T: Float> Rule<T> for NAdamConfig {
@@ -694,6 +704,11 @@ impl AdadeltaConfig {
     /// With weight decay.
     pub fn with_weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
+        self
+    }
+    /// With ε.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
         self
     }
 }

@@ -306,3 +306,32 @@ fn one_cycle_drives_the_momentum() {
     let three = OneCycle::new(0.1, 100).with_three_phase(true);
     assert!((three.lr(58) - 0.004).abs() < 1e-12, "{}", three.lr(58));
 }
+
+#[test]
+fn every_config_field_has_a_builder() {
+    let n = NAdamConfig::default()
+        .with_betas(0.8, 0.99)
+        .with_eps(1e-6)
+        .with_weight_decay(0.1)
+        .with_momentum_decay(0.01);
+    assert_eq!(
+        (n.betas, n.eps, n.weight_decay, n.momentum_decay),
+        ((0.8, 0.99), 1e-6, 0.1, 0.01)
+    );
+    let d = AdadeltaConfig::default()
+        .with_rho(0.5)
+        .with_eps(1e-4)
+        .with_weight_decay(0.2);
+    assert_eq!((d.rho, d.eps, d.weight_decay), (0.5, 1e-4, 0.2));
+    let l = LbfgsConfig::default()
+        .with_tolerance_grad(1e-3)
+        .with_tolerance_change(1e-4);
+    assert_eq!((l.tolerance_grad, l.tolerance_change), (1e-3, 1e-4));
+    assert_eq!(
+        (
+            LbfgsConfig::default().tolerance_grad,
+            LbfgsConfig::default().tolerance_change
+        ),
+        (1e-7, 1e-9)
+    );
+}

@@ -66,8 +66,16 @@ fn optimizer(name: &str, kw: &Value) -> Box<dyn Optimizer<f64>> {
         "AdamW" => Box::new(AdamW::new(
             AdamWConfig::default().with_weight_decay(f("weight_decay", 0.01)),
         )),
-        "NAdam" => Box::new(NAdam::new(NAdamConfig::default())),
-        "Adadelta" => Box::new(Adadelta::new(AdadeltaConfig::default())),
+        "NAdam" => Box::new(NAdam::new(
+            NAdamConfig::default()
+                .with_eps(f("eps", 1e-8))
+                .with_momentum_decay(f("momentum_decay", 4e-3)),
+        )),
+        "Adadelta" => Box::new(Adadelta::new(
+            AdadeltaConfig::default()
+                .with_rho(f("rho", 0.9))
+                .with_eps(f("eps", 1e-6)),
+        )),
         other => panic!("no optimizer for {other}"),
     }
 }
