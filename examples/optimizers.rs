@@ -342,7 +342,7 @@ fn run(args: Args) -> Result<()> {
         ),
         (
             "AdamW",
-            Box::new(|| Box::new(AdamW::new(AdamWConfig::default().with_weight_decay(0.0)))),
+            Box::new(|| Box::new(AdamW::new(AdamConfig::adamw().with_weight_decay(0.0)))),
             vec![1e-2, 3e-2, 0.1],
         ),
         (

@@ -45,7 +45,7 @@
 //! let mut rng: StdRng = seeded_rng(0);
 //! let model = Sequential::new().push(Linear::new(&mut store, "fc", 4, 2, Init::HeNormal, &mut rng));
 //! let schedule = SequentialLR::new(vec![Box::new(LinearLR::new(0.1, 0.1, 1.0, 5)), Box::new(Constant(0.1))], vec![5]);
-//! let mut opt = AdamW::new(AdamWConfig::default());
+//! let mut opt = AdamW::new(AdamConfig::adamw());
 //! let g = Graph::new();
 //! let loss = model.forward(&mut Forward::eval(&g, &store), g.constant(Tensor::ones([3, 4]))).square().mean();
 //! let grads = loss.backward();
@@ -93,10 +93,10 @@ pub mod prelude {
     };
     pub use tapegrad_optim::{
         clip_grad_norm, clip_grad_value, Adadelta, AdadeltaConfig, Adagrad, AdagradConfig, Adam,
-        AdamConfig, AdamW, AdamWConfig, Constant, Cosine, CosineWarmRestarts, Exponential,
-        InverseSqrt, Lbfgs, LbfgsConfig, LinearLR, MultiStep, NAdam, NAdamConfig, NormType,
-        OneCycle, Optimizer, ReduceOnPlateau, RmsProp, RmsPropConfig, Schedule, SequentialLR, Sgd,
-        SgdConfig, StepDecay, Warmup,
+        AdamConfig, AdamW, Constant, Cosine, CosineWarmRestarts, Exponential, InverseSqrt, Lbfgs,
+        LbfgsConfig, LinearLR, MultiStep, NAdam, NAdamConfig, NormType, OneCycle, Optimizer,
+        ReduceOnPlateau, RmsProp, RmsPropConfig, Schedule, SequentialLR, Sgd, SgdConfig, StepDecay,
+        Warmup,
     };
     pub use tapegrad_train::{
         evaluate, Checkpointer, EarlyStopping, Ensemble, History, Monitor, Progress,

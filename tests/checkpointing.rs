@@ -33,7 +33,7 @@ fn train(segments: Option<usize>) -> Run {
     };
     let mut trainer = Trainer::new(
         &model,
-        AdamW::new(AdamWConfig::default()),
+        AdamW::new(AdamConfig::adamw()),
         Cosine::new(r.lr, 50),
     )
     .with_config(config);

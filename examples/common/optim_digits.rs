@@ -86,7 +86,7 @@ pub fn first_order() -> Vec<(&'static str, Make, [f64; 4])> {
         ),
         (
             "AdamW",
-            || Box::new(AdamW::new(AdamWConfig::default())),
+            || Box::new(AdamW::new(AdamConfig::adamw())),
             [1e-3, 3e-3, 1e-2, 3e-2],
         ),
         (

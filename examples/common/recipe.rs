@@ -303,7 +303,7 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
     let steps = train.batches_per_epoch();
     let (total, warm) = (r.epochs * steps, r.warmup_epochs * steps);
     let schedule = Warmup::new(warm, Cosine::new(r.lr, total.saturating_sub(warm).max(1)));
-    let optimizer = AdamW::new(AdamWConfig::default().with_weight_decay(r.weight_decay));
+    let optimizer = AdamW::new(AdamConfig::adamw().with_weight_decay(r.weight_decay));
     let config = TrainConfig {
         epochs: r.epochs,
         seed: r.seed,

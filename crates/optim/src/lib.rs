@@ -38,8 +38,8 @@ pub use clip::{clip_grad_norm, clip_grad_value, NormType};
 pub use lbfgs::{Lbfgs, LbfgsConfig, LineSearch};
 pub use optimizer::{GroupOptions, Optimizer, ParamState, Rule, RuleOptimizer};
 pub use rules::{
-    Adadelta, AdadeltaConfig, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, NAdam,
-    NAdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig,
+    Adadelta, AdadeltaConfig, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, NAdam, NAdamConfig,
+    RmsProp, RmsPropConfig, Sgd, SgdConfig, WeightDecay,
 };
 pub use schedule::{
     Constant, Cosine, CosineWarmRestarts, Exponential, FnSchedule, InverseSqrt, LinearLR,

@@ -172,7 +172,7 @@ impl<T: Float> ParamState<T> {
 /// How one parameter changes: a first-order update rule.
 pub trait Rule<T: Float>: Clone {
     /// The rule's name (recorded in checkpoints).
-    const NAME: &'static str;
+    fn name(&self) -> &'static str;
     /// Names of the per-parameter buffers (PyTorch's state names, e.g. `exp_avg`).
     const BUFFERS: &'static [&'static str];
     /// Names and starting values of the per-parameter scalars.
@@ -264,7 +264,7 @@ impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
                 p.len(),
                 g.numel(),
                 "{}: the gradient's size differs from the parameter's",
-                R::NAME
+                self.rule.name()
             );
             self.rule
                 .update(p, g.as_slice(), state, lr * opts.lr_scale, wd);
@@ -276,7 +276,7 @@ impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
     }
 
     fn save_state(&self, store: &ParamStore<T>, ck: &mut Checkpoint, prefix: &str) {
-        ck.set_meta(format!("{prefix}optimizer"), R::NAME);
+        ck.set_meta(format!("{prefix}optimizer"), self.rule.name());
         for (key, s) in self.states.iter() {
             let Some(p) = store.get(key) else { continue };
             ck.insert(
@@ -302,9 +302,12 @@ impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
 
     fn load_state(&mut self, store: &ParamStore<T>, ck: &Checkpoint, prefix: &str) -> Result<()> {
         match ck.meta(&format!("{prefix}optimizer")) {
-            Some(n) if n == R::NAME => {}
+            Some(n) if n == self.rule.name() => {}
             Some(n) => {
-                return Err(ck.error(format!("the checkpoint holds {n} state, not {}", R::NAME)))
+                return Err(ck.error(format!(
+                    "the checkpoint holds {n} state, not {}",
+                    self.rule.name()
+                )))
             }
             None => return Err(ck.error(format!("no optimizer state under `{prefix}`"))),
         }
@@ -355,7 +358,7 @@ fn load_rule_states<T: Float, R: Rule<T>>(
         }) else {
             return Err(ck.error(format!(
                 "`{entry}` is not part of {} state (its slots are step, {})",
-                R::NAME,
+                rule.name(),
                 slots[1..]
                     .iter()
                     .map(|s| s.0.as_str())
@@ -400,7 +403,7 @@ fn load_rule_states<T: Float, R: Rule<T>>(
                 if !rule.has_buffer(i) {
                     return Err(ck.error(format!(
                         "`{entry}`: this {} configuration keeps no {}",
-                        R::NAME,
+                        rule.name(),
                         R::BUFFERS[i]
                     )));
                 }

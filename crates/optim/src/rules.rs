@@ -2,8 +2,8 @@
 //! path), with PyTorch's defaults. `t` is the parameter's step count (1 on the first step);
 //! every state buffer starts at 0 unless stated.
 //!
-//! Weight decay, except in AdamW, is PyTorch's: an L2 term added to the gradient before
-//! any momentum or adaptive scaling, `g ← g + wd·p`.
+//! Weight decay, except in AdamW (Adam with [`WeightDecay::Decoupled`]), is PyTorch's: an
+//! L2 term added to the gradient before any momentum or adaptive scaling, `g ← g + wd·p`.
 
 use tapegrad_core::Float;
 
@@ -78,7 +78,9 @@ impl SgdConfig {
 }
 
 impl<T: Float> Rule<T> for SgdConfig {
-    const NAME: &'static str = "SGD";
+    fn name(&self) -> &'static str {
+        "SGD"
+    }
     const BUFFERS: &'static [&'static str] = &["momentum_buffer"];
 
     fn has_buffer(&self, _i: usize) -> bool {
@@ -193,7 +195,9 @@ impl AdagradConfig {
 }
 
 impl<T: Float> Rule<T> for AdagradConfig {
-    const NAME: &'static str = "Adagrad";
+    fn name(&self) -> &'static str {
+        "Adagrad"
+    }
     const BUFFERS: &'static [&'static str] = &["sum"];
     const NONNEGATIVE: &'static [&'static str] = &["sum"];
 
@@ -285,7 +289,9 @@ impl RmsPropConfig {
 }
 
 impl<T: Float> Rule<T> for RmsPropConfig {
-    const NAME: &'static str = "RMSprop";
+    fn name(&self) -> &'static str {
+        "RMSprop"
+    }
     const BUFFERS: &'static [&'static str] = &["square_avg", "grad_avg", "momentum_buffer"];
     const NONNEGATIVE: &'static [&'static str] = &["square_avg"];
 
@@ -330,19 +336,17 @@ pub type RmsProp<T> = RuleOptimizer<T, RmsPropConfig>;
 
 // ---------------------------------------------------------------------- Adam, AdamW
 
-/// The Adam step shared by Adam and AdamW.
-#[allow(clippy::too_many_arguments)]
+/// The Adam step, with either kind of weight decay.
 fn adam_update<T: Float>(
+    cfg: &AdamConfig,
     p: &mut [T],
     g: &[T],
     s: &mut ParamState<T>,
     lr: f64,
     wd: f64,
-    (b1, b2): (f64, f64),
-    eps: f64,
-    amsgrad: bool,
-    decoupled: bool,
 ) {
+    let ((b1, b2), eps) = (cfg.betas, cfg.eps);
+    let decoupled = cfg.decay == WeightDecay::Decoupled;
     // The gradient the moments see: `g` itself, or `g + wd·p` (coupled decay) in the
     // state's working vector.
     let coupled = !decoupled && wd != 0.0;
@@ -367,7 +371,7 @@ fn adam_update<T: Float>(
     // n, no branch inside) vectorise, and with AVX2 run 8 lanes wide. No fused
     // multiply-adds are formed, so the result is the same on every CPU. The AMSGrad
     // maximum exists only with AMSGrad (as in PyTorch's state).
-    if amsgrad {
+    if cfg.amsgrad {
         let [m, v, vmax] = s.buffers_mut::<3>(n, T::zero());
         let (m, v, vmax) = (&mut m[..n], &mut v[..n], &mut vmax[..n]);
         with_avx2(|| {
@@ -402,25 +406,47 @@ fn adam_update<T: Float>(
     }
 }
 
-/// Adam (Kingma & Ba 2015; `torch.optim.Adam`), bias-corrected, with AMSGrad and coupled
-/// (L2) weight decay.
+/// How Adam applies its weight decay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightDecay {
+    /// Coupled: `wd·p` is added to the gradient before the moments (`torch.optim.Adam`).
+    L2,
+    /// Decoupled: `p ← p·(1 − lr·wd)` before the moments (`torch.optim.AdamW`; Loshchilov &
+    /// Hutter 2019). PyTorch scales the decay by lr; the paper scales it by the schedule
+    /// multiplier only.
+    Decoupled,
+}
+
+/// Adam (Kingma & Ba 2015; `torch.optim.Adam`) and AdamW (`torch.optim.AdamW`),
+/// bias-corrected, with AMSGrad and either kind of weight decay ([`WeightDecay`]).
 ///
 /// ```text
-/// g = g + wd·p;  m = β₁m + (1 − β₁)g;  v = β₂v + (1 − β₂)g²
+/// L2:        g = g + wd·p          Decoupled: p = p·(1 − lr·wd)
+/// m = β₁m + (1 − β₁)g;  v = β₂v + (1 − β₂)g²
 /// p = p − (lr/(1 − β₁ᵗ))·m / (√v/√(1 − β₂ᵗ) + ε)        AMSGrad: v → max(v_max, v)
 /// ```
 /// The lecture "simplified" Adam `p −= lr·m/(√v + ε)` has no bias correction; PyTorch's
 /// first step is about `lr·sign(g)`. ε is added to √v̂ as in Algorithm 1 of the paper (the
 /// paper's "efficient" form used by TF/Keras scales ε differently). PyTorch's default lr is
-/// 1e-3.
+/// 1e-3. [`AdamConfig::default`] is `torch.optim.Adam`'s defaults (L2, no decay);
+/// [`AdamConfig::adamw`] is `torch.optim.AdamW`'s (decoupled, 1e-2; optax: 1e-4).
+///
+/// ```
+/// use tapegrad_optim::{AdamConfig, AdamW, WeightDecay};
+/// let cfg = AdamConfig::adamw().with_weight_decay(0.05);
+/// assert_eq!((cfg.decay, cfg.weight_decay), (WeightDecay::Decoupled, 0.05));
+/// let opt = AdamW::<f32>::new(cfg);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     /// (β₁, β₂) (default (0.9, 0.999)).
     pub betas: (f64, f64),
     /// ε (default 1e-8).
     pub eps: f64,
-    /// Coupled L2 weight decay (default 0).
+    /// Weight decay (default 0; 1e-2 for [`AdamConfig::adamw`]).
     pub weight_decay: f64,
+    /// How the decay is applied (default [`WeightDecay::L2`]).
+    pub decay: WeightDecay,
     /// AMSGrad (default false).
     pub amsgrad: bool,
 }
@@ -431,12 +457,21 @@ impl Default for AdamConfig {
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay: 0.0,
+            decay: WeightDecay::L2,
             amsgrad: false,
         }
     }
 }
 
 impl AdamConfig {
+    /// AdamW: `torch.optim.AdamW`'s defaults (decoupled decay 1e-2).
+    pub fn adamw() -> Self {
+        AdamConfig {
+            weight_decay: 1e-2,
+            decay: WeightDecay::Decoupled,
+            ..AdamConfig::default()
+        }
+    }
     /// With (β₁, β₂).
     pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
         self.betas = (b1, b2);
@@ -447,9 +482,14 @@ impl AdamConfig {
         self.eps = eps;
         self
     }
-    /// With (coupled) weight decay.
+    /// With weight decay (of this configuration's kind).
     pub fn with_weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
+        self
+    }
+    /// With the kind of weight decay.
+    pub fn with_decay(mut self, decay: WeightDecay) -> Self {
+        self.decay = decay;
         self
     }
     /// With AMSGrad.
@@ -460,83 +500,12 @@ impl AdamConfig {
 }
 
 impl<T: Float> Rule<T> for AdamConfig {
-    const NAME: &'static str = "Adam";
-    const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
-    const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq", "max_exp_avg_sq"];
-
-    fn has_buffer(&self, i: usize) -> bool {
-        // `max_exp_avg_sq` only with AMSGrad.
-        i < 2 || self.amsgrad
-    }
-
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
-    }
-
-    fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        adam_update(p, g, s, lr, wd, self.betas, self.eps, self.amsgrad, false);
-    }
-
-    fn set_momentum(&mut self, momentum: f64) {
-        self.betas.0 = momentum;
-    }
-}
-
-/// Adam (see [`AdamConfig`]).
-pub type Adam<T> = RuleOptimizer<T, AdamConfig>;
-
-/// AdamW (Loshchilov & Hutter 2019; `torch.optim.AdamW`): Adam with **decoupled** weight
-/// decay `p ← p·(1 − lr·wd)` applied before the moment update, and PyTorch's default decay
-/// 1e-2 (optax: 1e-4). PyTorch scales the decay by lr; the paper scales it by the schedule
-/// multiplier only.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamWConfig {
-    /// (β₁, β₂) (default (0.9, 0.999)).
-    pub betas: (f64, f64),
-    /// ε (default 1e-8).
-    pub eps: f64,
-    /// Decoupled weight decay (default 1e-2).
-    pub weight_decay: f64,
-    /// AMSGrad (default false).
-    pub amsgrad: bool,
-}
-
-impl Default for AdamWConfig {
-    fn default() -> Self {
-        AdamWConfig {
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 1e-2,
-            amsgrad: false,
+    fn name(&self) -> &'static str {
+        match self.decay {
+            WeightDecay::L2 => "Adam",
+            WeightDecay::Decoupled => "AdamW",
         }
     }
-}
-
-impl AdamWConfig {
-    /// With (β₁, β₂).
-    pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
-        self.betas = (b1, b2);
-        self
-    }
-    /// With ε.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// With (decoupled) weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
-    /// With AMSGrad.
-    pub fn with_amsgrad(mut self, on: bool) -> Self {
-        self.amsgrad = on;
-        self
-    }
-}
-
-impl<T: Float> Rule<T> for AdamWConfig {
-    const NAME: &'static str = "AdamW";
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq", "max_exp_avg_sq"];
 
@@ -550,7 +519,7 @@ impl<T: Float> Rule<T> for AdamWConfig {
     }
 
     fn update(&self, p: &mut [T], g: &[T], s: &mut ParamState<T>, lr: f64, wd: f64) {
-        adam_update(p, g, s, lr, wd, self.betas, self.eps, self.amsgrad, true);
+        adam_update(self, p, g, s, lr, wd);
     }
 
     fn set_momentum(&mut self, momentum: f64) {
@@ -558,8 +527,12 @@ impl<T: Float> Rule<T> for AdamWConfig {
     }
 }
 
-/// AdamW (see [`AdamWConfig`]).
-pub type AdamW<T> = RuleOptimizer<T, AdamWConfig>;
+/// Adam or AdamW, as its [`AdamConfig`] says.
+pub type Adam<T> = RuleOptimizer<T, AdamConfig>;
+
+/// AdamW: the same optimizer as [`Adam`], built from [`AdamConfig::adamw`] (the
+/// configuration, not the name, decides the kind of decay).
+pub type AdamW<T> = RuleOptimizer<T, AdamConfig>;
 
 // ----------------------------------------------------------------------------- NAdam
 
@@ -619,7 +592,9 @@ impl NAdamConfig {
 }
 
 impl<T: Float> Rule<T> for NAdamConfig {
-    const NAME: &'static str = "NAdam";
+    fn name(&self) -> &'static str {
+        "NAdam"
+    }
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq"];
     const NONNEGATIVE: &'static [&'static str] = &["exp_avg_sq"];
     const SCALARS: &'static [(&'static str, f64)] = &[("mu_product", 1.0)];
@@ -714,7 +689,9 @@ impl AdadeltaConfig {
 }
 
 impl<T: Float> Rule<T> for AdadeltaConfig {
-    const NAME: &'static str = "Adadelta";
+    fn name(&self) -> &'static str {
+        "Adadelta"
+    }
     const BUFFERS: &'static [&'static str] = &["square_avg", "acc_delta"];
     const NONNEGATIVE: &'static [&'static str] = &["square_avg", "acc_delta"];
 

@@ -101,7 +101,7 @@ fn all_optimizers() -> Vec<Maker> {
         ),
         (
             "adamw",
-            Box::new(|| Box::new(AdamW::new(AdamWConfig::default()))),
+            Box::new(|| Box::new(AdamW::new(AdamConfig::adamw()))),
         ),
         (
             "nadam",

@@ -64,7 +64,7 @@ fn optimizer(name: &str, kw: &Value) -> Box<dyn Optimizer<f64>> {
                 .with_weight_decay(f("weight_decay", 0.0)),
         )),
         "AdamW" => Box::new(AdamW::new(
-            AdamWConfig::default().with_weight_decay(f("weight_decay", 0.01)),
+            AdamConfig::adamw().with_weight_decay(f("weight_decay", 0.01)),
         )),
         "NAdam" => Box::new(NAdam::new(
             NAdamConfig::default()

@@ -258,7 +258,7 @@ fn adam_keeps_the_amsgrad_maximum_exactly_with_amsgrad() {
     let mut store = store;
     let w = store.key("fc.weight").unwrap();
     let b = store.key("fc.bias").unwrap();
-    let mut ams = AdamW::new(AdamWConfig::default().with_amsgrad(true));
+    let mut ams = AdamW::new(AdamConfig::adamw().with_amsgrad(true));
     let (_, g) = loss(&store, w, b);
     ams.step(&mut store, &g, 1e-2);
     let mut ck = Checkpoint::new();
@@ -267,7 +267,7 @@ fn adam_keeps_the_amsgrad_maximum_exactly_with_amsgrad() {
         ck.names().filter(|n| n.contains("max_exp_avg_sq")).count(),
         2
     );
-    let e = AdamW::new(AdamWConfig::default())
+    let e = AdamW::new(AdamConfig::adamw())
         .load_state(&store, &ck, "o.")
         .unwrap_err();
     assert!(e.to_string().contains("keeps no max_exp_avg_sq"), "{e}");
