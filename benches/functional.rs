@@ -19,14 +19,19 @@ use tapegrad::functional::{hessian, hvp, jacobian, jacobian_fwd};
 use tapegrad::prelude::*;
 
 fn net<'g>(w1: &Tensor<f64>, b1: &Tensor<f64>, w2: &Tensor<f64>, x: Var<'g, f64>) -> Var<'g, f64> {
-    let h = (x
-        .reshape([1, 64])
-        .matmul_t(x.graph().constant(w1.clone()), false, true)
-        + b1)
+    let h = (x.reshape([1, 64]).matmul_t(
+        x.graph().constant(w1.clone()),
+        Transpose::No,
+        Transpose::Yes,
+    ) + b1)
         .tanh();
-    h.matmul_t(x.graph().constant(w2.clone()), false, true)
-        .tanh()
-        .reshape([32])
+    h.matmul_t(
+        x.graph().constant(w2.clone()),
+        Transpose::No,
+        Transpose::Yes,
+    )
+    .tanh()
+    .reshape([32])
 }
 
 fn transforms(c: &mut Criterion) {

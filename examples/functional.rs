@@ -83,7 +83,7 @@ fn jacobian_of_a_network() -> Result<()> {
         rev.shape()
     );
     // σ² are the eigenvalues of J·Jᵀ (4 × 4, symmetric).
-    let jjt = rev.matmul_t(&rev, false, true);
+    let jjt = rev.matmul_t(&rev, Transpose::No, Transpose::Yes);
     let mut sigma: Vec<f64> = symmetric_eigenvalues(&jjt)
         .into_iter()
         .map(|l| l.max(0.0).sqrt())

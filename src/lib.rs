@@ -77,7 +77,7 @@ pub mod prelude {
     pub use tapegrad_core::{
         assert_close, seeded_rng, Algebra, BinaryOp, Cmp, Conv2dSpec, CustomOp, Error, Float,
         Gradients, Graph, ParamKey, ParamRole, ParamStore, Result, Shape, SliceSpec, StdRng,
-        Tensor, Unary, Var, VarGradients, Window2d,
+        Tensor, Transpose, Unary, Var, VarGradients, Window2d,
     };
     pub use tapegrad_data::{
         train_test_split, DataLoader, Dataset, KFold, StratifiedKFold, TensorDataset,

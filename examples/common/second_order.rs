@@ -99,7 +99,7 @@ impl Problem {
     /// λ_max by power iteration.
     pub fn lipschitz(&self) -> f64 {
         let (n, d) = (self.x.shape()[0], self.dim());
-        let xtx = self.x.matmul_t(&self.x, true, false);
+        let xtx = self.x.matmul_t(&self.x, Transpose::Yes, Transpose::No);
         let mut v = vec![1.0 / (d as f64).sqrt(); d];
         let mut top = 0.0;
         for _ in 0..500 {

@@ -8,7 +8,7 @@
 //! The small-shape checks of `ops_table.rs` never reach these paths.
 
 use tapegrad_check::{gradcheck_directional, gradgradcheck_directional, GradcheckConfig};
-use tapegrad_core::{Conv2dSpec, Graph, Tensor, Var, Window2d};
+use tapegrad_core::{Conv2dSpec, Graph, Tensor, Transpose, Var, Window2d};
 use tapegrad_kernels::threads::with_num_threads;
 
 /// More than 64 Ki elements: 280 × 256 = 71,680.
@@ -116,7 +116,7 @@ fn rows() -> Vec<(&'static str, Vec<Tensor<f64>>, F, bool)> {
                 values(&[COLS, 300], 0.05, 1.0, 10),
                 values(&[ROWS, COLS], 0.05, 1.0, 11),
             ],
-            |_, v| v[0].matmul_t(v[1], true, true),
+            |_, v| v[0].matmul_t(v[1], Transpose::Yes, Transpose::Yes),
             true,
         ),
         (

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use tapegrad_check::strategies::{broadcastable_pair, matmul_pair, shape, tensor_of_shape, Domain};
 use tapegrad_check::{gradcheck, gradgradcheck, GradcheckConfig};
-use tapegrad_core::{Conv2dSpec, Graph, Shape, SliceSpec, Tensor, Var, Window2d};
+use tapegrad_core::{Conv2dSpec, Graph, Shape, SliceSpec, Tensor, Transpose, Var, Window2d};
 
 fn config() -> Config {
     Config {
@@ -389,13 +389,13 @@ rows! {
 
     // ---- matmul
     matmul: matmuls() => |g, v| v[0].matmul(v[1]);
-    matmul_transposed: shape(2..=2, 3).prop_flat_map(|s| (tensor_of_shape(s.clone(), d(-1.0, 1.0)), tensor_of_shape(Shape::from_slice(&[2, s[1]]), d(-1.0, 1.0)))).prop_map(|(a, b)| vec![a, b]) => |g, v| v[0].matmul_t(v[1], false, true);
+    matmul_transposed: shape(2..=2, 3).prop_flat_map(|s| (tensor_of_shape(s.clone(), d(-1.0, 1.0)), tensor_of_shape(Shape::from_slice(&[2, s[1]]), d(-1.0, 1.0)))).prop_map(|(a, b)| vec![a, b]) => |g, v| v[0].matmul_t(v[1], Transpose::No, Transpose::Yes);
     // Every flag combination of matmul_t, batched with a broadcast batch dimension:
     // A is [b, m, k] or [b, k, m], B is [k, n] or [n, k].
-    matmul_t_nn: transposed_pair(false, false) => |g, v| v[0].matmul_t(v[1], false, false);
-    matmul_t_tn: transposed_pair(true, false) => |g, v| v[0].matmul_t(v[1], true, false);
-    matmul_t_nt: transposed_pair(false, true) => |g, v| v[0].matmul_t(v[1], false, true);
-    matmul_t_tt: transposed_pair(true, true) => |g, v| v[0].matmul_t(v[1], true, true);
+    matmul_t_nn: transposed_pair(false, false) => |g, v| v[0].matmul_t(v[1], Transpose::No, Transpose::No);
+    matmul_t_tn: transposed_pair(true, false) => |g, v| v[0].matmul_t(v[1], Transpose::Yes, Transpose::No);
+    matmul_t_nt: transposed_pair(false, true) => |g, v| v[0].matmul_t(v[1], Transpose::No, Transpose::Yes);
+    matmul_t_tt: transposed_pair(true, true) => |g, v| v[0].matmul_t(v[1], Transpose::Yes, Transpose::Yes);
 
     // ---- movement
     reshape: one(0..=3, d(-2.0, 2.0)) => |g, v| v[0].reshape([-1]);

@@ -15,6 +15,7 @@
 //! the node checked them), so the methods do not return `Result`.
 
 use crate::ops::custom::DynCustomOp;
+use crate::ops::matmul::Transpose;
 use crate::ops::movement::{pad_tensor, slice_tensor, SliceSpec};
 use crate::ops::reduce::ReduceOp;
 use crate::ops::unary::Unary;
@@ -68,11 +69,11 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     /// Axes reordered.
     fn permute(&self, perm: &[usize]) -> Self;
     /// `op(a)·op(b)` for rank ≥ 2 with transpose flags.
-    fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self;
+    fn matmul_t(&self, other: &Self, ta: Transpose, tb: Transpose) -> Self;
     /// `matmul_t(…).sum_to(shape)`: the gradient of a matmul operand that was broadcast
     /// over the batch. Tensors accumulate the batch's products into one matrix instead of
     /// materialising them all.
-    fn matmul_t_sum_to(&self, other: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
+    fn matmul_t_sum_to(&self, other: &Self, ta: Transpose, tb: Transpose, shape: &[usize]) -> Self {
         self.matmul_t(other, ta, tb).sum_to(shape)
     }
     /// The window `spec`.
@@ -222,11 +223,11 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     fn permute(&self, perm: &[usize]) -> Self {
         Tensor::permute(self, perm)
     }
-    fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self {
+    fn matmul_t(&self, other: &Self, ta: Transpose, tb: Transpose) -> Self {
         Tensor::matmul_t(self, other, ta, tb)
     }
-    fn matmul_t_sum_to(&self, other: &Self, ta: bool, tb: bool, shape: &[usize]) -> Self {
-        crate::ops::matmul::matmul_summed(self, other, ta, tb, shape)
+    fn matmul_t_sum_to(&self, other: &Self, ta: Transpose, tb: Transpose, shape: &[usize]) -> Self {
+        crate::ops::matmul::matmul_summed(self, other, ta.is_yes(), tb.is_yes(), shape)
             .unwrap_or_else(|| Algebra::sum_to(&Tensor::matmul_t(self, other, ta, tb), shape))
     }
     fn slice(&self, spec: &SliceSpec) -> Self {
@@ -333,7 +334,7 @@ impl<'g, T: Float> Algebra<T> for Var<'g, T> {
     fn permute(&self, perm: &[usize]) -> Self {
         Var::permute(*self, perm)
     }
-    fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Self {
+    fn matmul_t(&self, other: &Self, ta: Transpose, tb: Transpose) -> Self {
         Var::matmul_t(*self, *other, ta, tb)
     }
     fn slice(&self, spec: &SliceSpec) -> Self {

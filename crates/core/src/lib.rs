@@ -50,6 +50,7 @@ pub use graph::Graph;
 pub use ops::binary::{BinaryOp, Cmp};
 pub use ops::conv::{Conv2dSpec, Window2d};
 pub use ops::custom::CustomOp;
+pub use ops::matmul::Transpose;
 pub use ops::movement::SliceSpec;
 pub use ops::unary::Unary;
 pub use params::{Param, ParamKey, ParamMap, ParamRole, ParamStore};

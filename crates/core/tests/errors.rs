@@ -5,7 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use tapegrad_core::{
-    BinaryOp, Cmp, Conv2dSpec, Graph, ParamStore, Result, SliceSpec, Tensor, Window2d,
+    BinaryOp, Cmp, Conv2dSpec, Graph, ParamStore, Result, SliceSpec, Tensor, Transpose, Window2d,
 };
 
 fn panic_message(f: impl FnOnce()) -> String {
@@ -250,8 +250,8 @@ fn tensor_ops_refuse_bad_arguments_at_the_callers_line() {
         )
         + refused!(s.try_matmul(&t), s.matmul(&t), "matmul", ["[]"])
         + refused!(
-            t.try_matmul_t(&Tensor::zeros([3]), false, false),
-            t.matmul_t(&Tensor::zeros([3]), false, false),
+            t.try_matmul_t(&Tensor::zeros([3]), Transpose::No, Transpose::No),
+            t.matmul_t(&Tensor::zeros([3]), Transpose::No, Transpose::No),
             "matmul_t",
             ["[2, 3] and [3]"]
         )
@@ -576,8 +576,8 @@ fn recorded_ops_refuse_bad_arguments_at_the_callers_line() {
             ["[2, 3] and [2, 3]"]
         )
         + refused!(
-            t.try_matmul_t(t, false, false),
-            t.matmul_t(t, false, false),
+            t.try_matmul_t(t, Transpose::No, Transpose::No),
+            t.matmul_t(t, Transpose::No, Transpose::No),
             "matmul",
             ["[2, 3] and [2, 3]"]
         )

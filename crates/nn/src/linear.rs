@@ -2,7 +2,7 @@
 //! (`{name}.weight`, `{name}.bias`), so weights move to and from PyTorch unchanged.
 
 use rand::Rng;
-use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Var};
+use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Transpose, Var};
 
 use crate::init::Init;
 use crate::module::{Forward, Module};
@@ -146,9 +146,11 @@ impl<T: Float> Module<T> for Linear {
         let w = f.param(self.weight);
         let y = if shape.len() >= 2 {
             // x·Wᵀ with the transpose as a stride swap, no copy of W.
-            x.matmul_t(w, false, true)
+            x.matmul_t(w, Transpose::No, Transpose::Yes)
         } else {
-            x.unsqueeze(0).matmul_t(w, false, true).squeeze_dim(0)
+            x.unsqueeze(0)
+                .matmul_t(w, Transpose::No, Transpose::Yes)
+                .squeeze_dim(0)
         };
         let y = match self.bias {
             Some(b) => y + f.param(b),

@@ -54,8 +54,8 @@ use std::ops::Range;
 
 use rand::Rng;
 use tapegrad_core::{
-    Conv2dSpec, Error, Float, Gradients, Graph, ParamKey, ParamStore, Result, StdRng, Tensor, Var,
-    Window2d,
+    Conv2dSpec, Error, Float, Gradients, Graph, ParamKey, ParamStore, Result, StdRng, Tensor,
+    Transpose, Var, Window2d,
 };
 
 use crate::module::{Forward, Mode, Module};
@@ -387,7 +387,7 @@ fn tap_grads<T: Float>(
                 // batch of products with an inner size of 1 would be B tiny gemms).
                 g3.try_reshape([batch, dout, 1])?.try_mul(&x3)?
             } else {
-                g3.try_matmul_t(&x3, true, false)?
+                g3.try_matmul_t(&x3, Transpose::Yes, Transpose::No)?
             };
             out.push((*weight, gw));
             if let Some(b) = bias {
@@ -418,7 +418,7 @@ fn tap_grads<T: Float>(
             times(batch, times(cout, cin_g * kk)?)?;
             let cols = cols.try_reshape([batch, groups, cin_g * kk, l])?;
             let g4 = gy.try_reshape([batch, groups, cout / groups, l])?;
-            let gw = g4.try_matmul_t(&cols, false, true)?; // [B, G, Cout/G, Cin/G·kk]
+            let gw = g4.try_matmul_t(&cols, Transpose::No, Transpose::Yes)?; // [B, G, Cout/G, Cin/G·kk]
             let mut shape = vec![batch];
             shape.extend_from_slice(&wshape);
             out.push((*weight, gw.try_reshape(shape)?));

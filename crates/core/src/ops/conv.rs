@@ -12,6 +12,7 @@ use tapegrad_kernels::gemm::{gemm, MatLayout};
 
 use crate::algebra::Algebra;
 use crate::error::{arg_error, ok, shape_error, Result};
+use crate::ops::matmul::Transpose;
 use crate::ops::{Grads, Op};
 use crate::shape::Shape;
 use crate::tensor::{check_output, Tensor};
@@ -653,7 +654,7 @@ pub(crate) fn conv2d_input_grad_composite<T: Float, V: Algebra<T>>(
     let d = ConvDims::new(x_shape, &wt.shape(), win, groups);
     let gg = g.reshape(&[d.n, d.groups, d.og, d.l]);
     let wg = wt.reshape(&[d.groups, d.og, d.k]);
-    let cols = wg.matmul_t(&gg, true, false); // [n, groups, k, l]
+    let cols = wg.matmul_t(&gg, Transpose::Yes, Transpose::No); // [n, groups, k, l]
     cols.reshape(&[d.n, d.c * win.kernel.0 * win.kernel.1, d.l])
         .conv(ConvOp::Fold {
             win,
@@ -674,8 +675,13 @@ pub(crate) fn conv2d_weight_grad_composite<T: Float, V: Algebra<T>>(
         .conv(ConvOp::Unfold { win })
         .reshape(&[d.n, d.groups, d.k, d.l]);
     let gg = g.reshape(&[d.n, d.groups, d.og, d.l]);
-    gg.matmul_t_sum_to(&cols, false, true, &[1, d.groups, d.og, d.k])
-        .reshape(w_shape)
+    gg.matmul_t_sum_to(
+        &cols,
+        Transpose::No,
+        Transpose::Yes,
+        &[1, d.groups, d.og, d.k],
+    )
+    .reshape(w_shape)
 }
 
 /// The hyperparameters of a 2-d convolution.

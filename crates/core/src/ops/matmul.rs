@@ -27,6 +27,33 @@ use crate::tensor::Tensor;
 use crate::var::Var;
 use crate::Float;
 
+/// Whether a matmul operand is used as it is or with its last two dimensions swapped (a
+/// stride change, never a copy): BLAS's `N` and `T`.
+///
+/// ```
+/// use tapegrad_core::{Tensor, Transpose};
+/// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], [1, 2]);
+/// let w = Tensor::<f64>::from_vec(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], [3, 2]);
+/// // x·wᵀ, as Linear computes it
+/// assert_eq!(x.matmul_t(&w, Transpose::No, Transpose::Yes).to_vec(), vec![1.0, 2.0, 3.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transpose {
+    /// The operand as it is.
+    No,
+    /// The operand with its last two dimensions swapped.
+    Yes,
+}
+
+impl Transpose {
+    /// Whether the operand is transposed.
+    pub fn is_yes(self) -> bool {
+        self == Transpose::Yes
+    }
+}
+
+use Transpose::{No, Yes};
+
 /// A batched matrix product `op(A)·op(B)` with transpose flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulOp {
@@ -138,19 +165,19 @@ impl MatmulOp {
         let ga = needs[0].then(|| {
             let sa = a.shape();
             match (self.ta, self.tb) {
-                (false, false) => g.matmul_t_sum_to(b, false, true, &sa),
-                (false, true) => g.matmul_t_sum_to(b, false, false, &sa),
-                (true, false) => b.matmul_t_sum_to(g, false, true, &sa),
-                (true, true) => b.matmul_t_sum_to(g, true, true, &sa),
+                (false, false) => g.matmul_t_sum_to(b, No, Yes, &sa),
+                (false, true) => g.matmul_t_sum_to(b, No, No, &sa),
+                (true, false) => b.matmul_t_sum_to(g, No, Yes, &sa),
+                (true, true) => b.matmul_t_sum_to(g, Yes, Yes, &sa),
             }
         });
         let gb = needs[1].then(|| {
             let sb = b.shape();
             match (self.ta, self.tb) {
-                (false, false) => a.matmul_t_sum_to(g, true, false, &sb),
-                (false, true) => g.matmul_t_sum_to(a, true, false, &sb),
-                (true, false) => a.matmul_t_sum_to(g, false, false, &sb),
-                (true, true) => g.matmul_t_sum_to(a, true, true, &sb),
+                (false, false) => a.matmul_t_sum_to(g, Yes, No, &sb),
+                (false, true) => g.matmul_t_sum_to(a, Yes, No, &sb),
+                (true, false) => a.matmul_t_sum_to(g, No, No, &sb),
+                (true, true) => g.matmul_t_sum_to(a, Yes, Yes, &sb),
             }
         });
         smallvec::smallvec![ga, gb]
@@ -301,8 +328,8 @@ impl<T: Float> Tensor<T> {
         ok(self.try_matmul(other))
     }
 
-    /// `op(self)·op(other)` for operands of rank ≥ 2, where `transpose_a`/`transpose_b`
-    /// swap the last two dimensions without copying.
+    /// `op(self)·op(other)` for operands of rank ≥ 2, where [`Transpose::Yes`] swaps an
+    /// operand's last two dimensions without copying.
     ///
     /// # Errors
     /// [`crate::Error::Shape`] on a rank below 2 or incompatible shapes.
@@ -310,13 +337,13 @@ impl<T: Float> Tensor<T> {
     pub fn try_matmul_t(
         &self,
         other: &Tensor<T>,
-        transpose_a: bool,
-        transpose_b: bool,
+        transpose_a: Transpose,
+        transpose_b: Transpose,
     ) -> Result<Tensor<T>> {
         check_rank2(self.shape(), other.shape())?;
         MatmulOp {
-            ta: transpose_a,
-            tb: transpose_b,
+            ta: transpose_a.is_yes(),
+            tb: transpose_b.is_yes(),
         }
         .forward(self, other)
     }
@@ -326,7 +353,12 @@ impl<T: Float> Tensor<T> {
     /// # Panics
     /// On a rank below 2 or incompatible shapes.
     #[track_caller]
-    pub fn matmul_t(&self, other: &Tensor<T>, transpose_a: bool, transpose_b: bool) -> Tensor<T> {
+    pub fn matmul_t(
+        &self,
+        other: &Tensor<T>,
+        transpose_a: Transpose,
+        transpose_b: Transpose,
+    ) -> Tensor<T> {
         ok(self.try_matmul_t(other, transpose_a, transpose_b))
     }
 }
@@ -356,7 +388,7 @@ impl<'g, T: Float> Var<'g, T> {
         let p = matmul_plan(&self.shape(), &other.shape())?;
         let a = self.reshape(&p.a_shape);
         let b = other.reshape(&p.b_shape);
-        Ok(a.try_matmul_t(b, false, false)?.reshape(&p.out_shape))
+        Ok(a.try_matmul_t(b, No, No)?.reshape(&p.out_shape))
     }
 
     /// Matrix product (see [`Var::try_matmul`]).
@@ -369,7 +401,7 @@ impl<'g, T: Float> Var<'g, T> {
     }
 
     /// `op(self)·op(other)` for operands of rank ≥ 2, where the flags swap the last two
-    /// dimensions without copying (e.g. `x.matmul_t(w, false, true)` is `x·wᵀ`).
+    /// dimensions without copying (e.g. `x.matmul_t(w, Transpose::No, Transpose::Yes)` is `x·wᵀ`).
     ///
     /// # Errors
     /// [`crate::Error::Shape`] on a rank below 2 or incompatible shapes.
@@ -377,13 +409,13 @@ impl<'g, T: Float> Var<'g, T> {
     pub fn try_matmul_t(
         self,
         other: Var<'g, T>,
-        transpose_a: bool,
-        transpose_b: bool,
+        transpose_a: Transpose,
+        transpose_b: Transpose,
     ) -> Result<Var<'g, T>> {
         self.same_graph("matmul", &other);
         let op = MatmulOp {
-            ta: transpose_a,
-            tb: transpose_b,
+            ta: transpose_a.is_yes(),
+            tb: transpose_b.is_yes(),
         };
         let value = {
             let nodes = self.graph.nodes();
@@ -402,7 +434,12 @@ impl<'g, T: Float> Var<'g, T> {
     /// # Panics
     /// On a rank below 2 or incompatible shapes.
     #[track_caller]
-    pub fn matmul_t(self, other: Var<'g, T>, transpose_a: bool, transpose_b: bool) -> Var<'g, T> {
+    pub fn matmul_t(
+        self,
+        other: Var<'g, T>,
+        transpose_a: Transpose,
+        transpose_b: Transpose,
+    ) -> Var<'g, T> {
         ok(self.try_matmul_t(other, transpose_a, transpose_b))
     }
 }
@@ -468,9 +505,9 @@ mod tests {
         let a = rand_tensor(&[2, 3, 4], -1.0, 1.0, 7);
         let b = rand_tensor(&[2, 5, 4], -1.0, 1.0, 8);
         let want = a.matmul(&b.transpose(-1, -2));
-        assert!(a.matmul_t(&b, false, true).allclose(&want, 1e-14, 0.0));
+        assert!(a.matmul_t(&b, No, Yes).allclose(&want, 1e-14, 0.0));
         let at = a.transpose(1, 2);
-        assert!(at.matmul_t(&b, true, true).allclose(&want, 1e-14, 0.0));
+        assert!(at.matmul_t(&b, Yes, Yes).allclose(&want, 1e-14, 0.0));
     }
 
     #[test]
@@ -489,9 +526,14 @@ mod tests {
             let b = rand_tensor(sb, -1.0, 1.0, 70 + i as u64);
             check_op("matmul", &[a, b], |_, v| v[0].matmul(v[1]));
         }
-        for (ta, tb) in [(false, true), (true, false), (true, true)] {
-            let a = rand_tensor(if ta { &[2, 3, 2] } else { &[2, 2, 3] }, -1.0, 1.0, 80);
-            let b = rand_tensor(if tb { &[4, 3] } else { &[3, 4] }, -1.0, 1.0, 81);
+        for (ta, tb) in [(No, Yes), (Yes, No), (Yes, Yes)] {
+            let a = rand_tensor(
+                if ta.is_yes() { &[2, 3, 2] } else { &[2, 2, 3] },
+                -1.0,
+                1.0,
+                80,
+            );
+            let b = rand_tensor(if tb.is_yes() { &[4, 3] } else { &[3, 4] }, -1.0, 1.0, 81);
             check_op("matmul_t", &[a, b], move |_, v| v[0].matmul_t(v[1], ta, tb));
         }
     }
@@ -516,7 +558,7 @@ mod tests {
         let x = rand_tensor(&[3, 3], -1.0, 1.0, 90);
         check_op("x@x", std::slice::from_ref(&x), |_, v| v[0].matmul(v[0]));
         check_op("x@xT+x", std::slice::from_ref(&x), |_, v| {
-            v[0].matmul_t(v[0], false, true) + v[0].matmul(v[0].matmul(v[0]))
+            v[0].matmul_t(v[0], No, Yes) + v[0].matmul(v[0].matmul(v[0]))
         });
         let g = crate::Graph::<f64>::new();
         let a = g.leaf(Tensor::eye(2));
