@@ -10,12 +10,14 @@
 use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, for_each_row};
 
 use crate::algebra::Algebra;
-use crate::error::{ok, shape_error, Error, Result};
+use crate::error::{ok, shape_error, Result};
 use crate::ops::{Grads, Op};
-use crate::shape::{broadcast_shapes, normalize_axis, split_at_axis, Shape};
+use crate::shape::{broadcast_shapes, split_at_axis, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
 use crate::{Element, Float};
+
+mod check;
 
 /// An indexing op.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,20 +104,6 @@ impl IndexOp {
             }
         }
     }
-}
-
-#[track_caller]
-fn check_indices(op: &'static str, index: &Tensor<usize>, dim: usize, size: usize) -> Result<()> {
-    if let Some(&bad) = index.as_slice().iter().find(|&&i| i >= size) {
-        return Err(Error::Index {
-            op,
-            index: bad,
-            dim,
-            size,
-            location: std::panic::Location::caller(),
-        });
-    }
-    Ok(())
 }
 
 /// `x` sliced at `index[j]` along `dim`.
@@ -259,104 +247,6 @@ pub(crate) fn where_tensor<T: Float>(
     Ok(out)
 }
 
-/// Validation of each op's arguments; each returns the normalised axis.
-struct Checks;
-
-impl Checks {
-    /// `op` is the caller's op (`index_select`, `index_add`), named in errors.
-    #[track_caller]
-    fn index_select<E: Element>(
-        op: &'static str,
-        shape: &[usize],
-        dim: isize,
-        index: &Tensor<usize>,
-    ) -> Result<usize> {
-        let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
-        if index.ndim() > 1 || shape.is_empty() {
-            return Err(shape_error(
-                op,
-                &[shape, index.shape()],
-                "the index must be 0-d or 1-d and the input at least 1-d",
-            ));
-        }
-        check_indices(op, index, d, shape[d])?;
-        let mut out = Shape::from_slice(shape);
-        out[d] = index.numel();
-        check_output::<E>(op, &out, std::panic::Location::caller())?;
-        Ok(d)
-    }
-
-    #[track_caller]
-    fn gather(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Result<usize> {
-        let d = normalize_axis("gather", dim, shape.len(), std::panic::Location::caller())?;
-        let fits = index.ndim() == shape.len()
-            && index
-                .shape()
-                .iter()
-                .zip(shape)
-                .enumerate()
-                .all(|(i, (a, b))| i == d || a <= b);
-        if !fits || shape.is_empty() {
-            return Err(shape_error(
-                "gather",
-                &[shape, index.shape()],
-                format!(
-                    "the index must have the input's rank and fit inside it outside dimension {d}"
-                ),
-            ));
-        }
-        check_indices("gather", index, d, shape[d])?;
-        Ok(d)
-    }
-
-    #[track_caller]
-    fn scatter(shape: &[usize], dim: isize, index: &Tensor<usize>, src: &[usize]) -> Result<usize> {
-        let d = normalize_axis(
-            "scatter_add",
-            dim,
-            shape.len(),
-            std::panic::Location::caller(),
-        )?;
-        let fits = index.shape() == src
-            && index.ndim() == shape.len()
-            && index
-                .shape()
-                .iter()
-                .zip(shape)
-                .enumerate()
-                .all(|(i, (a, b))| i == d || a <= b);
-        if !fits || shape.is_empty() {
-            return Err(shape_error(
-                "scatter_add",
-                &[shape, index.shape(), src],
-                format!("the index must have the source's shape, the input's rank, and fit inside the input outside dimension {d}"),
-            ));
-        }
-        check_indices("scatter_add", index, d, shape[d])?;
-        Ok(d)
-    }
-
-    #[track_caller]
-    fn index_add<T: Float>(
-        shape: &[usize],
-        dim: isize,
-        index: &Tensor<usize>,
-        src: &[usize],
-    ) -> Result<usize> {
-        let d = Self::index_select::<T>("index_add", shape, dim, index)?;
-        let mut want = Shape::from_slice(shape);
-        want[d] = index.numel();
-        if want.as_slice() != src {
-            return Err(shape_error(
-                "index_add",
-                &[shape, index.shape(), src],
-                format!("the source must have shape {:?}", want.as_slice()),
-            ));
-        }
-        Ok(d)
-    }
-}
-
 /// Selection works on tensors of every element type: labels (`Tensor<usize>`) and masks are
 /// gathered like features.
 ///
@@ -373,7 +263,7 @@ impl<E: Element> Tensor<E> {
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<E>> {
-        let d = Checks::index_select::<E>("index_select", self.shape(), dim, index)?;
+        let d = check::index_select::<E>("index_select", self.shape(), dim, index)?;
         Ok(index_select_tensor(self, d, index))
     }
 
@@ -394,7 +284,7 @@ impl<T: Float> Tensor<T> {
     /// On mismatched shapes or out-of-range indices.
     #[track_caller]
     pub fn try_gather(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
-        let d = Checks::gather(self.shape(), dim, index)?;
+        let d = check::gather(self.shape(), dim, index)?;
         Ok(gather_tensor(self, d, index))
     }
 
@@ -418,7 +308,7 @@ impl<T: Float> Tensor<T> {
         index: &Tensor<usize>,
         src: &Tensor<T>,
     ) -> Result<Tensor<T>> {
-        let d = Checks::scatter(self.shape(), dim, index, src.shape())?;
+        let d = check::scatter(self.shape(), dim, index, src.shape())?;
         self.try_add(&scatter_add_tensor(src, self.shape(), d, index))
     }
 
@@ -442,7 +332,7 @@ impl<T: Float> Tensor<T> {
         index: &Tensor<usize>,
         src: &Tensor<T>,
     ) -> Result<Tensor<T>> {
-        let d = Checks::index_add::<T>(self.shape(), dim, index, src.shape())?;
+        let d = check::index_add::<T>(self.shape(), dim, index, src.shape())?;
         self.try_add(&index_add_tensor(src, self.shape(), d, index))
     }
 
@@ -505,7 +395,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Index`] if an index is `≥ num_classes`.
     #[track_caller]
     pub fn try_one_hot(indices: &Tensor<usize>, num_classes: usize) -> Result<Tensor<T>> {
-        check_indices("one_hot", indices, indices.ndim(), num_classes)?;
+        check::indices("one_hot", indices, indices.ndim(), num_classes)?;
         let mut shape = Shape::from_slice(indices.shape());
         shape.push(num_classes);
         check_output::<T>("one_hot", &shape, std::panic::Location::caller())?;
@@ -540,7 +430,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// On an out-of-range axis or index.
     #[track_caller]
     pub fn try_index_select(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = Checks::index_select::<T>("index_select", self.value_ref().shape(), dim, index)?;
+        let d = check::index_select::<T>("index_select", self.value_ref().shape(), dim, index)?;
         let v = self.with_value(|x| index_select_tensor(x, d, index));
         Ok(self.index_op(
             v,
@@ -573,7 +463,7 @@ impl<'g, T: Float> Var<'g, T> {
     ) -> Result<Var<'g, T>> {
         self.same_graph("index_add", &src);
         let shape = self.shape();
-        let d = Checks::index_add::<T>(&shape, dim, index, &src.shape())?;
+        let d = check::index_add::<T>(&shape, dim, index, &src.shape())?;
         Ok(self.add(src.index_add_into(&shape, d, index)))
     }
 
@@ -611,7 +501,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// On mismatched shapes or out-of-range indices.
     #[track_caller]
     pub fn try_gather(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = Checks::gather(self.value_ref().shape(), dim, index)?;
+        let d = check::gather(self.value_ref().shape(), dim, index)?;
         let v = self.with_value(|x| gather_tensor(x, d, index));
         Ok(self.index_op(
             v,
@@ -645,7 +535,7 @@ impl<'g, T: Float> Var<'g, T> {
     ) -> Result<Var<'g, T>> {
         self.same_graph("scatter_add", &src);
         let shape = self.shape();
-        let d = Checks::scatter(&shape, dim, index, &src.shape())?;
+        let d = check::scatter(&shape, dim, index, &src.shape())?;
         Ok(self.add(src.scatter_add_into(&shape, d, index)))
     }
 

@@ -11,12 +11,14 @@ use smallvec::SmallVec;
 use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, copy_strided};
 
 use crate::algebra::Algebra;
-use crate::error::{arg_error, ok, shape_error, shape_error_at, Result};
+use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::{Grads, Op};
-use crate::shape::{broadcasts_to, checked_numel, normalize_axis, numel, Dims, Shape};
+use crate::shape::{broadcasts_to, Dims, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
 use crate::Float;
+
+mod plan;
 
 /// A strided window of a tensor: for each dimension, the indices
 /// `start, start + step, …` (`len` of them).
@@ -226,340 +228,6 @@ pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tens
     })
 }
 
-/// Resolves a reshape target with at most one `-1` against `numel` elements.
-#[track_caller]
-fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
-    let n = numel(from);
-    let mut infer = None;
-    for (i, &d) in dims.iter().enumerate() {
-        if d == -1 {
-            if infer.replace(i).is_some() {
-                return Err(arg_error(
-                    "reshape",
-                    format!("at most one dimension can be -1, got {dims:?}"),
-                ));
-            }
-        } else if d < 0 {
-            return Err(arg_error(
-                "reshape",
-                format!("invalid size {d} in {dims:?}"),
-            ));
-        }
-    }
-    let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();
-    let here = std::panic::Location::caller();
-    let too_many = |shape: &[usize]| {
-        shape_error_at(
-            "reshape",
-            &[from, shape],
-            "the target's element count overflows (it must fit in isize)",
-            here,
-        )
-    };
-    if let Some(i) = infer {
-        shape[i] = 1;
-        let known = checked_numel(&shape).ok_or_else(|| too_many(&shape))?;
-        if known == 0 || n % known != 0 {
-            return Err(shape_error(
-                "reshape",
-                &[from],
-                format!("cannot infer the -1 in {dims:?}"),
-            ));
-        }
-        shape[i] = n / known;
-    }
-    match checked_numel(&shape) {
-        Some(m) if m == n => Ok(shape),
-        Some(m) => Err(shape_error(
-            "reshape",
-            &[from, &shape],
-            format!("{n} elements cannot take a shape of {m}"),
-        )),
-        None => Err(too_many(&shape)),
-    }
-}
-
-#[track_caller]
-fn check_perm(shape: &[usize], dims: &[isize]) -> Result<SmallVec<[usize; 4]>> {
-    let here = std::panic::Location::caller();
-    if dims.len() != shape.len() {
-        return Err(shape_error(
-            "permute",
-            &[shape],
-            format!("the permutation {dims:?} must name every axis once"),
-        ));
-    }
-    let mut perm = SmallVec::new();
-    for &d in dims {
-        perm.push(normalize_axis("permute", d, shape.len(), here)?);
-    }
-    let mut seen = perm.clone();
-    seen.sort_unstable();
-    seen.dedup();
-    if seen.len() != perm.len() {
-        return Err(shape_error(
-            "permute",
-            &[shape],
-            format!("the permutation {dims:?} repeats an axis"),
-        ));
-    }
-    Ok(perm)
-}
-
-/// Python slice semantics for `start..end` by `step` over a dimension of size `n`.
-#[track_caller]
-fn python_slice(n: usize, start: isize, end: isize, step: usize) -> Result<(usize, usize, usize)> {
-    if step == 0 {
-        return Err(arg_error("slice", "the step must be positive"));
-    }
-    let clamp = |i: isize| -> usize {
-        let i = if i < 0 { i + n as isize } else { i };
-        i.clamp(0, n as isize) as usize
-    };
-    let (s, e) = (clamp(start), clamp(end));
-    let len = if e > s { (e - s).div_ceil(step) } else { 0 };
-    Ok((s, step, len))
-}
-
-/// Shape checks shared by `Tensor` and `Var` forms; each returns what the op records.
-struct Plans;
-
-impl Plans {
-    /// A window of `len` along `dim` from `start`; `op` is the caller's op (`narrow`,
-    /// `select`), named in errors.
-    #[track_caller]
-    fn narrow(
-        op: &'static str,
-        shape: &[usize],
-        dim: isize,
-        start: usize,
-        len: usize,
-    ) -> Result<SliceSpec> {
-        let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
-        if shape.is_empty() {
-            return Err(shape_error(
-                op,
-                &[shape],
-                "a 0-d tensor has no dimension to index",
-            ));
-        }
-        if start.checked_add(len).is_none_or(|end| end > shape[d]) {
-            return Err(shape_error(
-                op,
-                &[shape],
-                format!("{len} elements from index {start} exceed dimension {d}"),
-            ));
-        }
-        let mut spec = SliceSpec::full(shape);
-        spec.dims[d] = (start, 1, len);
-        Ok(spec)
-    }
-
-    #[track_caller]
-    fn slice(
-        shape: &[usize],
-        dim: isize,
-        start: isize,
-        end: isize,
-        step: usize,
-    ) -> Result<SliceSpec> {
-        let d = normalize_axis("slice", dim, shape.len(), std::panic::Location::caller())?;
-        if shape.is_empty() {
-            return Err(shape_error(
-                "slice",
-                &[shape],
-                "a 0-d tensor has no dimension to slice",
-            ));
-        }
-        let mut spec = SliceSpec::full(shape);
-        spec.dims[d] = python_slice(shape[d], start, end, step)?;
-        Ok(spec)
-    }
-
-    #[track_caller]
-    fn pad<T: Float>(shape: &[usize], pads: &[(usize, usize)]) -> Result<(SliceSpec, Shape)> {
-        if pads.len() > shape.len() {
-            return Err(shape_error(
-                "pad",
-                &[shape],
-                format!(
-                    "{} (before, after) pairs for a tensor of rank {}",
-                    pads.len(),
-                    shape.len()
-                ),
-            ));
-        }
-        let lead = shape.len() - pads.len();
-        let mut spec = SliceSpec::full(shape);
-        let mut out: Shape = Shape::from_slice(shape);
-        for (i, &(before, after)) in pads.iter().enumerate() {
-            spec.dims[lead + i].0 = before;
-            let Some(n) = before
-                .checked_add(after)
-                .and_then(|p| p.checked_add(shape[lead + i]))
-            else {
-                return Err(shape_error(
-                    "pad",
-                    &[shape],
-                    format!(
-                        "padding ({before}, {after}) overflows dimension {}",
-                        lead + i
-                    ),
-                ));
-            };
-            out[lead + i] = n;
-        }
-        check_output::<T>("pad", &out, std::panic::Location::caller())?;
-        Ok((spec, out))
-    }
-
-    /// The axis and the output shape of a concatenation.
-    #[track_caller]
-    fn concat<T: Float>(shapes: &[&[usize]], dim: isize) -> Result<(usize, Shape)> {
-        let Some(first) = shapes.first() else {
-            return Err(arg_error("cat", "needs at least one tensor"));
-        };
-        let d = normalize_axis("cat", dim, first.len(), std::panic::Location::caller())?;
-        for s in shapes {
-            let ok = s.len() == first.len()
-                && !s.is_empty()
-                && s.iter()
-                    .zip(first.iter())
-                    .enumerate()
-                    .all(|(i, (a, b))| i == d || a == b);
-            if !ok {
-                return Err(shape_error(
-                    "cat",
-                    shapes,
-                    format!(
-                        "all shapes must match except along dimension {d} (and be at least 1-d)"
-                    ),
-                ));
-            }
-        }
-        let mut out = Shape::from_slice(first);
-        let Some(n) = shapes.iter().try_fold(0usize, |n, s| n.checked_add(s[d])) else {
-            return Err(shape_error(
-                "cat",
-                shapes,
-                format!("dimension {d} overflows"),
-            ));
-        };
-        out[d] = n;
-        check_output::<T>("cat", &out, std::panic::Location::caller())?;
-        Ok((d, out))
-    }
-
-    #[track_caller]
-    fn squeeze_dim(op: &'static str, shape: &[usize], dim: isize) -> Result<Shape> {
-        let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
-        let mut s = Shape::from_slice(shape);
-        if !s.is_empty() && s[d] == 1 {
-            s.remove(d);
-        }
-        Ok(s)
-    }
-
-    #[track_caller]
-    fn unsqueeze(shape: &[usize], dim: isize) -> Result<Shape> {
-        let d = normalize_axis(
-            "unsqueeze",
-            dim,
-            shape.len() + 1,
-            std::panic::Location::caller(),
-        )?;
-        let mut s = Shape::from_slice(shape);
-        s.insert(d, 1);
-        Ok(s)
-    }
-
-    #[track_caller]
-    fn flatten(shape: &[usize], start: isize, end: isize) -> Result<Shape> {
-        if shape.is_empty() {
-            return Ok(Shape::from_slice(&[1]));
-        }
-        let here = std::panic::Location::caller();
-        let (s, e) = (
-            normalize_axis("flatten", start, shape.len(), here)?,
-            normalize_axis("flatten", end, shape.len(), here)?,
-        );
-        if s > e {
-            return Err(arg_error(
-                "flatten",
-                format!("start axis {start} comes after end axis {end}"),
-            ));
-        }
-        let mut out: Shape = shape[..s].iter().copied().collect();
-        out.push(numel(&shape[s..=e]));
-        out.extend(shape[e + 1..].iter().copied());
-        Ok(out)
-    }
-
-    /// The permutation swapping `d0` and `d1` (a 0-d tensor accepts the axes 0 and -1, as
-    /// PyTorch's, and stays as it is).
-    #[track_caller]
-    fn transpose(shape: &[usize], d0: isize, d1: isize) -> Result<SmallVec<[isize; 4]>> {
-        let here = std::panic::Location::caller();
-        let (a, b) = (
-            normalize_axis("transpose", d0, shape.len(), here)?,
-            normalize_axis("transpose", d1, shape.len(), here)?,
-        );
-        let mut perm: SmallVec<[isize; 4]> = (0..shape.len() as isize).collect();
-        if !shape.is_empty() {
-            perm.swap(a, b);
-        }
-        Ok(perm)
-    }
-
-    #[track_caller]
-    fn split(shape: &[usize], sizes: &[usize], dim: isize) -> Result<(usize, Vec<SliceSpec>)> {
-        let d = normalize_axis("split", dim, shape.len(), std::panic::Location::caller())?;
-        let total = sizes.iter().try_fold(0usize, |n, &s| n.checked_add(s));
-        if shape.is_empty() || total != Some(shape[d]) {
-            return Err(shape_error(
-                "split",
-                &[shape],
-                format!("the sizes {sizes:?} must add up to dimension {d}"),
-            ));
-        }
-        let mut off = 0;
-        let specs = sizes
-            .iter()
-            .map(|&n| {
-                let mut spec = SliceSpec::full(shape);
-                spec.dims[d] = (off, 1, n);
-                off += n;
-                spec
-            })
-            .collect();
-        Ok((d, specs))
-    }
-
-    /// torch.chunk sizes: chunks of ⌈n/chunks⌉, the last one smaller, possibly fewer chunks.
-    #[track_caller]
-    fn chunk_sizes(shape: &[usize], chunks: usize, dim: isize) -> Result<Vec<usize>> {
-        let d = normalize_axis("chunk", dim, shape.len(), std::panic::Location::caller())?;
-        if chunks == 0 || shape.is_empty() {
-            return Err(arg_error(
-                "chunk",
-                "needs at least one chunk of an at least 1-d tensor",
-            ));
-        }
-        let n = shape[d];
-        let size = n.div_ceil(chunks).max(1);
-        let mut sizes = vec![];
-        let mut left = n;
-        while left > 0 {
-            sizes.push(size.min(left));
-            left -= size.min(left);
-        }
-        if sizes.is_empty() {
-            sizes.push(0);
-        }
-        Ok(sizes)
-    }
-}
-
 impl<T: Float> Tensor<T> {
     /// The same data in another shape; one size may be `-1` (inferred). No copy.
     ///
@@ -567,7 +235,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Shape`] if the element counts differ.
     #[track_caller]
     pub fn try_reshape(&self, shape: impl Dims) -> Result<Tensor<T>> {
-        Ok(self.reshaped(reshape_target(self.shape(), &shape.to_dims())?))
+        Ok(self.reshaped(plan::reshape_target(self.shape(), &shape.to_dims())?))
     }
 
     /// The same data in another shape (see [`Tensor::try_reshape`]).
@@ -587,7 +255,7 @@ impl<T: Float> Tensor<T> {
     pub fn try_permute(&self, perm: impl Dims) -> Result<Tensor<T>> {
         Ok(permute_tensor(
             self,
-            &check_perm(self.shape(), &perm.to_dims())?,
+            &plan::check_perm(self.shape(), &perm.to_dims())?,
         ))
     }
 
@@ -606,7 +274,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Axis`] if an axis is out of range.
     #[track_caller]
     pub fn try_transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
-        let perm = Plans::transpose(self.shape(), d0, d1)?;
+        let perm = plan::transpose(self.shape(), d0, d1)?;
         self.try_permute(perm.as_slice())
     }
 
@@ -680,7 +348,7 @@ impl<T: Float> Tensor<T> {
     pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor<T>> {
         Ok(slice_tensor(
             self,
-            &Plans::narrow("narrow", self.shape(), dim, start, len)?,
+            &plan::narrow("narrow", self.shape(), dim, start, len)?,
         ))
     }
 
@@ -708,7 +376,7 @@ impl<T: Float> Tensor<T> {
     ) -> Result<Tensor<T>> {
         Ok(slice_tensor(
             self,
-            &Plans::slice(self.shape(), dim, start, end, step)?,
+            &plan::slice(self.shape(), dim, start, end, step)?,
         ))
     }
 
@@ -752,8 +420,8 @@ impl<T: Float> Tensor<T> {
     /// If `dim` or the index is out of range.
     #[track_caller]
     pub fn try_select(&self, dim: isize, index: usize) -> Result<Tensor<T>> {
-        let spec = Plans::narrow("select", self.shape(), dim, index, 1)?;
-        let s = Plans::squeeze_dim("select", &spec.shape(), dim)?;
+        let spec = plan::narrow("select", self.shape(), dim, index, 1)?;
+        let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
         Ok(slice_tensor(self, &spec).reshaped(s))
     }
 
@@ -774,7 +442,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Shape`] if more pairs than dimensions are given.
     #[track_caller]
     pub fn try_pad(&self, pads: &[(usize, usize)], value: T) -> Result<Tensor<T>> {
-        let (spec, shape) = Plans::pad::<T>(self.shape(), pads)?;
+        let (spec, shape) = plan::pad::<T>(self.shape(), pads)?;
         Ok(pad_tensor(self, &spec, &shape, value))
     }
 
@@ -794,7 +462,7 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn try_cat(parts: &[&Tensor<T>], dim: isize) -> Result<Tensor<T>> {
         let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
-        let (d, shape) = Plans::concat::<T>(&shapes, dim)?;
+        let (d, shape) = plan::concat::<T>(&shapes, dim)?;
         Ok(concat_tensors(parts, d, shape))
     }
 
@@ -816,7 +484,7 @@ impl<T: Float> Tensor<T> {
         let Some(first) = parts.first() else {
             return Err(arg_error("stack", "needs at least one tensor"));
         };
-        let s = Plans::unsqueeze(first.shape(), dim)?;
+        let s = plan::unsqueeze(first.shape(), dim)?;
         let mut un = Vec::with_capacity(parts.len());
         for p in parts {
             if p.shape() != first.shape() {
@@ -847,7 +515,7 @@ impl<T: Float> Tensor<T> {
     /// If the sizes do not add up to the dimension.
     #[track_caller]
     pub fn try_split(&self, sizes: &[usize], dim: isize) -> Result<Vec<Tensor<T>>> {
-        let (_, specs) = Plans::split(self.shape(), sizes, dim)?;
+        let (_, specs) = plan::split(self.shape(), sizes, dim)?;
         Ok(specs.iter().map(|s| slice_tensor(self, s)).collect())
     }
 
@@ -866,7 +534,7 @@ impl<T: Float> Tensor<T> {
     /// If `chunks` is 0 or `dim` is out of range.
     #[track_caller]
     pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor<T>>> {
-        let sizes = Plans::chunk_sizes(self.shape(), chunks, dim)?;
+        let sizes = plan::chunk_sizes(self.shape(), chunks, dim)?;
         self.try_split(&sizes, dim)
     }
 
@@ -890,7 +558,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Axis`] if `dim` is out of range.
     #[track_caller]
     pub fn try_squeeze_dim(&self, dim: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(Plans::squeeze_dim("squeeze_dim", self.shape(), dim)?))
+        Ok(self.reshaped(plan::squeeze_dim("squeeze_dim", self.shape(), dim)?))
     }
 
     /// Removes dimension `dim` if its size is 1 (see [`Tensor::try_squeeze_dim`]).
@@ -908,7 +576,7 @@ impl<T: Float> Tensor<T> {
     /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
     #[track_caller]
     pub fn try_unsqueeze(&self, dim: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(Plans::unsqueeze(self.shape(), dim)?))
+        Ok(self.reshaped(plan::unsqueeze(self.shape(), dim)?))
     }
 
     /// Inserts a size-1 dimension (see [`Tensor::try_unsqueeze`]).
@@ -926,7 +594,7 @@ impl<T: Float> Tensor<T> {
     /// If an axis is out of range or `start > end`.
     #[track_caller]
     pub fn try_flatten(&self, start: isize, end: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(Plans::flatten(self.shape(), start, end)?))
+        Ok(self.reshaped(plan::flatten(self.shape(), start, end)?))
     }
 
     /// Merges dimensions `start..=end` into one (see [`Tensor::try_flatten`]).
@@ -939,7 +607,7 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-/// `parts` joined along `d` into a tensor of `shape` (checked by `Plans::concat`).
+/// `parts` joined along `d` into a tensor of `shape` (checked by `plan::concat`).
 fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize, shape: Shape) -> Tensor<T> {
     let mut out = Tensor::zeros(shape.clone());
     let mut offset = 0;
@@ -996,7 +664,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `perm` is not a permutation of the axes.
     #[track_caller]
     pub fn try_permute(self, perm: impl Dims) -> Result<Var<'g, T>> {
-        let perm = check_perm(self.value_ref().shape(), &perm.to_dims())?;
+        let perm = plan::check_perm(self.value_ref().shape(), &perm.to_dims())?;
         let value = self.with_value(|x| permute_tensor(x, &perm));
         Ok(self.movement(value, MovementOp::Permute { perm }))
     }
@@ -1016,7 +684,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Axis`] if an axis is out of range.
     #[track_caller]
     pub fn try_transpose(self, d0: isize, d1: isize) -> Result<Var<'g, T>> {
-        let perm = Plans::transpose(&self.shape(), d0, d1)?;
+        let perm = plan::transpose(&self.shape(), d0, d1)?;
         self.try_permute(perm.as_slice())
     }
 
@@ -1117,7 +785,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the range exceeds the dimension.
     #[track_caller]
     pub fn try_narrow(self, dim: isize, start: usize, len: usize) -> Result<Var<'g, T>> {
-        let spec = Plans::narrow("narrow", &self.shape(), dim, start, len)?;
+        let spec = plan::narrow("narrow", &self.shape(), dim, start, len)?;
         self.try_slice_spec(&spec)
     }
 
@@ -1143,7 +811,7 @@ impl<'g, T: Float> Var<'g, T> {
         end: isize,
         step: usize,
     ) -> Result<Var<'g, T>> {
-        let spec = Plans::slice(&self.shape(), dim, start, end, step)?;
+        let spec = plan::slice(&self.shape(), dim, start, end, step)?;
         self.try_slice_spec(&spec)
     }
 
@@ -1162,8 +830,8 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `dim` or the index is out of range.
     #[track_caller]
     pub fn try_select(self, dim: isize, index: usize) -> Result<Var<'g, T>> {
-        let spec = Plans::narrow("select", &self.shape(), dim, index, 1)?;
-        let s = Plans::squeeze_dim("select", &spec.shape(), dim)?;
+        let spec = plan::narrow("select", &self.shape(), dim, index, 1)?;
+        let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
         self.try_slice_spec(&spec)?.try_reshape(&s)
     }
 
@@ -1182,7 +850,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If more pairs than dimensions are given.
     #[track_caller]
     pub fn try_pad(self, pads: &[(usize, usize)], value: T) -> Result<Var<'g, T>> {
-        let (spec, shape) = Plans::pad::<T>(&self.shape(), pads)?;
+        let (spec, shape) = plan::pad::<T>(&self.shape(), pads)?;
         let v = self.with_value(|x| pad_tensor(x, &spec, &shape, value));
         Ok(self.movement(
             v,
@@ -1235,7 +903,7 @@ impl<'g, T: Float> Var<'g, T> {
             let tensors: Vec<&Tensor<T>> =
                 parts.iter().map(|p| &nodes[p.id as usize].value).collect();
             let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-            let (d, shape) = Plans::concat::<T>(&shapes, dim)?;
+            let (d, shape) = plan::concat::<T>(&shapes, dim)?;
             (concat_tensors(&tensors, d, shape), d)
         };
         let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
@@ -1265,7 +933,7 @@ impl<'g, T: Float> Var<'g, T> {
             return Err(arg_error("stack", "needs at least one tensor"));
         };
         let shape = first.shape();
-        let s = Plans::unsqueeze(&shape, dim)?;
+        let s = plan::unsqueeze(&shape, dim)?;
         let mut un = Vec::with_capacity(parts.len());
         for p in parts {
             if p.shape() != shape {
@@ -1295,7 +963,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the sizes do not add up to the dimension.
     #[track_caller]
     pub fn try_split(self, sizes: &[usize], dim: isize) -> Result<Vec<Var<'g, T>>> {
-        let (_, specs) = Plans::split(&self.shape(), sizes, dim)?;
+        let (_, specs) = plan::split(&self.shape(), sizes, dim)?;
         specs.iter().map(|s| self.try_slice_spec(s)).collect()
     }
 
@@ -1314,7 +982,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If `chunks` is 0 or `dim` is out of range.
     #[track_caller]
     pub fn try_chunk(self, chunks: usize, dim: isize) -> Result<Vec<Var<'g, T>>> {
-        let sizes = Plans::chunk_sizes(&self.shape(), chunks, dim)?;
+        let sizes = plan::chunk_sizes(&self.shape(), chunks, dim)?;
         self.try_split(&sizes, dim)
     }
 
@@ -1340,7 +1008,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Axis`] if `dim` is out of range.
     #[track_caller]
     pub fn try_squeeze_dim(self, dim: isize) -> Result<Var<'g, T>> {
-        let s = Plans::squeeze_dim("squeeze_dim", &self.shape(), dim)?;
+        let s = plan::squeeze_dim("squeeze_dim", &self.shape(), dim)?;
         self.try_reshape(&s)
     }
 
@@ -1359,7 +1027,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
     #[track_caller]
     pub fn try_unsqueeze(self, dim: isize) -> Result<Var<'g, T>> {
-        let s = Plans::unsqueeze(&self.shape(), dim)?;
+        let s = plan::unsqueeze(&self.shape(), dim)?;
         self.try_reshape(&s)
     }
 
@@ -1378,7 +1046,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If an axis is out of range or `start > end`.
     #[track_caller]
     pub fn try_flatten(self, start: isize, end: isize) -> Result<Var<'g, T>> {
-        let s = Plans::flatten(&self.shape(), start, end)?;
+        let s = plan::flatten(&self.shape(), start, end)?;
         self.try_reshape(&s)
     }
 
