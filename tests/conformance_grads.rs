@@ -120,7 +120,7 @@ fn eval<'g, T: Float>(name: &str, i: &Inputs<'g, T>) -> Var<'g, T> {
         "softmax_last_axis" => (x().softmax(-1) * w()).sum(),
         "log_softmax_last_axis" => -(x().log_softmax(-1) * i.v("t")).sum(),
         "logsumexp" => {
-            x().logsumexp(-1, false).powf(c(2.0)).sum() + x().logsumexp([0, 1, 2], false)
+            x().logsumexp_dim(-1, false).powf(c(2.0)).sum() + x().logsumexp_dim([0, 1, 2], false)
         }
         "clamp" => x().clamp(c(-0.5), c(0.8)).powf(c(2.0)).sum() + x().sum(),
         "min_max_elementwise" => {

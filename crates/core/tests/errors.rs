@@ -211,8 +211,8 @@ fn tensor_ops_refuse_bad_arguments_at_the_callers_line() {
             ["axis 2"]
         )
         + refused!(
-            t.try_logsumexp(2, false),
-            t.logsumexp(2, false),
+            t.try_logsumexp_dim(2, false),
+            t.logsumexp_dim(2, false),
             "logsumexp",
             ["axis 2"]
         )

@@ -336,6 +336,14 @@ fn sum_keep<T: Float>(x: &Tensor<T>, axes: &[usize]) -> Tensor<T> {
 /// axes (max, min and arg-reductions have no value there).
 #[track_caller]
 fn axes_for(op: &'static str, dims: &[isize], shape: &[usize], nonempty: bool) -> Result<Axes> {
+    // An empty list reduces every axis, as in PyTorch (`x.sum(dim=[])` is `x.sum()`).
+    let all;
+    let dims = if dims.is_empty() {
+        all = all_axes(shape.len());
+        all.as_slice()
+    } else {
+        dims
+    };
     let axes = normalize_axes(op, dims, shape.len(), std::panic::Location::caller())?;
     if nonempty && axes.iter().any(|&a| shape[a] == 0) {
         return Err(shape_error(
@@ -699,7 +707,7 @@ reduction!(
 );
 reduction!(
     /// `ln Σ eˣ`, stable for large entries (computed as `m + ln Σ e^{x-m}`).
-    logsumexp_all, logsumexp, try_logsumexp, "logsumexp", nonempty = false, () =>
+    logsumexp, logsumexp_dim, try_logsumexp_dim, "logsumexp", nonempty = false, () =>
         |axes, keepdim| ReduceOp::LogSumExp { axes, keepdim }
 );
 
@@ -877,9 +885,17 @@ mod tests {
         assert_eq!(x.sum_to(&[1, 3]).to_vec(), vec![5.0, -1.5, -3.0]);
         assert_eq!(x.sum_to(&[]).item(), 0.5);
         let big = Tensor::<f64>::from_vec(vec![1000.0, 1000.0], [2]);
-        assert!((big.logsumexp(0, false).item() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert!((big.logsumexp_dim(0, false).item() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        // An empty axis list reduces every axis (PyTorch's `dim=[]`).
+        let e: [isize; 0] = [];
+        assert_eq!(x.amax(e, false).item(), x.max().item());
+        assert_eq!(x.sum_dim(e, true).shape(), &[1, 1]);
+        assert_eq!(Tensor::<f64>::scalar(2.0).sum_dim(e, false).item(), 2.0);
+        let g = crate::Graph::<f64>::new();
+        let v = g.leaf(x.clone());
+        assert_eq!(v.amin(e, false).item(), x.min().item());
         let masked = Tensor::<f64>::from_vec(vec![f64::NEG_INFINITY; 2], [2]);
-        assert_eq!(masked.logsumexp(0, false).item(), f64::NEG_INFINITY);
+        assert_eq!(masked.logsumexp_dim(0, false).item(), f64::NEG_INFINITY);
         assert!(Tensor::<f64>::zeros([0]).mean().item().is_nan());
         assert!(Tensor::<f64>::zeros([2, 0]).try_amax(1, false).is_err());
     }
@@ -894,7 +910,7 @@ mod tests {
             check_op("mean", std::slice::from_ref(&x), |_, v| v[0].mean());
             check_op("prod", std::slice::from_ref(&x), |_, v| v[0].prod());
             check_op("logsumexp", std::slice::from_ref(&x), |_, v| {
-                v[0].logsumexp_all()
+                v[0].logsumexp()
             });
             check_op("max", std::slice::from_ref(&x), |_, v| v[0].max());
             check_op("min", std::slice::from_ref(&x), |_, v| v[0].min());
@@ -924,7 +940,7 @@ mod tests {
                     v[0].prod_dim(0, false)
                 });
                 check_op("logsumexp_dim", std::slice::from_ref(&x), |_, v| {
-                    v[0].logsumexp(-1, true)
+                    v[0].logsumexp_dim(-1, true)
                 });
                 check_op("norm_dim", std::slice::from_ref(&x), |_, v| {
                     v[0].norm_dim(2.0, 1, false)
@@ -1010,7 +1026,7 @@ mod tests {
             let s = v[0].sum_dim(1, true);
             (v[0] * s).var(true)
                 + s.prod()
-                + v[0].logsumexp(0, false).sum()
+                + v[0].logsumexp_dim(0, false).sum()
                 + v[0].norm(2.0) * v[0].mean()
         });
     }
