@@ -77,7 +77,7 @@ fn mlp_step(c: &mut Criterion) {
             let loss = {
                 let mut f = Forward::train(&graph, &mut store, &mut rng);
                 let out = model.forward(&mut f, graph.constant(x.clone()));
-                cross_entropy(out, &y)
+                cross_entropy(out, &y, Reduction::Mean)
             };
             let grads = loss.backward();
             graph.reset();

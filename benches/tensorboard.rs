@@ -29,7 +29,7 @@ fn logging(c: &mut Criterion) {
         let mut f = Forward::train(&g, &mut store, &mut rng);
         let out = m.forward(&mut f, g.constant(x));
         drop(f);
-        cross_entropy(out, &y).backward()
+        cross_entropy(out, &y, Reduction::Mean).backward()
     };
 
     let mut group = c.benchmark_group("tensorboard");

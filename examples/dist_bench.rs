@@ -80,7 +80,7 @@ fn main() -> Result<()> {
         let p = |i: usize| g.param(&store, keys[i]);
         let h1 = (g.constant(x.clone()).matmul(p(0)) + p(1)).relu();
         let h2 = (h1.matmul(p(2)) + p(3)).relu();
-        let loss = cross_entropy(h2.matmul(p(4)) + p(5), &y);
+        let loss = cross_entropy(h2.matmul(p(4)) + p(5), &y, Reduction::Mean);
         let mut grads = if a.overlap && ranks > 1 {
             sync.begin(&store);
             let (sync, store, comm) = (&mut sync, &store, &comm);

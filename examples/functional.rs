@@ -275,7 +275,7 @@ fn per_example_gradients_and_dp_sgd(args: &Args) -> Result<()> {
             };
             opt.step(&mut store, &g, lr);
         }
-        let e = evaluate(&model, &store, &val, &cross_entropy::<f32>);
+        let e = evaluate(&model, &store, &val, &CrossEntropy);
         let what = if private {
             format!("DP-SGD (clip {clip}, noise σ = {sigma}, lr {dp_lr}, batch {BATCH}):")
         } else {

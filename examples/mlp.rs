@@ -62,7 +62,7 @@ fn main() -> Result<()> {
         let (loss, grads) = {
             let mut f = Forward::train(&g, &mut store, &mut rng);
             let out = m.forward(&mut f, g.constant(x.clone()));
-            let loss = cross_entropy(out, &y) + l2_penalty(&f, &weights, 1e-4);
+            let loss = cross_entropy(out, &y, Reduction::Mean) + l2_penalty(&f, &weights, 1e-4);
             (loss.item(), loss.backward())
         };
         // Release the tape before the update: it shares the parameters' buffers, and

@@ -309,7 +309,7 @@ fn w2(threads: usize, update_with_tape: bool) {
         let h1 = (g.constant(x.clone()).matmul(p(0)) + p(1)).relu();
         let h2 = (h1.matmul(p(2)) + p(3)).relu();
         let logits = h2.matmul(p(4)) + p(5);
-        let loss = cross_entropy(logits, &y);
+        let loss = cross_entropy(logits, &y, Reduction::Mean);
         let value = loss.item();
         let grads = loss.backward();
         // The tape is done with: releasing it now lets the update write the parameters in

@@ -42,7 +42,7 @@ fn train(
             &mut Forward::train(&g, store, &mut rng),
             g.constant(x.clone()),
         );
-        let loss = cross_entropy(out, y);
+        let loss = cross_entropy(out, y, Reduction::Mean);
         last = loss.item();
         let grads = loss.backward();
         for (key, grad) in grads.params() {

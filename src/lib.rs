@@ -99,7 +99,7 @@ pub mod prelude {
         Warmup,
     };
     pub use tapegrad_train::{
-        evaluate, Checkpointer, EarlyStopping, Ensemble, History, Monitor, Progress,
+        evaluate, Checkpointer, CrossEntropy, EarlyStopping, Ensemble, History, Monitor, Progress,
         ReduceLrOnPlateau, TrainConfig, Trainer,
     };
 }

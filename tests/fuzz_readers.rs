@@ -95,7 +95,7 @@ fn sample() -> (ParamStore<f32>, Adam<f32>, Checkpoint) {
         let g = Graph::new();
         let x = g.constant(Tensor::rand_normal([8, 6], 0.0, 1.0, &mut rng));
         let y = model.forward(&mut Forward::train(&g, &mut store, &mut rng), x);
-        let grads = cross_entropy(y, &Tensor::from_fn([8], |i| i % 3)).backward();
+        let grads = cross_entropy(y, &Tensor::from_fn([8], |i| i % 3), Reduction::Mean).backward();
         drop(g);
         opt.step(&mut store, &grads, 1e-2);
     }

@@ -107,7 +107,7 @@ fn allocations_of_step_100(
         let loss = {
             let mut f = Forward::train(graph, store, rng);
             let out = model.forward(&mut f, graph.constant(x.clone()));
-            cross_entropy(out, y)
+            cross_entropy(out, y, Reduction::Mean)
         };
         let mut grads = loss.backward();
         // Data-parallel averaging, across a replica that holds the same gradients: the
@@ -289,7 +289,7 @@ fn step_100_of_a_training_loop_allocates_nothing() {
             let loss = {
                 let mut f = Forward::train(graph, store, &mut rng);
                 let out = mlp.forward(&mut f, graph.constant(batch.x.clone()));
-                cross_entropy(out, &batch.y)
+                cross_entropy(out, &batch.y, Reduction::Mean)
             };
             sum += loss.item();
             let grads = loss.backward();

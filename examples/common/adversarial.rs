@@ -53,7 +53,11 @@ pub fn input_gradient(
 ) -> Tensor<f32> {
     let g = Graph::new();
     let xv = g.leaf(x.clone());
-    let loss = cross_entropy(model.forward(&mut Forward::eval(&g, store), xv), y);
+    let loss = cross_entropy(
+        model.forward(&mut Forward::eval(&g, store), xv),
+        y,
+        Reduction::Mean,
+    );
     loss.backward().wrt(xv)
 }
 
@@ -150,9 +154,11 @@ pub fn train(
             g.reset();
             let grads = {
                 let mut f = Forward::eval(&g, &store);
-                let mut loss = cross_entropy(model.forward(&mut f, g.constant(x)), &b.y);
+                let mut loss =
+                    cross_entropy(model.forward(&mut f, g.constant(x)), &b.y, Reduction::Mean);
                 if let Some(a) = adv {
-                    let l_adv = cross_entropy(model.forward(&mut f, g.constant(a)), &b.y);
+                    let l_adv =
+                        cross_entropy(model.forward(&mut f, g.constant(a)), &b.y, Reduction::Mean);
                     loss = (loss + l_adv) * 0.5;
                 }
                 loss.backward()

@@ -162,7 +162,7 @@ pub fn run(
             let (loss, grads) = {
                 let mut f = Forward::train(&g, &mut store, &mut rng);
                 let (logits, _) = net.forward(&mut f, g.constant(b.x));
-                let loss = cross_entropy(logits, &b.y);
+                let loss = cross_entropy(logits, &b.y, Reduction::Mean);
                 (f64::from(loss.item()), loss.backward())
             };
             g.reset();

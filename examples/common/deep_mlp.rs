@@ -142,7 +142,7 @@ impl DeepMlp {
         let g = Graph::new();
         let mut f = Forward::eval(&g, store);
         let (logits, zs, acts) = self.forward(&mut f, g.constant(x.clone()));
-        let loss = cross_entropy(logits, y);
+        let loss = cross_entropy(logits, y, Reduction::Mean);
         let grads = loss.backward();
         let pass = Pass {
             loss: f64::from(loss.item()),
@@ -162,7 +162,7 @@ impl DeepMlp {
         let g = Graph::new();
         let mut f = Forward::eval(&g, store);
         let (logits, _, _) = self.forward(&mut f, g.constant(x.clone()));
-        f64::from(cross_entropy(logits, y).item())
+        f64::from(cross_entropy(logits, y, Reduction::Mean).item())
     }
 
     /// The weight keys, first layer to last.
@@ -220,7 +220,7 @@ pub fn train(
             let (loss, mut grads) = {
                 let mut f = Forward::eval(&g, store);
                 let (logits, _, _) = model.forward(&mut f, g.constant(b.x));
-                let loss = cross_entropy(logits, &b.y);
+                let loss = cross_entropy(logits, &b.y, Reduction::Mean);
                 (f64::from(loss.item()), loss.backward())
             };
             g.reset();

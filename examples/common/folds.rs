@@ -79,7 +79,7 @@ pub fn train_fold(
         &trained.model,
         &trained.store,
         &DataLoader::new(&data.val, 1024),
-        &cross_entropy::<f32>,
+        &CrossEntropy,
     );
     Ok(FoldModel {
         trained,

@@ -115,6 +115,7 @@ fn full_loss(
             g.constant(data.features().clone()),
         ),
         data.targets(),
+        Reduction::Mean,
     );
     (f64::from(loss.item()), loss.backward())
 }
@@ -133,6 +134,7 @@ pub fn run(model: Model, make: Make, lr: f64, data: &TensorDataset<f32>, seed: u
             let grads = cross_entropy(
                 m.forward(&mut Forward::eval(&g, &store), g.constant(b.x)),
                 &b.y,
+                Reduction::Mean,
             )
             .backward();
             g.reset();

@@ -353,7 +353,7 @@ pub fn train(r: &Recipe, data: &Splits, opts: RunOptions) -> Result<Trained> {
         &model,
         &store,
         &DataLoader::new(&data.test, r.eval_batch),
-        &cross_entropy::<f32>,
+        &CrossEntropy,
     );
     Ok(Trained {
         store,

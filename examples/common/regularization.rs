@@ -178,14 +178,8 @@ pub fn run(reg: Reg, data: &Splits, seed: u64, epochs: usize) -> Result<Outcome>
     trainer.fit(&mut store, &loader, &val)?;
     let history = trainer.history().clone();
     drop(trainer);
-    let eval = |d: &TensorDataset<f32>| {
-        evaluate(
-            &model,
-            &store,
-            &DataLoader::new(d, 256),
-            &cross_entropy::<f32>,
-        )
-    };
+    let eval =
+        |d: &TensorDataset<f32>| evaluate(&model, &store, &DataLoader::new(d, 256), &CrossEntropy);
     let (tr, te, va) = (eval(&data.train), eval(&data.test), eval(&data.val));
     let all: Vec<f64> = weights
         .iter()

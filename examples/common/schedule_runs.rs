@@ -78,7 +78,7 @@ fn measure(m: &Sequential<f32>, store: &ParamStore<f32>, d: &TensorDataset<f32>)
         &mut Forward::eval(&g, store),
         g.constant(d.features().clone()),
     );
-    let loss = f64::from(cross_entropy(logits, d.targets()).item());
+    let loss = f64::from(cross_entropy(logits, d.targets(), Reduction::Mean).item());
     let acc = correct(&logits.value(), d.targets(), 1) as f64 / d.len() as f64;
     (loss, acc)
 }
@@ -97,7 +97,12 @@ pub fn train(name: &str, data: &Splits, mut lr: impl FnMut(usize, f64) -> f64) -
             g.reset();
             let grads = {
                 let mut f = Forward::eval(&g, &store);
-                cross_entropy(model.forward(&mut f, g.constant(b.x)), &b.y).backward()
+                cross_entropy(
+                    model.forward(&mut f, g.constant(b.x)),
+                    &b.y,
+                    Reduction::Mean,
+                )
+                .backward()
             };
             g.reset();
             last_lr = lr(step, val_loss);

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use tapegrad_core::{seeded_rng, Graph, ParamStore, Tensor};
-//! use tapegrad_nn::{cross_entropy, Dropout, Forward, Init, Linear, Module, Relu, Sequential};
+//! use tapegrad_nn::{cross_entropy, Dropout, Forward, Init, Linear, Module, Reduction, Relu, Sequential};
 //!
 //! let mut store = ParamStore::<f32>::new();
 //! let mut rng = seeded_rng(0);
@@ -19,7 +19,7 @@
 //! let x = g.constant(Tensor::ones([2, 4]));
 //! let mut f = Forward::train(&g, &mut store, &mut rng);
 //! let logits = model.forward(&mut f, x);
-//! let loss = cross_entropy(logits, &Tensor::from_vec(vec![0, 2], [2]));
+//! let loss = cross_entropy(logits, &Tensor::from_vec(vec![0, 2], [2]), Reduction::Mean);
 //! let grads = loss.backward();
 //! assert_eq!(grads.params().count(), 4);
 //! ```
@@ -53,7 +53,9 @@ pub use linear::{Linear, LinearConfig};
 pub use loss::{
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_soft,
     cross_entropy_with, huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss,
-    CrossEntropyConfig, Reduction,
+    try_binary_cross_entropy, try_binary_cross_entropy_with_logits, try_cross_entropy,
+    try_cross_entropy_soft, try_cross_entropy_with, try_huber_loss, try_kl_div, try_l1_loss,
+    try_mse_loss, try_nll_loss, try_smooth_l1_loss, CrossEntropyConfig, Reduction,
 };
 pub use module::{Forward, Mode, Module, Sequential};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};

@@ -1,5 +1,11 @@
 //! Losses, with PyTorch's definitions and reductions, numerically stable for large logits.
 //!
+//! One convention: `loss(input, target, options…, reduction)`, the reduction last; class
+//! targets are `&Tensor<usize>` (indices are not differentiated), every other target a
+//! `Var`. Each loss has a `try_` form that returns the error the panicking form raises.
+//! `cross_entropy_with` takes the reduction inside its [`CrossEntropyConfig`] with the
+//! other options.
+//!
 //! - `Mean` averages over **all elements** for the element-wise losses (MSE, L1, smooth-L1,
 //!   Huber, binary cross-entropy, KL) and over the **batch** for cross-entropy and NLL (with
 //!   class weights: `Σ w[tᵢ]·ℓᵢ / Σ w[tᵢ]`).
@@ -11,7 +17,7 @@
 //! - Binary cross-entropy with logits is `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)`, which
 //!   never overflows; on probabilities each log is clamped at −100, as PyTorch.
 
-use tapegrad_core::{Error, Float, Shape, Tensor, Var};
+use tapegrad_core::{Error, Float, Result, Shape, Tensor, Var};
 
 /// How a loss's per-element values are combined.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,57 +46,92 @@ fn reduce<'g, T: Float>(l: Var<'g, T>, r: Reduction) -> Var<'g, T> {
 }
 
 #[track_caller]
-fn same_shape<T: Float>(op: &'static str, a: Var<'_, T>, b: Var<'_, T>) {
+fn same_shape<T: Float>(op: &'static str, a: Var<'_, T>, b: Var<'_, T>) -> Result<()> {
     let (sa, sb) = (a.shape(), b.shape());
     if sa != sb {
-        Error::shape(
+        return Err(Error::shape(
             op,
             &[&sa, &sb],
             "the input and the target must have the same shape",
-        )
-        .raise();
+        ));
     }
+    Ok(())
+}
+
+/// The panicking form of a loss: raises the `try_` form's error at the caller's line.
+#[track_caller]
+fn raised<T>(r: Result<T>) -> T {
+    r.unwrap_or_else(|e| e.raise())
+}
+
+/// Mean squared error `(x − y)²`.
+///
+/// # Errors
+/// [`Error::Shape`] if the shapes differ.
+#[track_caller]
+pub fn try_mse_loss<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    same_shape("mse_loss", input, target)?;
+    Ok(reduce((input - target).square(), r))
 }
 
 /// Mean squared error `(x − y)²`.
 ///
 /// # Panics
-/// If the shapes differ.
+/// On what [`try_mse_loss`] returns as an error.
 #[track_caller]
 pub fn mse_loss<'g, T: Float>(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) -> Var<'g, T> {
-    same_shape("mse_loss", input, target);
-    reduce((input - target).square(), r)
+    raised(try_mse_loss(input, target, r))
+}
+
+/// Mean absolute error `|x − y|` (subgradient 0 at equality).
+///
+/// # Errors
+/// [`Error::Shape`] if the shapes differ.
+#[track_caller]
+pub fn try_l1_loss<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    same_shape("l1_loss", input, target)?;
+    Ok(reduce((input - target).abs(), r))
 }
 
 /// Mean absolute error `|x − y|` (subgradient 0 at equality).
 ///
 /// # Panics
-/// If the shapes differ.
+/// On what [`try_l1_loss`] returns as an error.
 #[track_caller]
 pub fn l1_loss<'g, T: Float>(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) -> Var<'g, T> {
-    same_shape("l1_loss", input, target);
-    reduce((input - target).abs(), r)
+    raised(try_l1_loss(input, target, r))
 }
 
 /// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
 ///
-/// # Panics
-/// If the shapes differ or `β < 0`.
+/// # Errors
+/// [`Error::Shape`] or [`Error::Argument`] if the shapes differ or `β < 0`.
 #[track_caller]
-pub fn smooth_l1_loss<'g, T: Float>(
+pub fn try_smooth_l1_loss<'g, T: Float>(
     input: Var<'g, T>,
     target: Var<'g, T>,
     beta: f64,
     r: Reduction,
-) -> Var<'g, T> {
-    same_shape("smooth_l1_loss", input, target);
+) -> Result<Var<'g, T>> {
+    same_shape("smooth_l1_loss", input, target)?;
     if beta.is_nan() || beta < 0.0 {
-        crate::fail("smooth_l1_loss", format!("beta must be ≥ 0, got {beta}"));
+        return Err(Error::argument(
+            "smooth_l1_loss",
+            format!("beta must be ≥ 0, got {beta}"),
+        ));
     }
     let d = input - target;
     let ad = d.abs();
     if beta == 0.0 {
-        return reduce(ad, r);
+        return Ok(reduce(ad, r));
     }
     let quad = ad.lt_scalar(T::from_f64(beta));
     let l = Var::where_cond(
@@ -98,23 +139,40 @@ pub fn smooth_l1_loss<'g, T: Float>(
         d.square() * T::from_f64(0.5 / beta),
         ad - T::from_f64(0.5 * beta),
     );
-    reduce(l, r)
+    Ok(reduce(l, r))
+}
+
+/// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
+///
+/// # Panics
+/// On what [`try_smooth_l1_loss`] returns as an error.
+#[track_caller]
+pub fn smooth_l1_loss<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    beta: f64,
+    r: Reduction,
+) -> Var<'g, T> {
+    raised(try_smooth_l1_loss(input, target, beta, r))
 }
 
 /// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
 ///
-/// # Panics
-/// If the shapes differ or `δ ≤ 0`.
+/// # Errors
+/// [`Error::Shape`] or [`Error::Argument`] if the shapes differ or `δ ≤ 0`.
 #[track_caller]
-pub fn huber_loss<'g, T: Float>(
+pub fn try_huber_loss<'g, T: Float>(
     input: Var<'g, T>,
     target: Var<'g, T>,
     delta: f64,
     r: Reduction,
-) -> Var<'g, T> {
-    same_shape("huber_loss", input, target);
+) -> Result<Var<'g, T>> {
+    same_shape("huber_loss", input, target)?;
     if delta.is_nan() || delta <= 0.0 {
-        crate::fail("huber_loss", format!("delta must be > 0, got {delta}"));
+        return Err(Error::argument(
+            "huber_loss",
+            format!("delta must be > 0, got {delta}"),
+        ));
     }
     let d = input - target;
     let ad = d.abs();
@@ -124,7 +182,21 @@ pub fn huber_loss<'g, T: Float>(
         d.square() * T::from_f64(0.5),
         (ad - T::from_f64(0.5 * delta)) * T::from_f64(delta),
     );
-    reduce(l, r)
+    Ok(reduce(l, r))
+}
+
+/// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
+///
+/// # Panics
+/// On what [`try_huber_loss`] returns as an error.
+#[track_caller]
+pub fn huber_loss<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    delta: f64,
+    r: Reduction,
+) -> Var<'g, T> {
+    raised(try_huber_loss(input, target, delta, r))
 }
 
 /// Options of [`cross_entropy_with`].
@@ -168,7 +240,7 @@ impl<T: Float> CrossEntropyConfig<T> {
 
 /// Checks class-index targets against `[N, C, ...]` scores; returns C.
 #[track_caller]
-fn check_targets(op: &'static str, scores: &[usize], target: &Tensor<usize>) -> usize {
+fn check_targets(op: &'static str, scores: &[usize], target: &Tensor<usize>) -> Result<usize> {
     let ok = scores.len() >= 2
         && target.ndim() == scores.len() - 1
         && target.shape()[0] == scores[0]
@@ -179,21 +251,20 @@ fn check_targets(op: &'static str, scores: &[usize], target: &Tensor<usize>) -> 
             scores.get(2..).unwrap_or(&[]),
         ]
         .concat();
-        Error::shape(
+        return Err(Error::shape(
             op,
             &[scores, target.shape()],
             format!("scores [N, C, ...] need class indices [N, ...] = {want:?}"),
-        )
-        .raise();
+        ));
     }
     let c = scores[1];
     if let Some(&bad) = target.as_slice().iter().find(|&&t| t >= c) {
-        crate::fail(
+        return Err(Error::argument(
             op,
             format!("class index {bad} is out of range for {c} classes"),
-        );
+        ));
     }
-    c
+    Ok(c)
 }
 
 /// The per-sample negative log-likelihood `−logp[i, tᵢ]` (weighted) and the sum of the
@@ -231,8 +302,32 @@ fn finish<'g, T: Float>(
 
 /// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
 ///
+/// # Errors
+/// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree, an index is out of range, or the weights are not `[C]`.
+#[track_caller]
+pub fn try_nll_loss<'g, T: Float>(
+    logp: Var<'g, T>,
+    target: &Tensor<usize>,
+    weight: Option<&Tensor<T>>,
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    let c = check_targets("nll_loss", &logp.shape(), target)?;
+    if let Some(w) = weight {
+        if w.shape() != [c] {
+            return Err(Error::argument(
+                "nll_loss",
+                format!("class weights must have shape [{c}], got {:?}", w.shape()),
+            ));
+        }
+    }
+    let (per, total) = nll_parts(logp, target, weight);
+    Ok(finish(per, total, r))
+}
+
+/// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
+///
 /// # Panics
-/// If the shapes disagree, an index is out of range, or the weights are not `[C]`.
+/// On what [`try_nll_loss`] returns as an error.
 #[track_caller]
 pub fn nll_loss<'g, T: Float>(
     logp: Var<'g, T>,
@@ -240,26 +335,38 @@ pub fn nll_loss<'g, T: Float>(
     weight: Option<&Tensor<T>>,
     r: Reduction,
 ) -> Var<'g, T> {
-    let c = check_targets("nll_loss", &logp.shape(), target);
-    if let Some(w) = weight {
-        if w.shape() != [c] {
-            crate::fail(
-                "nll_loss",
-                format!("class weights must have shape [{c}], got {:?}", w.shape()),
-            );
-        }
-    }
-    let (per, total) = nll_parts(logp, target, weight);
-    finish(per, total, r)
+    raised(try_nll_loss(logp, target, weight, r))
 }
 
-/// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]`, mean over the batch.
+/// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
+/// batch).
+///
+/// # Errors
+/// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree or an index is out of range.
+#[track_caller]
+pub fn try_cross_entropy<'g, T: Float>(
+    logits: Var<'g, T>,
+    target: &Tensor<usize>,
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    try_cross_entropy_with(
+        logits,
+        target,
+        &CrossEntropyConfig::default().with_reduction(r),
+    )
+}
+
+/// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
 ///
 /// # Panics
-/// If the shapes disagree or an index is out of range.
+/// On what [`try_cross_entropy`] returns as an error.
 #[track_caller]
-pub fn cross_entropy<'g, T: Float>(logits: Var<'g, T>, target: &Tensor<usize>) -> Var<'g, T> {
-    cross_entropy_with(logits, target, &CrossEntropyConfig::default())
+pub fn cross_entropy<'g, T: Float>(
+    logits: Var<'g, T>,
+    target: &Tensor<usize>,
+    r: Reduction,
+) -> Var<'g, T> {
+    raised(try_cross_entropy(logits, target, r))
 }
 
 /// Cross-entropy with a reduction, label smoothing and class weights, exactly as
@@ -267,36 +374,36 @@ pub fn cross_entropy<'g, T: Float>(logits: Var<'g, T>, target: &Tensor<usize>) -
 /// `(1 − ε)·nll + (ε/C)·Σ_c(−w_c·logp_c)`, each term reduced (the weighted mean divides by
 /// `Σ w[tᵢ]`).
 ///
-/// # Panics
-/// If the shapes disagree, an index is out of range, ε is outside `[0, 1]`, or the weights
+/// # Errors
+/// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree, an index is out of range, ε is outside `[0, 1]`, or the weights
 /// are not `[C]`.
 #[track_caller]
-pub fn cross_entropy_with<'g, T: Float>(
+pub fn try_cross_entropy_with<'g, T: Float>(
     logits: Var<'g, T>,
     target: &Tensor<usize>,
     cfg: &CrossEntropyConfig<T>,
-) -> Var<'g, T> {
-    let c = check_targets("cross_entropy", &logits.shape(), target);
+) -> Result<Var<'g, T>> {
+    let c = check_targets("cross_entropy", &logits.shape(), target)?;
     let eps = cfg.label_smoothing;
     if !((0.0..=1.0).contains(&eps)) {
-        crate::fail(
+        return Err(Error::argument(
             "cross_entropy",
             format!("label smoothing must be in [0, 1], got {eps}"),
-        );
+        ));
     }
     if let Some(w) = &cfg.weight {
         if w.shape() != [c] {
-            crate::fail(
+            return Err(Error::argument(
                 "cross_entropy",
                 format!("class weights must have shape [{c}], got {:?}", w.shape()),
-            );
+            ));
         }
     }
     let logp = logits.log_softmax(1);
     let (per, total) = nll_parts(logp, target, cfg.weight.as_ref());
     let nll = finish(per, total, cfg.reduction);
     if eps == 0.0 {
-        return nll;
+        return Ok(nll);
     }
     let weighted = match &cfg.weight {
         Some(w) => {
@@ -308,39 +415,65 @@ pub fn cross_entropy_with<'g, T: Float>(
     };
     let smooth = -weighted.sum_dim(1, false);
     let smooth = finish(smooth, total, cfg.reduction);
-    nll * T::from_f64(1.0 - eps) + smooth * T::from_f64(eps / c as f64)
+    Ok(nll * T::from_f64(1.0 - eps) + smooth * T::from_f64(eps / c as f64))
+}
+
+/// Cross-entropy with a reduction, label smoothing and class weights, exactly as
+///
+/// # Panics
+/// On what [`try_cross_entropy_with`] returns as an error.
+#[track_caller]
+pub fn cross_entropy_with<'g, T: Float>(
+    logits: Var<'g, T>,
+    target: &Tensor<usize>,
+    cfg: &CrossEntropyConfig<T>,
+) -> Var<'g, T> {
+    raised(try_cross_entropy_with(logits, target, cfg))
 }
 
 /// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
 /// (soft targets): `−Σ_c p_c·log softmax(x)_c`, mean over the batch.
 ///
+/// # Errors
+/// [`Error::Shape`] if the shapes differ.
+#[track_caller]
+pub fn try_cross_entropy_soft<'g, T: Float>(
+    logits: Var<'g, T>,
+    probs: Var<'g, T>,
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    same_shape("cross_entropy_soft", logits, probs)?;
+    let per = -(logits.log_softmax(1) * probs).sum_dim(1, false);
+    Ok(reduce(per, r))
+}
+
+/// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
+///
 /// # Panics
-/// If the shapes differ.
+/// On what [`try_cross_entropy_soft`] returns as an error.
 #[track_caller]
 pub fn cross_entropy_soft<'g, T: Float>(
     logits: Var<'g, T>,
     probs: Var<'g, T>,
     r: Reduction,
 ) -> Var<'g, T> {
-    same_shape("cross_entropy_soft", logits, probs);
-    let per = -(logits.log_softmax(1) * probs).sum_dim(1, false);
-    reduce(per, r)
+    raised(try_cross_entropy_soft(logits, probs, r))
 }
 
 /// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
 /// `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)` (stable for any x). `pos_weight` broadcasts
 /// over the last dimension (one weight per class).
 ///
-/// # Panics
-/// If the shapes differ.
+/// # Errors
+/// [`Error::Shape`] if the shapes differ.
 #[track_caller]
-pub fn binary_cross_entropy_with_logits<'g, T: Float>(
+pub fn try_binary_cross_entropy_with_logits<'g, T: Float>(
     x: Var<'g, T>,
     y: Var<'g, T>,
     pos_weight: Option<&Tensor<T>>,
     r: Reduction,
-) -> Var<'g, T> {
-    same_shape("binary_cross_entropy_with_logits", x, y);
+) -> Result<Var<'g, T>> {
+    same_shape("binary_cross_entropy_with_logits", x, y)?;
     // (1 − y)·x + w·ln(1 + e^{−x}), w = 1 + (pos_weight − 1)·y, is PyTorch's formula; for
     // x < 0 its two terms nearly cancel (x = −21, y = 0: −21 + 21.00000000076), losing
     // digits. With ln(1 + e^{−x}) = ln(1 + e^{x}) − x it is also w·ln(1 + e^{x}) −
@@ -358,26 +491,53 @@ pub fn binary_cross_entropy_with_logits<'g, T: Float>(
     let for_positive = y.rsub_scalar(one) * x + w * (-x).softplus_with(one, inf);
     let for_negative = w * x.softplus_with(one, inf) - pw_y * x;
     let l = Var::where_cond(&x.gt_scalar(T::zero()), for_positive, for_negative);
-    reduce(l, r)
+    Ok(reduce(l, r))
+}
+
+/// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
+///
+/// # Panics
+/// On what [`try_binary_cross_entropy_with_logits`] returns as an error.
+#[track_caller]
+pub fn binary_cross_entropy_with_logits<'g, T: Float>(
+    x: Var<'g, T>,
+    y: Var<'g, T>,
+    pos_weight: Option<&Tensor<T>>,
+    r: Reduction,
+) -> Var<'g, T> {
+    raised(try_binary_cross_entropy_with_logits(x, y, pos_weight, r))
 }
 
 /// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
 /// clamped at −100 (PyTorch).
 ///
+/// # Errors
+/// [`Error::Shape`] if the shapes differ.
+#[track_caller]
+pub fn try_binary_cross_entropy<'g, T: Float>(
+    p: Var<'g, T>,
+    y: Var<'g, T>,
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    same_shape("binary_cross_entropy", p, y)?;
+    let lo = T::from_f64(-100.0);
+    let inf = T::infinity();
+    let l = -(y * p.log().clamp(lo, inf)
+        + y.rsub_scalar(T::one()) * p.rsub_scalar(T::one()).log().clamp(lo, inf));
+    Ok(reduce(l, r))
+}
+
+/// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
+///
 /// # Panics
-/// If the shapes differ.
+/// On what [`try_binary_cross_entropy`] returns as an error.
 #[track_caller]
 pub fn binary_cross_entropy<'g, T: Float>(
     p: Var<'g, T>,
     y: Var<'g, T>,
     r: Reduction,
 ) -> Var<'g, T> {
-    same_shape("binary_cross_entropy", p, y);
-    let lo = T::from_f64(-100.0);
-    let inf = T::infinity();
-    let l = -(y * p.log().clamp(lo, inf)
-        + y.rsub_scalar(T::one()) * p.rsub_scalar(T::one()).log().clamp(lo, inf));
-    reduce(l, r)
+    raised(try_binary_cross_entropy(p, y, r))
 }
 
 /// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
@@ -385,16 +545,16 @@ pub fn binary_cross_entropy<'g, T: Float>(
 /// `log_target`). Terms with `target = 0` are 0. Use [`Reduction::BatchMean`] for the true
 /// mean KL per sample (`Mean` divides by every element, as PyTorch's `'mean'`).
 ///
-/// # Panics
-/// If the shapes differ.
+/// # Errors
+/// [`Error::Shape`] if the shapes differ.
 #[track_caller]
-pub fn kl_div<'g, T: Float>(
+pub fn try_kl_div<'g, T: Float>(
     input: Var<'g, T>,
     target: Var<'g, T>,
-    r: Reduction,
     log_target: bool,
-) -> Var<'g, T> {
-    same_shape("kl_div", input, target);
+    r: Reduction,
+) -> Result<Var<'g, T>> {
+    same_shape("kl_div", input, target)?;
     let l = if log_target {
         target.exp() * (target - input)
     } else {
@@ -404,5 +564,19 @@ pub fn kl_div<'g, T: Float>(
         let terms = target * (safe.log() - input);
         Var::where_cond(&pos, terms, target.graph().scalar(T::zero()))
     };
-    reduce(l, r)
+    Ok(reduce(l, r))
+}
+
+/// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
+///
+/// # Panics
+/// On what [`try_kl_div`] returns as an error.
+#[track_caller]
+pub fn kl_div<'g, T: Float>(
+    input: Var<'g, T>,
+    target: Var<'g, T>,
+    log_target: bool,
+    r: Reduction,
+) -> Var<'g, T> {
+    raised(try_kl_div(input, target, log_target, r))
 }

@@ -383,7 +383,7 @@ fn every_loss_matches_pytorch() {
             "smooth_l1_beta1" => smooth_l1_loss(l("input"), l("target"), 1.0, Reduction::Mean),
             "huber_delta1" => huber_loss(l("input"), l("target"), 1.0, Reduction::Mean),
             "huber_delta0.5" => huber_loss(l("input"), l("target"), 0.5, Reduction::Mean),
-            "cross_entropy" => cross_entropy(l("logits"), &target()),
+            "cross_entropy" => cross_entropy(l("logits"), &target(), Reduction::Mean),
             "cross_entropy_label_smoothing_0.1" => cross_entropy_with(
                 l("logits"),
                 &target(),
@@ -403,7 +403,7 @@ fn every_loss_matches_pytorch() {
                 Reduction::Mean,
             ),
             "binary_cross_entropy_probs" => binary_cross_entropy(l("p"), l("y"), Reduction::Mean),
-            "kl_div_batchmean" => kl_div(l("input"), l("target"), Reduction::BatchMean, false),
+            "kl_div_batchmean" => kl_div(l("input"), l("target"), false, Reduction::BatchMean),
             other => panic!("loss case {other} has no tapegrad call: add one"),
         };
         close(

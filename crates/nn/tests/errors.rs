@@ -102,9 +102,73 @@ fn loss_shape_errors_point_at_the_caller() {
     assert!(msg.contains(HERE), "{msg}");
     let msg = panic_message(|| {
         let g = Graph::<f64>::new();
-        let _ =
-            tapegrad_nn::cross_entropy(g.leaf(Tensor::zeros([3])), &Tensor::from_vec(vec![0], [1]));
+        let _ = tapegrad_nn::cross_entropy(
+            g.leaf(Tensor::zeros([3])),
+            &Tensor::from_vec(vec![0], [1]),
+            Reduction::Mean,
+        );
     });
     assert!(msg.starts_with("cross_entropy: "), "{msg}");
     assert!(msg.contains(HERE), "{msg}");
+}
+
+#[test]
+fn every_loss_has_a_try_form_that_returns_the_panics_error() {
+    use tapegrad_core::Error;
+    use tapegrad_nn::*;
+    let g = Graph::<f64>::new();
+    let (a, b) = (g.leaf(Tensor::zeros([2, 3])), g.leaf(Tensor::zeros([3, 2])));
+    let logits = g.leaf(Tensor::zeros([2, 3]));
+    let bad_class = Tensor::from_vec(vec![0, 3], [2]);
+    let shape_errors = [
+        try_mse_loss(a, b, Reduction::Mean),
+        try_l1_loss(a, b, Reduction::Sum),
+        try_smooth_l1_loss(a, b, 1.0, Reduction::Mean),
+        try_huber_loss(a, b, 1.0, Reduction::Mean),
+        try_cross_entropy_soft(a, b, Reduction::Mean),
+        try_binary_cross_entropy_with_logits(a, b, None, Reduction::Mean),
+        try_binary_cross_entropy(a, b, Reduction::Mean),
+        try_kl_div(a, b, false, Reduction::BatchMean),
+        try_cross_entropy(logits, &Tensor::from_vec(vec![0], [1]), Reduction::Mean),
+    ];
+    for r in shape_errors {
+        let e = r.expect_err("mismatched shapes");
+        assert!(matches!(e, Error::Shape { .. }), "{e}");
+        assert!(e.to_string().contains(HERE), "{e}");
+    }
+    let argument_errors = [
+        try_cross_entropy(logits, &bad_class, Reduction::Mean),
+        try_nll_loss(logits, &bad_class, None, Reduction::Mean),
+        try_smooth_l1_loss(a, a, -1.0, Reduction::Mean),
+        try_huber_loss(a, a, 0.0, Reduction::Mean),
+        try_cross_entropy_with(
+            logits,
+            &Tensor::from_vec(vec![0, 1], [2]),
+            &CrossEntropyConfig::default().with_label_smoothing(2.0),
+        ),
+    ];
+    for r in argument_errors {
+        let e = r.expect_err("a bad argument");
+        assert!(matches!(e, Error::Argument { .. }), "{e}");
+    }
+    // The panicking form raises the same message.
+    let want = try_cross_entropy(logits, &bad_class, Reduction::Mean)
+        .unwrap_err()
+        .to_string();
+    let got = panic_message(|| {
+        let _ = cross_entropy(logits, &bad_class, Reduction::Mean);
+    });
+    assert_eq!(
+        got.split(" (at ").next(),
+        want.split(" (at ").next(),
+        "{got} / {want}"
+    );
+    // And a good call is the same value either way.
+    let t = Tensor::from_vec(vec![0, 1], [2]);
+    assert_eq!(
+        try_cross_entropy(logits, &t, Reduction::Mean)
+            .unwrap()
+            .item(),
+        cross_entropy(logits, &t, Reduction::Mean).item()
+    );
 }

@@ -325,7 +325,7 @@ fn losses() {
     check_loss(
         "cross_entropy_3d",
         &[rand(&[2, 3, 2], -2.0, 2.0, 31)],
-        move |_, v| cross_entropy(v[0], &t3),
+        move |_, v| cross_entropy(v[0], &t3, Reduction::Mean),
     );
     let p = rand(&[3, 4], 0.1, 1.0, 32);
     check_loss("cross_entropy_soft", &[x.clone(), p.clone()], |_, v| {
@@ -343,16 +343,16 @@ fn losses() {
         kl_div(
             v[0].log_softmax(1),
             v[1].softmax(1),
-            Reduction::BatchMean,
             false,
+            Reduction::BatchMean,
         )
     });
     check_loss("kl_div_log_target", &[x, p], |_, v| {
         kl_div(
             v[0].log_softmax(1),
             v[1].log_softmax(1),
-            Reduction::Mean,
             true,
+            Reduction::Mean,
         )
     });
 }
@@ -408,7 +408,7 @@ fn losses_are_stable_for_huge_logits() {
         [2, 3],
     ));
     let t = Tensor::from_vec(vec![1usize, 0], [2]);
-    let ce = cross_entropy(x, &t);
+    let ce = cross_entropy(x, &t, Reduction::Mean);
     assert!(
         ce.item().is_finite() && (ce.item() - 2e4).abs() < 1.0,
         "{}",

@@ -200,7 +200,7 @@ impl<'a, T: Float> Ensemble<'a, T> {
             tapegrad_core::Error::argument("Ensemble::evaluate", "the ensemble has no members")
                 .raise();
         }
-        let ce = tapegrad_nn::cross_entropy::<T>;
+        let ce = crate::trainer::CrossEntropy;
         let mut graph = Graph::new();
         let mut member_accuracy = Vec::with_capacity(self.members.len());
         let mut sum: Option<Tensor<T>> = None;

@@ -43,4 +43,4 @@ pub use plot::{
     histogram_grid_png, histogram_png, line_plot_png, plot_confusion, plot_history, register_font,
 };
 pub use progress::Progress;
-pub use trainer::{penalty, Loss, Outcome, Penalty, TrainConfig, Trainer};
+pub use trainer::{penalty, CrossEntropy, Loss, Outcome, Penalty, TrainConfig, Trainer};

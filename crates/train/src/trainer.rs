@@ -9,7 +9,7 @@
 //!         graph.reset();                                    // the tape of the last step
 //!         let mut rng = stream_rng(seed, Stream::Dropout, epoch, batch.index);
 //!         let mut f = Forward::train(&graph, &mut store, &mut rng);
-//!         let loss = cross_entropy(model.forward(&mut f, graph.constant(batch.x)), &batch.y);
+//!         let loss = cross_entropy(model.forward(&mut f, graph.constant(batch.x)), &batch.y, Reduction::Mean);
 //!         let grads = loss.backward();
 //!         graph.reset();                                    // release the tape first:
 //!         optimizer.step(&mut store, &grads, schedule.lr(step)); // the update is in place
@@ -30,7 +30,7 @@ use std::time::Instant;
 use tapegrad_core::{Float, Gradients, Graph, ParamStore, Result, Tensor, Var};
 use tapegrad_data::rng::{replica_seed, stream_rng, Stream};
 use tapegrad_data::{Batch, DataLoader, Dataset};
-use tapegrad_nn::{cross_entropy, Forward, Module};
+use tapegrad_nn::{cross_entropy, Forward, Module, Reduction};
 use tapegrad_optim::{clip_grad_norm, NormType, Optimizer, Schedule};
 
 use crate::callbacks::{Callback, Control, EpochEnd, StepEnd};
@@ -40,8 +40,8 @@ use crate::metrics::Meter;
 use crate::parallel::{check_same_model, sum_stats, Collective, GradientSync};
 use crate::progress::{Progress, Reporter};
 
-/// A loss of a model's output against integer labels; any
-/// `Fn(Var, &Tensor<usize>) -> Var` is one (e.g. [`tapegrad_nn::cross_entropy`]).
+/// A loss of a model's output against integer labels: [`CrossEntropy`], or any
+/// `Fn(Var, &Tensor<usize>) -> Var` function.
 pub trait Loss<T: Float> {
     /// The batch's mean loss.
     fn loss<'g>(&self, output: Var<'g, T>, target: &Tensor<usize>) -> Var<'g, T>;
@@ -53,6 +53,18 @@ where
 {
     fn loss<'g>(&self, output: Var<'g, T>, target: &Tensor<usize>) -> Var<'g, T> {
         self(output, target)
+    }
+}
+
+/// The mean cross-entropy of logits against class indices ([`tapegrad_nn::cross_entropy`]
+/// with [`Reduction::Mean`]; PyTorch's `nn.CrossEntropyLoss()`): the trainer's default loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrossEntropy;
+
+impl<T: Float> Loss<T> for CrossEntropy {
+    #[track_caller]
+    fn loss<'g>(&self, output: Var<'g, T>, target: &Tensor<usize>) -> Var<'g, T> {
+        cross_entropy(output, target, Reduction::Mean)
     }
 }
 
@@ -230,7 +242,7 @@ impl<'a, T: Float> Trainer<'a, T> {
             model,
             optimizer: Box::new(optimizer),
             schedule: Box::new(schedule),
-            loss: Box::new(cross_entropy::<T>),
+            loss: Box::new(CrossEntropy),
             penalties: Vec::new(),
             callbacks: Vec::new(),
             config: TrainConfig::default(),
