@@ -114,7 +114,7 @@ fn main() -> Result<()> {
     }
     let (step_s, reduce_s) = (median(&mut steps), median(&mut reduce));
     // The allreduce alone: a barrier first, so no rank waits for another's compute.
-    let mut flat = vec![1.0f32; store.num_elements()];
+    let mut flat = vec![1.0f32; store.num_parameters()];
     let mut alone = Vec::new();
     for _ in 0..50 {
         comm.barrier()?;
@@ -131,7 +131,7 @@ fn main() -> Result<()> {
     let all = comm.all_gather(&digest.to_le_bytes())?;
     assert!(all.windows(2).all(|w| w[0] == w[1]), "replicas differ");
     if rank == 0 {
-        let bytes = (store.num_elements() * 4) as f64;
+        let bytes = (store.num_parameters() * 4) as f64;
         println!(
             "W2 step, global batch {}: {ranks} rank(s) × {} thread(s), batch {batch} each{}: median step {:.3} ms, of which gradient average after backward {:.3} ms ({:.1}%), {:.2} MB of gradient in {} bucket(s)",
             a.batch,

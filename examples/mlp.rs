@@ -47,7 +47,7 @@ fn main() -> Result<()> {
     let weights = m.weights(&store);
     println!(
         "{} parameters in {} tensors",
-        store.num_elements(),
+        store.num_parameters(),
         store.len()
     );
 

@@ -510,9 +510,24 @@ impl<T: Float> ParamStore<T> {
             .map(|(k, _)| k)
     }
 
-    /// The total number of scalar values over all parameters.
-    pub fn num_elements(&self) -> usize {
-        self.params.values().map(|p| p.value.numel()).sum()
+    /// The number of scalar values over the trainable parameters (frozen or not): what
+    /// PyTorch users count as `sum(p.numel() for p in model.parameters())`. Buffers
+    /// (running statistics, counters) are [`ParamStore::num_buffer_elements`].
+    pub fn num_parameters(&self) -> usize {
+        self.params
+            .values()
+            .filter(|p| p.role.is_trainable())
+            .map(|p| p.value.numel())
+            .sum()
+    }
+
+    /// The number of scalar values over the buffers (roles `Buffer` and `Count`).
+    pub fn num_buffer_elements(&self) -> usize {
+        self.params
+            .values()
+            .filter(|p| !p.role.is_trainable())
+            .map(|p| p.value.numel())
+            .sum()
     }
 }
 
@@ -528,7 +543,8 @@ mod tests {
         assert!(s.try_insert("a.bias", Tensor::zeros([1])).is_err());
         assert_eq!(s.keys().collect::<Vec<_>>(), vec![a, b]);
         assert_eq!(s.key("a.bias"), Some(b));
-        assert_eq!(s.num_elements(), 5);
+        assert_eq!(s.num_parameters(), 5);
+        assert_eq!(s.num_buffer_elements(), 0);
         s.freeze(a);
         assert!(s.is_frozen(a));
         let removed = s.remove(a).unwrap();

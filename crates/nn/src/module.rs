@@ -285,8 +285,16 @@ pub trait Module<T: Float> {
     #[track_caller]
     fn forward<'g>(&self, f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T>;
 
-    /// Every parameter and buffer of the module (and of its sub-modules), in order.
+    /// Every parameter of the module (and of its sub-modules), in order: PyTorch's
+    /// `parameters()`, the tensors that can learn. Buffers are apart ([`Module::buffers`]).
     fn params(&self) -> Vec<ParamKey> {
+        Vec::new()
+    }
+
+    /// Every buffer of the module (and of its sub-modules), in order: PyTorch's `buffers()`,
+    /// state that forward passes update and checkpoints keep but no optimizer touches
+    /// (BatchNorm's running mean and variance and its batch counter).
+    fn buffers(&self) -> Vec<ParamKey> {
         Vec::new()
     }
 
@@ -334,6 +342,9 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn params(&self) -> Vec<ParamKey> {
         (**self).params()
+    }
+    fn buffers(&self) -> Vec<ParamKey> {
+        (**self).buffers()
     }
     fn name(&self) -> String {
         (**self).name()
@@ -407,5 +418,9 @@ impl<T: Float> Module<T> for Sequential<T> {
 
     fn params(&self) -> Vec<ParamKey> {
         self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    fn buffers(&self) -> Vec<ParamKey> {
+        self.layers.iter().flat_map(|l| l.buffers()).collect()
     }
 }

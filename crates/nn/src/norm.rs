@@ -327,16 +327,14 @@ impl<T: Float> Module<T> for BatchNorm {
     }
 
     fn params(&self) -> Vec<ParamKey> {
-        [
-            self.weight,
-            self.bias,
-            self.running_mean,
-            self.running_var,
-            self.num_batches,
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
+        [self.weight, self.bias].into_iter().flatten().collect()
+    }
+
+    fn buffers(&self) -> Vec<ParamKey> {
+        [self.running_mean, self.running_var, self.num_batches]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     fn name(&self) -> String {

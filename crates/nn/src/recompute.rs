@@ -137,6 +137,10 @@ impl<T: Float, M: Module<T> + 'static> Module<T> for Checkpointed<M> {
         self.inner.params()
     }
 
+    fn buffers(&self) -> Vec<ParamKey> {
+        self.inner.buffers()
+    }
+
     fn name(&self) -> String {
         format!("Checkpointed({})", self.inner.name())
     }

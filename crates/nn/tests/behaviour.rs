@@ -323,3 +323,24 @@ fn wrong_inputs_name_the_layer_and_shapes() {
         "{msg}"
     );
 }
+
+#[test]
+fn parameters_and_buffers_are_apart() {
+    let mut store = ParamStore::<f32>::new();
+    let m = model(&mut store, 0);
+    let names = |keys: Vec<tapegrad_core::ParamKey>| -> Vec<String> {
+        keys.iter().map(|&k| store.name(k).to_string()).collect()
+    };
+    assert_eq!(
+        names(m.params()),
+        ["0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"]
+    );
+    assert_eq!(
+        names(m.buffers()),
+        ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    );
+    // 5·8 + 8 + 8 + 8 + 8·3 + 3 parameters; two buffers of 8 and one counter.
+    assert_eq!(store.num_parameters(), 40 + 8 + 16 + 24 + 3);
+    assert_eq!(store.num_buffer_elements(), 8 + 8 + 1);
+    assert_eq!(m.trainable(&store), m.params());
+}
