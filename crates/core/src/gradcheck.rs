@@ -15,6 +15,10 @@
 //!
 //! Defaults follow PyTorch's `gradcheck`: `eps = 1e-6`, `atol = 1e-5`, `rtol = 1e-3`.
 
+// A failure is a full report (where, how far, why) returned once, on the path that ends a
+// test: its size does not matter, and boxing it would make every caller's match clumsier.
+#![allow(clippy::result_large_err)]
+
 use std::fmt;
 
 use rand::SeedableRng;
@@ -34,6 +38,9 @@ pub struct GradcheckConfig {
     pub rtol: f64,
     /// Seed of the random upstream gradients.
     pub seed: u64,
+    /// Names of the inputs, in order, for the failure report (default none: inputs are
+    /// named by position).
+    pub labels: Vec<String>,
 }
 
 impl Default for GradcheckConfig {
@@ -43,6 +50,7 @@ impl Default for GradcheckConfig {
             atol: 1e-5,
             rtol: 1e-3,
             seed: 0,
+            labels: Vec::new(),
         }
     }
 }
@@ -66,6 +74,12 @@ impl GradcheckConfig {
     /// With another seed for the random upstream gradients.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+    /// With names for the inputs, in order, used by the failure report:
+    /// `with_labels(["x", "weight"])` reports "input `weight`" instead of "input 1".
+    pub fn with_labels<S: Into<String>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
+        self.labels = labels.into_iter().map(Into::into).collect();
         self
     }
 }
@@ -105,17 +119,77 @@ pub struct GradcheckFailure {
     pub failures: usize,
     /// How many elements were compared.
     pub checked: usize,
+    /// The input's name, when the configuration gives one ([`GradcheckConfig::with_labels`]).
+    pub label: Option<String>,
+    /// What the check makes of the failure, when it can say more than the numbers: the
+    /// message of a backward pass that panicked, or that a second-order gradient does not
+    /// depend on its input at all.
+    pub note: Option<String>,
+}
+
+impl GradcheckFailure {
+    /// A backward pass that panicked (a custom rule returning a gradient of the wrong shape).
+    fn panicked(order: u8, message: String) -> GradcheckFailure {
+        GradcheckFailure {
+            order,
+            check: "backward",
+            input: 0,
+            index: Vec::new(),
+            analytic: f64::NAN,
+            numeric: f64::NAN,
+            error: f64::NAN,
+            tolerance: f64::NAN,
+            failures: 1,
+            checked: 0,
+            label: None,
+            note: Some(message),
+        }
+    }
+
+    /// Names the input from the configuration's labels.
+    fn labelled(mut self, cfg: &GradcheckConfig) -> GradcheckFailure {
+        if self.check != "backward" {
+            self.label = cfg.labels.get(self.input).cloned();
+        }
+        self
+    }
+}
+
+/// Runs a backward pass, turning a panic inside it into a failure of the check.
+fn catching<R>(order: u8, pass: impl FnOnce() -> R) -> Result<R, GradcheckFailure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(pass)).map_err(|p| {
+        let message = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(a panic without a message)".into());
+        GradcheckFailure::panicked(order, message)
+    })
 }
 
 impl fmt::Display for GradcheckFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.order == 1 {
+            "gradcheck"
+        } else {
+            "gradgradcheck"
+        };
+        if self.check == "backward" {
+            let note = self.note.as_deref().unwrap_or("");
+            return write!(
+                f,
+                "{name} failed (backward): the backward pass panicked: {note}"
+            );
+        }
         write!(
             f,
             "{} failed ({}) for {} at element {:?}: analytic {:e}, numeric {:e}, |diff| {:.3e} > tolerance {:.3e} (atol + rtol·|numeric|); {} of {} elements fail",
-            if self.order == 1 { "gradcheck" } else { "gradgradcheck" },
+            name,
             self.check,
             if self.check == "gradient with respect to the upstream gradient" {
                 "the upstream gradient".to_string()
+            } else if let Some(l) = &self.label {
+                format!("input `{l}`")
             } else {
                 format!("input {}", self.input)
             },
@@ -126,7 +200,11 @@ impl fmt::Display for GradcheckFailure {
             self.tolerance,
             self.failures,
             self.checked
-        )
+        )?;
+        match &self.note {
+            Some(n) => write!(f, "; {n}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -185,6 +263,8 @@ fn compare(
                         tolerance: tol,
                         failures: 0,
                         checked: 0,
+                        label: None,
+                        note: None,
                     });
                 }
             }
@@ -238,7 +318,7 @@ where
     let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
     let y = f(&g, &xs);
     let u = normal(&y.shape(), &mut rng);
-    let analytic: Vec<Tensor<f64>> = match y.try_backward_with(&u) {
+    let analytic: Vec<Tensor<f64>> = match catching(1, || y.try_backward_with(&u))? {
         Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
         Err(_) => inputs.iter().map(|t| t.zeros_like()).collect(),
     };
@@ -264,6 +344,7 @@ where
         },
         (cfg.atol, cfg.rtol),
     )
+    .map_err(|e| e.labelled(cfg))
 }
 
 /// How far the recorded gradient (`backward_create_graph`) may be from the plain one: both
@@ -316,7 +397,8 @@ where
     let plain: Vec<Tensor<f64>> = {
         let g = Graph::new();
         let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
-        match f(&g, &xs).try_backward_with(&u) {
+        let y = f(&g, &xs);
+        match catching(2, || y.try_backward_with(&u))? {
             Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
             Err(_) => zeros(),
         }
@@ -329,13 +411,13 @@ where
     let uv = g.leaf(u.clone());
     let y = f(&g, &xs);
     let (analytic, analytic_u, recorded) = if y.requires_grad() {
-        let gv = y.backward_create_graph_with(uv);
+        let gv = catching(2, || y.backward_create_graph_with(uv))?;
         let recorded: Vec<Tensor<f64>> = xs.iter().map(|&x| gv.wrt_var(x).value()).collect();
         let mut h = g.scalar(0.0);
         for (x, v) in xs.iter().zip(&vs) {
             h += (gv.wrt_var(*x) * v).sum();
         }
-        match h.try_backward() {
+        match catching(2, || h.try_backward())? {
             Ok(grads) => (
                 xs.iter().map(|&x| grads.wrt(x)).collect(),
                 grads.wrt(uv),
@@ -359,7 +441,8 @@ where
         &recorded,
         |i, j| plain[i].as_slice()[j],
         (RECORDED_RTOL * scale.max(1e-300), RECORDED_RTOL),
-    )?;
+    )
+    .map_err(|e| e.labelled(cfg))?;
 
     // Numeric: finite differences of h, each h from an ordinary backward pass.
     let h_at = |xs_in: Vec<Tensor<f64>>, u: &Tensor<f64>| -> f64 {
@@ -386,7 +469,18 @@ where
                 / (2.0 * eps)
         },
         (cfg.atol, cfg.rtol),
-    )?;
+    )
+    .map_err(|mut e| {
+        if analytic[e.input].as_slice().iter().all(|&a| a == 0.0) {
+            e.note = Some(
+                "the recorded gradient does not depend on this input (analytic 0 everywhere): \
+                 the rule likely uses a detached value (`.value()` or a constant) where it \
+                 should use the input"
+                    .into(),
+            );
+        }
+        e.labelled(cfg)
+    })?;
     let us = std::slice::from_ref(&u);
     let wrt_u = compare(
         2,
@@ -446,7 +540,7 @@ where
     let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
     let y = f(&g, &xs);
     let u = normal(&y.shape(), &mut rng);
-    let analytic = match y.try_backward_with(&u) {
+    let analytic = match catching(1, || y.try_backward_with(&u))? {
         Ok(grads) => xs
             .iter()
             .zip(&dirs)
@@ -495,12 +589,12 @@ where
     let y = f(&g, &xs);
     let u = normal(&y.shape(), &mut rng);
     let analytic = if y.requires_grad() {
-        let gv = y.backward_create_graph_with(g.constant(u.clone()));
+        let gv = catching(2, || y.backward_create_graph_with(g.constant(u.clone())))?;
         let mut h = g.scalar(0.0);
         for (x, v) in xs.iter().zip(&vs) {
             h += (gv.wrt_var(*x) * v).sum();
         }
-        match h.try_backward() {
+        match catching(2, || h.try_backward())? {
             Ok(grads) => xs
                 .iter()
                 .zip(&dirs)
@@ -581,6 +675,8 @@ fn compare_one(
             tolerance: tol,
             failures: 1,
             checked: 1,
+            label: None,
+            note: None,
         });
     }
     Ok(GradcheckReport {
@@ -709,5 +805,78 @@ mod tests {
             &GradcheckConfig::default(),
         )
         .unwrap();
+    }
+
+    /// A custom op whose rule returns a gradient of the wrong shape.
+    struct WrongShape;
+    impl<T: Float> CustomOp<T> for WrongShape {
+        fn name(&self) -> &str {
+            "wrong_shape"
+        }
+        fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+            Ok(inputs[0].clone())
+        }
+        fn backward<V: Algebra<T>>(&self, _x: &[&V], _y: &V, g: &V) -> Vec<Option<V>> {
+            vec![Some(g.sum_to(&[]))]
+        }
+    }
+
+    #[test]
+    fn a_rule_with_a_gradient_of_the_wrong_shape_is_a_failure_not_a_panic() {
+        let x = Tensor::from_vec(vec![0.5, 1.5, -2.0], [3]);
+        let cfg = GradcheckConfig::default();
+        let r = gradcheck(
+            |g, v| g.apply(WrongShape, &[v[0]]),
+            std::slice::from_ref(&x),
+            &cfg,
+        );
+        let e = r.unwrap_err();
+        assert_eq!((e.order, e.check), (1, "backward"));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("gradcheck failed (backward): the backward pass panicked: custom op `wrong_shape`: the gradient of input 0 has shape []"),
+            "{msg}"
+        );
+        let r = gradgradcheck(|g, v| g.apply(WrongShape, &[v[0]]), &[x], &cfg);
+        let e = r.unwrap_err();
+        assert_eq!((e.order, e.check), (2, "backward"));
+    }
+
+    /// A cube whose rule reads the input's value as a constant: right at first order,
+    /// with no second order.
+    struct DetachedCube;
+    impl<T: Float> CustomOp<T> for DetachedCube {
+        fn name(&self) -> &str {
+            "detached_cube"
+        }
+        fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>> {
+            Ok(inputs[0].powf(T::from_f64(3.0)))
+        }
+        fn backward<V: Algebra<T>>(&self, inputs: &[&V], _y: &V, g: &V) -> Vec<Option<V>> {
+            let x = inputs[0].value();
+            let d = inputs[0].constant(x.square().mul_scalar(T::from_f64(3.0)));
+            vec![Some(g.mul(&d))]
+        }
+    }
+
+    #[test]
+    fn a_detached_rule_is_named_and_inputs_by_their_labels() {
+        let x = Tensor::from_vec(vec![0.5, 1.5, -2.0], [3]);
+        let cfg = GradcheckConfig::default().with_labels(["x"]);
+        gradcheck(
+            |g, v| g.apply(DetachedCube, &[v[0]]),
+            std::slice::from_ref(&x),
+            &cfg,
+        )
+        .unwrap();
+        let e = gradgradcheck(|g, v| g.apply(DetachedCube, &[v[0]]), &[x], &cfg).unwrap_err();
+        assert_eq!(e.check, "second-order gradient");
+        assert_eq!(e.label.as_deref(), Some("x"));
+        let msg = e.to_string();
+        assert!(msg.contains("for input `x` at element"), "{msg}");
+        assert!(
+            msg.contains("the recorded gradient does not depend on this input"),
+            "{msg}"
+        );
     }
 }
