@@ -1,5 +1,6 @@
 //! `gradcheck` and `gradgradcheck`: analytic gradients against central finite differences,
-//! in f64, for any function of `Var`s — built-in ops, composites and custom ops alike.
+//! for any function of `Var`s — built-in ops, composites and custom ops alike — in f64, or
+//! in f32 with [`GradcheckConfig::for_f32`]'s tolerances (the directional checks are f64).
 //!
 //! Both contract the output with a random upstream gradient `u` (seeded) instead of
 //! summing it, so a gradient that is right in sum but wrong in place (a mis-permuted
@@ -24,8 +25,10 @@ use std::fmt;
 use rand::SeedableRng;
 
 use crate::graph::Graph;
+use crate::shape::Shape;
 use crate::tensor::{unravel, Tensor};
 use crate::var::Var;
+use crate::Float;
 
 /// Tolerances and the seed of a gradient check.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +59,27 @@ impl Default for GradcheckConfig {
 }
 
 impl GradcheckConfig {
+    /// Tolerances for a check in `f32`: step `1e-3`, `atol = 1e-3`, `rtol = 1e-2`. A central
+    /// difference in `f32` loses about `ε_f32/step ≈ 1e-4` of the value to rounding, so
+    /// the f64 defaults (step `1e-6`) would measure noise. A check in f32 finds wrong rules,
+    /// not errors in the last digits; check in f64 for those.
+    ///
+    /// ```
+    /// use tapegrad_core::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig};
+    /// use tapegrad_core::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![0.3, -1.2, 2.0], [3]);
+    /// let cfg = GradcheckConfig::for_f32();
+    /// gradcheck(|_, v| v[0].tanh() * v[0], &[x.clone()], &cfg).unwrap();
+    /// gradgradcheck(|_, v| v[0].sigmoid() * v[0].sin(), &[x], &cfg).unwrap();
+    /// ```
+    pub fn for_f32() -> Self {
+        GradcheckConfig {
+            eps: 1e-3,
+            atol: 1e-3,
+            rtol: 1e-2,
+            ..GradcheckConfig::default()
+        }
+    }
     /// With another finite-difference step.
     pub fn with_eps(mut self, eps: f64) -> Self {
         self.eps = eps;
@@ -227,7 +251,7 @@ fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 fn compare(
     order: u8,
     check: &'static str,
-    inputs: &[Tensor<f64>],
+    inputs: &[Shape],
     analytic: &[Tensor<f64>],
     mut numeric_at: impl FnMut(usize, usize) -> f64,
     (atol, rtol): (f64, f64),
@@ -235,8 +259,8 @@ fn compare(
     let mut worst: Option<GradcheckFailure> = None;
     let mut worst_ratio = 0.0;
     let (mut failures, mut checked, mut max_abs) = (0, 0, 0.0f64);
-    for (i, x) in inputs.iter().enumerate() {
-        for j in 0..x.numel() {
+    for (i, shape) in inputs.iter().enumerate() {
+        for j in 0..shape.iter().product::<usize>() {
             let n = numeric_at(i, j);
             let a = analytic[i].as_slice()[j];
             let err = (a - n).abs();
@@ -256,7 +280,7 @@ fn compare(
                         order,
                         check,
                         input: i,
-                        index: unravel(j, x.shape()).to_vec(),
+                        index: unravel(j, shape).to_vec(),
                         analytic: a,
                         numeric: n,
                         error: err,
@@ -284,10 +308,18 @@ fn compare(
 }
 
 /// Evaluates `f` at `inputs` with element `j` of input `i` moved by `delta`.
-fn perturbed(inputs: &[Tensor<f64>], i: usize, j: usize, delta: f64) -> Vec<Tensor<f64>> {
+fn perturbed<T: Float>(inputs: &[Tensor<T>], i: usize, j: usize, delta: f64) -> Vec<Tensor<T>> {
     let mut xs = inputs.to_vec();
-    xs[i].as_mut_slice()[j] += delta;
+    xs[i].as_mut_slice()[j] += T::from_f64(delta);
     xs
+}
+
+/// The inputs' shapes, for the comparison.
+fn shapes_of<T: Float>(inputs: &[Tensor<T>]) -> Vec<Shape> {
+    inputs
+        .iter()
+        .map(|t| Shape::from_slice(t.shape()))
+        .collect()
 }
 
 /// Checks the first-order gradients of `f` at `inputs` against central finite
@@ -305,39 +337,43 @@ fn perturbed(inputs: &[Tensor<f64>], i: usize, j: usize, delta: f64) -> Vec<Tens
 ///
 /// # Panics
 /// If `f` returns values of different shapes for perturbed inputs.
-pub fn gradcheck<F>(
+pub fn gradcheck<T: Float, F>(
     f: F,
-    inputs: &[Tensor<f64>],
+    inputs: &[Tensor<T>],
     cfg: &GradcheckConfig,
 ) -> Result<GradcheckReport, GradcheckFailure>
 where
-    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+    F: for<'g> Fn(&'g Graph<T>, &[Var<'g, T>]) -> Var<'g, T>,
 {
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let g = Graph::new();
-    let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let xs: Vec<Var<T>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
     let y = f(&g, &xs);
     let u = normal(&y.shape(), &mut rng);
-    let analytic: Vec<Tensor<f64>> = match catching(1, || y.try_backward_with(&u))? {
-        Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
-        Err(_) => inputs.iter().map(|t| t.zeros_like()).collect(),
+    let ut: Tensor<T> = u.cast();
+    let analytic: Vec<Tensor<f64>> = match catching(1, || y.try_backward_with(&ut))? {
+        Ok(grads) => xs.iter().map(|&x| grads.wrt(x).cast()).collect(),
+        Err(_) => inputs
+            .iter()
+            .map(|t| t.cast::<f64>().zeros_like())
+            .collect(),
     };
-    let eval = |xs_in: Vec<Tensor<f64>>| -> f64 {
+    let eval = |xs_in: Vec<Tensor<T>>| -> f64 {
         let g = Graph::new();
-        let vs: Vec<Var<f64>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
+        let vs: Vec<Var<T>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
         let y = f(&g, &vs).value();
         assert_eq!(
             y.shape(),
             u.shape(),
             "gradcheck: the function's output shape changed under perturbation"
         );
-        dot(&u, &y)
+        dot(&u, &y.cast())
     };
     let eps = cfg.eps;
     compare(
         1,
         "gradient",
-        inputs,
+        &shapes_of(inputs),
         &analytic,
         |i, j| {
             (eval(perturbed(inputs, i, j, eps)) - eval(perturbed(inputs, i, j, -eps))) / (2.0 * eps)
@@ -375,31 +411,39 @@ const RECORDED_RTOL: f64 = 1e-9;
 /// # Errors
 /// A [`GradcheckFailure`] (order 2) naming the worst element; its `input` is
 /// `inputs.len()` when the failure is with respect to the upstream gradient.
-pub fn gradgradcheck<F>(
+pub fn gradgradcheck<T: Float, F>(
     f: F,
-    inputs: &[Tensor<f64>],
+    inputs: &[Tensor<T>],
     cfg: &GradcheckConfig,
 ) -> Result<GradcheckReport, GradcheckFailure>
 where
-    F: for<'g> Fn(&'g Graph<f64>, &[Var<'g, f64>]) -> Var<'g, f64>,
+    F: for<'g> Fn(&'g Graph<T>, &[Var<'g, T>]) -> Var<'g, T>,
 {
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(1));
     let u_shape = {
         let g = Graph::new();
-        let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+        let xs: Vec<Var<T>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
         f(&g, &xs).shape()
     };
     let u = normal(&u_shape, &mut rng);
+    let ut: Tensor<T> = u.cast();
     let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), &mut rng)).collect();
-    let zeros = || -> Vec<Tensor<f64>> { inputs.iter().map(|t| t.zeros_like()).collect() };
+    let vts: Vec<Tensor<T>> = vs.iter().map(|v| v.cast()).collect();
+    let zeros = || -> Vec<Tensor<f64>> {
+        inputs
+            .iter()
+            .map(|t| Tensor::zeros(Shape::from_slice(t.shape())))
+            .collect()
+    };
+    let shapes = shapes_of(inputs);
 
     // The plain first-order gradients at `x`, for the recorded ones to match.
     let plain: Vec<Tensor<f64>> = {
         let g = Graph::new();
-        let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+        let xs: Vec<Var<T>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
         let y = f(&g, &xs);
-        match catching(2, || y.try_backward_with(&u))? {
-            Ok(grads) => xs.iter().map(|&x| grads.wrt(x)).collect(),
+        match catching(2, || y.try_backward_with(&ut))? {
+            Ok(grads) => xs.iter().map(|&x| grads.wrt(x).cast()).collect(),
             Err(_) => zeros(),
         }
     };
@@ -407,20 +451,20 @@ where
     // Analytic: differentiate the recorded first-order gradients, with respect to the
     // inputs and to the upstream gradient (a leaf here).
     let g = Graph::new();
-    let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
-    let uv = g.leaf(u.clone());
+    let xs: Vec<Var<T>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
+    let uv = g.leaf(ut.clone());
     let y = f(&g, &xs);
     let (analytic, analytic_u, recorded) = if y.requires_grad() {
         let gv = catching(2, || y.backward_create_graph_with(uv))?;
-        let recorded: Vec<Tensor<f64>> = xs.iter().map(|&x| gv.wrt_var(x).value()).collect();
-        let mut h = g.scalar(0.0);
-        for (x, v) in xs.iter().zip(&vs) {
+        let recorded: Vec<Tensor<f64>> = xs.iter().map(|&x| gv.wrt_var(x).value().cast()).collect();
+        let mut h = g.scalar(T::zero());
+        for (x, v) in xs.iter().zip(&vts) {
             h += (gv.wrt_var(*x) * v).sum();
         }
         match catching(2, || h.try_backward())? {
             Ok(grads) => (
-                xs.iter().map(|&x| grads.wrt(x)).collect(),
-                grads.wrt(uv),
+                xs.iter().map(|&x| grads.wrt(x).cast()).collect(),
+                grads.wrt(uv).cast(),
                 recorded,
             ),
             Err(_) => (zeros(), u.zeros_like(), recorded),
@@ -434,26 +478,28 @@ where
         .iter()
         .flat_map(|t| t.as_slice())
         .fold(0.0f64, |m, v| m.max(v.abs()));
+    // In f32 the two routes round apart by more than in f64.
+    let recorded_rtol = RECORDED_RTOL.max(100.0 * T::epsilon().as_f64());
     compare(
         2,
         "recorded gradient",
-        inputs,
+        &shapes,
         &recorded,
         |i, j| plain[i].as_slice()[j],
-        (RECORDED_RTOL * scale.max(1e-300), RECORDED_RTOL),
+        (recorded_rtol * scale.max(1e-300), recorded_rtol),
     )
     .map_err(|e| e.labelled(cfg))?;
 
     // Numeric: finite differences of h, each h from an ordinary backward pass.
-    let h_at = |xs_in: Vec<Tensor<f64>>, u: &Tensor<f64>| -> f64 {
+    let h_at = |xs_in: Vec<Tensor<T>>, u: &Tensor<f64>| -> f64 {
         let g = Graph::new();
-        let xs: Vec<Var<f64>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
+        let xs: Vec<Var<T>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
         let y = f(&g, &xs);
-        match y.try_backward_with(u) {
+        match y.try_backward_with(&u.cast()) {
             Ok(grads) => xs
                 .iter()
                 .zip(&vs)
-                .map(|(&x, v)| dot(&grads.wrt(x), v))
+                .map(|(&x, v)| dot(&grads.wrt(x).cast(), v))
                 .sum(),
             Err(_) => 0.0,
         }
@@ -462,7 +508,7 @@ where
     let wrt_x = compare(
         2,
         "second-order gradient",
-        inputs,
+        &shapes,
         &analytic,
         |i, j| {
             (h_at(perturbed(inputs, i, j, eps), &u) - h_at(perturbed(inputs, i, j, -eps), &u))
@@ -485,7 +531,7 @@ where
     let wrt_u = compare(
         2,
         "gradient with respect to the upstream gradient",
-        us,
+        &shapes_of(us),
         std::slice::from_ref(&analytic_u),
         |_, j| {
             (h_at(inputs.to_vec(), &perturbed(us, 0, j, eps)[0])
@@ -878,5 +924,23 @@ mod tests {
             msg.contains("the recorded gradient does not depend on this input"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn f32_checks_pass_right_rules_and_catch_wrong_ones() {
+        let cfg = GradcheckConfig::for_f32();
+        let x = Tensor::<f32>::from_vec(vec![0.5, 1.5, -2.0, 0.25, -0.7, 1.1], [2, 3]);
+        let w = Tensor::<f32>::from_vec(vec![0.3, -0.2, 0.9, 0.4, -1.0, 0.6], [3, 2]);
+        let inputs = [x.clone(), w];
+        gradcheck(|_, v| v[0].matmul(v[1]).tanh(), &inputs, &cfg).unwrap();
+        gradgradcheck(|_, v| v[0].matmul(v[1]).tanh(), &inputs, &cfg).unwrap();
+        gradgradcheck(
+            |_, v| v[0].softmax(1) * v[0].exp(),
+            std::slice::from_ref(&x),
+            &cfg,
+        )
+        .unwrap();
+        let e = gradcheck(|g, v| g.apply(BadCube, &[v[0]]), &[x], &cfg).unwrap_err();
+        assert_eq!(e.check, "gradient");
     }
 }
