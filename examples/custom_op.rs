@@ -27,7 +27,7 @@ impl<T: Float> CustomOp<T> for LogCosh {
     }
 
     fn backward<V: Algebra<T>>(&self, inputs: &[&V], _output: &V, grad: &V) -> Vec<Option<V>> {
-        vec![Some(grad.mul(&inputs[0].unary(Unary::Tanh)))]
+        vec![Some(grad.mul(&inputs[0].tanh()))]
     }
 }
 
@@ -86,7 +86,7 @@ fn main() {
             LogCosh.forward(inputs)
         }
         fn backward<V: Algebra<T>>(&self, inputs: &[&V], _output: &V, grad: &V) -> Vec<Option<V>> {
-            vec![Some(grad.mul(&inputs[0].unary(Unary::Sigmoid)))] // should be tanh
+            vec![Some(grad.mul(&inputs[0].sigmoid()))] // should be tanh
         }
     }
     let e = gradcheck(|g, v| g.apply(Wrong, &[v[0]]), &inputs, &cfg).unwrap_err();

@@ -151,8 +151,64 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
         self.unary(Unary::Exp)
     }
     /// `ln x`.
-    fn ln(&self) -> Self {
+    fn log(&self) -> Self {
         self.unary(Unary::Log)
+    }
+    /// `ln(1 + x)`.
+    fn log1p(&self) -> Self {
+        self.unary(Unary::Log1p)
+    }
+    /// `eˣ − 1`.
+    fn expm1(&self) -> Self {
+        self.unary(Unary::Expm1)
+    }
+    /// `√x`.
+    fn sqrt(&self) -> Self {
+        self.unary(Unary::Sqrt)
+    }
+    /// `1/√x`.
+    fn rsqrt(&self) -> Self {
+        self.unary(Unary::Rsqrt)
+    }
+    /// `x²`.
+    fn square(&self) -> Self {
+        self.unary(Unary::Square)
+    }
+    /// `1/x`.
+    fn recip(&self) -> Self {
+        self.unary(Unary::Recip)
+    }
+    /// `sin x`.
+    fn sin(&self) -> Self {
+        self.unary(Unary::Sin)
+    }
+    /// `cos x`.
+    fn cos(&self) -> Self {
+        self.unary(Unary::Cos)
+    }
+    /// `tanh x`.
+    fn tanh(&self) -> Self {
+        self.unary(Unary::Tanh)
+    }
+    /// `σ(x)`.
+    fn sigmoid(&self) -> Self {
+        self.unary(Unary::Sigmoid)
+    }
+    /// `max(x, 0)`.
+    fn relu(&self) -> Self {
+        self.unary(Unary::Relu)
+    }
+    /// `x·σ(x)`.
+    fn silu(&self) -> Self {
+        self.unary(Unary::Silu)
+    }
+    /// The exact GELU `x·Φ(x)`.
+    fn gelu(&self) -> Self {
+        self.unary(Unary::Gelu)
+    }
+    /// The error function.
+    fn erf(&self) -> Self {
+        self.unary(Unary::Erf)
     }
     /// `|x|`.
     fn abs(&self) -> Self {

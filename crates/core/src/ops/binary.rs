@@ -126,7 +126,7 @@ impl BinaryOp {
                     V::select(&zero_exp, &g.zeros(&[]), &d)
                 });
                 let gb = needs[1].then(|| {
-                    let d = g.mul(y).mul(&a.ln());
+                    let d = g.mul(y).mul(&a.log());
                     let at_zero = ok(broadcast_zip("pow", &av, &bv, |x, e| {
                         x == T::zero() && e >= T::zero()
                     }));
