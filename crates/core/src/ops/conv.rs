@@ -827,6 +827,90 @@ impl<T: Float> Tensor<T> {
     pub fn fold2d(&self, win: Window2d, size: (usize, usize)) -> Tensor<T> {
         ok(self.try_fold2d(win, size))
     }
+
+    /// 2-d convolution of tensors (see [`Var::try_conv2d`]): the same kernels, no tape.
+    ///
+    /// ```
+    /// use tapegrad_core::{Conv2dSpec, Tensor};
+    /// let x = Tensor::<f64>::ones([1, 1, 3, 3]);
+    /// let w = Tensor::<f64>::ones([1, 1, 2, 2]);
+    /// let y = x.conv2d(&w, None, Conv2dSpec::default());
+    /// assert_eq!(y.to_vec(), vec![4.0; 4]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.
+    #[track_caller]
+    pub fn try_conv2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+    ) -> Result<Tensor<T>> {
+        let [_, _, _, kh, kw, _, _] =
+            conv_plan::<T>(self.shape(), weight.shape(), bias.map(|b| b.shape()), &spec)?;
+        let win = Window2d {
+            kernel: (kh, kw),
+            stride: spec.stride,
+            padding: spec.padding,
+            dilation: spec.dilation,
+        };
+        Ok(conv2d_forward(self, weight, bias, win, spec.groups))
+    }
+
+    /// 2-d convolution of tensors (see [`Tensor::try_conv2d`]).
+    ///
+    /// # Panics
+    /// On inconsistent shapes.
+    #[track_caller]
+    pub fn conv2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+    ) -> Tensor<T> {
+        ok(self.try_conv2d(weight, bias, spec))
+    }
+
+    /// Max pooling of a tensor (see [`Var::try_max_pool2d`]): the composite run on a
+    /// throwaway tape of constants, so it is written once.
+    ///
+    /// # Errors
+    /// On a non-4-d input, an oversized window, or padding above half the kernel.
+    #[track_caller]
+    pub fn try_max_pool2d(&self, win: Window2d) -> Result<Tensor<T>> {
+        let g = crate::Graph::new();
+        Ok(g.constant(self.clone()).try_max_pool2d(win)?.value())
+    }
+
+    /// Max pooling of a tensor (see [`Tensor::try_max_pool2d`]).
+    ///
+    /// # Panics
+    /// On invalid shapes or windows.
+    #[track_caller]
+    pub fn max_pool2d(&self, win: Window2d) -> Tensor<T> {
+        ok(self.try_max_pool2d(win))
+    }
+
+    /// Average pooling of a tensor (see [`Var::try_avg_pool2d`]), written once as
+    /// [`Tensor::try_max_pool2d`] is.
+    ///
+    /// # Errors
+    /// On a non-4-d input, an oversized window, or padding above half the kernel.
+    #[track_caller]
+    pub fn try_avg_pool2d(&self, win: Window2d) -> Result<Tensor<T>> {
+        let g = crate::Graph::new();
+        Ok(g.constant(self.clone()).try_avg_pool2d(win)?.value())
+    }
+
+    /// Average pooling of a tensor (see [`Tensor::try_avg_pool2d`]).
+    ///
+    /// # Panics
+    /// On invalid shapes or windows.
+    #[track_caller]
+    pub fn avg_pool2d(&self, win: Window2d) -> Tensor<T> {
+        ok(self.try_avg_pool2d(win))
+    }
 }
 
 impl<'g, T: Float> Var<'g, T> {
@@ -1033,6 +1117,33 @@ impl<'g, T: Float> Var<'g, T> {
 mod tests {
     use super::*;
     use crate::testing::{check_op, rand_tensor};
+
+    #[test]
+    fn tensor_forms_equal_the_recorded_ones() {
+        let x = rand_tensor(&[2, 3, 6, 6], -1.0, 1.0, 1);
+        let w = rand_tensor(&[4, 3, 3, 3], -1.0, 1.0, 2);
+        let b = rand_tensor(&[4], -1.0, 1.0, 3);
+        let g = crate::Graph::new();
+        let (xv, wv, bv) = (g.leaf(x.clone()), g.leaf(w.clone()), g.leaf(b.clone()));
+        for spec in [
+            Conv2dSpec::default().with_padding(1, 1),
+            Conv2dSpec::default().with_stride(2, 1),
+        ] {
+            let want = xv.conv2d(wv, Some(bv), spec).value();
+            assert_eq!(x.conv2d(&w, Some(&b), spec).to_vec(), want.to_vec());
+        }
+        let win = Window2d::new(2, 2).with_stride(2, 2);
+        assert_eq!(
+            x.max_pool2d(win).to_vec(),
+            xv.max_pool2d(win).value().to_vec()
+        );
+        assert_eq!(
+            x.avg_pool2d(win).to_vec(),
+            xv.avg_pool2d(win).value().to_vec()
+        );
+        assert!(x.try_conv2d(&b, None, Conv2dSpec::default()).is_err());
+        assert!(b.try_max_pool2d(win).is_err());
+    }
 
     #[test]
     fn conv2d_results_do_not_depend_on_the_thread_count() {
