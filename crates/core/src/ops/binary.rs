@@ -10,7 +10,7 @@ use tapegrad_kernels::strided::{broadcast_strides, zip_strided};
 
 use crate::algebra::Algebra;
 use crate::error::{ok, shape_error, Result};
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, Shape};
 use crate::tensor::check_output;
 use crate::tensor::{Element, Tensor};
@@ -98,16 +98,22 @@ impl BinaryOp {
             BinaryOp::Minimum => go!(Minimum),
         }
     }
+}
+
+impl<T: Float> Rule<T> for BinaryOp {
+    fn name(&self) -> &str {
+        BinaryOp::name(*self)
+    }
 
     /// The backward rule: gradients for `a` and `b` given `y = a ∘ b` and the upstream `g`.
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(
-        self,
-        a: &V,
-        b: &V,
-        y: &V,
-        g: &V,
-        needs: &[bool],
-    ) -> Grads<V> {
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (a, b, y, g, needs) = (
+            args.inputs[0],
+            args.inputs[1],
+            args.output,
+            args.grad,
+            args.needs,
+        );
         let (sa, sb) = (a.shape(), b.shape());
         let (ga, gb): (Option<V>, Option<V>) = match self {
             BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
@@ -135,14 +141,14 @@ impl BinaryOp {
                 (ga, gb)
             }
             BinaryOp::Maximum | BinaryOp::Minimum => {
-                let wins = if self == BinaryOp::Maximum {
+                let wins = if *self == BinaryOp::Maximum {
                     Cmp::Gt
                 } else {
                     Cmp::Lt
                 };
                 let half = T::from_f64(0.5);
                 let w = ok(broadcast_zip(
-                    self.name(),
+                    BinaryOp::name(*self),
                     &a.value(),
                     &b.value(),
                     |x, z| {

@@ -13,7 +13,7 @@ use tapegrad_kernels::gemm::{gemm, MatLayout};
 use crate::algebra::Algebra;
 use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::matmul::Transpose;
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::Shape;
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
@@ -139,38 +139,6 @@ impl ConvOp {
         }
     }
 
-    /// The backward rule: unfold and fold are each other's gradient; a convolution's
-    /// input gradient is the transposed convolution of `g`, its weight gradient the
-    /// correlation of `g` with the input.
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(
-        &self,
-        x: &[&V],
-        g: &V,
-        needs: &[bool],
-    ) -> Grads<V> {
-        match *self {
-            ConvOp::Unfold { win } => {
-                let s = x[0].shape();
-                smallvec::smallvec![Some(g.conv(ConvOp::Fold {
-                    win,
-                    size: (s[2], s[3]),
-                }))]
-            }
-            ConvOp::Fold { win, .. } => smallvec::smallvec![Some(g.conv(ConvOp::Unfold { win }))],
-            ConvOp::Conv2d { win, groups } => {
-                let (xv, wv) = (x[0], x[1]);
-                let gx = needs[0].then(|| V::conv2d_input_grad(g, wv, win, groups, &xv.shape()));
-                let gw = needs[1].then(|| V::conv2d_weight_grad(g, xv, win, groups, &wv.shape()));
-                if x.len() == 3 {
-                    // The fused bias.
-                    let gb = needs[2].then(|| V::conv2d_bias_grad(g));
-                    return smallvec::smallvec![gx, gw, gb];
-                }
-                smallvec::smallvec![gx, gw]
-            }
-        }
-    }
-
     /// Applies a one-input op (unfold, fold) to a tensor whose shape has been checked.
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
         match *self {
@@ -239,6 +207,40 @@ impl ConvOp {
             ConvOp::Conv2d { .. } => {}
         }
         Ok(())
+    }
+}
+
+impl<T: Float> Rule<T> for ConvOp {
+    fn name(&self) -> &str {
+        ConvOp::name(self)
+    }
+
+    /// The backward rule: unfold and fold are each other's gradient; a convolution's
+    /// input gradient is the transposed convolution of `g`, its weight gradient the
+    /// correlation of `g` with the input.
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (x, g, needs) = (args.inputs, args.grad, args.needs);
+        match *self {
+            ConvOp::Unfold { win } => {
+                let s = x[0].shape();
+                smallvec::smallvec![Some(g.conv(ConvOp::Fold {
+                    win,
+                    size: (s[2], s[3]),
+                }))]
+            }
+            ConvOp::Fold { win, .. } => smallvec::smallvec![Some(g.conv(ConvOp::Unfold { win }))],
+            ConvOp::Conv2d { win, groups } => {
+                let (xv, wv) = (x[0], x[1]);
+                let gx = needs[0].then(|| V::conv2d_input_grad(g, wv, win, groups, &xv.shape()));
+                let gw = needs[1].then(|| V::conv2d_weight_grad(g, xv, win, groups, &wv.shape()));
+                if x.len() == 3 {
+                    // The fused bias.
+                    let gb = needs[2].then(|| V::conv2d_bias_grad(g));
+                    return smallvec::smallvec![gx, gw, gb];
+                }
+                smallvec::smallvec![gx, gw]
+            }
+        }
     }
 }
 

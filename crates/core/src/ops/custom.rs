@@ -37,7 +37,7 @@ use smallvec::SmallVec;
 use crate::algebra::Algebra;
 use crate::error::{ok, Result};
 use crate::graph::Graph;
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::tensor::Tensor;
 use crate::var::Var;
 use crate::Float;
@@ -120,10 +120,15 @@ impl<T: Float> std::fmt::Debug for CustomNode<T> {
     }
 }
 
-impl<T: Float> CustomNode<T> {
+impl<T: Float> Rule<T> for CustomNode<T> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
     /// Runs the user's rule and checks what it returns: one entry per input, each of its
     /// input's shape. A wrong rule panics with the op's name, here rather than later.
-    pub(crate) fn backward<V: Algebra<T>>(&self, xs: &[&V], y: &V, g: &V) -> Grads<V> {
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (xs, y, g) = (args.inputs, args.output, args.grad);
         let grads = V::custom_backward(&*self.0, xs, y, g);
         assert!(
             grads.len() == xs.len(),

@@ -25,7 +25,7 @@ use tapegrad_kernels::{normalize, softmax};
 use crate::algebra::Algebra;
 use crate::error::{ok, Result};
 use crate::ops::unary::Unary;
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{normalize_axes, normalize_axis, split_at_axis, Dims};
 use crate::tensor::Tensor;
 use crate::var::Var;
@@ -115,8 +115,15 @@ impl FusedOp {
             normalize::normalize(x.as_slice(), out, outer, kept, inner, eps, mean, var)
         })
     }
+}
 
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(&self, x: &V, y: &V, g: &V) -> Grads<V> {
+impl<T: Float> Rule<T> for FusedOp {
+    fn name(&self) -> &str {
+        FusedOp::name(self)
+    }
+
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (x, y, g) = (args.inputs[0], args.output, args.grad);
         let gx = match *self {
             FusedOp::Softmax { axis } => {
                 let axes = axes_of(&y.shape(), axis);

@@ -20,7 +20,7 @@ use tapegrad_kernels::strided::{broadcast_strides, for_each_row};
 
 use crate::algebra::Algebra;
 use crate::error::{ok, shape_error, Result};
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, numel, Shape};
 use crate::tensor::check_output;
 use crate::tensor::Tensor;
@@ -153,15 +153,16 @@ impl MatmulOp {
             });
         }))
     }
+}
+
+impl<T: Float> Rule<T> for MatmulOp {
+    fn name(&self) -> &str {
+        "matmul"
+    }
 
     /// The backward rule (see the table in the module docs).
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(
-        self,
-        a: &V,
-        b: &V,
-        g: &V,
-        needs: &[bool],
-    ) -> Grads<V> {
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (a, b, g, needs) = (args.inputs[0], args.inputs[1], args.grad, args.needs);
         let ga = needs[0].then(|| {
             let sa = a.shape();
             match (self.ta, self.tb) {

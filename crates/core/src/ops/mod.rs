@@ -63,6 +63,17 @@ pub(crate) enum Op<T: Float> {
     Custom(custom::CustomNode<T>),
 }
 
+/// An op family's rule: its name and its backward, one shape for every family. The
+/// backward is written once, generic over [`Algebra`], so the same rule runs on tensors
+/// (first order) and on `Var`s (`create_graph`).
+pub(crate) trait Rule<T: Float> {
+    /// The op's name, as printed on the tape and in anomaly reports.
+    fn name(&self) -> &str;
+    /// Gradients for the inputs (`None` where `args.needs` says none is wanted, or where
+    /// an input has none).
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V>;
+}
+
 /// What a backward rule sees: the inputs, the output, the upstream gradient, and which
 /// inputs need a gradient.
 pub(crate) struct BackwardArgs<'a, V> {
@@ -79,15 +90,15 @@ impl<T: Float> Op<T> {
             Op::Leaf => "leaf",
             Op::Constant => "constant",
             Op::Param(_) => "param",
-            Op::Unary(u) => u.name(),
-            Op::Binary(b) => b.name(),
-            Op::Reduce(r) => r.name(),
-            Op::Matmul(_) => "matmul",
-            Op::Movement(m) => m.name(),
-            Op::Index(i) => i.name(),
-            Op::Fused(f) => f.name(),
-            Op::Conv(c) => c.name(),
-            Op::Custom(c) => c.0.name(),
+            Op::Unary(r) => Rule::<T>::name(r),
+            Op::Binary(r) => Rule::<T>::name(r),
+            Op::Reduce(r) => Rule::<T>::name(&**r),
+            Op::Matmul(r) => Rule::<T>::name(r),
+            Op::Movement(r) => Rule::<T>::name(&**r),
+            Op::Index(r) => Rule::<T>::name(&**r),
+            Op::Fused(r) => Rule::<T>::name(r),
+            Op::Conv(r) => Rule::<T>::name(&**r),
+            Op::Custom(r) => Rule::<T>::name(r),
         }
     }
 
@@ -99,18 +110,17 @@ impl<T: Float> Op<T> {
     /// The backward rule: gradients for the inputs. Generic over [`Algebra`], so the same
     /// rule runs on tensors (first order) and on `Var`s (`create_graph`).
     pub(crate) fn backward<V: Algebra<T>>(&self, a: BackwardArgs<'_, V>) -> Grads<V> {
-        let x = a.inputs;
         match self {
             Op::Leaf | Op::Constant | Op::Param(_) => SmallVec::new(),
-            Op::Unary(u) => smallvec::smallvec![Some(V::unary_grad(*u, x[0], a.output, a.grad))],
-            Op::Binary(b) => b.backward(x[0], x[1], a.output, a.grad, a.needs),
-            Op::Reduce(r) => r.backward(x[0], a.output, a.grad),
-            Op::Matmul(m) => m.backward(x[0], x[1], a.grad, a.needs),
-            Op::Movement(m) => m.backward(x, a.grad, a.needs),
-            Op::Index(i) => i.backward(x, a.grad, a.needs),
-            Op::Fused(f) => f.backward(x[0], a.output, a.grad),
-            Op::Conv(c) => c.backward(x, a.grad, a.needs),
-            Op::Custom(c) => c.backward(x, a.output, a.grad),
+            Op::Unary(r) => r.backward(&a),
+            Op::Binary(r) => r.backward(&a),
+            Op::Reduce(r) => r.backward(&a),
+            Op::Matmul(r) => r.backward(&a),
+            Op::Movement(r) => r.backward(&a),
+            Op::Index(r) => r.backward(&a),
+            Op::Fused(r) => r.backward(&a),
+            Op::Conv(r) => r.backward(&a),
+            Op::Custom(r) => r.backward(&a),
         }
     }
 }

@@ -12,7 +12,7 @@ use tapegrad_kernels::strided::{broadcast_strides, fold_into};
 use crate::algebra::Algebra;
 use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::binary::broadcast_zip;
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{
     keepdim_shape, normalize_axes, normalize_axis, numel, reduced_shape, split_at_axis, Dims, Shape,
 };
@@ -173,9 +173,16 @@ impl ReduceOp {
             kept.reshaped(reduced_shape(x.shape(), &axes, false))
         }
     }
+}
+
+impl<T: Float> Rule<T> for ReduceOp {
+    fn name(&self) -> &str {
+        ReduceOp::name(self)
+    }
 
     /// The backward rule, for tensors and `Var`s alike.
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(&self, x: &V, y: &V, g: &V) -> Grads<V> {
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (x, y, g) = (args.inputs[0], args.output, args.grad);
         let xs = x.shape();
         let (axes, _) = self.axes_of(&xs);
         let kshape = keepdim_shape(&xs, &axes);

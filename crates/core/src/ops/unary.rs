@@ -16,8 +16,9 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 use tapegrad_kernels::elementwise;
 use tapegrad_kernels::math::MathFn;
 
+use crate::algebra::Algebra;
 use crate::ops::binary::Cmp;
-use crate::ops::Op;
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::tensor::Tensor;
 use crate::var::Var;
 use crate::Float;
@@ -284,6 +285,22 @@ fn sign<T: Float>(x: T) -> T {
         -T::one()
     } else {
         x // ±0 stays ±0, NaN stays NaN
+    }
+}
+
+impl<T: Float> Rule<T> for Unary<T> {
+    fn name(&self) -> &str {
+        Unary::name(self)
+    }
+
+    /// `g · f'(x)`: fused in one pass on tensors, recorded op by op on `Var`s.
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        smallvec::smallvec![Some(V::unary_grad(
+            *self,
+            args.inputs[0],
+            args.output,
+            args.grad
+        ))]
     }
 }
 

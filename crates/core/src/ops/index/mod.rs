@@ -11,7 +11,7 @@ use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, for_each_
 
 use crate::algebra::Algebra;
 use crate::error::{ok, shape_error, Result};
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, split_at_axis, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
@@ -74,14 +74,16 @@ impl IndexOp {
             IndexOp::Where { .. } => "where",
         }
     }
+}
+
+impl<T: Float> Rule<T> for IndexOp {
+    fn name(&self) -> &str {
+        IndexOp::name(self)
+    }
 
     /// The backward rule.
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(
-        &self,
-        xs: &[&V],
-        g: &V,
-        needs: &[bool],
-    ) -> Grads<V> {
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (xs, g, needs) = (args.inputs, args.grad, args.needs);
         match self {
             IndexOp::IndexSelect { dim, index } => {
                 smallvec::smallvec![Some(g.index_add_zeros(&xs[0].shape(), *dim, index))]

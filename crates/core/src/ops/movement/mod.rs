@@ -12,7 +12,7 @@ use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, copy_stri
 
 use crate::algebra::Algebra;
 use crate::error::{arg_error, ok, shape_error, Result};
-use crate::ops::{Grads, Op};
+use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcasts_to, Dims, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
@@ -111,14 +111,16 @@ impl MovementOp {
             MovementOp::Concat { .. } => "concat",
         }
     }
+}
+
+impl<T: Float> Rule<T> for MovementOp {
+    fn name(&self) -> &str {
+        MovementOp::name(self)
+    }
 
     /// The backward rule.
-    pub(crate) fn backward<T: Float, V: Algebra<T>>(
-        &self,
-        xs: &[&V],
-        g: &V,
-        needs: &[bool],
-    ) -> Grads<V> {
+    fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
+        let (xs, g, needs) = (args.inputs, args.grad, args.needs);
         match self {
             MovementOp::Reshape => smallvec::smallvec![Some(g.reshape(&xs[0].shape()))],
             MovementOp::Permute { perm } => {
