@@ -64,6 +64,21 @@ fn raised<T>(r: Result<T>) -> T {
     r.unwrap_or_else(|e| e.raise())
 }
 
+/// The panicking form of a loss, from its `try_` form: the same arguments and value, the
+/// error raised at the caller's line.
+macro_rules! panicking {
+    ($(#[$doc:meta])* $name:ident = $try:ident($($arg:ident: $ty:ty),* $(,)?);) => {
+        $(#[$doc])*
+        ///
+        /// # Panics
+        #[doc = concat!("On what [`", stringify!($try), "`] returns as an error.")]
+        #[track_caller]
+        pub fn $name<'g, T: Float>($($arg: $ty),*) -> Var<'g, T> {
+            raised($try($($arg),*))
+        }
+    };
+}
+
 /// Mean squared error `(x − y)²`.
 ///
 /// # Errors
@@ -78,13 +93,9 @@ pub fn try_mse_loss<'g, T: Float>(
     Ok(reduce((input - target).square(), r))
 }
 
-/// Mean squared error `(x − y)²`.
-///
-/// # Panics
-/// On what [`try_mse_loss`] returns as an error.
-#[track_caller]
-pub fn mse_loss<'g, T: Float>(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) -> Var<'g, T> {
-    raised(try_mse_loss(input, target, r))
+panicking! {
+    /// Mean squared error `(x − y)²`.
+    mse_loss = try_mse_loss(input: Var<'g, T>, target: Var<'g, T>, r: Reduction);
 }
 
 /// Mean absolute error `|x − y|` (subgradient 0 at equality).
@@ -101,13 +112,9 @@ pub fn try_l1_loss<'g, T: Float>(
     Ok(reduce((input - target).abs(), r))
 }
 
-/// Mean absolute error `|x − y|` (subgradient 0 at equality).
-///
-/// # Panics
-/// On what [`try_l1_loss`] returns as an error.
-#[track_caller]
-pub fn l1_loss<'g, T: Float>(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) -> Var<'g, T> {
-    raised(try_l1_loss(input, target, r))
+panicking! {
+    /// Mean absolute error `|x − y|` (subgradient 0 at equality).
+    l1_loss = try_l1_loss(input: Var<'g, T>, target: Var<'g, T>, r: Reduction);
 }
 
 /// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
@@ -142,18 +149,9 @@ pub fn try_smooth_l1_loss<'g, T: Float>(
     Ok(reduce(l, r))
 }
 
-/// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
-///
-/// # Panics
-/// On what [`try_smooth_l1_loss`] returns as an error.
-#[track_caller]
-pub fn smooth_l1_loss<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    beta: f64,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_smooth_l1_loss(input, target, beta, r))
+panicking! {
+    /// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
+    smooth_l1_loss = try_smooth_l1_loss(input: Var<'g, T>, target: Var<'g, T>, beta: f64, r: Reduction);
 }
 
 /// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
@@ -185,18 +183,9 @@ pub fn try_huber_loss<'g, T: Float>(
     Ok(reduce(l, r))
 }
 
-/// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
-///
-/// # Panics
-/// On what [`try_huber_loss`] returns as an error.
-#[track_caller]
-pub fn huber_loss<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    delta: f64,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_huber_loss(input, target, delta, r))
+panicking! {
+    /// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
+    huber_loss = try_huber_loss(input: Var<'g, T>, target: Var<'g, T>, delta: f64, r: Reduction);
 }
 
 /// Options of [`cross_entropy_with`].
@@ -324,18 +313,9 @@ pub fn try_nll_loss<'g, T: Float>(
     Ok(finish(per, total, r))
 }
 
-/// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
-///
-/// # Panics
-/// On what [`try_nll_loss`] returns as an error.
-#[track_caller]
-pub fn nll_loss<'g, T: Float>(
-    logp: Var<'g, T>,
-    target: &Tensor<usize>,
-    weight: Option<&Tensor<T>>,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_nll_loss(logp, target, weight, r))
+panicking! {
+    /// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
+    nll_loss = try_nll_loss(logp: Var<'g, T>, target: &Tensor<usize>, weight: Option<&Tensor<T>>, r: Reduction);
 }
 
 /// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
@@ -356,17 +336,9 @@ pub fn try_cross_entropy<'g, T: Float>(
     )
 }
 
-/// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
-///
-/// # Panics
-/// On what [`try_cross_entropy`] returns as an error.
-#[track_caller]
-pub fn cross_entropy<'g, T: Float>(
-    logits: Var<'g, T>,
-    target: &Tensor<usize>,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_cross_entropy(logits, target, r))
+panicking! {
+    /// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
+    cross_entropy = try_cross_entropy(logits: Var<'g, T>, target: &Tensor<usize>, r: Reduction);
 }
 
 /// Cross-entropy with a reduction, label smoothing and class weights, exactly as
@@ -418,17 +390,9 @@ pub fn try_cross_entropy_with<'g, T: Float>(
     Ok(nll * T::from_f64(1.0 - eps) + smooth * T::from_f64(eps / c as f64))
 }
 
-/// Cross-entropy with a reduction, label smoothing and class weights, exactly as
-///
-/// # Panics
-/// On what [`try_cross_entropy_with`] returns as an error.
-#[track_caller]
-pub fn cross_entropy_with<'g, T: Float>(
-    logits: Var<'g, T>,
-    target: &Tensor<usize>,
-    cfg: &CrossEntropyConfig<T>,
-) -> Var<'g, T> {
-    raised(try_cross_entropy_with(logits, target, cfg))
+panicking! {
+    /// Cross-entropy with a reduction, label smoothing and class weights, exactly as
+    cross_entropy_with = try_cross_entropy_with(logits: Var<'g, T>, target: &Tensor<usize>, cfg: &CrossEntropyConfig<T>);
 }
 
 /// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
@@ -447,17 +411,9 @@ pub fn try_cross_entropy_soft<'g, T: Float>(
     Ok(reduce(per, r))
 }
 
-/// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
-///
-/// # Panics
-/// On what [`try_cross_entropy_soft`] returns as an error.
-#[track_caller]
-pub fn cross_entropy_soft<'g, T: Float>(
-    logits: Var<'g, T>,
-    probs: Var<'g, T>,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_cross_entropy_soft(logits, probs, r))
+panicking! {
+    /// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
+    cross_entropy_soft = try_cross_entropy_soft(logits: Var<'g, T>, probs: Var<'g, T>, r: Reduction);
 }
 
 /// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
@@ -494,18 +450,9 @@ pub fn try_binary_cross_entropy_with_logits<'g, T: Float>(
     Ok(reduce(l, r))
 }
 
-/// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
-///
-/// # Panics
-/// On what [`try_binary_cross_entropy_with_logits`] returns as an error.
-#[track_caller]
-pub fn binary_cross_entropy_with_logits<'g, T: Float>(
-    x: Var<'g, T>,
-    y: Var<'g, T>,
-    pos_weight: Option<&Tensor<T>>,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_binary_cross_entropy_with_logits(x, y, pos_weight, r))
+panicking! {
+    /// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
+    binary_cross_entropy_with_logits = try_binary_cross_entropy_with_logits(x: Var<'g, T>, y: Var<'g, T>, pos_weight: Option<&Tensor<T>>, r: Reduction);
 }
 
 /// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
@@ -527,17 +474,9 @@ pub fn try_binary_cross_entropy<'g, T: Float>(
     Ok(reduce(l, r))
 }
 
-/// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
-///
-/// # Panics
-/// On what [`try_binary_cross_entropy`] returns as an error.
-#[track_caller]
-pub fn binary_cross_entropy<'g, T: Float>(
-    p: Var<'g, T>,
-    y: Var<'g, T>,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_binary_cross_entropy(p, y, r))
+panicking! {
+    /// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
+    binary_cross_entropy = try_binary_cross_entropy(p: Var<'g, T>, y: Var<'g, T>, r: Reduction);
 }
 
 /// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
@@ -567,16 +506,7 @@ pub fn try_kl_div<'g, T: Float>(
     Ok(reduce(l, r))
 }
 
-/// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
-///
-/// # Panics
-/// On what [`try_kl_div`] returns as an error.
-#[track_caller]
-pub fn kl_div<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    log_target: bool,
-    r: Reduction,
-) -> Var<'g, T> {
-    raised(try_kl_div(input, target, log_target, r))
+panicking! {
+    /// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
+    kl_div = try_kl_div(input: Var<'g, T>, target: Var<'g, T>, log_target: bool, r: Reduction);
 }
