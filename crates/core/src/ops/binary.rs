@@ -106,6 +106,7 @@ impl<T: Float> Rule<T> for BinaryOp {
     }
 
     /// The backward rule: gradients for `a` and `b` given `y = a ∘ b` and the upstream `g`.
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (a, b, y, g, needs) = (
             args.inputs[0],

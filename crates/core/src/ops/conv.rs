@@ -218,6 +218,7 @@ impl<T: Float> Rule<T> for ConvOp {
     /// The backward rule: unfold and fold are each other's gradient; a convolution's
     /// input gradient is the transposed convolution of `g`, its weight gradient the
     /// correlation of `g` with the input.
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (x, g, needs) = (args.inputs, args.grad, args.needs);
         match *self {

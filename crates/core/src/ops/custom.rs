@@ -127,6 +127,7 @@ impl<T: Float> Rule<T> for CustomNode<T> {
 
     /// Runs the user's rule and checks what it returns: one entry per input, each of its
     /// input's shape. A wrong rule panics with the op's name, here rather than later.
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (xs, y, g) = (args.inputs, args.output, args.grad);
         let grads = V::custom_backward(&*self.0, xs, y, g);

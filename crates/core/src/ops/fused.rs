@@ -122,6 +122,7 @@ impl<T: Float> Rule<T> for FusedOp {
         FusedOp::name(self)
     }
 
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (x, y, g) = (args.inputs[0], args.output, args.grad);
         let gx = match *self {

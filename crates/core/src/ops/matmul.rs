@@ -161,6 +161,7 @@ impl<T: Float> Rule<T> for MatmulOp {
     }
 
     /// The backward rule (see the table in the module docs).
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (a, b, g, needs) = (args.inputs[0], args.inputs[1], args.grad, args.needs);
         let ga = needs[0].then(|| {

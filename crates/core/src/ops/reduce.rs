@@ -181,6 +181,7 @@ impl<T: Float> Rule<T> for ReduceOp {
     }
 
     /// The backward rule, for tensors and `Var`s alike.
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (x, y, g) = (args.inputs[0], args.output, args.grad);
         let xs = x.shape();

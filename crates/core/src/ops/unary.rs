@@ -294,6 +294,7 @@ impl<T: Float> Rule<T> for Unary<T> {
     }
 
     /// `g · f'(x)`: fused in one pass on tensors, recorded op by op on `Var`s.
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         smallvec::smallvec![Some(V::unary_grad(
             *self,

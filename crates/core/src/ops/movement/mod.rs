@@ -119,6 +119,7 @@ impl<T: Float> Rule<T> for MovementOp {
     }
 
     /// The backward rule.
+    #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (xs, g, needs) = (args.inputs, args.grad, args.needs);
         match self {
