@@ -98,12 +98,30 @@ pub struct Graph<T: Float> {
 // The boxes themselves are what is kept: each is handed back to a node as it is.
 #[allow(clippy::vec_box)]
 #[derive(Default)]
-struct Spare {
+pub(crate) struct Spare {
     movement: Vec<Box<MovementOp>>,
     index: Vec<Box<IndexOp>>,
     reduce: Vec<Box<ReduceOp>>,
     conv: Vec<Box<ConvOp>>,
 }
+
+/// An op payload the graph keeps boxed, with its own list of spare boxes.
+#[allow(clippy::vec_box)]
+pub(crate) trait Pooled: Sized {
+    /// This payload's spare boxes.
+    fn spares(spare: &mut Spare) -> &mut Vec<Box<Self>>;
+}
+
+macro_rules! pooled {
+    ($($ty:ty => $field:ident),*) => {
+        $(impl Pooled for $ty {
+            fn spares(spare: &mut Spare) -> &mut Vec<Box<Self>> {
+                &mut spare.$field
+            }
+        })*
+    };
+}
+pooled!(MovementOp => movement, IndexOp => index, ReduceOp => reduce, ConvOp => conv);
 
 impl<T: Float> Default for Graph<T> {
     fn default() -> Self {
@@ -276,41 +294,8 @@ impl<T: Float> Graph<T> {
     }
 
     /// `op` in a box, reusing one from an earlier pass if there is one.
-    pub(crate) fn boxed_movement(&self, op: MovementOp) -> Box<MovementOp> {
-        match self.spare.borrow_mut().movement.pop() {
-            Some(mut b) => {
-                *b = op;
-                b
-            }
-            None => Box::new(op),
-        }
-    }
-
-    /// `op` in a box, reusing one from an earlier pass if there is one.
-    pub(crate) fn boxed_reduce(&self, op: ReduceOp) -> Box<ReduceOp> {
-        match self.spare.borrow_mut().reduce.pop() {
-            Some(mut b) => {
-                *b = op;
-                b
-            }
-            None => Box::new(op),
-        }
-    }
-
-    /// `op` in a box, reusing one from an earlier pass if there is one.
-    pub(crate) fn boxed_conv(&self, op: ConvOp) -> Box<ConvOp> {
-        match self.spare.borrow_mut().conv.pop() {
-            Some(mut b) => {
-                *b = op;
-                b
-            }
-            None => Box::new(op),
-        }
-    }
-
-    /// `op` in a box, reusing one from an earlier pass if there is one.
-    pub(crate) fn boxed_index(&self, op: IndexOp) -> Box<IndexOp> {
-        match self.spare.borrow_mut().index.pop() {
+    pub(crate) fn boxed<P: Pooled>(&self, op: P) -> Box<P> {
+        match P::spares(&mut self.spare.borrow_mut()).pop() {
             Some(mut b) => {
                 *b = op;
                 b

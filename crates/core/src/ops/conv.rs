@@ -922,7 +922,7 @@ impl<'g, T: Float> Var<'g, T> {
     pub(crate) fn conv_op(self, op: ConvOp) -> Var<'g, T> {
         let v = self.with_value(|x| op.forward(x));
         self.graph
-            .push(v, Op::Conv(self.graph.boxed_conv(op)), &[self.id])
+            .push(v, Op::Conv(self.graph.boxed(op)), &[self.id])
     }
 
     /// im2col (see [`Tensor::try_unfold2d`]); its gradient is `fold2d`.
@@ -1010,7 +1010,7 @@ impl<'g, T: Float> Var<'g, T> {
                 spec.groups,
             )
         };
-        let op = Op::Conv(self.graph.boxed_conv(op));
+        let op = Op::Conv(self.graph.boxed(op));
         Ok(match bias {
             // The bias is part of the op: added in the same pass, its gradient summed in one.
             Some(b) => self.graph.push(value, op, &[self.id, weight.id, b.id]),

@@ -488,7 +488,7 @@ impl<'g, T: Float> Var<'g, T> {
     pub(crate) fn reduce(self, op: ReduceOp) -> Var<'g, T> {
         let value = self.with_value(|x| op.forward(x));
         self.graph
-            .push(value, Op::Reduce(self.graph.boxed_reduce(op)), &[self.id])
+            .push(value, Op::Reduce(self.graph.boxed(op)), &[self.id])
     }
 
     /// Σ over `shape`'s broadcast axes: the inverse of broadcasting (see

@@ -424,7 +424,7 @@ impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     fn index_op(self, value: Tensor<T>, op: IndexOp) -> Var<'g, T> {
         self.graph
-            .push(value, Op::Index(self.graph.boxed_index(op)), &[self.id])
+            .push(value, Op::Index(self.graph.boxed(op)), &[self.id])
     }
 
     /// The slices at `index` along `dim` (a 1-d index; repeats accumulate in the gradient).
@@ -588,7 +588,7 @@ impl<'g, T: Float> Var<'g, T> {
         };
         Ok(a.graph.push(
             value,
-            Op::Index(a.graph.boxed_index(IndexOp::Where { cond: cond.clone() })),
+            Op::Index(a.graph.boxed(IndexOp::Where { cond: cond.clone() })),
             &[a.id, b.id],
         ))
     }

@@ -635,11 +635,8 @@ fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize, shape: Shape) -> Ten
 impl<'g, T: Float> Var<'g, T> {
     #[track_caller]
     fn movement(self, value: Tensor<T>, op: MovementOp) -> Var<'g, T> {
-        self.graph.push(
-            value,
-            Op::Movement(self.graph.boxed_movement(op)),
-            &[self.id],
-        )
+        self.graph
+            .push(value, Op::Movement(self.graph.boxed(op)), &[self.id])
     }
 
     /// The same data in another shape; one size may be `-1`. No copy.
@@ -912,7 +909,7 @@ impl<'g, T: Float> Var<'g, T> {
         let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
         Ok(graph.push(
             value.0,
-            Op::Movement(graph.boxed_movement(MovementOp::Concat { dim: value.1 })),
+            Op::Movement(graph.boxed(MovementOp::Concat { dim: value.1 })),
             &ids,
         ))
     }
