@@ -310,6 +310,12 @@ impl<'g, T: Float> Var<'g, T> {
     /// requires a gradient.
     #[track_caller]
     pub fn try_backward(self) -> Result<Gradients<T>> {
+        self.try_backward_with(&self.unit_seed()?)
+    }
+
+    /// The seed of a one-element output's backward pass: a one of its shape.
+    #[track_caller]
+    fn unit_seed(self) -> Result<Tensor<T>> {
         let shape = self.shape();
         if self.numel() != 1 {
             return Err(shape_error(
@@ -318,7 +324,7 @@ impl<'g, T: Float> Var<'g, T> {
                 "backward() needs a one-element output; pass a seed gradient with backward_with()",
             ));
         }
-        self.try_backward_with(&Tensor::ones(shape))
+        Ok(Tensor::ones(shape))
     }
 
     /// Differentiates with an explicit seed gradient of this value's shape (a
@@ -368,21 +374,9 @@ impl<'g, T: Float> Var<'g, T> {
         self,
         ready: &mut dyn FnMut(ParamKey, &Tensor<T>),
     ) -> Result<Gradients<T>> {
-        let shape = self.shape();
-        if self.numel() != 1 {
-            return Err(shape_error(
-                "backward",
-                &[&shape],
-                "backward() needs a one-element output; pass a seed gradient with backward_with()",
-            ));
-        }
-        self.check_seed(&shape)?;
-        Ok(sweep_tensors(
-            self.graph,
-            self.id,
-            Tensor::ones(shape),
-            Some(ready),
-        ))
+        let seed = self.unit_seed()?;
+        self.check_seed(seed.shape())?;
+        Ok(sweep_tensors(self.graph, self.id, seed, Some(ready)))
     }
 
     /// Differentiates this one-element value and records the backward pass on the tape:

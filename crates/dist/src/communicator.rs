@@ -239,8 +239,12 @@ impl Communicator {
         }
         a.send.clear();
         a.send.extend_from_slice(values);
-        a.recv.clear();
-        a.recv.extend_from_slice(values);
+        // The sum overwrites the whole receive buffer: it needs the length, not the values
+        // (sized once, kept from step to step).
+        if a.recv.len() != values.len() {
+            a.recv.clear();
+            a.recv.extend_from_slice(values);
+        }
         // SAFETY: both buffers hold `count` elements of the datatype and stay allocated and
         // untouched until `finish_ahead` has waited for the request: they are written only
         // while `active` is false, and `Drop` waits for active requests before freeing them.
