@@ -14,7 +14,6 @@
 //! implementations. Shapes passed to its methods are already valid (the op that recorded
 //! the node checked them), so the methods do not return `Result`.
 
-use crate::ops::custom::DynCustomOp;
 use crate::ops::matmul::Transpose;
 use crate::ops::movement::{pad_tensor, slice_tensor, SliceSpec};
 use crate::ops::reduce::ReduceOp;
@@ -24,16 +23,72 @@ use crate::tensor::Tensor;
 use crate::var::Var;
 use crate::Float;
 
-mod sealed {
-    pub trait Sealed {}
-    impl<T: crate::Float> Sealed for crate::Tensor<T> {}
-    impl<T: crate::Float> Sealed for crate::Var<'_, T> {}
+pub(crate) mod sealed {
+    use crate::ops::custom::DynCustomOp;
+    use crate::ops::unary::Unary;
+    use crate::{Float, Tensor};
+
+    /// The crate's half of [`Algebra`](super::Algebra): what rules inside tapegrad may ask
+    /// and a user's rule may not. The trait cannot be named outside the crate, which also
+    /// seals `Algebra`.
+    pub trait Sealed<T: Float>: Sized {
+        /// The value itself in the ordinary backward pass (`Some` for a [`Tensor`]), so that
+        /// a rule may hand it to its fused tensor kernel; `None` for a `Var`, whose rule
+        /// must record differentiable ops. The one way a rule asks for its fast path.
+        fn as_tensor(&self) -> Option<&Tensor<T>>;
+        /// The gradient of a unary op, `g · f'(x)` given `y = f(x)`: one fused pass over
+        /// tensors, the scalar rule recorded op by op on `Var`s (which are its `Elem`s).
+        fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self;
+        /// Runs a custom op's rule on this type (a `dyn` op has one entry point per type).
+        fn custom_backward(
+            op: &dyn DynCustomOp<T>,
+            inputs: &[&Self],
+            output: &Self,
+            grad: &Self,
+        ) -> Vec<Option<Self>>;
+    }
+
+    impl<T: Float> Sealed<T> for Tensor<T> {
+        #[inline(always)]
+        fn as_tensor(&self) -> Option<&Tensor<T>> {
+            Some(self)
+        }
+        fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self {
+            op.backward_tensor(x, y, g)
+        }
+        fn custom_backward(
+            op: &dyn DynCustomOp<T>,
+            inputs: &[&Self],
+            output: &Self,
+            grad: &Self,
+        ) -> Vec<Option<Self>> {
+            op.backward_tensor(inputs, output, grad)
+        }
+    }
+
+    impl<T: Float> Sealed<T> for crate::Var<'_, T> {
+        #[inline(always)]
+        fn as_tensor(&self) -> Option<&Tensor<T>> {
+            None
+        }
+        fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self {
+            op.grad(*x, *y, *g)
+        }
+        fn custom_backward(
+            op: &dyn DynCustomOp<T>,
+            inputs: &[&Self],
+            output: &Self,
+            grad: &Self,
+        ) -> Vec<Option<Self>> {
+            op.backward_var(inputs, output, grad)
+        }
+    }
 }
 
 /// The operations available to backward rules: implemented eagerly by [`Tensor`] and
 /// recorded by [`Var`]. Arguments are assumed valid (as they are inside a backward rule);
 /// invalid shapes panic.
-pub trait Algebra<T: Float>: Clone + sealed::Sealed {
+pub trait Algebra<T: Float>: Clone + sealed::Sealed<T> {
     /// The shape.
     fn shape(&self) -> Shape;
     /// The current numeric value (for rules that branch on values, e.g. masks).
@@ -53,9 +108,6 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     fn pow(&self, exponent: &Self) -> Self;
     /// Any element-wise unary op.
     fn unary(&self, op: Unary<T>) -> Self;
-    /// The gradient of a unary op: `g · f'(x)` given `y = f(x)`. Fused in one pass on
-    /// tensors; recorded op by op on `Var`s.
-    fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self;
     /// `cond ? a : b` with broadcasting.
     fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self;
     /// Any reduction.
@@ -70,12 +122,6 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     fn permute(&self, perm: &[usize]) -> Self;
     /// `op(a)·op(b)` for rank ≥ 2 with transpose flags.
     fn matmul_t(&self, other: &Self, ta: Transpose, tb: Transpose) -> Self;
-    /// `matmul_t(…).sum_to(shape)`: the gradient of a matmul operand that was broadcast
-    /// over the batch. Tensors accumulate the batch's products into one matrix instead of
-    /// materialising them all.
-    fn matmul_t_sum_to(&self, other: &Self, ta: Transpose, tb: Transpose, shape: &[usize]) -> Self {
-        self.matmul_t(other, ta, tb).sum_to(shape)
-    }
     /// The window `spec`.
     fn slice(&self, spec: &SliceSpec) -> Self;
     /// Written into the window `spec` of a `shape` tensor of `value`s.
@@ -90,46 +136,6 @@ pub trait Algebra<T: Float>: Clone + sealed::Sealed {
     fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self;
     /// A sliding-window op (`unfold`/`fold`).
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self;
-    /// The input gradient of `conv2d` (no bias) given the upstream gradient `g`.
-    fn conv2d_input_grad(
-        g: &Self,
-        w: &Self,
-        win: crate::ops::conv::Window2d,
-        groups: usize,
-        x_shape: &[usize],
-    ) -> Self {
-        crate::ops::conv::conv2d_input_grad_composite(g, w, win, groups, x_shape)
-    }
-    /// The weight gradient of `conv2d` given the upstream gradient `g`.
-    fn conv2d_weight_grad(
-        g: &Self,
-        x: &Self,
-        win: crate::ops::conv::Window2d,
-        groups: usize,
-        w_shape: &[usize],
-    ) -> Self {
-        crate::ops::conv::conv2d_weight_grad_composite(g, x, win, groups, w_shape)
-    }
-    /// The bias gradient of `conv2d` given the upstream gradient `g` (`[n, o, h, w]`): the
-    /// sum over images and positions, `[o]`.
-    fn conv2d_bias_grad(g: &Self) -> Self {
-        let s = g.shape();
-        g.sum_to(&[1, s[1], 1, 1]).reshape(&[s[1]])
-    }
-    /// The gradient of `normalize` over `axes` (see `ops::fused`): a composite of
-    /// differentiable ops here, one fused kernel on tensors.
-    fn normalize_grad(x: &Self, y: &Self, g: &Self, axes: &[usize], eps: T) -> Self {
-        crate::ops::fused::normalize_grad_composite(x, y, g, axes, eps)
-    }
-    /// Runs a custom op's rule on this type.
-    #[doc(hidden)]
-    fn custom_backward(
-        op: &dyn DynCustomOp<T>,
-        inputs: &[&Self],
-        output: &Self,
-        grad: &Self,
-    ) -> Vec<Option<Self>>;
-
     /// Zeros of `shape` (a constant).
     fn zeros(&self, shape: &[usize]) -> Self {
         self.constant(Tensor::zeros(shape))
@@ -255,9 +261,6 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     fn unary(&self, op: Unary<T>) -> Self {
         op.forward(self)
     }
-    fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self {
-        op.backward_tensor(x, y, g)
-    }
     fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self {
         Tensor::where_cond(cond, a, b)
     }
@@ -282,10 +285,6 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     fn matmul_t(&self, other: &Self, ta: Transpose, tb: Transpose) -> Self {
         Tensor::matmul_t(self, other, ta, tb)
     }
-    fn matmul_t_sum_to(&self, other: &Self, ta: Transpose, tb: Transpose, shape: &[usize]) -> Self {
-        crate::ops::matmul::matmul_summed(self, other, ta.is_yes(), tb.is_yes(), shape)
-            .unwrap_or_else(|| Algebra::sum_to(&Tensor::matmul_t(self, other, ta, tb), shape))
-    }
     fn slice(&self, spec: &SliceSpec) -> Self {
         slice_tensor(self, spec)
     }
@@ -306,38 +305,6 @@ impl<T: Float> Algebra<T> for Tensor<T> {
     }
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
         op.forward(self)
-    }
-    fn normalize_grad(x: &Self, y: &Self, g: &Self, axes: &[usize], eps: T) -> Self {
-        crate::ops::fused::normalize_grad_tensor(x, y, g, axes, eps)
-    }
-    fn conv2d_input_grad(
-        g: &Self,
-        w: &Self,
-        win: crate::ops::conv::Window2d,
-        groups: usize,
-        x_shape: &[usize],
-    ) -> Self {
-        crate::ops::conv::conv2d_input_grad_tensor(g, w, win, groups, x_shape)
-    }
-    fn conv2d_weight_grad(
-        g: &Self,
-        x: &Self,
-        win: crate::ops::conv::Window2d,
-        groups: usize,
-        w_shape: &[usize],
-    ) -> Self {
-        crate::ops::conv::conv2d_weight_grad_tensor(g, x, win, groups, w_shape)
-    }
-    fn conv2d_bias_grad(g: &Self) -> Self {
-        crate::ops::conv::conv2d_bias_grad_tensor(g)
-    }
-    fn custom_backward(
-        op: &dyn DynCustomOp<T>,
-        inputs: &[&Self],
-        output: &Self,
-        grad: &Self,
-    ) -> Vec<Option<Self>> {
-        op.backward_tensor(inputs, output, grad)
     }
 }
 
@@ -368,9 +335,6 @@ impl<'g, T: Float> Algebra<T> for Var<'g, T> {
     }
     fn unary(&self, op: Unary<T>) -> Self {
         Var::unary(*self, op)
-    }
-    fn unary_grad(op: Unary<T>, x: &Self, y: &Self, g: &Self) -> Self {
-        op.grad(*x, *y, *g)
     }
     fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self {
         Var::where_cond(cond, *a, *b)
@@ -413,13 +377,5 @@ impl<'g, T: Float> Algebra<T> for Var<'g, T> {
     }
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
         self.conv_op(op)
-    }
-    fn custom_backward(
-        op: &dyn DynCustomOp<T>,
-        inputs: &[&Self],
-        output: &Self,
-        grad: &Self,
-    ) -> Vec<Option<Self>> {
-        op.backward_var(inputs, output, grad)
     }
 }

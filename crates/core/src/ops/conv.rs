@@ -232,11 +232,27 @@ impl<T: Float> Rule<T> for ConvOp {
             ConvOp::Fold { win, .. } => smallvec::smallvec![Some(g.conv(ConvOp::Unfold { win }))],
             ConvOp::Conv2d { win, groups } => {
                 let (xv, wv) = (x[0], x[1]);
-                let gx = needs[0].then(|| V::conv2d_input_grad(g, wv, win, groups, &xv.shape()));
-                let gw = needs[1].then(|| V::conv2d_weight_grad(g, xv, win, groups, &wv.shape()));
+                let gx = needs[0].then(|| match (g.as_tensor(), wv.as_tensor()) {
+                    (Some(gt), Some(wt)) => {
+                        g.constant(conv2d_input_grad_tensor(gt, wt, win, groups, &xv.shape()))
+                    }
+                    _ => conv2d_input_grad_composite(g, wv, win, groups, &xv.shape()),
+                });
+                let gw = needs[1].then(|| match (g.as_tensor(), xv.as_tensor()) {
+                    (Some(gt), Some(xt)) => {
+                        g.constant(conv2d_weight_grad_tensor(gt, xt, win, groups, &wv.shape()))
+                    }
+                    _ => conv2d_weight_grad_composite(g, xv, win, groups, &wv.shape()),
+                });
                 if x.len() == 3 {
-                    // The fused bias.
-                    let gb = needs[2].then(|| V::conv2d_bias_grad(g));
+                    // The fused bias: the sum over images and positions, `[o]`.
+                    let gb = needs[2].then(|| match g.as_tensor() {
+                        Some(gt) => g.constant(conv2d_bias_grad_tensor(gt)),
+                        None => {
+                            let s = g.shape();
+                            g.sum_to(&[1, s[1], 1, 1]).reshape(&[s[1]])
+                        }
+                    });
                     return smallvec::smallvec![gx, gw, gb];
                 }
                 smallvec::smallvec![gx, gw]
@@ -678,7 +694,8 @@ pub(crate) fn conv2d_weight_grad_composite<T: Float, V: Algebra<T>>(
         .conv(ConvOp::Unfold { win })
         .reshape(&[d.n, d.groups, d.k, d.l]);
     let gg = g.reshape(&[d.n, d.groups, d.og, d.l]);
-    gg.matmul_t_sum_to(
+    crate::ops::matmul::matmul_t_sum_to(
+        &gg,
         &cols,
         Transpose::No,
         Transpose::Yes,

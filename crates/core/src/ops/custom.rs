@@ -130,7 +130,7 @@ impl<T: Float> Rule<T> for CustomNode<T> {
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (xs, y, g) = (args.inputs, args.output, args.grad);
-        let grads = V::custom_backward(&*self.0, xs, y, g);
+        let grads = <V as crate::algebra::sealed::Sealed<T>>::custom_backward(&*self.0, xs, y, g);
         assert!(
             grads.len() == xs.len(),
             "custom op `{}`: backward returned {} gradients for {} inputs",

@@ -143,7 +143,13 @@ impl<T: Float> Rule<T> for FusedOp {
                 let axes: crate::Shape = (0..ndim)
                     .filter(|&a| a < kept_start as usize || a >= kept_end as usize)
                     .collect();
-                V::normalize_grad(x, y, g, &axes, T::from_f64(f64::from_bits(eps_bits)))
+                let eps = T::from_f64(f64::from_bits(eps_bits));
+                match (x.as_tensor(), y.as_tensor(), g.as_tensor()) {
+                    (Some(xt), Some(yt), Some(gt)) => {
+                        g.constant(normalize_grad_tensor(xt, yt, gt, &axes, eps))
+                    }
+                    _ => normalize_grad_composite(x, y, g, &axes, eps),
+                }
             }
         };
         smallvec::smallvec![Some(gx)]

@@ -167,23 +167,42 @@ impl<T: Float> Rule<T> for MatmulOp {
         let ga = needs[0].then(|| {
             let sa = a.shape();
             match (self.ta, self.tb) {
-                (false, false) => g.matmul_t_sum_to(b, No, Yes, &sa),
-                (false, true) => g.matmul_t_sum_to(b, No, No, &sa),
-                (true, false) => b.matmul_t_sum_to(g, No, Yes, &sa),
-                (true, true) => b.matmul_t_sum_to(g, Yes, Yes, &sa),
+                (false, false) => matmul_t_sum_to(g, b, No, Yes, &sa),
+                (false, true) => matmul_t_sum_to(g, b, No, No, &sa),
+                (true, false) => matmul_t_sum_to(b, g, No, Yes, &sa),
+                (true, true) => matmul_t_sum_to(b, g, Yes, Yes, &sa),
             }
         });
         let gb = needs[1].then(|| {
             let sb = b.shape();
             match (self.ta, self.tb) {
-                (false, false) => a.matmul_t_sum_to(g, Yes, No, &sb),
-                (false, true) => g.matmul_t_sum_to(a, Yes, No, &sb),
-                (true, false) => a.matmul_t_sum_to(g, No, No, &sb),
-                (true, true) => g.matmul_t_sum_to(a, Yes, Yes, &sb),
+                (false, false) => matmul_t_sum_to(a, g, Yes, No, &sb),
+                (false, true) => matmul_t_sum_to(g, a, Yes, No, &sb),
+                (true, false) => matmul_t_sum_to(a, g, No, No, &sb),
+                (true, true) => matmul_t_sum_to(g, a, Yes, Yes, &sb),
             }
         });
         smallvec::smallvec![ga, gb]
     }
+}
+
+/// `op(a)·op(b)` summed back to `shape`: the gradient of a matmul operand that was
+/// broadcast over the batch. Tensors accumulate the batch's products into one matrix
+/// ([`matmul_summed`]) instead of materialising them all; `Var`s record the two ops.
+#[inline]
+pub(crate) fn matmul_t_sum_to<T: Float, V: Algebra<T>>(
+    a: &V,
+    b: &V,
+    ta: Transpose,
+    tb: Transpose,
+    shape: &[usize],
+) -> V {
+    if let (Some(at), Some(bt)) = (a.as_tensor(), b.as_tensor()) {
+        let summed = matmul_summed(at, bt, ta.is_yes(), tb.is_yes(), shape)
+            .unwrap_or_else(|| Algebra::sum_to(&at.matmul_t(bt, ta, tb), shape));
+        return a.constant(summed);
+    }
+    a.matmul_t(b, ta, tb).sum_to(shape)
 }
 
 /// `Σ_batch op(a)·op(b)` as one `[m, n]` matrix shaped `target`, accumulated product by

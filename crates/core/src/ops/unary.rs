@@ -296,12 +296,8 @@ impl<T: Float> Rule<T> for Unary<T> {
     /// `g · f'(x)`: fused in one pass on tensors, recorded op by op on `Var`s.
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
-        smallvec::smallvec![Some(V::unary_grad(
-            *self,
-            args.inputs[0],
-            args.output,
-            args.grad
-        ))]
+        let (x, y, g) = (args.inputs[0], args.output, args.grad);
+        smallvec::smallvec![Some(V::unary_grad(*self, x, y, g))]
     }
 }
 
