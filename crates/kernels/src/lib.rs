@@ -6,6 +6,7 @@
 //! - [`Float`]: the element trait (implemented for `f32` and `f64`).
 //! - [`strided`]: the one n-d walk that serves broadcasting, reductions, permutes and slices.
 //! - [`gemm`]: `C ← α·op(A)·op(B) + β·C` with arbitrary strides.
+//! - [`conv`]: 2-d convolution (im2col, direct, Winograd), forward and backward.
 //! - [`math`]: vectorised f32 `exp`, `log`, `tanh`, `sigmoid` with stated ulp bounds.
 //! - [`reduce`] and [`softmax`]: reductions and the numerically stable softmax family.
 //! - [`normalize`]: the fused normalisation of batch and layer norm, forward and backward.
@@ -16,6 +17,7 @@
 //!   thread count).
 #![warn(missing_docs)]
 
+pub mod conv;
 pub mod elementwise;
 mod float;
 pub mod gemm;

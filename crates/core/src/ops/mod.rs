@@ -10,7 +10,7 @@
 //! | [`movement`] | reshape, permute, transpose, broadcast_to, slice/narrow/select, pad, concat, stack, split, chunk, squeeze, unsqueeze, flatten |
 //! | [`index`] | index_select, index_add, gather, scatter_add, where, masked_fill, one_hot |
 //! | [`fused`] | softmax, log_softmax, normalize (batch and layer norm's core) |
-//! | [`conv`] | unfold2d/fold2d (im2col/col2im); conv2d (one op; 3×3 stride-1 windows through `winograd`), max_pool2d, avg_pool2d as composites |
+//! | [`conv`] | unfold2d/fold2d (im2col/col2im); conv2d (one op; its kernels, direct and Winograd, are `tapegrad_kernels::conv`), max_pool2d, avg_pool2d as composites |
 //! | [`custom`] | the user's own ops |
 //!
 //! The tape records a closed `Op` enum (custom ops are its one open variant), so a tape
@@ -25,7 +25,6 @@ pub mod matmul;
 pub mod movement;
 pub mod reduce;
 pub mod unary;
-pub(crate) mod winograd;
 
 use smallvec::SmallVec;
 

@@ -20,17 +20,15 @@
 //! regrouped, so the last bits differ from the direct (im2col) product, by a few ulps of the
 //! inputs' magnitudes (the tests bound it against the direct path, in f32 and f64).
 
-use tapegrad_kernels::elementwise::for_heavy_blocks;
-use tapegrad_kernels::gemm::{gemm, MatLayout};
-
-use crate::ops::conv::Window2d;
-use crate::tensor::Tensor;
+use super::{ConvDims, Scratch, Window2d};
+use crate::elementwise::for_heavy_blocks;
+use crate::gemm::{gemm, MatLayout};
 use crate::Float;
 
 /// Whether a convolution with this window and grouping takes the Winograd path: a 3×3
 /// kernel, stride 1, no dilation, one group, padding at most 2 on each axis (so that the
 /// input gradient is itself such a convolution), and an output of at least 2×2.
-pub(crate) fn applies(win: Window2d, groups: usize, ho: usize, wo: usize) -> bool {
+pub fn applies(win: Window2d, groups: usize, ho: usize, wo: usize) -> bool {
     win.kernel == (3, 3)
         && win.stride == (1, 1)
         && win.dilation == (1, 1)
@@ -42,16 +40,16 @@ pub(crate) fn applies(win: Window2d, groups: usize, ho: usize, wo: usize) -> boo
 }
 
 /// The transformed weights `U_ξ = (G·g·Gᵀ)_ξ` for every output/input channel pair, laid out
-/// `[16][rows][cols]` for the products `M_ξ = U_ξ · V_ξ`.
+/// `[16][rows][cols]` for the products `M_ξ = U_ξ · V_ξ`, written to `u`.
 ///
 /// `w` is OIHW `[o, c, 3, 3]`. Without `flip`, rows are the `o` output channels and cols the
 /// `c` input channels (the forward pass). With `flip`, the kernel is rotated by 180° and the
 /// roles swap (rows `c`, cols `o`): the weights of the input gradient, which is the
 /// correlation of the output gradient with the flipped kernel.
-fn transform_weights<T: Float>(w: &[T], o: usize, c: usize, flip: bool) -> Tensor<T> {
+fn transform_weights<T: Float>(w: &[T], o: usize, c: usize, flip: bool, u: &mut [T]) {
     let (rows, cols) = if flip { (c, o) } else { (o, c) };
     let half = T::from_f64(0.5);
-    Tensor::from_writer([16, rows, cols], |u| {
+    {
         for oi in 0..o {
             for ci in 0..c {
                 let k = &w[(oi * c + ci) * 9..][..9];
@@ -83,7 +81,7 @@ fn transform_weights<T: Float>(w: &[T], o: usize, c: usize, flip: bool) -> Tenso
                 }
             }
         }
-    })
+    }
 }
 
 /// The geometry of one image's tiling.
@@ -275,7 +273,8 @@ fn transform_output<T: Float>(
 /// (`[16, o, c]`), padding `pad`, plus `bias[oi]` if given, written to `out`
 /// (`[n, o, ho, wo]`). Images are spread over the threads; each image's result does not
 /// depend on the thread count.
-fn correlate<T: Float>(
+#[allow(clippy::too_many_arguments)] // the geometry of one call, spelled out
+fn correlate<T: Float, S: Scratch<T>>(
     x: &[T],
     (n, c, h, w): (usize, usize, usize, usize),
     u: &[T],
@@ -283,17 +282,32 @@ fn correlate<T: Float>(
     pad: (usize, usize),
     bias: Option<&[T]>,
     out: &mut [T],
+    scratch: &S,
 ) {
     let g = Tiles::new(c, (h, w), pad, o);
     debug_assert_eq!(out.len(), n * o * g.ho * g.wo);
     for_heavy_blocks(out, o * g.ho * g.wo, |b, out| {
-        let mut scratch = Tensor::<T>::from_writer([g.scratch() + 4 * g.tw], |_| {});
-        let s = scratch.as_mut_slice();
+        scratch.with(g.scratch() + 4 * g.tw, |s| image(x, b, &g, u, bias, s, out))
+    });
+}
+
+/// One image `b` of [`correlate`] into `out`, in the scratch space `s`.
+fn image<T: Float>(
+    x: &[T],
+    b: usize,
+    g: &Tiles,
+    u: &[T],
+    bias: Option<&[T]>,
+    s: &mut [T],
+    out: &mut [T],
+) {
+    let (c, o, h, w) = (g.c, g.o, g.h, g.w);
+    {
         let [padded, e, v, m, rows] = carve(
             s,
             [g.hp * g.wp, 4 * g.wp, 16 * c * g.t, 16 * o * g.t, 4 * g.tw],
         );
-        transform_input(&x[b * c * h * w..][..c * h * w], &g, padded, e, v);
+        transform_input(&x[b * c * h * w..][..c * h * w], g, padded, e, v);
         let row = MatLayout::row_major(g.t, false);
         for xi in 0..16 {
             gemm(
@@ -310,54 +324,58 @@ fn correlate<T: Float>(
                 row,
             );
         }
-        transform_output(m, &g, bias, rows, out);
-    });
+        transform_output(m, g, bias, rows, out);
+    }
 }
 
-/// `conv2d(x, w) + bias` for a window where [`applies`] holds.
-pub(crate) fn forward<T: Float>(
-    x: &Tensor<T>,
-    wt: &Tensor<T>,
-    bias: Option<&Tensor<T>>,
+/// `conv2d(x, w) + bias` into `out` (`[n, o, ho, wo]`) for a window where [`applies`]
+/// holds.
+pub fn forward<T: Float, S: Scratch<T>>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    d: &ConvDims,
     win: Window2d,
-) -> Tensor<T> {
-    let (xs, ws) = (x.shape(), wt.shape());
-    let (n, c, h, w, o) = (xs[0], xs[1], xs[2], xs[3], ws[0]);
-    let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
-    let u = transform_weights(wt.as_slice(), o, c, false);
-    Tensor::from_writer([n, o, ho, wo], |out| {
+    out: &mut [T],
+    scratch: &S,
+) {
+    scratch.with(16 * d.o * d.c, |u| {
+        transform_weights(w, d.o, d.c, false, u);
         correlate(
-            x.as_slice(),
-            (n, c, h, w),
-            u.as_slice(),
-            o,
+            x,
+            (d.n, d.c, d.h, d.w),
+            u,
+            d.o,
             win.padding,
-            bias.map(|b| b.as_slice()),
+            bias,
             out,
+            scratch,
         )
     })
 }
 
-/// The input gradient of `conv2d(x, w)` for a window where [`applies`] holds: the
-/// correlation of `g` (`[n, o, ho, wo]`) with the flipped kernel, padded by `2 − p`.
-pub(crate) fn input_grad<T: Float>(
-    g: &Tensor<T>,
-    wt: &Tensor<T>,
+/// The input gradient of `conv2d(x, w)` into `dx` (`[n, c, h, w]`) for a window where
+/// [`applies`] holds: the correlation of `g` (`[n, o, ho, wo]`) with the flipped kernel,
+/// padded by `2 − p`.
+pub fn input_grad<T: Float, S: Scratch<T>>(
+    g: &[T],
+    w: &[T],
+    d: &ConvDims,
     win: Window2d,
-    x_shape: &[usize],
-) -> Tensor<T> {
-    let (gs, ws) = (g.shape(), wt.shape());
-    let (n, o, ho, wo, c) = (gs[0], gs[1], gs[2], gs[3], ws[1]);
-    let u = transform_weights(wt.as_slice(), o, c, true);
-    Tensor::from_writer(x_shape, |dx| {
+    dx: &mut [T],
+    scratch: &S,
+) {
+    scratch.with(16 * d.o * d.c, |u| {
+        transform_weights(w, d.o, d.c, true, u);
         correlate(
-            g.as_slice(),
-            (n, o, ho, wo),
-            u.as_slice(),
-            c,
+            g,
+            (d.n, d.o, d.ho, d.wo),
+            u,
+            d.c,
             (2 - win.padding.0, 2 - win.padding.1),
             None,
             dx,
+            scratch,
         )
     })
 }
@@ -408,34 +426,48 @@ fn transform_grad<T: Float>(gy: &[T], t: &Tiles, pad: &mut [T], e: &mut [T], out
 /// Images per partial sum of the weight gradient: fixed, so the order of the additions does
 /// not depend on the thread count; four, so that a batch of 8 is already two tasks (the
 /// partial sums are small: 16·o·c each).
-const WEIGHT_GRAD_RUN: usize = 4;
+pub(super) const WEIGHT_GRAD_RUN: usize = 4;
 
 /// The weight gradient of `conv2d(x, w)` for a window where [`applies`] holds: the adjoint
 /// of the forward algorithm. Per image, `dU_ξ += Ĝ_ξ · V_ξᵀ` (output gradient and input
 /// in the transformed domain, summed over tiles); then `dw = Gᵀ·dU·G` per channel pair.
 /// Runs of [`WEIGHT_GRAD_RUN`] images accumulate in order (in parallel across runs), and
 /// the runs' sums are added in order.
-pub(crate) fn weight_grad<T: Float>(
-    gy: &Tensor<T>,
-    x: &Tensor<T>,
+pub fn weight_grad<T: Float, S: Scratch<T>>(
+    gy: &[T],
+    x: &[T],
+    d: &ConvDims,
     win: Window2d,
-    w_shape: &[usize],
-) -> Tensor<T> {
-    let xs = x.shape();
-    let (n, c, h, w, o) = (xs[0], xs[1], xs[2], xs[3], w_shape[0]);
+    dw: &mut [T],
+    scratch: &S,
+) {
+    let (size, runs) = (16 * d.o * d.c, d.n.div_ceil(WEIGHT_GRAD_RUN).max(1));
+    scratch.with(runs * size, |partials| {
+        for_heavy_blocks(partials, size, |r, du| {
+            weight_grad_run(gy, x, d, win, r, du, scratch)
+        });
+        sum_runs(partials, d, runs, dw);
+    })
+}
+
+/// The transformed weight gradient `dU` of the run of images `r`, into `du`.
+fn weight_grad_run<T: Float, S: Scratch<T>>(
+    gv: &[T],
+    xv: &[T],
+    d: &ConvDims,
+    win: Window2d,
+    r: usize,
+    du: &mut [T],
+    scratch: &S,
+) {
+    let (n, c, h, w, o) = (d.n, d.c, d.h, d.w, d.o);
     let t = Tiles::new(c, (h, w), win.padding, o);
-    let (xv, gv) = (x.as_slice(), gy.as_slice());
-    let size = 16 * o * c;
-    let runs = n.div_ceil(WEIGHT_GRAD_RUN).max(1);
-    let mut partials = Tensor::<T>::from_writer([runs * size], |_| {});
-    for_heavy_blocks(partials.as_mut_slice(), size, |r, du| {
-        let images = r * WEIGHT_GRAD_RUN..((r + 1) * WEIGHT_GRAD_RUN).min(n);
-        if images.is_empty() {
-            du.fill(T::zero());
-            return;
-        }
-        let mut scratch = Tensor::<T>::from_writer([t.scratch()], |_| {});
-        let s = scratch.as_mut_slice();
+    let images = r * WEIGHT_GRAD_RUN..((r + 1) * WEIGHT_GRAD_RUN).min(n);
+    if images.is_empty() {
+        du.fill(T::zero());
+        return;
+    }
+    scratch.with(t.scratch(), |s| {
         let [padded, e, v, gh] = carve(s, [t.hp * t.wp, 4 * t.wp, 16 * c * t.t, 16 * o * t.t]);
         for (i, b) in images.enumerate() {
             transform_input(&xv[b * c * h * w..][..c * h * w], &t, padded, e, v);
@@ -462,10 +494,14 @@ pub(crate) fn weight_grad<T: Float>(
                 );
             }
         }
-    });
-    let p = partials.as_slice();
+    })
+}
+
+/// `dw = Gᵀ·dU·G` per channel pair, `dU` the runs' sums of `p`, added in order.
+fn sum_runs<T: Float>(p: &[T], d: &ConvDims, runs: usize, dw: &mut [T]) {
+    let (o, c, size) = (d.o, d.c, 16 * d.o * d.c);
     let half = T::from_f64(0.5);
-    Tensor::from_writer(w_shape, |dw| {
+    {
         for oi in 0..o {
             for ci in 0..c {
                 // The runs' sums, in order; then Gᵀ·dU·G.
@@ -488,129 +524,5 @@ pub(crate) fn weight_grad<T: Float>(
                 }
             }
         }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ops::conv::{
-        conv2d_forward_direct, conv2d_input_grad_direct, conv2d_weight_grad_direct,
-    };
-    use crate::testing::rand_tensor;
-
-    /// The largest difference between `a` and `b`, relative to `b`'s largest magnitude.
-    fn rel_diff<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> f64 {
-        assert_eq!(a.shape(), b.shape());
-        let scale = b
-            .as_slice()
-            .iter()
-            .fold(1e-30f64, |m, v| m.max(v.to_f64().unwrap().abs()));
-        a.as_slice()
-            .iter()
-            .zip(b.as_slice())
-            .map(|(x, y)| (x.to_f64().unwrap() - y.to_f64().unwrap()).abs() / scale)
-            .fold(0.0, f64::max)
-    }
-
-    fn to_f32(t: &Tensor<f64>) -> Tensor<f32> {
-        t.cast()
-    }
-
-    /// Forward, input gradient and weight gradient through the Winograd path against the
-    /// direct (im2col) path: every padding it takes, odd and even planes (odd ones leave
-    /// half tiles at the edges), the smallest output it takes (2×2), in f64 and f32.
-    #[test]
-    fn winograd_matches_the_direct_convolution() {
-        let mut seed = 0;
-        let mut cases = 0;
-        for (n, c, o) in [(1, 1, 1), (2, 3, 5), (3, 4, 2)] {
-            for (h, w) in [(2, 2), (4, 4), (5, 7), (8, 3), (9, 10)] {
-                for pad in [(0, 0), (1, 1), (2, 2), (0, 2), (2, 1)] {
-                    let win = Window2d::new(3, 3).with_padding(pad.0, pad.1);
-                    let Some((ho, wo)) = win.output_size(h, w) else {
-                        continue;
-                    };
-                    if !applies(win, 1, ho, wo) {
-                        continue;
-                    }
-                    seed += 1;
-                    cases += 1;
-                    let x = rand_tensor(&[n, c, h, w], -1.0, 1.0, seed);
-                    let wt = rand_tensor(&[o, c, 3, 3], -1.0, 1.0, seed + 1000);
-                    let gy = rand_tensor(&[n, o, ho, wo], -1.0, 1.0, seed + 2000);
-                    let what = format!("n={n} c={c} o={o} h={h} w={w} pad={pad:?}");
-                    let y = forward(&x, &wt, None, win);
-                    let y0 = conv2d_forward_direct(&x, &wt, win, 1);
-                    assert!(rel_diff(&y, &y0) < 1e-14, "forward, {what}");
-                    let dx = input_grad(&gy, &wt, win, x.shape());
-                    let dx0 = conv2d_input_grad_direct(&gy, &wt, win, 1, x.shape());
-                    assert!(rel_diff(&dx, &dx0) < 1e-14, "input grad, {what}");
-                    let dw = weight_grad(&gy, &x, win, wt.shape());
-                    let dw0 = conv2d_weight_grad_direct(&gy, &x, win, 1, wt.shape());
-                    assert!(rel_diff(&dw, &dw0) < 1e-14, "weight grad, {what}");
-                    let (x, wt, gy) = (to_f32(&x), to_f32(&wt), to_f32(&gy));
-                    let e = rel_diff(
-                        &forward(&x, &wt, None, win),
-                        &conv2d_forward_direct(&x, &wt, win, 1),
-                    );
-                    assert!(e < 1e-5, "f32 forward, {what}: {e}");
-                    let e = rel_diff(
-                        &input_grad(&gy, &wt, win, x.shape()),
-                        &conv2d_input_grad_direct(&gy, &wt, win, 1, x.shape()),
-                    );
-                    assert!(e < 1e-5, "f32 input grad, {what}: {e}");
-                    let e = rel_diff(
-                        &weight_grad(&gy, &x, win, wt.shape()),
-                        &conv2d_weight_grad_direct(&gy, &x, win, 1, wt.shape()),
-                    );
-                    assert!(e < 1e-5, "f32 weight grad, {what}: {e}");
-                }
-            }
-        }
-        assert!(cases >= 60, "{cases} cases");
-    }
-
-    #[test]
-    fn winograd_takes_only_the_windows_it_computes() {
-        let w3 = Window2d::new(3, 3);
-        assert!(applies(w3.with_padding(1, 1), 1, 28, 28));
-        assert!(!applies(w3.with_padding(1, 1), 2, 28, 28), "groups");
-        assert!(!applies(w3.with_stride(2, 2), 1, 28, 28), "stride");
-        assert!(!applies(w3.with_dilation(2, 1), 1, 28, 28), "dilation");
-        assert!(!applies(w3.with_padding(3, 0), 1, 28, 28), "padding");
-        assert!(!applies(Window2d::new(5, 5), 1, 28, 28), "kernel");
-        assert!(!applies(w3, 1, 1, 5), "a one-row output");
-    }
-
-    /// Images of more than one weight-gradient run, so the runs' sums are combined.
-    #[test]
-    fn weight_gradient_over_several_runs() {
-        let win = Window2d::new(3, 3).with_padding(1, 1);
-        let x = rand_tensor(&[WEIGHT_GRAD_RUN * 2 + 3, 2, 5, 6], -1.0, 1.0, 7);
-        let gy = rand_tensor(&[WEIGHT_GRAD_RUN * 2 + 3, 3, 5, 6], -1.0, 1.0, 8);
-        let dw = weight_grad(&gy, &x, win, &[3, 2, 3, 3]);
-        let dw0 = conv2d_weight_grad_direct(&gy, &x, win, 1, &[3, 2, 3, 3]);
-        assert!(rel_diff(&dw, &dw0) < 1e-14);
-    }
-
-    /// An empty batch through the Winograd path: empty output, zero weight and bias
-    /// gradients, no panic.
-    #[test]
-    fn an_empty_batch() {
-        let g = crate::Graph::<f64>::new();
-        let x = g.leaf(Tensor::zeros([0, 2, 5, 5]));
-        let w = g.leaf(Tensor::ones([3, 2, 3, 3]));
-        let b = g.leaf(Tensor::ones([3]));
-        let y = x.conv2d(
-            w,
-            Some(b),
-            crate::ops::conv::Conv2dSpec::default().with_padding(1, 1),
-        );
-        assert_eq!(y.shape().as_slice(), &[0, 3, 5, 5]);
-        let grads = y.sum().backward();
-        assert!(grads.wrt(w).as_slice().iter().all(|&v| v == 0.0));
-        assert!(grads.wrt(b).as_slice().iter().all(|&v| v == 0.0));
-        assert_eq!(grads.wrt(x).shape(), &[0, 2, 5, 5]);
     }
 }
