@@ -229,6 +229,53 @@ pub(crate) fn ok<T>(r: Result<T>) -> T {
     }
 }
 
+/// A fallible method and its panicking twin, written once: `pub fn name / try_name(args)
+/// -> R { body }` defines `try_name` (the docs given, returning `Result<R>`, the body
+/// unchanged) and `name`, which returns `R` and panics at the caller's line where
+/// `try_name` returns an error. The receiver is `&self`, `self` or none.
+macro_rules! fallible {
+    (@panics $try:ident) => {
+        concat!(
+            "[`Self::", stringify!($try), "`], panicking at the caller's line where that ",
+            "returns an error."
+        )
+    };
+    ($(#[$doc:meta])* pub fn $name:ident / $try:ident
+        (& $s:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $try(& $s $(, $arg: $ty)*) -> $crate::Result<$ret> $body
+        #[doc = fallible!(@panics $try)]
+        #[track_caller]
+        pub fn $name(& $s $(, $arg: $ty)*) -> $ret {
+            $crate::error::ok($s.$try($($arg),*))
+        }
+    };
+    ($(#[$doc:meta])* pub fn $name:ident / $try:ident
+        ($s:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $try($s $(, $arg: $ty)*) -> $crate::Result<$ret> $body
+        #[doc = fallible!(@panics $try)]
+        #[track_caller]
+        pub fn $name($s $(, $arg: $ty)*) -> $ret {
+            $crate::error::ok($s.$try($($arg),*))
+        }
+    };
+    ($(#[$doc:meta])* pub fn $name:ident / $try:ident
+        ($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        #[track_caller]
+        pub fn $try($($arg: $ty),*) -> $crate::Result<$ret> $body
+        #[doc = fallible!(@panics $try)]
+        #[track_caller]
+        pub fn $name($($arg: $ty),*) -> $ret {
+            $crate::error::ok(Self::$try($($arg),*))
+        }
+    };
+}
+pub(crate) use fallible;
+
 /// Builds an [`Error::Shape`] for `op` at the caller's location.
 #[track_caller]
 pub(crate) fn shape_error(op: &'static str, shapes: &[&[usize]], rule: impl Into<String>) -> Error {

@@ -8,8 +8,8 @@
 //! were recorded and are skipped, as are inputs that do not need one.
 //!
 //! Two sweeps share the same rules (see [`crate::Algebra`]): [`Var::backward`] runs them on
-//! tensors ([`sweep_tensors`]), [`Var::backward_create_graph`] records them on the tape
-//! ([`sweep_vars_above`]). The first-order sweep keeps its gradients in [`chain::Slots`],
+//! tensors (`sweep_tensors`), [`Var::backward_create_graph`] records them on the tape
+//! (`sweep_vars_above`). The first-order sweep keeps its gradients in `chain::Slots`,
 //! which also holds its fast path for chains of one-element and element-wise ops.
 
 mod chain;

@@ -9,6 +9,7 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 use tapegrad_kernels::strided::{broadcast_strides, zip_strided};
 
 use crate::algebra::Algebra;
+use crate::error::fallible;
 use crate::error::{ok, shape_error, Result};
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, Shape};
@@ -245,40 +246,24 @@ impl Cmp {
 }
 
 impl<T: Float> Tensor<T> {
-    /// Applies a binary op with broadcasting.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the shapes do not broadcast.
-    #[track_caller]
-    pub fn try_binary(&self, op: BinaryOp, other: &Tensor<T>) -> Result<Tensor<T>> {
-        op.forward(self, other)
+    fallible! {
+        /// Applies a binary op with broadcasting.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the shapes do not broadcast.
+        pub fn binary / try_binary(&self, op: BinaryOp, other: &Tensor<T>) -> Tensor<T> {
+            op.forward(self, other)
+        }
     }
 
-    /// Applies a binary op with broadcasting (see [`Tensor::try_binary`]).
-    ///
-    /// # Panics
-    /// At the caller's line if the shapes do not broadcast.
-    #[track_caller]
-    pub fn binary(&self, op: BinaryOp, other: &Tensor<T>) -> Tensor<T> {
-        ok(self.try_binary(op, other))
-    }
-
-    /// Compares element-wise with broadcasting, giving a mask.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the shapes do not broadcast.
-    #[track_caller]
-    pub fn try_compare(&self, other: &Tensor<T>, cmp: Cmp) -> Result<Tensor<bool>> {
-        broadcast_zip("compare", self, other, |a, b| cmp.holds(a, b))
-    }
-
-    /// Compares element-wise with broadcasting (see [`Tensor::try_compare`]).
-    ///
-    /// # Panics
-    /// At the caller's line if the shapes do not broadcast.
-    #[track_caller]
-    pub fn compare(&self, other: &Tensor<T>, cmp: Cmp) -> Tensor<bool> {
-        ok(self.try_compare(other, cmp))
+    fallible! {
+        /// Compares element-wise with broadcasting, giving a mask.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the shapes do not broadcast.
+        pub fn compare / try_compare(&self, other: &Tensor<T>, cmp: Cmp) -> Tensor<bool> {
+            broadcast_zip("compare", self, other, |a, b| cmp.holds(a, b))
+        }
     }
 
     /// Compares every element with a scalar, giving a mask.
@@ -305,26 +290,18 @@ impl<'g, T: Float> Var<'g, T> {
         Ok(self.graph.push(value, Op::Binary(op), &[self.id, other.id]))
     }
 
-    /// Compares element-wise with broadcasting, giving a mask (no gradient).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the shapes do not broadcast.
-    #[track_caller]
-    pub fn try_compare(self, other: Var<'g, T>, cmp: Cmp) -> Result<Tensor<bool>> {
-        self.same_graph("compare", &other);
-        let nodes = self.graph.nodes();
-        nodes[self.id as usize]
-            .value
-            .try_compare(&nodes[other.id as usize].value, cmp)
-    }
-
-    /// Compares element-wise with broadcasting, giving a mask (see [`Var::try_compare`]).
-    ///
-    /// # Panics
-    /// At the caller's line if the shapes do not broadcast.
-    #[track_caller]
-    pub fn compare(self, other: Var<'g, T>, cmp: Cmp) -> Tensor<bool> {
-        ok(self.try_compare(other, cmp))
+    fallible! {
+        /// Compares element-wise with broadcasting, giving a mask (no gradient).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the shapes do not broadcast.
+        pub fn compare / try_compare(self, other: Var<'g, T>, cmp: Cmp) -> Tensor<bool> {
+            self.same_graph("compare", &other);
+            let nodes = self.graph.nodes();
+            nodes[self.id as usize]
+                .value
+                .try_compare(&nodes[other.id as usize].value, cmp)
+        }
     }
 
     /// Compares every element with a scalar, giving a mask (no gradient).

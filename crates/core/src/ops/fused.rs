@@ -23,6 +23,7 @@
 use tapegrad_kernels::{normalize, softmax};
 
 use crate::algebra::Algebra;
+use crate::error::fallible;
 use crate::error::{ok, Result};
 use crate::ops::unary::Unary;
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
@@ -249,47 +250,31 @@ fn axes_of(shape: &[usize], axis: usize) -> crate::Shape {
 }
 
 impl<T: Float> Tensor<T> {
-    /// `softmax` along `dim`: `e^{x_i} / Σ_j e^{x_j}`, shifted by the row maximum.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range.
-    #[track_caller]
-    pub fn try_softmax(&self, dim: isize) -> Result<Tensor<T>> {
-        let axis = normalize_axis("softmax", dim, self.ndim(), std::panic::Location::caller())?;
-        Ok(FusedOp::Softmax { axis }.forward(self))
+    fallible! {
+        /// `softmax` along `dim`: `e^{x_i} / Σ_j e^{x_j}`, shifted by the row maximum.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range.
+        pub fn softmax / try_softmax(&self, dim: isize) -> Tensor<T> {
+            let axis = normalize_axis("softmax", dim, self.ndim(), std::panic::Location::caller())?;
+            Ok(FusedOp::Softmax { axis }.forward(self))
+        }
     }
 
-    /// `softmax` along `dim` (see [`Tensor::try_softmax`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range.
-    #[track_caller]
-    pub fn softmax(&self, dim: isize) -> Tensor<T> {
-        ok(self.try_softmax(dim))
-    }
-
-    /// `log_softmax` along `dim`: `x_i − logsumexp(x)`, computed without overflow.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range.
-    #[track_caller]
-    pub fn try_log_softmax(&self, dim: isize) -> Result<Tensor<T>> {
-        let axis = normalize_axis(
-            "log_softmax",
-            dim,
-            self.ndim(),
-            std::panic::Location::caller(),
-        )?;
-        Ok(FusedOp::LogSoftmax { axis }.forward(self))
-    }
-
-    /// `log_softmax` along `dim` (see [`Tensor::try_log_softmax`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range.
-    #[track_caller]
-    pub fn log_softmax(&self, dim: isize) -> Tensor<T> {
-        ok(self.try_log_softmax(dim))
+    fallible! {
+        /// `log_softmax` along `dim`: `x_i − logsumexp(x)`, computed without overflow.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range.
+        pub fn log_softmax / try_log_softmax(&self, dim: isize) -> Tensor<T> {
+            let axis = normalize_axis(
+                "log_softmax",
+                dim,
+                self.ndim(),
+                std::panic::Location::caller(),
+            )?;
+            Ok(FusedOp::LogSoftmax { axis }.forward(self))
+        }
     }
 
     /// `(x − mean)/√(var + ε)` over the axes `dims`, with the biased variance (dividing by
@@ -336,115 +321,79 @@ impl<'g, T: Float> Var<'g, T> {
         self.graph.push(v, Op::Fused(op), &[self.id])
     }
 
-    /// `softmax` along `dim`, numerically stable.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range.
-    #[track_caller]
-    pub fn try_softmax(self, dim: isize) -> Result<Var<'g, T>> {
-        let axis = normalize_axis("softmax", dim, self.ndim(), std::panic::Location::caller())?;
-        Ok(self.fused(FusedOp::Softmax { axis }))
+    fallible! {
+        /// `softmax` along `dim`, numerically stable.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range.
+        pub fn softmax / try_softmax(self, dim: isize) -> Var<'g, T> {
+            let axis = normalize_axis("softmax", dim, self.ndim(), std::panic::Location::caller())?;
+            Ok(self.fused(FusedOp::Softmax { axis }))
+        }
     }
 
-    /// `softmax` along `dim`: range (0, 1), each row sums to 1.
-    ///
-    /// # Panics
-    /// If `dim` is out of range.
-    #[track_caller]
-    pub fn softmax(self, dim: isize) -> Var<'g, T> {
-        ok(self.try_softmax(dim))
+    fallible! {
+        /// `log_softmax` along `dim`, numerically stable.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range.
+        pub fn log_softmax / try_log_softmax(self, dim: isize) -> Var<'g, T> {
+            let axis = normalize_axis(
+                "log_softmax",
+                dim,
+                self.ndim(),
+                std::panic::Location::caller(),
+            )?;
+            Ok(self.fused(FusedOp::LogSoftmax { axis }))
+        }
     }
 
-    /// `log_softmax` along `dim`, numerically stable.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range.
-    #[track_caller]
-    pub fn try_log_softmax(self, dim: isize) -> Result<Var<'g, T>> {
-        let axis = normalize_axis(
-            "log_softmax",
-            dim,
-            self.ndim(),
-            std::panic::Location::caller(),
-        )?;
-        Ok(self.fused(FusedOp::LogSoftmax { axis }))
+    fallible! {
+        /// `(x − mean)/√(var + ε)` over the axes `dims`, with the biased variance: the core of
+        /// batch and layer norm as one node (see [`Tensor::try_normalize`]). Twice
+        /// differentiable.
+        ///
+        /// # Errors
+        /// As [`Tensor::try_normalize`].
+        pub fn normalize / try_normalize(self, dims: impl Dims, eps: f64) -> Var<'g, T> {
+            Ok(self.try_normalize_with_stats(dims, eps)?.0)
+        }
     }
 
-    /// `log_softmax` along `dim`: range (−∞, 0].
-    ///
-    /// # Panics
-    /// If `dim` is out of range.
-    #[track_caller]
-    pub fn log_softmax(self, dim: isize) -> Var<'g, T> {
-        ok(self.try_log_softmax(dim))
-    }
-
-    /// `(x − mean)/√(var + ε)` over the axes `dims`, with the biased variance: the core of
-    /// batch and layer norm as one node (see [`Tensor::try_normalize`]). Twice
-    /// differentiable.
-    ///
-    /// # Errors
-    /// As [`Tensor::try_normalize`].
-    #[track_caller]
-    pub fn try_normalize(self, dims: impl Dims, eps: f64) -> Result<Var<'g, T>> {
-        Ok(self.try_normalize_with_stats(dims, eps)?.0)
-    }
-
-    /// `(x − mean)/√(var + ε)` over `dims` (see [`Var::try_normalize`]).
-    ///
-    /// # Panics
-    /// On an invalid axis or `eps`.
-    #[track_caller]
-    pub fn normalize(self, dims: impl Dims, eps: f64) -> Var<'g, T> {
-        ok(self.try_normalize(dims, eps))
-    }
-
-    /// [`Var::try_normalize`], also returning the mean and the biased variance over `dims`
-    /// (as tensors without gradient, shaped with `dims` kept as size 1): what batch norm
-    /// needs for its running statistics, without computing them twice.
-    ///
-    /// # Errors
-    /// As [`Tensor::try_normalize`].
-    #[track_caller]
-    pub fn try_normalize_with_stats(
-        self,
-        dims: impl Dims,
-        eps: f64,
-    ) -> Result<(Var<'g, T>, Tensor<T>, Tensor<T>)> {
-        let shape = self.shape();
-        let axes = normalize_args(&dims, shape.len(), eps)?;
-        let stat_shape: crate::Shape = shape
-            .iter()
-            .enumerate()
-            .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
-            .collect();
-        let Some((ks, ke)) = kept_block(shape.len(), &axes) else {
-            let mean = self.mean_dim(axes.as_slice(), true);
-            let var = self.var_dim(axes.as_slice(), false, true);
-            let (m, v) = (mean.value(), var.value());
-            return Ok(((self - mean) * (var + T::from_f64(eps)).rsqrt(), m, v));
-        };
-        let op = normalize_op(ks, ke, eps);
-        let (mut m, mut v) = (
-            Tensor::zeros(stat_shape.as_slice()),
-            Tensor::zeros(stat_shape.as_slice()),
-        );
-        let y = self
-            .with_value(|x| op.normalize_forward(x, Some((m.as_mut_slice(), v.as_mut_slice()))));
-        Ok((self.graph.push(y, Op::Fused(op), &[self.id]), m, v))
-    }
-
-    /// [`Var::try_normalize_with_stats`], panicking at the caller's line on bad arguments.
-    ///
-    /// # Panics
-    /// As [`Tensor::normalize`].
-    #[track_caller]
-    pub fn normalize_with_stats(
-        self,
-        dims: impl Dims,
-        eps: f64,
-    ) -> (Var<'g, T>, Tensor<T>, Tensor<T>) {
-        ok(self.try_normalize_with_stats(dims, eps))
+    fallible! {
+        /// [`Var::try_normalize`], also returning the mean and the biased variance over `dims`
+        /// (as tensors without gradient, shaped with `dims` kept as size 1): what batch norm
+        /// needs for its running statistics, without computing them twice.
+        ///
+        /// # Errors
+        /// As [`Tensor::try_normalize`].
+        pub fn normalize_with_stats / try_normalize_with_stats(
+            self,
+            dims: impl Dims,
+            eps: f64,
+        ) -> (Var<'g, T>, Tensor<T>, Tensor<T>) {
+            let shape = self.shape();
+            let axes = normalize_args(&dims, shape.len(), eps)?;
+            let stat_shape: crate::Shape = shape
+                .iter()
+                .enumerate()
+                .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
+                .collect();
+            let Some((ks, ke)) = kept_block(shape.len(), &axes) else {
+                let mean = self.mean_dim(axes.as_slice(), true);
+                let var = self.var_dim(axes.as_slice(), false, true);
+                let (m, v) = (mean.value(), var.value());
+                return Ok(((self - mean) * (var + T::from_f64(eps)).rsqrt(), m, v));
+            };
+            let op = normalize_op(ks, ke, eps);
+            let (mut m, mut v) = (
+                Tensor::zeros(stat_shape.as_slice()),
+                Tensor::zeros(stat_shape.as_slice()),
+            );
+            let y = self
+                .with_value(|x| op.normalize_forward(x, Some((m.as_mut_slice(), v.as_mut_slice()))));
+            Ok((self.graph.push(y, Op::Fused(op), &[self.id]), m, v))
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use tapegrad_kernels::gemm::{gemm, MatLayout};
 use tapegrad_kernels::strided::{broadcast_strides, for_each_row};
 
 use crate::algebra::Algebra;
-use crate::error::{ok, shape_error, Result};
+use crate::error::fallible;
+use crate::error::{shape_error, Result};
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, numel, Shape};
 use crate::tensor::check_output;
@@ -323,64 +324,43 @@ fn matmul_plan(a: &[usize], b: &[usize]) -> Result<MatmulPlan> {
 }
 
 impl<T: Float> Tensor<T> {
-    /// Matrix product with `torch.matmul` semantics (1-d, 2-d, batched with broadcast batch
-    /// dimensions).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if an operand is 0-d, the inner dimensions differ or the batch
-    /// dimensions do not broadcast.
-    #[track_caller]
-    pub fn try_matmul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
-        let p = matmul_plan(self.shape(), other.shape())?;
-        let out = MatmulOp {
-            ta: false,
-            tb: false,
+    fallible! {
+        /// Matrix product with `torch.matmul` semantics (1-d, 2-d, batched with broadcast batch
+        /// dimensions).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if an operand is 0-d, the inner dimensions differ or the batch
+        /// dimensions do not broadcast.
+        pub fn matmul / try_matmul(&self, other: &Tensor<T>) -> Tensor<T> {
+            let p = matmul_plan(self.shape(), other.shape())?;
+            let out = MatmulOp {
+                ta: false,
+                tb: false,
+            }
+            .forward(&self.reshaped(p.a_shape), &other.reshaped(p.b_shape))?;
+            Ok(out.reshaped(p.out_shape))
         }
-        .forward(&self.reshaped(p.a_shape), &other.reshaped(p.b_shape))?;
-        Ok(out.reshaped(p.out_shape))
     }
 
-    /// Matrix product (see [`Tensor::try_matmul`]).
-    ///
-    /// # Panics
-    /// On incompatible shapes.
-    #[track_caller]
-    pub fn matmul(&self, other: &Tensor<T>) -> Tensor<T> {
-        ok(self.try_matmul(other))
-    }
-
-    /// `op(self)·op(other)` for operands of rank ≥ 2, where [`Transpose::Yes`] swaps an
-    /// operand's last two dimensions without copying.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] on a rank below 2 or incompatible shapes.
-    #[track_caller]
-    pub fn try_matmul_t(
-        &self,
-        other: &Tensor<T>,
-        transpose_a: Transpose,
-        transpose_b: Transpose,
-    ) -> Result<Tensor<T>> {
-        check_rank2(self.shape(), other.shape())?;
-        MatmulOp {
-            ta: transpose_a.is_yes(),
-            tb: transpose_b.is_yes(),
+    fallible! {
+        /// `op(self)·op(other)` for operands of rank ≥ 2, where [`Transpose::Yes`] swaps an
+        /// operand's last two dimensions without copying.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] on a rank below 2 or incompatible shapes.
+        pub fn matmul_t / try_matmul_t(
+            &self,
+            other: &Tensor<T>,
+            transpose_a: Transpose,
+            transpose_b: Transpose,
+        ) -> Tensor<T> {
+            check_rank2(self.shape(), other.shape())?;
+            MatmulOp {
+                ta: transpose_a.is_yes(),
+                tb: transpose_b.is_yes(),
+            }
+            .forward(self, other)
         }
-        .forward(self, other)
-    }
-
-    /// `op(self)·op(other)` (see [`Tensor::try_matmul_t`]).
-    ///
-    /// # Panics
-    /// On a rank below 2 or incompatible shapes.
-    #[track_caller]
-    pub fn matmul_t(
-        &self,
-        other: &Tensor<T>,
-        transpose_a: Transpose,
-        transpose_b: Transpose,
-    ) -> Tensor<T> {
-        ok(self.try_matmul_t(other, transpose_a, transpose_b))
     }
 }
 
@@ -397,71 +377,50 @@ fn check_rank2(a: &[usize], b: &[usize]) -> Result<()> {
 }
 
 impl<'g, T: Float> Var<'g, T> {
-    /// Matrix product with `torch.matmul` semantics (1-d, 2-d, batched with broadcast batch
-    /// dimensions).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if an operand is 0-d, the inner dimensions differ or the batch
-    /// dimensions do not broadcast.
-    #[track_caller]
-    pub fn try_matmul(self, other: Var<'g, T>) -> Result<Var<'g, T>> {
-        self.same_graph("matmul", &other);
-        let p = matmul_plan(&self.shape(), &other.shape())?;
-        let a = self.reshape(&p.a_shape);
-        let b = other.reshape(&p.b_shape);
-        Ok(a.try_matmul_t(b, No, No)?.reshape(&p.out_shape))
+    fallible! {
+        /// Matrix product with `torch.matmul` semantics (1-d, 2-d, batched with broadcast batch
+        /// dimensions).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if an operand is 0-d, the inner dimensions differ or the batch
+        /// dimensions do not broadcast.
+        pub fn matmul / try_matmul(self, other: Var<'g, T>) -> Var<'g, T> {
+            self.same_graph("matmul", &other);
+            let p = matmul_plan(&self.shape(), &other.shape())?;
+            let a = self.reshape(&p.a_shape);
+            let b = other.reshape(&p.b_shape);
+            Ok(a.try_matmul_t(b, No, No)?.reshape(&p.out_shape))
+        }
     }
 
-    /// Matrix product (see [`Var::try_matmul`]).
-    ///
-    /// # Panics
-    /// On incompatible shapes, naming both shapes and the caller's line.
-    #[track_caller]
-    pub fn matmul(self, other: Var<'g, T>) -> Var<'g, T> {
-        ok(self.try_matmul(other))
-    }
-
-    /// `op(self)·op(other)` for operands of rank ≥ 2, where the flags swap the last two
-    /// dimensions without copying (e.g. `x.matmul_t(w, Transpose::No, Transpose::Yes)` is `x·wᵀ`).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] on a rank below 2 or incompatible shapes.
-    #[track_caller]
-    pub fn try_matmul_t(
-        self,
-        other: Var<'g, T>,
-        transpose_a: Transpose,
-        transpose_b: Transpose,
-    ) -> Result<Var<'g, T>> {
-        self.same_graph("matmul", &other);
-        let op = MatmulOp {
-            ta: transpose_a.is_yes(),
-            tb: transpose_b.is_yes(),
-        };
-        let value = {
-            let nodes = self.graph.nodes();
-            let (a, b) = (
-                &nodes[self.id as usize].value,
-                &nodes[other.id as usize].value,
-            );
-            check_rank2(a.shape(), b.shape())?;
-            op.forward(a, b)?
-        };
-        Ok(self.graph.push(value, Op::Matmul(op), &[self.id, other.id]))
-    }
-
-    /// `op(self)·op(other)` (see [`Var::try_matmul_t`]).
-    ///
-    /// # Panics
-    /// On a rank below 2 or incompatible shapes.
-    #[track_caller]
-    pub fn matmul_t(
-        self,
-        other: Var<'g, T>,
-        transpose_a: Transpose,
-        transpose_b: Transpose,
-    ) -> Var<'g, T> {
-        ok(self.try_matmul_t(other, transpose_a, transpose_b))
+    fallible! {
+        /// `op(self)·op(other)` for operands of rank ≥ 2, where the flags swap the last two
+        /// dimensions without copying (e.g. `x.matmul_t(w, Transpose::No, Transpose::Yes)` is `x·wᵀ`).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] on a rank below 2 or incompatible shapes.
+        pub fn matmul_t / try_matmul_t(
+            self,
+            other: Var<'g, T>,
+            transpose_a: Transpose,
+            transpose_b: Transpose,
+        ) -> Var<'g, T> {
+            self.same_graph("matmul", &other);
+            let op = MatmulOp {
+                ta: transpose_a.is_yes(),
+                tb: transpose_b.is_yes(),
+            };
+            let value = {
+                let nodes = self.graph.nodes();
+                let (a, b) = (
+                    &nodes[self.id as usize].value,
+                    &nodes[other.id as usize].value,
+                );
+                check_rank2(a.shape(), b.shape())?;
+                op.forward(a, b)?
+            };
+            Ok(self.graph.push(value, Op::Matmul(op), &[self.id, other.id]))
+        }
     }
 }
 

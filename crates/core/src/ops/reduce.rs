@@ -10,6 +10,7 @@ use smallvec::SmallVec;
 use tapegrad_kernels::strided::{broadcast_strides, fold_into};
 
 use crate::algebra::Algebra;
+use crate::error::fallible;
 use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::binary::broadcast_zip;
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
@@ -373,62 +374,38 @@ impl<T: Float> Tensor<T> {
         op.forward(self)
     }
 
-    /// Σ over `shape`'s broadcast axes: the inverse of broadcasting `shape` to `self`'s
-    /// shape.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if `shape` does not broadcast to `self`'s shape.
-    #[track_caller]
-    pub fn try_sum_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
-        check_sum_to(self.shape(), shape)?;
-        Ok(self.reduce(&ReduceOp::SumTo {
-            shape: Shape::from_slice(shape),
-        }))
+    fallible! {
+        /// Σ over `shape`'s broadcast axes: the inverse of broadcasting `shape` to `self`'s
+        /// shape.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if `shape` does not broadcast to `self`'s shape.
+        pub fn sum_to / try_sum_to(&self, shape: &[usize]) -> Tensor<T> {
+            check_sum_to(self.shape(), shape)?;
+            Ok(self.reduce(&ReduceOp::SumTo {
+                shape: Shape::from_slice(shape),
+            }))
+        }
     }
 
-    /// Σ over `shape`'s broadcast axes (see [`Tensor::try_sum_to`]).
-    ///
-    /// # Panics
-    /// If `shape` does not broadcast to `self`'s shape.
-    #[track_caller]
-    pub fn sum_to(&self, shape: &[usize]) -> Tensor<T> {
-        ok(self.try_sum_to(shape))
+    fallible! {
+        /// Index of the maximum along `dim` (the first one at ties; NaN counts as the maximum).
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the dimension is empty.
+        pub fn argmax / try_argmax(&self, dim: isize, keepdim: bool) -> Tensor<usize> {
+            self.arg_reduce("argmax", dim, keepdim, |a, b| a > b)
+        }
     }
 
-    /// Index of the maximum along `dim` (the first one at ties; NaN counts as the maximum).
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn try_argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
-        self.arg_reduce("argmax", dim, keepdim, |a, b| a > b)
-    }
-
-    /// Index of the maximum along `dim` (see [`Tensor::try_argmax`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn argmax(&self, dim: isize, keepdim: bool) -> Tensor<usize> {
-        ok(self.try_argmax(dim, keepdim))
-    }
-
-    /// Index of the minimum along `dim` (the first one at ties).
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn try_argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
-        self.arg_reduce("argmin", dim, keepdim, |a, b| a < b)
-    }
-
-    /// Index of the minimum along `dim` (see [`Tensor::try_argmin`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn argmin(&self, dim: isize, keepdim: bool) -> Tensor<usize> {
-        ok(self.try_argmin(dim, keepdim))
+    fallible! {
+        /// Index of the minimum along `dim` (the first one at ties).
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the dimension is empty.
+        pub fn argmin / try_argmin(&self, dim: isize, keepdim: bool) -> Tensor<usize> {
+            self.arg_reduce("argmin", dim, keepdim, |a, b| a < b)
+        }
     }
 
     #[track_caller]
@@ -491,68 +468,44 @@ impl<'g, T: Float> Var<'g, T> {
             .push(value, Op::Reduce(self.graph.boxed(op)), &[self.id])
     }
 
-    /// Σ over `shape`'s broadcast axes: the inverse of broadcasting (see
-    /// [`Tensor::try_sum_to`]).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if `shape` does not broadcast to this value's shape.
-    #[track_caller]
-    pub fn try_sum_to(self, shape: &[usize]) -> Result<Var<'g, T>> {
-        check_sum_to(&self.shape(), shape)?;
-        if self.shape().as_slice() == shape {
-            return Ok(self);
+    fallible! {
+        /// Σ over `shape`'s broadcast axes: the inverse of broadcasting (see
+        /// [`Tensor::try_sum_to`]).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if `shape` does not broadcast to this value's shape.
+        pub fn sum_to / try_sum_to(self, shape: &[usize]) -> Var<'g, T> {
+            check_sum_to(&self.shape(), shape)?;
+            if self.shape().as_slice() == shape {
+                return Ok(self);
+            }
+            Ok(self.reduce(ReduceOp::SumTo {
+                shape: Shape::from_slice(shape),
+            }))
         }
-        Ok(self.reduce(ReduceOp::SumTo {
-            shape: Shape::from_slice(shape),
-        }))
     }
 
-    /// Σ over `shape`'s broadcast axes.
-    ///
-    /// # Panics
-    /// If `shape` does not broadcast to this value's shape.
-    #[track_caller]
-    pub fn sum_to(self, shape: &[usize]) -> Var<'g, T> {
-        ok(self.try_sum_to(shape))
+    fallible! {
+        /// The maximum along `dim` and its index (the gradient goes to that index only, as
+        /// PyTorch's `max(dim)`).
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the dimension is empty.
+        pub fn max_dim / try_max_dim(self, dim: isize, keepdim: bool) -> (Var<'g, T>, Tensor<usize>) {
+            let idx = self.value_ref().try_argmax(dim, true)?;
+            self.take_at(dim, idx, keepdim)
+        }
     }
 
-    /// The maximum along `dim` and its index (the gradient goes to that index only, as
-    /// PyTorch's `max(dim)`).
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn try_max_dim(self, dim: isize, keepdim: bool) -> Result<(Var<'g, T>, Tensor<usize>)> {
-        let idx = self.value_ref().try_argmax(dim, true)?;
-        self.take_at(dim, idx, keepdim)
-    }
-
-    /// The maximum along `dim` and its index (see [`Var::try_max_dim`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn max_dim(self, dim: isize, keepdim: bool) -> (Var<'g, T>, Tensor<usize>) {
-        ok(self.try_max_dim(dim, keepdim))
-    }
-
-    /// The minimum along `dim` and its index (the gradient goes to that index only).
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn try_min_dim(self, dim: isize, keepdim: bool) -> Result<(Var<'g, T>, Tensor<usize>)> {
-        let idx = self.value_ref().try_argmin(dim, true)?;
-        self.take_at(dim, idx, keepdim)
-    }
-
-    /// The minimum along `dim` and its index (see [`Var::try_min_dim`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn min_dim(self, dim: isize, keepdim: bool) -> (Var<'g, T>, Tensor<usize>) {
-        ok(self.try_min_dim(dim, keepdim))
+    fallible! {
+        /// The minimum along `dim` and its index (the gradient goes to that index only).
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the dimension is empty.
+        pub fn min_dim / try_min_dim(self, dim: isize, keepdim: bool) -> (Var<'g, T>, Tensor<usize>) {
+            let idx = self.value_ref().try_argmin(dim, true)?;
+            self.take_at(dim, idx, keepdim)
+        }
     }
 
     /// `gather` at keepdim indices along `dim`, then squeeze unless `keepdim`.
@@ -580,40 +533,24 @@ impl<'g, T: Float> Var<'g, T> {
         Ok((values.reshape(&out_shape), idx_keep.with_shape(out_shape)))
     }
 
-    /// Index of the maximum along `dim` (no gradient; first index at ties).
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn try_argmax(self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
-        self.value_ref().try_argmax(dim, keepdim)
+    fallible! {
+        /// Index of the maximum along `dim` (no gradient; first index at ties).
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the dimension is empty.
+        pub fn argmax / try_argmax(self, dim: isize, keepdim: bool) -> Tensor<usize> {
+            self.value_ref().try_argmax(dim, keepdim)
+        }
     }
 
-    /// Index of the maximum along `dim` (see [`Var::try_argmax`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn argmax(self, dim: isize, keepdim: bool) -> Tensor<usize> {
-        ok(self.try_argmax(dim, keepdim))
-    }
-
-    /// Index of the minimum along `dim` (no gradient; first index at ties).
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn try_argmin(self, dim: isize, keepdim: bool) -> Result<Tensor<usize>> {
-        self.value_ref().try_argmin(dim, keepdim)
-    }
-
-    /// Index of the minimum along `dim` (see [`Var::try_argmin`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the dimension is empty.
-    #[track_caller]
-    pub fn argmin(self, dim: isize, keepdim: bool) -> Tensor<usize> {
-        ok(self.try_argmin(dim, keepdim))
+    fallible! {
+        /// Index of the minimum along `dim` (no gradient; first index at ties).
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the dimension is empty.
+        pub fn argmin / try_argmin(self, dim: isize, keepdim: bool) -> Tensor<usize> {
+            self.value_ref().try_argmin(dim, keepdim)
+        }
     }
 }
 
@@ -737,62 +674,38 @@ impl<T: Float> Tensor<T> {
         self.var(unbiased).sqrt()
     }
 
-    /// Standard deviation over `dims`.
-    ///
-    /// # Errors
-    /// On an invalid axis.
-    #[track_caller]
-    pub fn try_std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Result<Tensor<T>> {
-        // Checked under std's own name, then computed as √var.
-        let axes = axes_for("std", &dims.to_dims(), self.shape(), false)?;
-        Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
+    fallible! {
+        /// Standard deviation over `dims`.
+        ///
+        /// # Errors
+        /// On an invalid axis.
+        pub fn std_dim / try_std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Tensor<T> {
+            // Checked under std's own name, then computed as √var.
+            let axes = axes_for("std", &dims.to_dims(), self.shape(), false)?;
+            Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
+        }
     }
 
-    /// Standard deviation over `dims` (see [`Tensor::try_std_dim`]).
-    ///
-    /// # Panics
-    /// On an invalid axis.
-    #[track_caller]
-    pub fn std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Tensor<T> {
-        ok(self.try_std_dim(dims, unbiased, keepdim))
+    fallible! {
+        /// The p-norm over all elements.
+        ///
+        /// # Errors
+        /// [`crate::Error::Argument`] if `p` is not > 0.
+        pub fn norm / try_norm(&self, p: f64) -> Tensor<T> {
+            self.try_norm_dim(p, all_axes(self.ndim()).as_slice(), false)
+        }
     }
 
-    /// The p-norm over all elements (p > 0, or `f64::INFINITY` for max |x|).
-    ///
-    /// # Panics
-    /// If `p` is not > 0.
-    #[track_caller]
-    pub fn norm(&self, p: f64) -> Tensor<T> {
-        ok(self.try_norm(p))
-    }
-
-    /// The p-norm over all elements.
-    ///
-    /// # Errors
-    /// [`crate::Error::Argument`] if `p` is not > 0.
-    #[track_caller]
-    pub fn try_norm(&self, p: f64) -> Result<Tensor<T>> {
-        self.try_norm_dim(p, all_axes(self.ndim()).as_slice(), false)
-    }
-
-    /// The p-norm over `dims`.
-    ///
-    /// # Errors
-    /// On an invalid axis or `p` not > 0.
-    #[track_caller]
-    pub fn try_norm_dim(&self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Tensor<T>> {
-        check_p(p)?;
-        let axes = axes_for("norm", &dims.to_dims(), self.shape(), false)?;
-        Ok(self.reduce(&ReduceOp::Norm { p, axes, keepdim }))
-    }
-
-    /// The p-norm over `dims`.
-    ///
-    /// # Panics
-    /// On an invalid axis or `p` not > 0.
-    #[track_caller]
-    pub fn norm_dim(&self, p: f64, dims: impl Dims, keepdim: bool) -> Tensor<T> {
-        ok(self.try_norm_dim(p, dims, keepdim))
+    fallible! {
+        /// The p-norm over `dims`.
+        ///
+        /// # Errors
+        /// On an invalid axis or `p` not > 0.
+        pub fn norm_dim / try_norm_dim(&self, p: f64, dims: impl Dims, keepdim: bool) -> Tensor<T> {
+            check_p(p)?;
+            let axes = axes_for("norm", &dims.to_dims(), self.shape(), false)?;
+            Ok(self.reduce(&ReduceOp::Norm { p, axes, keepdim }))
+        }
     }
 }
 
@@ -803,64 +716,40 @@ impl<'g, T: Float> Var<'g, T> {
         self.var(unbiased).sqrt()
     }
 
-    /// Standard deviation over `dims` (the square root of [`Var::var_dim`]; its gradient
-    /// is infinite where the deviation is 0, as PyTorch).
-    ///
-    /// # Errors
-    /// On an invalid axis.
-    #[track_caller]
-    pub fn try_std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Result<Var<'g, T>> {
-        // Checked under std's own name, then computed as √var.
-        let axes = axes_for("std", &dims.to_dims(), self.value_ref().shape(), false)?;
-        Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
+    fallible! {
+        /// Standard deviation over `dims` (the square root of [`Var::var_dim`]; its gradient
+        /// is infinite where the deviation is 0, as PyTorch).
+        ///
+        /// # Errors
+        /// On an invalid axis.
+        pub fn std_dim / try_std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Var<'g, T> {
+            // Checked under std's own name, then computed as √var.
+            let axes = axes_for("std", &dims.to_dims(), self.value_ref().shape(), false)?;
+            Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
+        }
     }
 
-    /// Standard deviation over `dims` (see [`Var::try_std_dim`]).
-    ///
-    /// # Panics
-    /// On an invalid axis.
-    #[track_caller]
-    pub fn std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Var<'g, T> {
-        ok(self.try_std_dim(dims, unbiased, keepdim))
+    fallible! {
+        /// The p-norm over all elements.
+        ///
+        /// # Errors
+        /// [`crate::Error::Argument`] if `p` is not > 0.
+        pub fn norm / try_norm(self, p: f64) -> Var<'g, T> {
+            let dims = all_axes(self.ndim());
+            self.try_norm_dim(p, dims.as_slice(), false)
+        }
     }
 
-    /// The p-norm over all elements (p > 0, or `f64::INFINITY` for max |x|).
-    ///
-    /// # Panics
-    /// If `p` is not > 0.
-    #[track_caller]
-    pub fn norm(self, p: f64) -> Var<'g, T> {
-        ok(self.try_norm(p))
-    }
-
-    /// The p-norm over all elements.
-    ///
-    /// # Errors
-    /// [`crate::Error::Argument`] if `p` is not > 0.
-    #[track_caller]
-    pub fn try_norm(self, p: f64) -> Result<Var<'g, T>> {
-        let dims = all_axes(self.ndim());
-        self.try_norm_dim(p, dims.as_slice(), false)
-    }
-
-    /// The p-norm over `dims`.
-    ///
-    /// # Errors
-    /// On an invalid axis or `p` not > 0.
-    #[track_caller]
-    pub fn try_norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Var<'g, T>> {
-        check_p(p)?;
-        let axes = axes_for("norm", &dims.to_dims(), self.value_ref().shape(), false)?;
-        Ok(self.reduce(ReduceOp::Norm { p, axes, keepdim }))
-    }
-
-    /// The p-norm over `dims`.
-    ///
-    /// # Panics
-    /// On an invalid axis or `p` not > 0.
-    #[track_caller]
-    pub fn norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Var<'g, T> {
-        ok(self.try_norm_dim(p, dims, keepdim))
+    fallible! {
+        /// The p-norm over `dims`.
+        ///
+        /// # Errors
+        /// On an invalid axis or `p` not > 0.
+        pub fn norm_dim / try_norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Var<'g, T> {
+            check_p(p)?;
+            let axes = axes_for("norm", &dims.to_dims(), self.value_ref().shape(), false)?;
+            Ok(self.reduce(ReduceOp::Norm { p, axes, keepdim }))
+        }
     }
 }
 

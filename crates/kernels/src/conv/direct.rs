@@ -93,7 +93,7 @@ pub fn input_grad<T: Float, S: Scratch<T>>(
 pub(super) const WEIGHT_GRAD_RUN: usize = 8;
 
 /// The weight gradient into `dw` (`[o, c/groups, kh, kw]`): `Σ_images g·colsᵀ` per group,
-/// the columns rebuilt image by image. Runs of [`WEIGHT_GRAD_RUN`] images accumulate their
+/// the columns rebuilt image by image. Runs of `WEIGHT_GRAD_RUN` (8) images accumulate their
 /// products in order (in parallel across runs); the runs' sums are then added in order.
 pub fn weight_grad<T: Float, S: Scratch<T>>(
     g: &[T],

@@ -431,7 +431,7 @@ pub(super) const WEIGHT_GRAD_RUN: usize = 4;
 /// The weight gradient of `conv2d(x, w)` for a window where [`applies`] holds: the adjoint
 /// of the forward algorithm. Per image, `dU_ξ += Ĝ_ξ · V_ξᵀ` (output gradient and input
 /// in the transformed domain, summed over tiles); then `dw = Gᵀ·dU·G` per channel pair.
-/// Runs of [`WEIGHT_GRAD_RUN`] images accumulate in order (in parallel across runs), and
+/// Runs of `WEIGHT_GRAD_RUN` (4) images accumulate in order (in parallel across runs), and
 /// the runs' sums are added in order.
 pub fn weight_grad<T: Float, S: Scratch<T>>(
     gy: &[T],

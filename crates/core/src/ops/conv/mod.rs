@@ -11,7 +11,8 @@ pub use tapegrad_kernels::conv::Window2d;
 use tapegrad_kernels::conv::{self, ConvDims, Scratch};
 
 use crate::algebra::Algebra;
-use crate::error::{arg_error, ok, shape_error, Result};
+use crate::error::fallible;
+use crate::error::{arg_error, shape_error, Result};
 use crate::ops::matmul::Transpose;
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::Shape;
@@ -427,129 +428,84 @@ fn conv_plan<T: Float>(
 }
 
 impl<T: Float> Tensor<T> {
-    /// im2col: every `win`-window of `[N, C, H, W]` as a column of `[N, C·kh·kw, L]`
-    /// (PyTorch's `F.unfold`).
-    ///
-    /// # Errors
-    /// On a shape that is not 4-d or a window larger than the padded image.
-    #[track_caller]
-    pub fn try_unfold2d(&self, win: Window2d) -> Result<Tensor<T>> {
-        let op = ConvOp::Unfold { win };
-        op.check::<T>(self.shape())?;
-        Ok(op.forward(self))
+    fallible! {
+        /// im2col: every `win`-window of `[N, C, H, W]` as a column of `[N, C·kh·kw, L]`
+        /// (PyTorch's `F.unfold`).
+        ///
+        /// # Errors
+        /// On a shape that is not 4-d or a window larger than the padded image.
+        pub fn unfold2d / try_unfold2d(&self, win: Window2d) -> Tensor<T> {
+            let op = ConvOp::Unfold { win };
+            op.check::<T>(self.shape())?;
+            Ok(op.forward(self))
+        }
     }
 
-    /// col2im: columns `[N, C·kh·kw, L]` summed into `[N, C, H, W]` (PyTorch's `F.fold`).
-    ///
-    /// # Errors
-    /// On mismatched shapes.
-    #[track_caller]
-    pub fn try_fold2d(&self, win: Window2d, size: (usize, usize)) -> Result<Tensor<T>> {
-        let op = ConvOp::Fold { win, size };
-        op.check::<T>(self.shape())?;
-        Ok(op.forward(self))
+    fallible! {
+        /// col2im: columns `[N, C·kh·kw, L]` summed into `[N, C, H, W]` (PyTorch's `F.fold`).
+        ///
+        /// # Errors
+        /// On mismatched shapes.
+        pub fn fold2d / try_fold2d(&self, win: Window2d, size: (usize, usize)) -> Tensor<T> {
+            let op = ConvOp::Fold { win, size };
+            op.check::<T>(self.shape())?;
+            Ok(op.forward(self))
+        }
     }
 
-    /// im2col (see [`Tensor::try_unfold2d`]).
-    ///
-    /// # Panics
-    /// At the caller's line on invalid shapes.
-    #[track_caller]
-    pub fn unfold2d(&self, win: Window2d) -> Tensor<T> {
-        ok(self.try_unfold2d(win))
+    fallible! {
+        /// 2-d convolution of tensors (see [`Var::try_conv2d`]): the same kernels, no tape.
+        ///
+        /// ```
+        /// use tapegrad_core::{Conv2dSpec, Tensor};
+        /// let x = Tensor::<f64>::ones([1, 1, 3, 3]);
+        /// let w = Tensor::<f64>::ones([1, 1, 2, 2]);
+        /// let y = x.conv2d(&w, None, Conv2dSpec::default());
+        /// assert_eq!(y.to_vec(), vec![4.0; 4]);
+        /// ```
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.
+        pub fn conv2d / try_conv2d(
+            &self,
+            weight: &Tensor<T>,
+            bias: Option<&Tensor<T>>,
+            spec: Conv2dSpec,
+        ) -> Tensor<T> {
+            let [_, _, _, kh, kw, _, _] =
+                conv_plan::<T>(self.shape(), weight.shape(), bias.map(|b| b.shape()), &spec)?;
+            let win = Window2d {
+                kernel: (kh, kw),
+                stride: spec.stride,
+                padding: spec.padding,
+                dilation: spec.dilation,
+            };
+            Ok(conv2d_forward(self, weight, bias, win, spec.groups))
+        }
     }
 
-    /// col2im (see [`Tensor::try_fold2d`]).
-    ///
-    /// # Panics
-    /// At the caller's line on mismatched shapes.
-    #[track_caller]
-    pub fn fold2d(&self, win: Window2d, size: (usize, usize)) -> Tensor<T> {
-        ok(self.try_fold2d(win, size))
+    fallible! {
+        /// Max pooling of a tensor (see [`Var::try_max_pool2d`]): the composite run on a
+        /// throwaway tape of constants, so it is written once.
+        ///
+        /// # Errors
+        /// On a non-4-d input, an oversized window, or padding above half the kernel.
+        pub fn max_pool2d / try_max_pool2d(&self, win: Window2d) -> Tensor<T> {
+            let g = crate::Graph::new();
+            Ok(g.constant(self.clone()).try_max_pool2d(win)?.value())
+        }
     }
 
-    /// 2-d convolution of tensors (see [`Var::try_conv2d`]): the same kernels, no tape.
-    ///
-    /// ```
-    /// use tapegrad_core::{Conv2dSpec, Tensor};
-    /// let x = Tensor::<f64>::ones([1, 1, 3, 3]);
-    /// let w = Tensor::<f64>::ones([1, 1, 2, 2]);
-    /// let y = x.conv2d(&w, None, Conv2dSpec::default());
-    /// assert_eq!(y.to_vec(), vec![4.0; 4]);
-    /// ```
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.
-    #[track_caller]
-    pub fn try_conv2d(
-        &self,
-        weight: &Tensor<T>,
-        bias: Option<&Tensor<T>>,
-        spec: Conv2dSpec,
-    ) -> Result<Tensor<T>> {
-        let [_, _, _, kh, kw, _, _] =
-            conv_plan::<T>(self.shape(), weight.shape(), bias.map(|b| b.shape()), &spec)?;
-        let win = Window2d {
-            kernel: (kh, kw),
-            stride: spec.stride,
-            padding: spec.padding,
-            dilation: spec.dilation,
-        };
-        Ok(conv2d_forward(self, weight, bias, win, spec.groups))
-    }
-
-    /// 2-d convolution of tensors (see [`Tensor::try_conv2d`]).
-    ///
-    /// # Panics
-    /// On inconsistent shapes.
-    #[track_caller]
-    pub fn conv2d(
-        &self,
-        weight: &Tensor<T>,
-        bias: Option<&Tensor<T>>,
-        spec: Conv2dSpec,
-    ) -> Tensor<T> {
-        ok(self.try_conv2d(weight, bias, spec))
-    }
-
-    /// Max pooling of a tensor (see [`Var::try_max_pool2d`]): the composite run on a
-    /// throwaway tape of constants, so it is written once.
-    ///
-    /// # Errors
-    /// On a non-4-d input, an oversized window, or padding above half the kernel.
-    #[track_caller]
-    pub fn try_max_pool2d(&self, win: Window2d) -> Result<Tensor<T>> {
-        let g = crate::Graph::new();
-        Ok(g.constant(self.clone()).try_max_pool2d(win)?.value())
-    }
-
-    /// Max pooling of a tensor (see [`Tensor::try_max_pool2d`]).
-    ///
-    /// # Panics
-    /// On invalid shapes or windows.
-    #[track_caller]
-    pub fn max_pool2d(&self, win: Window2d) -> Tensor<T> {
-        ok(self.try_max_pool2d(win))
-    }
-
-    /// Average pooling of a tensor (see [`Var::try_avg_pool2d`]), written once as
-    /// [`Tensor::try_max_pool2d`] is.
-    ///
-    /// # Errors
-    /// On a non-4-d input, an oversized window, or padding above half the kernel.
-    #[track_caller]
-    pub fn try_avg_pool2d(&self, win: Window2d) -> Result<Tensor<T>> {
-        let g = crate::Graph::new();
-        Ok(g.constant(self.clone()).try_avg_pool2d(win)?.value())
-    }
-
-    /// Average pooling of a tensor (see [`Tensor::try_avg_pool2d`]).
-    ///
-    /// # Panics
-    /// On invalid shapes or windows.
-    #[track_caller]
-    pub fn avg_pool2d(&self, win: Window2d) -> Tensor<T> {
-        ok(self.try_avg_pool2d(win))
+    fallible! {
+        /// Average pooling of a tensor (see [`Var::try_avg_pool2d`]), written once as
+        /// [`Tensor::try_max_pool2d`] is.
+        ///
+        /// # Errors
+        /// On a non-4-d input, an oversized window, or padding above half the kernel.
+        pub fn avg_pool2d / try_avg_pool2d(&self, win: Window2d) -> Tensor<T> {
+            let g = crate::Graph::new();
+            Ok(g.constant(self.clone()).try_avg_pool2d(win)?.value())
+        }
     }
 }
 
@@ -562,111 +518,82 @@ impl<'g, T: Float> Var<'g, T> {
             .push(v, Op::Conv(self.graph.boxed(op)), &[self.id])
     }
 
-    /// im2col (see [`Tensor::try_unfold2d`]); its gradient is `fold2d`.
-    ///
-    /// # Errors
-    /// On a shape that is not 4-d or a window larger than the padded image.
-    #[track_caller]
-    pub fn try_unfold2d(self, win: Window2d) -> Result<Var<'g, T>> {
-        let op = ConvOp::Unfold { win };
-        op.check::<T>(&self.shape())?;
-        Ok(self.conv_op(op))
-    }
-
-    /// im2col (see [`Var::try_unfold2d`]).
-    ///
-    /// # Panics
-    /// On invalid shapes.
-    #[track_caller]
-    pub fn unfold2d(self, win: Window2d) -> Var<'g, T> {
-        ok(self.try_unfold2d(win))
-    }
-
-    /// col2im (see [`Tensor::try_fold2d`]); its gradient is `unfold2d`.
-    ///
-    /// # Errors
-    /// On mismatched shapes.
-    #[track_caller]
-    pub fn try_fold2d(self, win: Window2d, size: (usize, usize)) -> Result<Var<'g, T>> {
-        let op = ConvOp::Fold { win, size };
-        op.check::<T>(&self.shape())?;
-        Ok(self.conv_op(op))
-    }
-
-    /// col2im (see [`Var::try_fold2d`]).
-    ///
-    /// # Panics
-    /// On mismatched shapes.
-    #[track_caller]
-    pub fn fold2d(self, win: Window2d, size: (usize, usize)) -> Var<'g, T> {
-        ok(self.try_fold2d(win, size))
-    }
-
-    /// 2-d convolution (cross-correlation, as PyTorch's `F.conv2d`): input `[N, C, H, W]`,
-    /// weight `[O, C/groups, kh, kw]`, optional bias `[O]`, output `[N, O, H_out, W_out]`.
-    ///
-    /// One op on the tape: the forward pass and the input and weight gradients each run
-    /// image by image as im2col and a gemm per group, or as Winograd F(2×2, 3×3) for a
-    /// 3×3 window of stride and dilation 1, one group and padding up to 2; the bias is added
-    /// in the same pass. The
-    /// gradients are themselves convolutions, so second order follows from the same rule.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.
-    #[track_caller]
-    pub fn try_conv2d(
-        self,
-        weight: Var<'g, T>,
-        bias: Option<Var<'g, T>>,
-        spec: Conv2dSpec,
-    ) -> Result<Var<'g, T>> {
-        self.same_graph("conv2d", &weight);
-        let bshape = bias.map(|b| b.shape());
-        let [_, _, _, kh, kw, _, _] =
-            conv_plan::<T>(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
-        let win = Window2d {
-            kernel: (kh, kw),
-            stride: spec.stride,
-            padding: spec.padding,
-            dilation: spec.dilation,
-        };
-        let op = ConvOp::Conv2d {
-            win,
-            groups: spec.groups,
-        };
-        if let Some(b) = bias {
-            self.same_graph("conv2d", &b);
+    fallible! {
+        /// im2col (see [`Tensor::try_unfold2d`]); its gradient is `fold2d`.
+        ///
+        /// # Errors
+        /// On a shape that is not 4-d or a window larger than the padded image.
+        pub fn unfold2d / try_unfold2d(self, win: Window2d) -> Var<'g, T> {
+            let op = ConvOp::Unfold { win };
+            op.check::<T>(&self.shape())?;
+            Ok(self.conv_op(op))
         }
-        let value = {
-            let nodes = self.graph.nodes();
-            conv2d_forward(
-                &nodes[self.id as usize].value,
-                &nodes[weight.id as usize].value,
-                bias.map(|b| &nodes[b.id as usize].value),
-                win,
-                spec.groups,
-            )
-        };
-        let op = Op::Conv(self.graph.boxed(op));
-        Ok(match bias {
-            // The bias is part of the op: added in the same pass, its gradient summed in one.
-            Some(b) => self.graph.push(value, op, &[self.id, weight.id, b.id]),
-            None => self.graph.push(value, op, &[self.id, weight.id]),
-        })
     }
 
-    /// 2-d convolution (see [`Var::try_conv2d`]).
-    ///
-    /// # Panics
-    /// On inconsistent shapes.
-    #[track_caller]
-    pub fn conv2d(
-        self,
-        weight: Var<'g, T>,
-        bias: Option<Var<'g, T>>,
-        spec: Conv2dSpec,
-    ) -> Var<'g, T> {
-        ok(self.try_conv2d(weight, bias, spec))
+    fallible! {
+        /// col2im (see [`Tensor::try_fold2d`]); its gradient is `unfold2d`.
+        ///
+        /// # Errors
+        /// On mismatched shapes.
+        pub fn fold2d / try_fold2d(self, win: Window2d, size: (usize, usize)) -> Var<'g, T> {
+            let op = ConvOp::Fold { win, size };
+            op.check::<T>(&self.shape())?;
+            Ok(self.conv_op(op))
+        }
+    }
+
+    fallible! {
+        /// 2-d convolution (cross-correlation, as PyTorch's `F.conv2d`): input `[N, C, H, W]`,
+        /// weight `[O, C/groups, kh, kw]`, optional bias `[O]`, output `[N, O, H_out, W_out]`.
+        ///
+        /// One op on the tape: the forward pass and the input and weight gradients each run
+        /// image by image as im2col and a gemm per group, or as Winograd F(2×2, 3×3) for a
+        /// 3×3 window of stride and dilation 1, one group and padding up to 2; the bias is added
+        /// in the same pass. The
+        /// gradients are themselves convolutions, so second order follows from the same rule.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] on inconsistent shapes, channel counts or groups.
+        pub fn conv2d / try_conv2d(
+            self,
+            weight: Var<'g, T>,
+            bias: Option<Var<'g, T>>,
+            spec: Conv2dSpec,
+        ) -> Var<'g, T> {
+            self.same_graph("conv2d", &weight);
+            let bshape = bias.map(|b| b.shape());
+            let [_, _, _, kh, kw, _, _] =
+                conv_plan::<T>(&self.shape(), &weight.shape(), bshape.as_deref(), &spec)?;
+            let win = Window2d {
+                kernel: (kh, kw),
+                stride: spec.stride,
+                padding: spec.padding,
+                dilation: spec.dilation,
+            };
+            let op = ConvOp::Conv2d {
+                win,
+                groups: spec.groups,
+            };
+            if let Some(b) = bias {
+                self.same_graph("conv2d", &b);
+            }
+            let value = {
+                let nodes = self.graph.nodes();
+                conv2d_forward(
+                    &nodes[self.id as usize].value,
+                    &nodes[weight.id as usize].value,
+                    bias.map(|b| &nodes[b.id as usize].value),
+                    win,
+                    spec.groups,
+                )
+            };
+            let op = Op::Conv(self.graph.boxed(op));
+            Ok(match bias {
+                // The bias is part of the op: added in the same pass, its gradient summed in one.
+                Some(b) => self.graph.push(value, op, &[self.id, weight.id, b.id]),
+                None => self.graph.push(value, op, &[self.id, weight.id]),
+            })
+        }
     }
 
     /// Per-channel windows of `[N, C, H, W]` padded with `fill`, as `[N·C, kh·kw, L]`.
@@ -712,44 +639,28 @@ impl<'g, T: Float> Var<'g, T> {
         Ok((cols, Shape::from_slice(&[s[0], s[1], ho, wo])))
     }
 
-    /// Max pooling over `win` windows (padding is `-∞`; the gradient goes to the first
-    /// maximum of each window, as PyTorch). Floor mode.
-    ///
-    /// # Errors
-    /// On a non-4-d input, an oversized window, or padding above half the kernel.
-    #[track_caller]
-    pub fn try_max_pool2d(self, win: Window2d) -> Result<Var<'g, T>> {
-        let (cols, out) = self.pool_windows(win, T::neg_infinity())?;
-        Ok(cols.max_dim(1, false).0.reshape(&out))
+    fallible! {
+        /// Max pooling over `win` windows (padding is `-∞`; the gradient goes to the first
+        /// maximum of each window, as PyTorch). Floor mode.
+        ///
+        /// # Errors
+        /// On a non-4-d input, an oversized window, or padding above half the kernel.
+        pub fn max_pool2d / try_max_pool2d(self, win: Window2d) -> Var<'g, T> {
+            let (cols, out) = self.pool_windows(win, T::neg_infinity())?;
+            Ok(cols.max_dim(1, false).0.reshape(&out))
+        }
     }
 
-    /// Max pooling (see [`Var::try_max_pool2d`]).
-    ///
-    /// # Panics
-    /// On invalid shapes or windows.
-    #[track_caller]
-    pub fn max_pool2d(self, win: Window2d) -> Var<'g, T> {
-        ok(self.try_max_pool2d(win))
-    }
-
-    /// Average pooling over `win` windows (zero padding counted, PyTorch's default
-    /// `count_include_pad=True`). Floor mode.
-    ///
-    /// # Errors
-    /// On a non-4-d input, an oversized window, or padding above half the kernel.
-    #[track_caller]
-    pub fn try_avg_pool2d(self, win: Window2d) -> Result<Var<'g, T>> {
-        let (cols, out) = self.pool_windows(win, T::zero())?;
-        Ok(cols.mean_dim(1, false).reshape(&out))
-    }
-
-    /// Average pooling (see [`Var::try_avg_pool2d`]).
-    ///
-    /// # Panics
-    /// On invalid shapes or windows.
-    #[track_caller]
-    pub fn avg_pool2d(self, win: Window2d) -> Var<'g, T> {
-        ok(self.try_avg_pool2d(win))
+    fallible! {
+        /// Average pooling over `win` windows (zero padding counted, PyTorch's default
+        /// `count_include_pad=True`). Floor mode.
+        ///
+        /// # Errors
+        /// On a non-4-d input, an oversized window, or padding above half the kernel.
+        pub fn avg_pool2d / try_avg_pool2d(self, win: Window2d) -> Var<'g, T> {
+            let (cols, out) = self.pool_windows(win, T::zero())?;
+            Ok(cols.mean_dim(1, false).reshape(&out))
+        }
     }
 }
 

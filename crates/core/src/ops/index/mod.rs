@@ -10,6 +10,7 @@
 use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, for_each_row};
 
 use crate::algebra::Algebra;
+use crate::error::fallible;
 use crate::error::{ok, shape_error, Result};
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, split_at_axis, Shape};
@@ -260,118 +261,78 @@ pub(crate) fn where_tensor<T: Float>(
 /// assert_eq!(batch.to_vec(), vec![5, 3]);
 /// ```
 impl<E: Element> Tensor<E> {
-    /// The slices at `index` along `dim` (a 1-d index; repeats allowed).
-    ///
-    /// # Errors
-    /// On an out-of-range axis or index.
-    #[track_caller]
-    pub fn try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<E>> {
-        let d = check::index_select::<E>("index_select", self.shape(), dim, index)?;
-        Ok(index_select_tensor(self, d, index))
-    }
-
-    /// The slices at `index` along `dim` (see [`Tensor::try_index_select`]).
-    ///
-    /// # Panics
-    /// On an out-of-range axis or index.
-    #[track_caller]
-    pub fn index_select(&self, dim: isize, index: &Tensor<usize>) -> Tensor<E> {
-        ok(self.try_index_select(dim, index))
+    fallible! {
+        /// The slices at `index` along `dim` (a 1-d index; repeats allowed).
+        ///
+        /// # Errors
+        /// On an out-of-range axis or index.
+        pub fn index_select / try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Tensor<E> {
+            let d = check::index_select::<E>("index_select", self.shape(), dim, index)?;
+            Ok(index_select_tensor(self, d, index))
+        }
     }
 }
 
 impl<T: Float> Tensor<T> {
-    /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise for others).
-    ///
-    /// # Errors
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn try_gather(&self, dim: isize, index: &Tensor<usize>) -> Result<Tensor<T>> {
-        let d = check::gather(self.shape(), dim, index)?;
-        Ok(gather_tensor(self, d, index))
-    }
-
-    /// Gathers along `dim` (see [`Tensor::try_gather`]).
-    ///
-    /// # Panics
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn gather(&self, dim: isize, index: &Tensor<usize>) -> Tensor<T> {
-        ok(self.try_gather(dim, index))
-    }
-
-    /// `self` with `src[p]` added at `p` with coordinate `dim` replaced by `index[p]`.
-    ///
-    /// # Errors
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn try_scatter_add(
-        &self,
-        dim: isize,
-        index: &Tensor<usize>,
-        src: &Tensor<T>,
-    ) -> Result<Tensor<T>> {
-        let d = check::scatter(self.shape(), dim, index, src.shape())?;
-        self.try_add(&scatter_add_tensor(src, self.shape(), d, index))
-    }
-
-    /// Scatter-adds `src` (see [`Tensor::try_scatter_add`]).
-    ///
-    /// # Panics
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn scatter_add(&self, dim: isize, index: &Tensor<usize>, src: &Tensor<T>) -> Tensor<T> {
-        ok(self.try_scatter_add(dim, index, src))
-    }
-
-    /// `self` with slice `j` of `src` added at `index[j]` along `dim`.
-    ///
-    /// # Errors
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn try_index_add(
-        &self,
-        dim: isize,
-        index: &Tensor<usize>,
-        src: &Tensor<T>,
-    ) -> Result<Tensor<T>> {
-        let d = check::index_add::<T>(self.shape(), dim, index, src.shape())?;
-        self.try_add(&index_add_tensor(src, self.shape(), d, index))
-    }
-
-    /// Index-adds `src` (see [`Tensor::try_index_add`]).
-    ///
-    /// # Panics
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn index_add(&self, dim: isize, index: &Tensor<usize>, src: &Tensor<T>) -> Tensor<T> {
-        ok(self.try_index_add(dim, index, src))
-    }
-
-    /// `value` where `mask` holds, `self` elsewhere (the mask broadcasts to the tensor's
-    /// shape).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the mask does not broadcast to the tensor's shape.
-    #[track_caller]
-    pub fn try_masked_fill(&self, mask: &Tensor<bool>, value: T) -> Result<Tensor<T>> {
-        if !crate::shape::broadcasts_to(mask.shape(), self.shape()) {
-            return Err(shape_error(
-                "masked_fill",
-                &[self.shape(), mask.shape()],
-                "the mask must broadcast to the input's shape",
-            ));
+    fallible! {
+        /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise for others).
+        ///
+        /// # Errors
+        /// On mismatched shapes or out-of-range indices.
+        pub fn gather / try_gather(&self, dim: isize, index: &Tensor<usize>) -> Tensor<T> {
+            let d = check::gather(self.shape(), dim, index)?;
+            Ok(gather_tensor(self, d, index))
         }
-        where_tensor(mask, &Tensor::scalar(value), self)
     }
 
-    /// `value` where `mask` holds (see [`Tensor::try_masked_fill`]).
-    ///
-    /// # Panics
-    /// If the mask does not broadcast to the tensor's shape.
-    #[track_caller]
-    pub fn masked_fill(&self, mask: &Tensor<bool>, value: T) -> Tensor<T> {
-        ok(self.try_masked_fill(mask, value))
+    fallible! {
+        /// `self` with `src[p]` added at `p` with coordinate `dim` replaced by `index[p]`.
+        ///
+        /// # Errors
+        /// On mismatched shapes or out-of-range indices.
+        pub fn scatter_add / try_scatter_add(
+            &self,
+            dim: isize,
+            index: &Tensor<usize>,
+            src: &Tensor<T>,
+        ) -> Tensor<T> {
+            let d = check::scatter(self.shape(), dim, index, src.shape())?;
+            self.try_add(&scatter_add_tensor(src, self.shape(), d, index))
+        }
+    }
+
+    fallible! {
+        /// `self` with slice `j` of `src` added at `index[j]` along `dim`.
+        ///
+        /// # Errors
+        /// On mismatched shapes or out-of-range indices.
+        pub fn index_add / try_index_add(
+            &self,
+            dim: isize,
+            index: &Tensor<usize>,
+            src: &Tensor<T>,
+        ) -> Tensor<T> {
+            let d = check::index_add::<T>(self.shape(), dim, index, src.shape())?;
+            self.try_add(&index_add_tensor(src, self.shape(), d, index))
+        }
+    }
+
+    fallible! {
+        /// `value` where `mask` holds, `self` elsewhere (the mask broadcasts to the tensor's
+        /// shape).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the mask does not broadcast to the tensor's shape.
+        pub fn masked_fill / try_masked_fill(&self, mask: &Tensor<bool>, value: T) -> Tensor<T> {
+            if !crate::shape::broadcasts_to(mask.shape(), self.shape()) {
+                return Err(shape_error(
+                    "masked_fill",
+                    &[self.shape(), mask.shape()],
+                    "the mask must broadcast to the input's shape",
+                ));
+            }
+            where_tensor(mask, &Tensor::scalar(value), self)
+        }
     }
 
     /// `cond ? a : b` element-wise, the three shapes broadcast together.
@@ -392,31 +353,23 @@ impl<T: Float> Tensor<T> {
         ok(where_tensor(cond, a, b))
     }
 
-    /// One-hot rows: shape `indices.shape() + [num_classes]`, 1 at each index.
-    ///
-    /// # Errors
-    /// [`crate::Error::Index`] if an index is `≥ num_classes`.
-    #[track_caller]
-    pub fn try_one_hot(indices: &Tensor<usize>, num_classes: usize) -> Result<Tensor<T>> {
-        check::indices("one_hot", indices, indices.ndim(), num_classes)?;
-        let mut shape = Shape::from_slice(indices.shape());
-        shape.push(num_classes);
-        check_output::<T>("one_hot", &shape, std::panic::Location::caller())?;
-        let mut out = Tensor::zeros(shape);
-        let o = out.as_mut_slice();
-        for (p, &i) in indices.as_slice().iter().enumerate() {
-            o[p * num_classes + i] = T::one();
+    fallible! {
+        /// One-hot rows: shape `indices.shape() + [num_classes]`, 1 at each index.
+        ///
+        /// # Errors
+        /// [`crate::Error::Index`] if an index is `≥ num_classes`.
+        pub fn one_hot / try_one_hot(indices: &Tensor<usize>, num_classes: usize) -> Tensor<T> {
+            check::indices("one_hot", indices, indices.ndim(), num_classes)?;
+            let mut shape = Shape::from_slice(indices.shape());
+            shape.push(num_classes);
+            check_output::<T>("one_hot", &shape, std::panic::Location::caller())?;
+            let mut out = Tensor::zeros(shape);
+            let o = out.as_mut_slice();
+            for (p, &i) in indices.as_slice().iter().enumerate() {
+                o[p * num_classes + i] = T::one();
+            }
+            Ok(out)
         }
-        Ok(out)
-    }
-
-    /// One-hot rows (see [`Tensor::try_one_hot`]).
-    ///
-    /// # Panics
-    /// If an index is `≥ num_classes`.
-    #[track_caller]
-    pub fn one_hot(indices: &Tensor<usize>, num_classes: usize) -> Tensor<T> {
-        ok(Self::try_one_hot(indices, num_classes))
     }
 }
 
@@ -427,56 +380,40 @@ impl<'g, T: Float> Var<'g, T> {
             .push(value, Op::Index(self.graph.boxed(op)), &[self.id])
     }
 
-    /// The slices at `index` along `dim` (a 1-d index; repeats accumulate in the gradient).
-    ///
-    /// # Errors
-    /// On an out-of-range axis or index.
-    #[track_caller]
-    pub fn try_index_select(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = check::index_select::<T>("index_select", self.value_ref().shape(), dim, index)?;
-        let v = self.with_value(|x| index_select_tensor(x, d, index));
-        Ok(self.index_op(
-            v,
-            IndexOp::IndexSelect {
-                dim: d,
-                index: index.clone(),
-            },
-        ))
+    fallible! {
+        /// The slices at `index` along `dim` (a 1-d index; repeats accumulate in the gradient).
+        ///
+        /// # Errors
+        /// On an out-of-range axis or index.
+        pub fn index_select / try_index_select(self, dim: isize, index: &Tensor<usize>) -> Var<'g, T> {
+            let d = check::index_select::<T>("index_select", self.value_ref().shape(), dim, index)?;
+            let v = self.with_value(|x| index_select_tensor(x, d, index));
+            Ok(self.index_op(
+                v,
+                IndexOp::IndexSelect {
+                    dim: d,
+                    index: index.clone(),
+                },
+            ))
+        }
     }
 
-    /// The slices at `index` along `dim`.
-    ///
-    /// # Panics
-    /// On an out-of-range axis or index.
-    #[track_caller]
-    pub fn index_select(self, dim: isize, index: &Tensor<usize>) -> Var<'g, T> {
-        ok(self.try_index_select(dim, index))
-    }
-
-    /// `self` with slice `j` of `src` added at `index[j]` along `dim`.
-    ///
-    /// # Errors
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn try_index_add(
-        self,
-        dim: isize,
-        index: &Tensor<usize>,
-        src: Var<'g, T>,
-    ) -> Result<Var<'g, T>> {
-        self.same_graph("index_add", &src);
-        let shape = self.shape();
-        let d = check::index_add::<T>(&shape, dim, index, &src.shape())?;
-        Ok(self.add(src.index_add_into(&shape, d, index)))
-    }
-
-    /// `self` with slice `j` of `src` added at `index[j]` along `dim`.
-    ///
-    /// # Panics
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn index_add(self, dim: isize, index: &Tensor<usize>, src: Var<'g, T>) -> Var<'g, T> {
-        ok(self.try_index_add(dim, index, src))
+    fallible! {
+        /// `self` with slice `j` of `src` added at `index[j]` along `dim`.
+        ///
+        /// # Errors
+        /// On mismatched shapes or out-of-range indices.
+        pub fn index_add / try_index_add(
+            self,
+            dim: isize,
+            index: &Tensor<usize>,
+            src: Var<'g, T>,
+        ) -> Var<'g, T> {
+            self.same_graph("index_add", &src);
+            let shape = self.shape();
+            let d = check::index_add::<T>(&shape, dim, index, &src.shape())?;
+            Ok(self.add(src.index_add_into(&shape, d, index)))
+        }
     }
 
     /// Internal: zeros of `shape` with `self`'s slices added at `index` (validated).
@@ -498,57 +435,41 @@ impl<'g, T: Float> Var<'g, T> {
         )
     }
 
-    /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise).
-    ///
-    /// # Errors
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn try_gather(self, dim: isize, index: &Tensor<usize>) -> Result<Var<'g, T>> {
-        let d = check::gather(self.value_ref().shape(), dim, index)?;
-        let v = self.with_value(|x| gather_tensor(x, d, index));
-        Ok(self.index_op(
-            v,
-            IndexOp::Gather {
-                dim: d,
-                index: index.clone(),
-            },
-        ))
+    fallible! {
+        /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise).
+        ///
+        /// # Errors
+        /// On mismatched shapes or out-of-range indices.
+        pub fn gather / try_gather(self, dim: isize, index: &Tensor<usize>) -> Var<'g, T> {
+            let d = check::gather(self.value_ref().shape(), dim, index)?;
+            let v = self.with_value(|x| gather_tensor(x, d, index));
+            Ok(self.index_op(
+                v,
+                IndexOp::Gather {
+                    dim: d,
+                    index: index.clone(),
+                },
+            ))
+        }
     }
 
-    /// Gathers along `dim` (see [`Var::try_gather`]).
-    ///
-    /// # Panics
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn gather(self, dim: isize, index: &Tensor<usize>) -> Var<'g, T> {
-        ok(self.try_gather(dim, index))
-    }
-
-    /// `self` with `src[p]` added at `p` with coordinate `dim` replaced by `index[p]`
-    /// (`src` and `index` share one shape; repeats accumulate).
-    ///
-    /// # Errors
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn try_scatter_add(
-        self,
-        dim: isize,
-        index: &Tensor<usize>,
-        src: Var<'g, T>,
-    ) -> Result<Var<'g, T>> {
-        self.same_graph("scatter_add", &src);
-        let shape = self.shape();
-        let d = check::scatter(&shape, dim, index, &src.shape())?;
-        Ok(self.add(src.scatter_add_into(&shape, d, index)))
-    }
-
-    /// Scatter-adds `src` (see [`Var::try_scatter_add`]).
-    ///
-    /// # Panics
-    /// On mismatched shapes or out-of-range indices.
-    #[track_caller]
-    pub fn scatter_add(self, dim: isize, index: &Tensor<usize>, src: Var<'g, T>) -> Var<'g, T> {
-        ok(self.try_scatter_add(dim, index, src))
+    fallible! {
+        /// `self` with `src[p]` added at `p` with coordinate `dim` replaced by `index[p]`
+        /// (`src` and `index` share one shape; repeats accumulate).
+        ///
+        /// # Errors
+        /// On mismatched shapes or out-of-range indices.
+        pub fn scatter_add / try_scatter_add(
+            self,
+            dim: isize,
+            index: &Tensor<usize>,
+            src: Var<'g, T>,
+        ) -> Var<'g, T> {
+            self.same_graph("scatter_add", &src);
+            let shape = self.shape();
+            let d = check::scatter(&shape, dim, index, &src.shape())?;
+            Ok(self.add(src.scatter_add_into(&shape, d, index)))
+        }
     }
 
     /// Internal: zeros of `shape` with `self` scatter-added (validated).
@@ -570,63 +491,47 @@ impl<'g, T: Float> Var<'g, T> {
         )
     }
 
-    /// `cond ? a : b` element-wise, the three shapes broadcast together; the gradient goes
-    /// to the branch taken.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the shapes do not broadcast.
-    #[track_caller]
-    pub fn try_where_cond(cond: &Tensor<bool>, a: Var<'g, T>, b: Var<'g, T>) -> Result<Var<'g, T>> {
-        a.same_graph("where", &b);
-        let value = {
-            let nodes = a.graph.nodes();
-            where_tensor(
-                cond,
-                &nodes[a.id as usize].value,
-                &nodes[b.id as usize].value,
-            )?
-        };
-        Ok(a.graph.push(
-            value,
-            Op::Index(a.graph.boxed(IndexOp::Where { cond: cond.clone() })),
-            &[a.id, b.id],
-        ))
-    }
-
-    /// `cond ? a : b` (see [`Var::try_where_cond`]).
-    ///
-    /// # Panics
-    /// If the shapes do not broadcast.
-    #[track_caller]
-    pub fn where_cond(cond: &Tensor<bool>, a: Var<'g, T>, b: Var<'g, T>) -> Var<'g, T> {
-        ok(Self::try_where_cond(cond, a, b))
-    }
-
-    /// `value` where `mask` holds, `self` elsewhere; no gradient flows to the filled
-    /// positions.
-    ///
-    /// # Errors
-    /// If the mask does not broadcast to this value's shape.
-    #[track_caller]
-    pub fn try_masked_fill(self, mask: &Tensor<bool>, value: T) -> Result<Var<'g, T>> {
-        let shape = self.shape();
-        if !crate::shape::broadcasts_to(mask.shape(), &shape) {
-            return Err(shape_error(
-                "masked_fill",
-                &[&shape, mask.shape()],
-                "the mask must broadcast to the input's shape",
-            ));
+    fallible! {
+        /// `cond ? a : b` element-wise, the three shapes broadcast together; the gradient goes
+        /// to the branch taken.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the shapes do not broadcast.
+        pub fn where_cond / try_where_cond(cond: &Tensor<bool>, a: Var<'g, T>, b: Var<'g, T>) -> Var<'g, T> {
+            a.same_graph("where", &b);
+            let value = {
+                let nodes = a.graph.nodes();
+                where_tensor(
+                    cond,
+                    &nodes[a.id as usize].value,
+                    &nodes[b.id as usize].value,
+                )?
+            };
+            Ok(a.graph.push(
+                value,
+                Op::Index(a.graph.boxed(IndexOp::Where { cond: cond.clone() })),
+                &[a.id, b.id],
+            ))
         }
-        Self::try_where_cond(mask, self.graph.scalar(value), self)
     }
 
-    /// `value` where `mask` holds (see [`Var::try_masked_fill`]).
-    ///
-    /// # Panics
-    /// If the mask does not broadcast to this value's shape.
-    #[track_caller]
-    pub fn masked_fill(self, mask: &Tensor<bool>, value: T) -> Var<'g, T> {
-        ok(self.try_masked_fill(mask, value))
+    fallible! {
+        /// `value` where `mask` holds, `self` elsewhere; no gradient flows to the filled
+        /// positions.
+        ///
+        /// # Errors
+        /// If the mask does not broadcast to this value's shape.
+        pub fn masked_fill / try_masked_fill(self, mask: &Tensor<bool>, value: T) -> Var<'g, T> {
+            let shape = self.shape();
+            if !crate::shape::broadcasts_to(mask.shape(), &shape) {
+                return Err(shape_error(
+                    "masked_fill",
+                    &[&shape, mask.shape()],
+                    "the mask must broadcast to the input's shape",
+                ));
+            }
+            Self::try_where_cond(mask, self.graph.scalar(value), self)
+        }
     }
 }
 

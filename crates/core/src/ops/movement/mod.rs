@@ -11,7 +11,8 @@ use smallvec::SmallVec;
 use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, copy_strided};
 
 use crate::algebra::Algebra;
-use crate::error::{arg_error, ok, shape_error, Result};
+use crate::error::fallible;
+use crate::error::{arg_error, shape_error};
 use crate::ops::{BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcasts_to, Dims, Shape};
 use crate::tensor::{check_output, Tensor};
@@ -232,322 +233,210 @@ pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tens
 }
 
 impl<T: Float> Tensor<T> {
-    /// The same data in another shape; one size may be `-1` (inferred). No copy.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the element counts differ.
-    #[track_caller]
-    pub fn try_reshape(&self, shape: impl Dims) -> Result<Tensor<T>> {
-        Ok(self.reshaped(plan::reshape_target(self.shape(), &shape.to_dims())?))
-    }
-
-    /// The same data in another shape (see [`Tensor::try_reshape`]).
-    ///
-    /// # Panics
-    /// If the element counts differ.
-    #[track_caller]
-    pub fn reshape(&self, shape: impl Dims) -> Tensor<T> {
-        ok(self.try_reshape(shape))
-    }
-
-    /// The axes reordered: output axis `i` is input axis `perm[i]`.
-    ///
-    /// # Errors
-    /// If `perm` is not a permutation of the axes.
-    #[track_caller]
-    pub fn try_permute(&self, perm: impl Dims) -> Result<Tensor<T>> {
-        Ok(permute_tensor(
-            self,
-            &plan::check_perm(self.shape(), &perm.to_dims())?,
-        ))
-    }
-
-    /// The axes reordered (see [`Tensor::try_permute`]).
-    ///
-    /// # Panics
-    /// If `perm` is not a permutation of the axes.
-    #[track_caller]
-    pub fn permute(&self, perm: impl Dims) -> Tensor<T> {
-        ok(self.try_permute(perm))
-    }
-
-    /// Two axes swapped.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if an axis is out of range.
-    #[track_caller]
-    pub fn try_transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
-        let perm = plan::transpose(self.shape(), d0, d1)?;
-        self.try_permute(perm.as_slice())
-    }
-
-    /// Two axes swapped (see [`Tensor::try_transpose`]).
-    ///
-    /// # Panics
-    /// If an axis is out of range.
-    #[track_caller]
-    pub fn transpose(&self, d0: isize, d1: isize) -> Tensor<T> {
-        ok(self.try_transpose(d0, d1))
-    }
-
-    /// The transpose of a matrix (a 0-d or 1-d tensor is returned as is, as PyTorch's
-    /// `t()`).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the rank is above 2.
-    #[track_caller]
-    pub fn try_t(&self) -> Result<Tensor<T>> {
-        match self.ndim() {
-            0 | 1 => Ok(self.clone()),
-            2 => self.try_transpose(0, 1),
-            _ => Err(shape_error(
-                "t",
-                &[self.shape()],
-                "t() expects at most 2 dimensions",
-            )),
+    fallible! {
+        /// The same data in another shape; one size may be `-1` (inferred). No copy.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the element counts differ.
+        pub fn reshape / try_reshape(&self, shape: impl Dims) -> Tensor<T> {
+            Ok(self.reshaped(plan::reshape_target(self.shape(), &shape.to_dims())?))
         }
     }
 
-    /// The transpose of a matrix (see [`Tensor::try_t`]).
-    ///
-    /// # Panics
-    /// If the rank is above 2.
-    #[track_caller]
-    pub fn t(&self) -> Tensor<T> {
-        ok(self.try_t())
-    }
-
-    /// Repeated along size-1 and missing leading dimensions to `shape`.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
-    #[track_caller]
-    pub fn try_broadcast_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
-        if !broadcasts_to(self.shape(), shape) {
-            return Err(shape_error(
-                "broadcast_to",
-                &[self.shape(), shape],
-                "the shape does not broadcast to the target",
-            ));
+    fallible! {
+        /// The axes reordered: output axis `i` is input axis `perm[i]`.
+        ///
+        /// # Errors
+        /// If `perm` is not a permutation of the axes.
+        pub fn permute / try_permute(&self, perm: impl Dims) -> Tensor<T> {
+            Ok(permute_tensor(
+                self,
+                &plan::check_perm(self.shape(), &perm.to_dims())?,
+            ))
         }
-        check_output::<T>("broadcast_to", shape, std::panic::Location::caller())?;
-        Ok(broadcast_tensor(self, shape))
     }
 
-    /// Repeated to `shape` (see [`Tensor::try_broadcast_to`]).
-    ///
-    /// # Panics
-    /// If the shape does not broadcast to `shape`.
-    #[track_caller]
-    pub fn broadcast_to(&self, shape: &[usize]) -> Tensor<T> {
-        ok(self.try_broadcast_to(shape))
-    }
-
-    /// The elements `start..start + len` along `dim`.
-    ///
-    /// # Errors
-    /// If `dim` is out of range or the range exceeds the dimension.
-    #[track_caller]
-    pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor<T>> {
-        Ok(slice_tensor(
-            self,
-            &plan::narrow("narrow", self.shape(), dim, start, len)?,
-        ))
-    }
-
-    /// The elements `start..start + len` along `dim` (see [`Tensor::try_narrow`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range or the range exceeds the dimension.
-    #[track_caller]
-    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Tensor<T> {
-        ok(self.try_narrow(dim, start, len))
-    }
-
-    /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
-    /// out-of-range bounds are clamped).
-    ///
-    /// # Errors
-    /// If `step` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn try_slice(
-        &self,
-        dim: isize,
-        start: isize,
-        end: isize,
-        step: usize,
-    ) -> Result<Tensor<T>> {
-        Ok(slice_tensor(
-            self,
-            &plan::slice(self.shape(), dim, start, end, step)?,
-        ))
-    }
-
-    /// Python slicing along `dim` (see [`Tensor::try_slice`]).
-    ///
-    /// # Panics
-    /// If `step` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn slice(&self, dim: isize, start: isize, end: isize, step: usize) -> Tensor<T> {
-        ok(self.try_slice(dim, start, end, step))
-    }
-
-    /// The window `spec` (see [`SliceSpec`]).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the window does not fit in the tensor.
-    #[track_caller]
-    pub fn try_slice_spec(&self, spec: &SliceSpec) -> Result<Tensor<T>> {
-        if !spec.fits(self.shape()) {
-            return Err(shape_error(
-                "slice",
-                &[self.shape(), &spec.shape()],
-                "the window does not fit",
-            ));
+    fallible! {
+        /// Two axes swapped.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if an axis is out of range.
+        pub fn transpose / try_transpose(&self, d0: isize, d1: isize) -> Tensor<T> {
+            let perm = plan::transpose(self.shape(), d0, d1)?;
+            self.try_permute(perm.as_slice())
         }
-        Ok(slice_tensor(self, spec))
     }
 
-    /// The window `spec` (see [`Tensor::try_slice_spec`]).
-    ///
-    /// # Panics
-    /// If the window does not fit in the tensor.
-    #[track_caller]
-    pub fn slice_spec(&self, spec: &SliceSpec) -> Tensor<T> {
-        ok(self.try_slice_spec(spec))
+    fallible! {
+        /// The transpose of a matrix (a 0-d or 1-d tensor is returned as is, as PyTorch's
+        /// `t()`).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the rank is above 2.
+        pub fn t / try_t(&self) -> Tensor<T> {
+            match self.ndim() {
+                0 | 1 => Ok(self.clone()),
+                2 => self.try_transpose(0, 1),
+                _ => Err(shape_error(
+                    "t",
+                    &[self.shape()],
+                    "t() expects at most 2 dimensions",
+                )),
+            }
+        }
     }
 
-    /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
-    ///
-    /// # Errors
-    /// If `dim` or the index is out of range.
-    #[track_caller]
-    pub fn try_select(&self, dim: isize, index: usize) -> Result<Tensor<T>> {
-        let spec = plan::narrow("select", self.shape(), dim, index, 1)?;
-        let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
-        Ok(slice_tensor(self, &spec).reshaped(s))
-    }
-
-    /// Index `index` along `dim`, dropping that dimension (see [`Tensor::try_select`]).
-    ///
-    /// # Panics
-    /// If `dim` or the index is out of range.
-    #[track_caller]
-    pub fn select(&self, dim: isize, index: usize) -> Tensor<T> {
-        ok(self.try_select(dim, index))
-    }
-
-    /// Pads the trailing `pads.len()` dimensions with `value`: `pads[i] = (before, after)`
-    /// for the i-th of those dimensions, in order (PyTorch's `F.pad` lists the last
-    /// dimension first; this takes them in natural order).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if more pairs than dimensions are given.
-    #[track_caller]
-    pub fn try_pad(&self, pads: &[(usize, usize)], value: T) -> Result<Tensor<T>> {
-        let (spec, shape) = plan::pad::<T>(self.shape(), pads)?;
-        Ok(pad_tensor(self, &spec, &shape, value))
-    }
-
-    /// Pads with a constant (see [`Tensor::try_pad`]).
-    ///
-    /// # Panics
-    /// If more pairs than dimensions are given.
-    #[track_caller]
-    pub fn pad(&self, pads: &[(usize, usize)], value: T) -> Tensor<T> {
-        ok(self.try_pad(pads, value))
-    }
-
-    /// Joins tensors along `dim`.
-    ///
-    /// # Errors
-    /// If the list is empty or the shapes differ outside `dim`.
-    #[track_caller]
-    pub fn try_cat(parts: &[&Tensor<T>], dim: isize) -> Result<Tensor<T>> {
-        let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
-        let (d, shape) = plan::concat::<T>(&shapes, dim)?;
-        Ok(concat_tensors(parts, d, shape))
-    }
-
-    /// Joins tensors along `dim` (see [`Tensor::try_cat`]).
-    ///
-    /// # Panics
-    /// If the list is empty or the shapes differ outside `dim`.
-    #[track_caller]
-    pub fn cat(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
-        ok(Self::try_cat(parts, dim))
-    }
-
-    /// Stacks equal-shaped tensors along a new dimension `dim`.
-    ///
-    /// # Errors
-    /// If the list is empty or the shapes differ.
-    #[track_caller]
-    pub fn try_stack(parts: &[&Tensor<T>], dim: isize) -> Result<Tensor<T>> {
-        let Some(first) = parts.first() else {
-            return Err(arg_error("stack", "needs at least one tensor"));
-        };
-        let s = plan::unsqueeze(first.shape(), dim)?;
-        let mut un = Vec::with_capacity(parts.len());
-        for p in parts {
-            if p.shape() != first.shape() {
+    fallible! {
+        /// Repeated along size-1 and missing leading dimensions to `shape`.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
+        pub fn broadcast_to / try_broadcast_to(&self, shape: &[usize]) -> Tensor<T> {
+            if !broadcasts_to(self.shape(), shape) {
                 return Err(shape_error(
-                    "stack",
-                    &[first.shape(), p.shape()],
-                    "all shapes must be equal",
+                    "broadcast_to",
+                    &[self.shape(), shape],
+                    "the shape does not broadcast to the target",
                 ));
             }
-            un.push(p.reshaped(s.clone()));
+            check_output::<T>("broadcast_to", shape, std::panic::Location::caller())?;
+            Ok(broadcast_tensor(self, shape))
         }
-        let refs: Vec<&Tensor<T>> = un.iter().collect();
-        Self::try_cat(&refs, dim)
     }
 
-    /// Stacks equal-shaped tensors along a new dimension (see [`Tensor::try_stack`]).
-    ///
-    /// # Panics
-    /// If the list is empty or the shapes differ.
-    #[track_caller]
-    pub fn stack(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
-        ok(Self::try_stack(parts, dim))
+    fallible! {
+        /// The elements `start..start + len` along `dim`.
+        ///
+        /// # Errors
+        /// If `dim` is out of range or the range exceeds the dimension.
+        pub fn narrow / try_narrow(&self, dim: isize, start: usize, len: usize) -> Tensor<T> {
+            Ok(slice_tensor(
+                self,
+                &plan::narrow("narrow", self.shape(), dim, start, len)?,
+            ))
+        }
     }
 
-    /// Splits along `dim` into pieces of the given sizes.
-    ///
-    /// # Errors
-    /// If the sizes do not add up to the dimension.
-    #[track_caller]
-    pub fn try_split(&self, sizes: &[usize], dim: isize) -> Result<Vec<Tensor<T>>> {
-        let (_, specs) = plan::split(self.shape(), sizes, dim)?;
-        Ok(specs.iter().map(|s| slice_tensor(self, s)).collect())
+    fallible! {
+        /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
+        /// out-of-range bounds are clamped).
+        ///
+        /// # Errors
+        /// If `step` is 0 or `dim` is out of range.
+        pub fn slice / try_slice(
+            &self,
+            dim: isize,
+            start: isize,
+            end: isize,
+            step: usize,
+        ) -> Tensor<T> {
+            Ok(slice_tensor(
+                self,
+                &plan::slice(self.shape(), dim, start, end, step)?,
+            ))
+        }
     }
 
-    /// Splits along `dim` (see [`Tensor::try_split`]).
-    ///
-    /// # Panics
-    /// If the sizes do not add up to the dimension.
-    #[track_caller]
-    pub fn split(&self, sizes: &[usize], dim: isize) -> Vec<Tensor<T>> {
-        ok(self.try_split(sizes, dim))
+    fallible! {
+        /// The window `spec` (see [`SliceSpec`]).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the window does not fit in the tensor.
+        pub fn slice_spec / try_slice_spec(&self, spec: &SliceSpec) -> Tensor<T> {
+            if !spec.fits(self.shape()) {
+                return Err(shape_error(
+                    "slice",
+                    &[self.shape(), &spec.shape()],
+                    "the window does not fit",
+                ));
+            }
+            Ok(slice_tensor(self, spec))
+        }
     }
 
-    /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
-    ///
-    /// # Errors
-    /// If `chunks` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor<T>>> {
-        let sizes = plan::chunk_sizes(self.shape(), chunks, dim)?;
-        self.try_split(&sizes, dim)
+    fallible! {
+        /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
+        ///
+        /// # Errors
+        /// If `dim` or the index is out of range.
+        pub fn select / try_select(&self, dim: isize, index: usize) -> Tensor<T> {
+            let spec = plan::narrow("select", self.shape(), dim, index, 1)?;
+            let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
+            Ok(slice_tensor(self, &spec).reshaped(s))
+        }
     }
 
-    /// Splits into `chunks` pieces (see [`Tensor::try_chunk`]).
-    ///
-    /// # Panics
-    /// If `chunks` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn chunk(&self, chunks: usize, dim: isize) -> Vec<Tensor<T>> {
-        ok(self.try_chunk(chunks, dim))
+    fallible! {
+        /// Pads the trailing `pads.len()` dimensions with `value`: `pads[i] = (before, after)`
+        /// for the i-th of those dimensions, in order (PyTorch's `F.pad` lists the last
+        /// dimension first; this takes them in natural order).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if more pairs than dimensions are given.
+        pub fn pad / try_pad(&self, pads: &[(usize, usize)], value: T) -> Tensor<T> {
+            let (spec, shape) = plan::pad::<T>(self.shape(), pads)?;
+            Ok(pad_tensor(self, &spec, &shape, value))
+        }
+    }
+
+    fallible! {
+        /// Joins tensors along `dim`.
+        ///
+        /// # Errors
+        /// If the list is empty or the shapes differ outside `dim`.
+        pub fn cat / try_cat(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
+            let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
+            let (d, shape) = plan::concat::<T>(&shapes, dim)?;
+            Ok(concat_tensors(parts, d, shape))
+        }
+    }
+
+    fallible! {
+        /// Stacks equal-shaped tensors along a new dimension `dim`.
+        ///
+        /// # Errors
+        /// If the list is empty or the shapes differ.
+        pub fn stack / try_stack(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
+            let Some(first) = parts.first() else {
+                return Err(arg_error("stack", "needs at least one tensor"));
+            };
+            let s = plan::unsqueeze(first.shape(), dim)?;
+            let mut un = Vec::with_capacity(parts.len());
+            for p in parts {
+                if p.shape() != first.shape() {
+                    return Err(shape_error(
+                        "stack",
+                        &[first.shape(), p.shape()],
+                        "all shapes must be equal",
+                    ));
+                }
+                un.push(p.reshaped(s.clone()));
+            }
+            let refs: Vec<&Tensor<T>> = un.iter().collect();
+            Self::try_cat(&refs, dim)
+        }
+    }
+
+    fallible! {
+        /// Splits along `dim` into pieces of the given sizes.
+        ///
+        /// # Errors
+        /// If the sizes do not add up to the dimension.
+        pub fn split / try_split(&self, sizes: &[usize], dim: isize) -> Vec<Tensor<T>> {
+            let (_, specs) = plan::split(self.shape(), sizes, dim)?;
+            Ok(specs.iter().map(|s| slice_tensor(self, s)).collect())
+        }
+    }
+
+    fallible! {
+        /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
+        ///
+        /// # Errors
+        /// If `chunks` is 0 or `dim` is out of range.
+        pub fn chunk / try_chunk(&self, chunks: usize, dim: isize) -> Vec<Tensor<T>> {
+            let sizes = plan::chunk_sizes(self.shape(), chunks, dim)?;
+            self.try_split(&sizes, dim)
+        }
     }
 
     /// Removes every size-1 dimension.
@@ -555,58 +444,34 @@ impl<T: Float> Tensor<T> {
         self.reshaped(self.shape().iter().copied().filter(|&d| d != 1).collect())
     }
 
-    /// Removes dimension `dim` if its size is 1.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range.
-    #[track_caller]
-    pub fn try_squeeze_dim(&self, dim: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(plan::squeeze_dim("squeeze_dim", self.shape(), dim)?))
+    fallible! {
+        /// Removes dimension `dim` if its size is 1.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range.
+        pub fn squeeze_dim / try_squeeze_dim(&self, dim: isize) -> Tensor<T> {
+            Ok(self.reshaped(plan::squeeze_dim("squeeze_dim", self.shape(), dim)?))
+        }
     }
 
-    /// Removes dimension `dim` if its size is 1 (see [`Tensor::try_squeeze_dim`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range.
-    #[track_caller]
-    pub fn squeeze_dim(&self, dim: isize) -> Tensor<T> {
-        ok(self.try_squeeze_dim(dim))
+    fallible! {
+        /// Inserts a size-1 dimension at `dim` (`-1` appends).
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
+        pub fn unsqueeze / try_unsqueeze(&self, dim: isize) -> Tensor<T> {
+            Ok(self.reshaped(plan::unsqueeze(self.shape(), dim)?))
+        }
     }
 
-    /// Inserts a size-1 dimension at `dim` (`-1` appends).
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
-    #[track_caller]
-    pub fn try_unsqueeze(&self, dim: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(plan::unsqueeze(self.shape(), dim)?))
-    }
-
-    /// Inserts a size-1 dimension (see [`Tensor::try_unsqueeze`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range for rank + 1.
-    #[track_caller]
-    pub fn unsqueeze(&self, dim: isize) -> Tensor<T> {
-        ok(self.try_unsqueeze(dim))
-    }
-
-    /// Merges dimensions `start..=end` into one.
-    ///
-    /// # Errors
-    /// If an axis is out of range or `start > end`.
-    #[track_caller]
-    pub fn try_flatten(&self, start: isize, end: isize) -> Result<Tensor<T>> {
-        Ok(self.reshaped(plan::flatten(self.shape(), start, end)?))
-    }
-
-    /// Merges dimensions `start..=end` into one (see [`Tensor::try_flatten`]).
-    ///
-    /// # Panics
-    /// If an axis is out of range or `start > end`.
-    #[track_caller]
-    pub fn flatten(&self, start: isize, end: isize) -> Tensor<T> {
-        ok(self.try_flatten(start, end))
+    fallible! {
+        /// Merges dimensions `start..=end` into one.
+        ///
+        /// # Errors
+        /// If an axis is out of range or `start > end`.
+        pub fn flatten / try_flatten(&self, start: isize, end: isize) -> Tensor<T> {
+            Ok(self.reshaped(plan::flatten(self.shape(), start, end)?))
+        }
     }
 }
 
@@ -639,111 +504,71 @@ impl<'g, T: Float> Var<'g, T> {
             .push(value, Op::Movement(self.graph.boxed(op)), &[self.id])
     }
 
-    /// The same data in another shape; one size may be `-1`. No copy.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the element counts differ.
-    #[track_caller]
-    pub fn try_reshape(self, shape: impl Dims) -> Result<Var<'g, T>> {
-        let value = self.value_ref().try_reshape(shape)?;
-        Ok(self.movement(value, MovementOp::Reshape))
-    }
-
-    /// The same data in another shape (see [`Var::try_reshape`]).
-    ///
-    /// # Panics
-    /// If the element counts differ.
-    #[track_caller]
-    pub fn reshape(self, shape: impl Dims) -> Var<'g, T> {
-        ok(self.try_reshape(shape))
-    }
-
-    /// The axes reordered: output axis `i` is input axis `perm[i]`.
-    ///
-    /// # Errors
-    /// If `perm` is not a permutation of the axes.
-    #[track_caller]
-    pub fn try_permute(self, perm: impl Dims) -> Result<Var<'g, T>> {
-        let perm = plan::check_perm(self.value_ref().shape(), &perm.to_dims())?;
-        let value = self.with_value(|x| permute_tensor(x, &perm));
-        Ok(self.movement(value, MovementOp::Permute { perm }))
-    }
-
-    /// The axes reordered (see [`Var::try_permute`]).
-    ///
-    /// # Panics
-    /// If `perm` is not a permutation of the axes.
-    #[track_caller]
-    pub fn permute(self, perm: impl Dims) -> Var<'g, T> {
-        ok(self.try_permute(perm))
-    }
-
-    /// Two axes swapped.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if an axis is out of range.
-    #[track_caller]
-    pub fn try_transpose(self, d0: isize, d1: isize) -> Result<Var<'g, T>> {
-        let perm = plan::transpose(&self.shape(), d0, d1)?;
-        self.try_permute(perm.as_slice())
-    }
-
-    /// Two axes swapped (see [`Var::try_transpose`]).
-    ///
-    /// # Panics
-    /// If an axis is out of range.
-    #[track_caller]
-    pub fn transpose(self, d0: isize, d1: isize) -> Var<'g, T> {
-        ok(self.try_transpose(d0, d1))
-    }
-
-    /// The transpose of a matrix (0-d and 1-d values are returned as they are).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the rank is above 2.
-    #[track_caller]
-    pub fn try_t(self) -> Result<Var<'g, T>> {
-        match self.ndim() {
-            0 | 1 => Ok(self),
-            2 => self.try_transpose(0, 1),
-            _ => Err(shape_error(
-                "t",
-                &[&self.shape()],
-                "t() expects at most 2 dimensions",
-            )),
+    fallible! {
+        /// The same data in another shape; one size may be `-1`. No copy.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the element counts differ.
+        pub fn reshape / try_reshape(self, shape: impl Dims) -> Var<'g, T> {
+            let value = self.value_ref().try_reshape(shape)?;
+            Ok(self.movement(value, MovementOp::Reshape))
         }
     }
 
-    /// The transpose of a matrix (see [`Var::try_t`]).
-    ///
-    /// # Panics
-    /// If the rank is above 2.
-    #[track_caller]
-    pub fn t(self) -> Var<'g, T> {
-        ok(self.try_t())
-    }
-
-    /// Repeated along size-1 and missing leading dimensions to `shape` (PyTorch's
-    /// `expand`); the gradient is summed back.
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
-    #[track_caller]
-    pub fn try_broadcast_to(self, shape: &[usize]) -> Result<Var<'g, T>> {
-        let value = self.value_ref().try_broadcast_to(shape)?;
-        if self.shape().as_slice() == shape {
-            return Ok(self);
+    fallible! {
+        /// The axes reordered: output axis `i` is input axis `perm[i]`.
+        ///
+        /// # Errors
+        /// If `perm` is not a permutation of the axes.
+        pub fn permute / try_permute(self, perm: impl Dims) -> Var<'g, T> {
+            let perm = plan::check_perm(self.value_ref().shape(), &perm.to_dims())?;
+            let value = self.with_value(|x| permute_tensor(x, &perm));
+            Ok(self.movement(value, MovementOp::Permute { perm }))
         }
-        Ok(self.movement(value, MovementOp::BroadcastTo))
     }
 
-    /// Repeated to `shape` (see [`Var::try_broadcast_to`]).
-    ///
-    /// # Panics
-    /// If the shape does not broadcast to `shape`.
-    #[track_caller]
-    pub fn broadcast_to(self, shape: &[usize]) -> Var<'g, T> {
-        ok(self.try_broadcast_to(shape))
+    fallible! {
+        /// Two axes swapped.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if an axis is out of range.
+        pub fn transpose / try_transpose(self, d0: isize, d1: isize) -> Var<'g, T> {
+            let perm = plan::transpose(&self.shape(), d0, d1)?;
+            self.try_permute(perm.as_slice())
+        }
+    }
+
+    fallible! {
+        /// The transpose of a matrix (0-d and 1-d values are returned as they are).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the rank is above 2.
+        pub fn t / try_t(self) -> Var<'g, T> {
+            match self.ndim() {
+                0 | 1 => Ok(self),
+                2 => self.try_transpose(0, 1),
+                _ => Err(shape_error(
+                    "t",
+                    &[&self.shape()],
+                    "t() expects at most 2 dimensions",
+                )),
+            }
+        }
+    }
+
+    fallible! {
+        /// Repeated along size-1 and missing leading dimensions to `shape` (PyTorch's
+        /// `expand`); the gradient is summed back.
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
+        pub fn broadcast_to / try_broadcast_to(self, shape: &[usize]) -> Var<'g, T> {
+            let value = self.value_ref().try_broadcast_to(shape)?;
+            if self.shape().as_slice() == shape {
+                return Ok(self);
+            }
+            Ok(self.movement(value, MovementOp::BroadcastTo))
+        }
     }
 
     /// Alias of [`Var::broadcast_to`], PyTorch's name.
@@ -752,123 +577,83 @@ impl<'g, T: Float> Var<'g, T> {
         self.broadcast_to(shape)
     }
 
-    /// The window `spec` (see [`SliceSpec`]).
-    ///
-    /// # Errors
-    /// [`crate::Error::Shape`] if the window does not fit.
-    #[track_caller]
-    pub fn try_slice_spec(self, spec: &SliceSpec) -> Result<Var<'g, T>> {
-        let shape = self.shape();
-        if !spec.fits(&shape) {
-            return Err(shape_error(
-                "slice",
-                &[&shape, &spec.shape()],
-                "the window does not fit",
-            ));
+    fallible! {
+        /// The window `spec` (see [`SliceSpec`]).
+        ///
+        /// # Errors
+        /// [`crate::Error::Shape`] if the window does not fit.
+        pub fn slice_spec / try_slice_spec(self, spec: &SliceSpec) -> Var<'g, T> {
+            let shape = self.shape();
+            if !spec.fits(&shape) {
+                return Err(shape_error(
+                    "slice",
+                    &[&shape, &spec.shape()],
+                    "the window does not fit",
+                ));
+            }
+            let value = self.with_value(|x| slice_tensor(x, spec));
+            Ok(self.movement(value, MovementOp::Slice { spec: spec.clone() }))
         }
-        let value = self.with_value(|x| slice_tensor(x, spec));
-        Ok(self.movement(value, MovementOp::Slice { spec: spec.clone() }))
     }
 
-    /// The window `spec`.
-    ///
-    /// # Panics
-    /// If the window does not fit.
-    #[track_caller]
-    pub fn slice_spec(self, spec: &SliceSpec) -> Var<'g, T> {
-        ok(self.try_slice_spec(spec))
+    fallible! {
+        /// The elements `start..start + len` along `dim`.
+        ///
+        /// # Errors
+        /// If the range exceeds the dimension.
+        pub fn narrow / try_narrow(self, dim: isize, start: usize, len: usize) -> Var<'g, T> {
+            let spec = plan::narrow("narrow", &self.shape(), dim, start, len)?;
+            self.try_slice_spec(&spec)
+        }
     }
 
-    /// The elements `start..start + len` along `dim`.
-    ///
-    /// # Errors
-    /// If the range exceeds the dimension.
-    #[track_caller]
-    pub fn try_narrow(self, dim: isize, start: usize, len: usize) -> Result<Var<'g, T>> {
-        let spec = plan::narrow("narrow", &self.shape(), dim, start, len)?;
-        self.try_slice_spec(&spec)
+    fallible! {
+        /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
+        /// bounds are clamped).
+        ///
+        /// # Errors
+        /// If `step` is 0 or `dim` is out of range.
+        pub fn slice / try_slice(
+            self,
+            dim: isize,
+            start: isize,
+            end: isize,
+            step: usize,
+        ) -> Var<'g, T> {
+            let spec = plan::slice(&self.shape(), dim, start, end, step)?;
+            self.try_slice_spec(&spec)
+        }
     }
 
-    /// The elements `start..start + len` along `dim`.
-    ///
-    /// # Panics
-    /// If the range exceeds the dimension.
-    #[track_caller]
-    pub fn narrow(self, dim: isize, start: usize, len: usize) -> Var<'g, T> {
-        ok(self.try_narrow(dim, start, len))
+    fallible! {
+        /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
+        ///
+        /// # Errors
+        /// If `dim` or the index is out of range.
+        pub fn select / try_select(self, dim: isize, index: usize) -> Var<'g, T> {
+            let spec = plan::narrow("select", &self.shape(), dim, index, 1)?;
+            let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
+            self.try_slice_spec(&spec)?.try_reshape(&s)
+        }
     }
 
-    /// Python slicing `x[start:end:step]` along `dim` (negative indices count from the end,
-    /// bounds are clamped).
-    ///
-    /// # Errors
-    /// If `step` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn try_slice(
-        self,
-        dim: isize,
-        start: isize,
-        end: isize,
-        step: usize,
-    ) -> Result<Var<'g, T>> {
-        let spec = plan::slice(&self.shape(), dim, start, end, step)?;
-        self.try_slice_spec(&spec)
-    }
-
-    /// Python slicing along `dim` (see [`Var::try_slice`]).
-    ///
-    /// # Panics
-    /// If `step` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn slice(self, dim: isize, start: isize, end: isize, step: usize) -> Var<'g, T> {
-        ok(self.try_slice(dim, start, end, step))
-    }
-
-    /// Index `index` along `dim`, dropping that dimension (`x[:, 2]` is `select(1, 2)`).
-    ///
-    /// # Errors
-    /// If `dim` or the index is out of range.
-    #[track_caller]
-    pub fn try_select(self, dim: isize, index: usize) -> Result<Var<'g, T>> {
-        let spec = plan::narrow("select", &self.shape(), dim, index, 1)?;
-        let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
-        self.try_slice_spec(&spec)?.try_reshape(&s)
-    }
-
-    /// Index `index` along `dim`, dropping that dimension (see [`Var::try_select`]).
-    ///
-    /// # Panics
-    /// If `dim` or the index is out of range.
-    #[track_caller]
-    pub fn select(self, dim: isize, index: usize) -> Var<'g, T> {
-        ok(self.try_select(dim, index))
-    }
-
-    /// Pads the trailing `pads.len()` dimensions with `value` (see [`Tensor::pad`]).
-    ///
-    /// # Errors
-    /// If more pairs than dimensions are given.
-    #[track_caller]
-    pub fn try_pad(self, pads: &[(usize, usize)], value: T) -> Result<Var<'g, T>> {
-        let (spec, shape) = plan::pad::<T>(&self.shape(), pads)?;
-        let v = self.with_value(|x| pad_tensor(x, &spec, &shape, value));
-        Ok(self.movement(
-            v,
-            MovementOp::Pad {
-                spec,
-                shape,
-                value: value.as_f64(),
-            },
-        ))
-    }
-
-    /// Pads with a constant (see [`Tensor::pad`]).
-    ///
-    /// # Panics
-    /// If more pairs than dimensions are given.
-    #[track_caller]
-    pub fn pad(self, pads: &[(usize, usize)], value: T) -> Var<'g, T> {
-        ok(self.try_pad(pads, value))
+    fallible! {
+        /// Pads the trailing `pads.len()` dimensions with `value` (see [`Tensor::pad`]).
+        ///
+        /// # Errors
+        /// If more pairs than dimensions are given.
+        pub fn pad / try_pad(self, pads: &[(usize, usize)], value: T) -> Var<'g, T> {
+            let (spec, shape) = plan::pad::<T>(&self.shape(), pads)?;
+            let v = self.with_value(|x| pad_tensor(x, &spec, &shape, value));
+            Ok(self.movement(
+                v,
+                MovementOp::Pad {
+                    spec,
+                    shape,
+                    value: value.as_f64(),
+                },
+            ))
+        }
     }
 
     /// Internal: writes `self` into window `spec` of a `shape` tensor of `value`s.
@@ -885,114 +670,82 @@ impl<'g, T: Float> Var<'g, T> {
         )
     }
 
-    /// Joins values along `dim`.
-    ///
-    /// # Errors
-    /// If the list is empty or the shapes differ outside `dim`.
-    #[track_caller]
-    pub fn try_cat(parts: &[Var<'g, T>], dim: isize) -> Result<Var<'g, T>> {
-        let Some(first) = parts.first() else {
-            return Err(arg_error("concat", "needs at least one tensor"));
-        };
-        for p in parts {
-            first.same_graph("concat", p);
-        }
-        let graph = first.graph;
-        let value = {
-            let nodes = graph.nodes();
-            let tensors: Vec<&Tensor<T>> =
-                parts.iter().map(|p| &nodes[p.id as usize].value).collect();
-            let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-            let (d, shape) = plan::concat::<T>(&shapes, dim)?;
-            (concat_tensors(&tensors, d, shape), d)
-        };
-        let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
-        Ok(graph.push(
-            value.0,
-            Op::Movement(graph.boxed(MovementOp::Concat { dim: value.1 })),
-            &ids,
-        ))
-    }
-
-    /// Joins values along `dim` (see [`Var::try_cat`]).
-    ///
-    /// # Panics
-    /// If the list is empty or the shapes differ outside `dim`.
-    #[track_caller]
-    pub fn cat(parts: &[Var<'g, T>], dim: isize) -> Var<'g, T> {
-        ok(Self::try_cat(parts, dim))
-    }
-
-    /// Stacks equal-shaped values along a new dimension `dim`.
-    ///
-    /// # Errors
-    /// If the list is empty or the shapes differ.
-    #[track_caller]
-    pub fn try_stack(parts: &[Var<'g, T>], dim: isize) -> Result<Var<'g, T>> {
-        let Some(first) = parts.first() else {
-            return Err(arg_error("stack", "needs at least one tensor"));
-        };
-        let shape = first.shape();
-        let s = plan::unsqueeze(&shape, dim)?;
-        let mut un = Vec::with_capacity(parts.len());
-        for p in parts {
-            if p.shape() != shape {
-                return Err(shape_error(
-                    "stack",
-                    &[&shape, &p.shape()],
-                    "all shapes must be equal",
-                ));
+    fallible! {
+        /// Joins values along `dim`.
+        ///
+        /// # Errors
+        /// If the list is empty or the shapes differ outside `dim`.
+        pub fn cat / try_cat(parts: &[Var<'g, T>], dim: isize) -> Var<'g, T> {
+            let Some(first) = parts.first() else {
+                return Err(arg_error("concat", "needs at least one tensor"));
+            };
+            for p in parts {
+                first.same_graph("concat", p);
             }
-            un.push(p.reshape(&s));
+            let graph = first.graph;
+            let value = {
+                let nodes = graph.nodes();
+                let tensors: Vec<&Tensor<T>> =
+                    parts.iter().map(|p| &nodes[p.id as usize].value).collect();
+                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+                let (d, shape) = plan::concat::<T>(&shapes, dim)?;
+                (concat_tensors(&tensors, d, shape), d)
+            };
+            let ids: SmallVec<[u32; 4]> = parts.iter().map(|p| p.id).collect();
+            Ok(graph.push(
+                value.0,
+                Op::Movement(graph.boxed(MovementOp::Concat { dim: value.1 })),
+                &ids,
+            ))
         }
-        Self::try_cat(&un, dim)
     }
 
-    /// Stacks values along a new dimension (see [`Var::try_stack`]).
-    ///
-    /// # Panics
-    /// If the list is empty or the shapes differ.
-    #[track_caller]
-    pub fn stack(parts: &[Var<'g, T>], dim: isize) -> Var<'g, T> {
-        ok(Self::try_stack(parts, dim))
+    fallible! {
+        /// Stacks equal-shaped values along a new dimension `dim`.
+        ///
+        /// # Errors
+        /// If the list is empty or the shapes differ.
+        pub fn stack / try_stack(parts: &[Var<'g, T>], dim: isize) -> Var<'g, T> {
+            let Some(first) = parts.first() else {
+                return Err(arg_error("stack", "needs at least one tensor"));
+            };
+            let shape = first.shape();
+            let s = plan::unsqueeze(&shape, dim)?;
+            let mut un = Vec::with_capacity(parts.len());
+            for p in parts {
+                if p.shape() != shape {
+                    return Err(shape_error(
+                        "stack",
+                        &[&shape, &p.shape()],
+                        "all shapes must be equal",
+                    ));
+                }
+                un.push(p.reshape(&s));
+            }
+            Self::try_cat(&un, dim)
+        }
     }
 
-    /// Splits along `dim` into pieces of the given sizes.
-    ///
-    /// # Errors
-    /// If the sizes do not add up to the dimension.
-    #[track_caller]
-    pub fn try_split(self, sizes: &[usize], dim: isize) -> Result<Vec<Var<'g, T>>> {
-        let (_, specs) = plan::split(&self.shape(), sizes, dim)?;
-        specs.iter().map(|s| self.try_slice_spec(s)).collect()
+    fallible! {
+        /// Splits along `dim` into pieces of the given sizes.
+        ///
+        /// # Errors
+        /// If the sizes do not add up to the dimension.
+        pub fn split / try_split(self, sizes: &[usize], dim: isize) -> Vec<Var<'g, T>> {
+            let (_, specs) = plan::split(&self.shape(), sizes, dim)?;
+            specs.iter().map(|s| self.try_slice_spec(s)).collect()
+        }
     }
 
-    /// Splits along `dim` (see [`Var::try_split`]).
-    ///
-    /// # Panics
-    /// If the sizes do not add up to the dimension.
-    #[track_caller]
-    pub fn split(self, sizes: &[usize], dim: isize) -> Vec<Var<'g, T>> {
-        ok(self.try_split(sizes, dim))
-    }
-
-    /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
-    ///
-    /// # Errors
-    /// If `chunks` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn try_chunk(self, chunks: usize, dim: isize) -> Result<Vec<Var<'g, T>>> {
-        let sizes = plan::chunk_sizes(&self.shape(), chunks, dim)?;
-        self.try_split(&sizes, dim)
-    }
-
-    /// Splits into `chunks` pieces (see [`Var::try_chunk`]).
-    ///
-    /// # Panics
-    /// If `chunks` is 0 or `dim` is out of range.
-    #[track_caller]
-    pub fn chunk(self, chunks: usize, dim: isize) -> Vec<Var<'g, T>> {
-        ok(self.try_chunk(chunks, dim))
+    fallible! {
+        /// Splits along `dim` into `chunks` pieces as `torch.chunk` does.
+        ///
+        /// # Errors
+        /// If `chunks` is 0 or `dim` is out of range.
+        pub fn chunk / try_chunk(self, chunks: usize, dim: isize) -> Vec<Var<'g, T>> {
+            let sizes = plan::chunk_sizes(&self.shape(), chunks, dim)?;
+            self.try_split(&sizes, dim)
+        }
     }
 
     /// Removes every size-1 dimension.
@@ -1002,61 +755,37 @@ impl<'g, T: Float> Var<'g, T> {
         self.reshape(&s)
     }
 
-    /// Removes dimension `dim` if its size is 1.
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range.
-    #[track_caller]
-    pub fn try_squeeze_dim(self, dim: isize) -> Result<Var<'g, T>> {
-        let s = plan::squeeze_dim("squeeze_dim", &self.shape(), dim)?;
-        self.try_reshape(&s)
+    fallible! {
+        /// Removes dimension `dim` if its size is 1.
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range.
+        pub fn squeeze_dim / try_squeeze_dim(self, dim: isize) -> Var<'g, T> {
+            let s = plan::squeeze_dim("squeeze_dim", &self.shape(), dim)?;
+            self.try_reshape(&s)
+        }
     }
 
-    /// Removes dimension `dim` if its size is 1 (see [`Var::try_squeeze_dim`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range.
-    #[track_caller]
-    pub fn squeeze_dim(self, dim: isize) -> Var<'g, T> {
-        ok(self.try_squeeze_dim(dim))
+    fallible! {
+        /// Inserts a size-1 dimension at `dim` (`-1` appends).
+        ///
+        /// # Errors
+        /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
+        pub fn unsqueeze / try_unsqueeze(self, dim: isize) -> Var<'g, T> {
+            let s = plan::unsqueeze(&self.shape(), dim)?;
+            self.try_reshape(&s)
+        }
     }
 
-    /// Inserts a size-1 dimension at `dim` (`-1` appends).
-    ///
-    /// # Errors
-    /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
-    #[track_caller]
-    pub fn try_unsqueeze(self, dim: isize) -> Result<Var<'g, T>> {
-        let s = plan::unsqueeze(&self.shape(), dim)?;
-        self.try_reshape(&s)
-    }
-
-    /// Inserts a size-1 dimension (see [`Var::try_unsqueeze`]).
-    ///
-    /// # Panics
-    /// If `dim` is out of range for rank + 1.
-    #[track_caller]
-    pub fn unsqueeze(self, dim: isize) -> Var<'g, T> {
-        ok(self.try_unsqueeze(dim))
-    }
-
-    /// Merges dimensions `start..=end` into one (`flatten(0, -1)` makes a vector).
-    ///
-    /// # Errors
-    /// If an axis is out of range or `start > end`.
-    #[track_caller]
-    pub fn try_flatten(self, start: isize, end: isize) -> Result<Var<'g, T>> {
-        let s = plan::flatten(&self.shape(), start, end)?;
-        self.try_reshape(&s)
-    }
-
-    /// Merges dimensions `start..=end` into one (see [`Var::try_flatten`]).
-    ///
-    /// # Panics
-    /// If an axis is out of range or `start > end`.
-    #[track_caller]
-    pub fn flatten(self, start: isize, end: isize) -> Var<'g, T> {
-        ok(self.try_flatten(start, end))
+    fallible! {
+        /// Merges dimensions `start..=end` into one (`flatten(0, -1)` makes a vector).
+        ///
+        /// # Errors
+        /// If an axis is out of range or `start > end`.
+        pub fn flatten / try_flatten(self, start: isize, end: isize) -> Var<'g, T> {
+            let s = plan::flatten(&self.shape(), start, end)?;
+            self.try_reshape(&s)
+        }
     }
 }
 
