@@ -34,8 +34,8 @@ impl<T: Float> Tensor<T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Shape`] if the shape's element count overflows `isize` or its bytes exceed
-    /// one allocation; [`Error::Alloc`] if the allocator refuses the memory.
+    /// [`crate::Error::Shape`] if the shape's element count overflows `isize` or its bytes exceed
+    /// one allocation; [`crate::Error::Alloc`] if the allocator refuses the memory.
     #[track_caller]
     pub fn try_zeros(shape: impl IntoShape) -> Result<Self> {
         Self::build("zeros", shape.into_shape(), Storage::fill_with(T::zero()))
@@ -95,9 +95,9 @@ impl<T: Float> Tensor<T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Argument`] if `step` is zero or a bound or the step is not finite, if `step`
+    /// [`crate::Error::Argument`] if `step` is zero or a bound or the step is not finite, if `step`
     /// points away from `end` (as in PyTorch), or if the count of elements does not fit a
-    /// tensor; [`Error::Alloc`] if the memory cannot be allocated.
+    /// tensor; [`crate::Error::Alloc`] if the memory cannot be allocated.
     #[track_caller]
     pub fn try_arange(start: f64, end: f64, step: f64) -> Result<Self> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
