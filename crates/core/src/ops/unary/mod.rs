@@ -12,10 +12,14 @@
 //! Each op's loop is monomorphised (see `dispatch!`), so the `match` on the op happens once
 //! per call, not once per element. Subgradients at kinks are stated on each variant.
 
-use std::ops::{Add, Div, Mul, Neg, Sub};
-
 use tapegrad_kernels::elementwise;
 use tapegrad_kernels::math::MathFn;
+
+mod elem;
+
+pub use elem::Elem;
+pub(crate) use elem::S;
+use elem::{sigmoid, sign};
 
 use crate::algebra::Algebra;
 use crate::ops::binary::Cmp;
@@ -114,180 +118,6 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_493_419_334_985_294_6;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_C: f64 = 0.044_715;
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
-/// The operations a gradient rule of a unary op may use: implemented by scalars (the fused
-/// loop) and by [`Var`] (recorded on the tape). Masks (`mask`, `sign`) carry no gradient.
-pub trait Elem<T: Float>:
-    Copy
-    + Add<Output = Self>
-    + Sub<Output = Self>
-    + Mul<Output = Self>
-    + Div<Output = Self>
-    + Neg<Output = Self>
-    + Add<T, Output = Self>
-    + Mul<T, Output = Self>
-    + Div<T, Output = Self>
-{
-    /// `eˣ`.
-    fn exp(self) -> Self;
-    /// `1/x`.
-    fn recip(self) -> Self;
-    /// `sin x`.
-    fn sin(self) -> Self;
-    /// `cos x`.
-    fn cos(self) -> Self;
-    /// `tanh x`.
-    fn tanh(self) -> Self;
-    /// `σ(x)`.
-    fn sigmoid(self) -> Self;
-    /// `erf x`.
-    fn erf(self) -> Self;
-    /// `xᵖ`.
-    fn powf(self, p: T) -> Self;
-    /// `sign(x)`, without gradient.
-    fn sign(self) -> Self;
-    /// `1` where `x cmp c` holds, else `0`; without gradient.
-    fn mask(self, cmp: Cmp, c: T) -> Self;
-}
-
-/// A scalar seen as an [`Elem`] (a newtype, so that the scalar and `Var` instances of the
-/// rules never overlap).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct S<T>(pub(crate) T);
-
-macro_rules! scalar_binop {
-    ($Trait:ident, $m:ident, $op:tt) => {
-        impl<T: Float> $Trait for S<T> {
-            type Output = S<T>;
-            #[inline(always)]
-            fn $m(self, r: S<T>) -> S<T> {
-                S(self.0 $op r.0)
-            }
-        }
-        impl<T: Float> $Trait<T> for S<T> {
-            type Output = S<T>;
-            #[inline(always)]
-            fn $m(self, r: T) -> S<T> {
-                S(self.0 $op r)
-            }
-        }
-    };
-}
-scalar_binop!(Add, add, +);
-scalar_binop!(Sub, sub, -);
-scalar_binop!(Mul, mul, *);
-scalar_binop!(Div, div, /);
-
-impl<T: Float> Neg for S<T> {
-    type Output = S<T>;
-    #[inline(always)]
-    fn neg(self) -> S<T> {
-        S(-self.0)
-    }
-}
-
-impl<T: Float> Elem<T> for S<T> {
-    #[inline(always)]
-    fn exp(self) -> Self {
-        S(self.0.exp())
-    }
-    #[inline(always)]
-    fn recip(self) -> Self {
-        S(self.0.recip())
-    }
-    #[inline(always)]
-    fn sin(self) -> Self {
-        S(self.0.sin())
-    }
-    #[inline(always)]
-    fn cos(self) -> Self {
-        S(self.0.cos())
-    }
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        S(self.0.tanh())
-    }
-    #[inline(always)]
-    fn sigmoid(self) -> Self {
-        S(sigmoid(self.0))
-    }
-    #[inline(always)]
-    fn erf(self) -> Self {
-        S(self.0.erf())
-    }
-    #[inline(always)]
-    fn powf(self, p: T) -> Self {
-        S(self.0.powf(p))
-    }
-    #[inline(always)]
-    fn sign(self) -> Self {
-        S(sign(self.0))
-    }
-    #[inline(always)]
-    fn mask(self, cmp: Cmp, c: T) -> Self {
-        S(if cmp.holds(self.0, c) {
-            T::one()
-        } else {
-            T::zero()
-        })
-    }
-}
-
-impl<'g, T: Float> Elem<T> for Var<'g, T> {
-    fn exp(self) -> Self {
-        Var::exp(self)
-    }
-    fn recip(self) -> Self {
-        Var::recip(self)
-    }
-    fn sin(self) -> Self {
-        Var::sin(self)
-    }
-    fn cos(self) -> Self {
-        Var::cos(self)
-    }
-    fn tanh(self) -> Self {
-        Var::tanh(self)
-    }
-    fn sigmoid(self) -> Self {
-        Var::sigmoid(self)
-    }
-    fn erf(self) -> Self {
-        Var::erf(self)
-    }
-    fn powf(self, p: T) -> Self {
-        Var::powf(self, p)
-    }
-    fn sign(self) -> Self {
-        Var::sign(self)
-    }
-    fn mask(self, cmp: Cmp, c: T) -> Self {
-        let m = self.with_value(|x| x.map(|v| if cmp.holds(v, c) { T::one() } else { T::zero() }));
-        self.graph.constant(m)
-    }
-}
-
-#[inline(always)]
-fn sigmoid<T: Float>(x: T) -> T {
-    // Both branches avoid overflow: e^{-|x|} ≤ 1.
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
-}
-
-#[inline(always)]
-fn sign<T: Float>(x: T) -> T {
-    if x > T::zero() {
-        T::one()
-    } else if x < T::zero() {
-        -T::one()
-    } else {
-        x // ±0 stays ±0, NaN stays NaN
-    }
-}
 
 impl<T: Float> Rule<T> for Unary<T> {
     fn name(&self) -> &str {
