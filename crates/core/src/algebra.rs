@@ -14,6 +14,8 @@
 //! implementations. Shapes passed to its methods are already valid (the op that recorded
 //! the node checked them), so the methods do not return `Result`.
 
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
 use crate::ops::matmul::Transpose;
 use crate::ops::movement::{pad_tensor, slice_tensor, SliceSpec};
 use crate::ops::reduce::ReduceOp;
@@ -88,7 +90,28 @@ pub(crate) mod sealed {
 /// The operations available to backward rules: implemented eagerly by [`Tensor`] and
 /// recorded by [`Var`]. Arguments are assumed valid (as they are inside a backward rule);
 /// invalid shapes panic.
-pub trait Algebra<T: Float>: Clone + sealed::Sealed<T> {
+///
+/// The arithmetic operators work on an owned value on the left and an owned value, a
+/// reference or a scalar on the right: `x.cos() * g` with `g: &V`, `d + T::one()`, `-y`.
+/// (A generic `&V ∘ &V` would need a bound a rule's signature cannot imply; the methods
+/// `a.mul(&b)`, taking both sides by reference, do that.)
+pub trait Algebra<T: Float>:
+    Clone
+    + sealed::Sealed<T>
+    + Add<Output = Self>
+    + for<'a> Add<&'a Self, Output = Self>
+    + Add<T, Output = Self>
+    + Sub<Output = Self>
+    + for<'a> Sub<&'a Self, Output = Self>
+    + Sub<T, Output = Self>
+    + Mul<Output = Self>
+    + for<'a> Mul<&'a Self, Output = Self>
+    + Mul<T, Output = Self>
+    + Div<Output = Self>
+    + for<'a> Div<&'a Self, Output = Self>
+    + Div<T, Output = Self>
+    + Neg<Output = Self>
+{
     /// The shape.
     fn shape(&self) -> Shape;
     /// The current numeric value (for rules that branch on values, e.g. masks).

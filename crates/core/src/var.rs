@@ -147,7 +147,7 @@ where
     }
 }
 
-/// Operator impls: `Var ∘ Var`, `Var ∘ T`, `Var ∘ Tensor`, `Tensor ∘ Var` and `scalar ∘ Var`.
+/// Operator impls: `Var ∘ Var` (either side by reference too), `Var ∘ T`, `Var ∘ Tensor`, `Tensor ∘ Var` and `scalar ∘ Var`.
 macro_rules! var_operator {
     ($Trait:ident, $method:ident, $Assign:ident, $assign:ident, $var_fn:ident, $scalar_fn:ident, $lhs_scalar_fn:ident) => {
         impl<'g, T: Float> $Trait<Var<'g, T>> for Var<'g, T> {
@@ -155,6 +155,27 @@ macro_rules! var_operator {
             #[track_caller]
             fn $method(self, rhs: Var<'g, T>) -> Var<'g, T> {
                 Var::$var_fn(self, rhs)
+            }
+        }
+        impl<'g, T: Float> $Trait<&Var<'g, T>> for Var<'g, T> {
+            type Output = Var<'g, T>;
+            #[track_caller]
+            fn $method(self, rhs: &Var<'g, T>) -> Var<'g, T> {
+                Var::$var_fn(self, *rhs)
+            }
+        }
+        impl<'g, T: Float> $Trait<Var<'g, T>> for &Var<'g, T> {
+            type Output = Var<'g, T>;
+            #[track_caller]
+            fn $method(self, rhs: Var<'g, T>) -> Var<'g, T> {
+                Var::$var_fn(*self, rhs)
+            }
+        }
+        impl<'g, T: Float> $Trait<&Var<'g, T>> for &Var<'g, T> {
+            type Output = Var<'g, T>;
+            #[track_caller]
+            fn $method(self, rhs: &Var<'g, T>) -> Var<'g, T> {
+                Var::$var_fn(*self, *rhs)
             }
         }
         impl<'g, T: Float> $Trait<T> for Var<'g, T> {
@@ -247,5 +268,13 @@ impl<'g, T: Float> Neg for Var<'g, T> {
     #[track_caller]
     fn neg(self) -> Var<'g, T> {
         Var::neg(self)
+    }
+}
+
+impl<'g, T: Float> Neg for &Var<'g, T> {
+    type Output = Var<'g, T>;
+    #[track_caller]
+    fn neg(self) -> Var<'g, T> {
+        Var::neg(*self)
     }
 }

@@ -20,7 +20,8 @@
 //!     }
 //!     fn backward<V: Algebra<T>>(&self, inputs: &[&V], _output: &V, grad: &V) -> Vec<Option<V>> {
 //!         let x = inputs[0];
-//!         vec![Some(grad.mul(&x.mul(x)).scale(T::from_f64(3.0)))]
+//!         // Operators take an owned value on the left: `x.square()` is one, `grad` a `&V`.
+//!         vec![Some(x.square() * grad * T::from_f64(3.0))]
 //!     }
 //! }
 //!
@@ -213,10 +214,7 @@ mod tests {
         }
         fn backward<V: Algebra<T>>(&self, inputs: &[&V], _y: &V, g: &V) -> Vec<Option<V>> {
             let (x, y) = (inputs[0], inputs[1]);
-            vec![
-                Some(g.mul(&y.add(&x.unary(crate::Unary::Cos)))),
-                Some(g.mul(x)),
-            ]
+            vec![Some((x.cos() + y) * g), Some(g.mul(x))]
         }
     }
 

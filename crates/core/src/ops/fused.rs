@@ -171,7 +171,7 @@ pub(crate) fn normalize_grad_composite<T: Float, V: Algebra<T>>(
     let inv_n = T::one() / T::from_f64(n as f64);
     let mean = x.sum_dims(axes, true).scale(inv_n);
     let d = x.sub(&mean);
-    let var = d.mul(&d).sum_dims(axes, true).scale(inv_n);
+    let var = Algebra::mul(&d, &d).sum_dims(axes, true).scale(inv_n);
     let r = var.add_scalar(eps).unary(Unary::Rsqrt);
     let mg = g.sum_dims(axes, true).scale(inv_n);
     let mgy = g.mul(y).sum_dims(axes, true).scale(inv_n);
