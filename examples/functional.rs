@@ -80,7 +80,7 @@ fn jacobian_of_a_network() -> Result<()> {
     assert!(diff < 1e-12, "the two Jacobians differ by {diff}");
     println!(
         "   J is {:?}; reverse and forward differ by at most {diff:.1e}",
-        rev.shape()
+        rev.dims()
     );
     // σ² are the eigenvalues of J·Jᵀ (4 × 4, symmetric).
     let jjt = rev.matmul_t(&rev, Transpose::No, Transpose::Yes);
@@ -103,7 +103,7 @@ fn jacobian_of_a_network() -> Result<()> {
 
 /// The eigenvalues of a small symmetric matrix, by cyclic Jacobi rotations.
 fn symmetric_eigenvalues(m: &Tensor<f64>) -> Vec<f64> {
-    let n = m.shape()[0];
+    let n = m.dims()[0];
     let mut a: Vec<f64> = m.to_vec();
     for _sweep in 0..100 {
         let off: f64 = (0..n)
@@ -142,14 +142,14 @@ fn symmetric_eigenvalues(m: &Tensor<f64>) -> Vec<f64> {
 /// Mean logistic loss of `w` (the last entry the bias) on `x`, `y`, plus `λ/2 ‖w‖²` with
 /// λ = 0.01 (the classes are separable: without it the minimum is at infinity).
 fn logistic<'g>(x: &Tensor<f64>, y: &Tensor<f64>, w: Var<'g, f64>) -> Var<'g, f64> {
-    let d = x.shape()[1];
+    let d = x.dims()[1];
     let weights = w.narrow(0, 0, d).reshape([d, 1]);
     let bias = w.narrow(0, d, 1);
     let logits = w
         .graph()
         .constant(x.clone())
         .matmul(weights)
-        .reshape([x.shape()[0]])
+        .reshape([x.dims()[0]])
         + bias;
     let y = w.graph().constant(y.clone());
     binary_cross_entropy_with_logits(logits, y, None, Reduction::Mean) + w.square().sum() * 5e-3
@@ -159,7 +159,7 @@ fn newton_on_logistic_regression() -> Result<()> {
     println!("2. Newton's method on logistic regression (digits: is it a 0?), 65 parameters");
     let data = recipe::digits_splits(0)?;
     let x = data.train.features().cast::<f64>();
-    let x = x.reshape([x.shape()[0], 64]);
+    let x = x.reshape([x.dims()[0], 64]);
     let y = Tensor::from_vec(
         data.train
             .labels()
@@ -167,7 +167,7 @@ fn newton_on_logistic_regression() -> Result<()> {
             .iter()
             .map(|&c| f64::from(u8::from(c == 0)))
             .collect(),
-        [x.shape()[0]],
+        [x.dims()[0]],
     );
     let mut w = Tensor::<f64>::zeros([65]);
     for step in 0.. {

@@ -134,7 +134,7 @@ fn eval<'g, T: Float>(name: &str, i: &Inputs<'g, T>) -> Var<'g, T> {
 
 /// `max|a − b| / max(1, max|b|)`.
 fn rel(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
-    assert_eq!(a.shape(), b.shape());
+    assert_eq!(a.dims(), b.dims());
     let num = a
         .as_slice()
         .iter()

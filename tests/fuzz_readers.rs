@@ -312,9 +312,9 @@ fn retyped(e: Entry) -> Entry {
 fn reshaped(e: Entry) -> Entry {
     let flat = |s: &[usize]| -> Vec<usize> { vec![s.iter().product::<usize>(), 1] };
     match e {
-        Entry::F32(t) => Entry::F32(t.with_shape(flat(t.shape()))),
-        Entry::F64(t) => Entry::F64(t.with_shape(flat(t.shape()))),
-        Entry::I64(t) => Entry::I64(t.with_shape(flat(t.shape()))),
+        Entry::F32(t) => Entry::F32(t.with_shape(flat(t.dims()))),
+        Entry::F64(t) => Entry::F64(t.with_shape(flat(t.dims()))),
+        Entry::I64(t) => Entry::I64(t.with_shape(flat(t.dims()))),
     }
 }
 
@@ -361,8 +361,8 @@ fn edited_state_is_refused_or_loaded_exactly() {
                         t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                     };
                     assert_eq!(
-                        (p.value.shape(), bits(&p.value)),
-                        (want.shape(), bits(&want)),
+                        (p.value.dims(), bits(&p.value)),
+                        (want.dims(), bits(&want)),
                         "{}",
                         p.name
                     );

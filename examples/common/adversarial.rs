@@ -69,7 +69,7 @@ fn step(x: &Tensor<f32>, d: &[f32], eps: f64) -> Tensor<f32> {
         .zip(d)
         .map(|(&p, &s)| (p + eps as f32 * s).clamp(0.0, 1.0))
         .collect();
-    Tensor::from_vec(v, x.shape().to_vec())
+    Tensor::from_vec(v, x.dims().to_vec())
 }
 
 /// The fast gradient sign method (Goodfellow, Shlens & Szegedy, ICLR 2015):
@@ -136,14 +136,14 @@ pub fn train(
         for b in loader.epoch(epoch) {
             let x = match defence {
                 Defence::Noise(s) => {
-                    let n = Tensor::<f32>::rand_normal(b.x.shape().to_vec(), 0.0, s, &mut noise);
+                    let n = Tensor::<f32>::rand_normal(b.x.dims().to_vec(), 0.0, s, &mut noise);
                     let v =
                         b.x.as_slice()
                             .iter()
                             .zip(n.as_slice())
                             .map(|(p, z)| p + z)
                             .collect();
-                    Tensor::from_vec(v, b.x.shape().to_vec())
+                    Tensor::from_vec(v, b.x.dims().to_vec())
                 }
                 _ => b.x.clone(),
             };

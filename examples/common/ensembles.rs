@@ -68,7 +68,7 @@ pub fn run_seed(k: usize, epochs: usize, seed: u64) -> Result<SeedResult> {
         ensemble.push(&m.trained.model, &m.trained.store);
     }
     let rep = ensemble.evaluate(&DataLoader::new(&f.test, 1024));
-    let c = rep.probabilities.shape()[1];
+    let c = rep.probabilities.dims()[1];
     let p = rep.probabilities.as_slice();
     let nll = rep
         .labels

@@ -59,13 +59,13 @@ impl Problem {
 
     /// The number of weights.
     pub fn dim(&self) -> usize {
-        self.x.shape()[1]
+        self.x.dims()[1]
     }
 
     /// The objective at `w` (a `[d]` vector on the tape).
     pub fn loss<'g>(&self, w: Var<'g, f64>) -> Var<'g, f64> {
         let g = w.graph();
-        let (n, d) = (self.x.shape()[0], self.dim());
+        let (n, d) = (self.x.dims()[0], self.dim());
         let logits = g
             .constant(self.x.clone())
             .matmul(w.reshape([d, 1]))
@@ -98,7 +98,7 @@ impl Problem {
     /// An upper bound of the gradient's Lipschitz constant: λ + λ_max(XᵀX)/(4n), with
     /// λ_max by power iteration.
     pub fn lipschitz(&self) -> f64 {
-        let (n, d) = (self.x.shape()[0], self.dim());
+        let (n, d) = (self.x.dims()[0], self.dim());
         let xtx = self.x.matmul_t(&self.x, Transpose::Yes, Transpose::No);
         let mut v = vec![1.0 / (d as f64).sqrt(); d];
         let mut top = 0.0;

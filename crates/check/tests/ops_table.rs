@@ -188,12 +188,12 @@ where
     let jf = jacobian_fwd(&f, inputs).map_err(|e| fail(e.to_string()))?;
     for (j, x) in inputs.iter().enumerate() {
         let n = x.numel();
-        let want: Vec<usize> = y.shape().iter().chain(x.shape()).copied().collect();
-        if jr[j].shape() != want.as_slice() || jf[j].shape() != want.as_slice() {
+        let want: Vec<usize> = y.dims().iter().chain(x.dims()).copied().collect();
+        if jr[j].dims() != want.as_slice() || jf[j].dims() != want.as_slice() {
             return Err(fail(format!(
                 "Jacobian shape {:?} / {:?}, want {want:?}",
-                jr[j].shape(),
-                jf[j].shape()
+                jr[j].dims(),
+                jf[j].dims()
             )));
         }
         for (a, b) in jr[j].as_slice().iter().zip(jf[j].as_slice()) {
@@ -224,7 +224,7 @@ where
     let vs: Vec<Tensor<f64>> = inputs
         .iter()
         .enumerate()
-        .map(|(j, x)| Tensor::from_fn(x.shape(), |i| ((i * 7 + j * 3) % 5) as f64 / 4.0 - 0.5))
+        .map(|(j, x)| Tensor::from_fn(x.dims(), |i| ((i * 7 + j * 3) % 5) as f64 / 4.0 - 0.5))
         .collect();
     let (_, jv) = jvp(&f, inputs, &vs).map_err(|e| fail(e.to_string()))?;
     for r in 0..m {
@@ -246,7 +246,7 @@ where
     }
 
     // The Hessian of h = ⟨u, f⟩.
-    let u = Tensor::from_fn(y.shape(), |i| ((i * 5 + 1) % 7) as f64 / 3.0 - 1.0);
+    let u = Tensor::from_fn(y.dims(), |i| ((i * 5 + 1) % 7) as f64 / 3.0 - 1.0);
     let hs = hessian(|g, v| (f(g, v) * &u).sum(), inputs).map_err(|e| fail(e.to_string()))?;
     let grad_at = |xs: &[Tensor<f64>]| {
         vjp(&f, xs, &u)
@@ -687,8 +687,8 @@ fn empty_tensors_through_every_op_family() {
             let grads = y.backward_with(&Tensor::ones(want));
             for (i, x) in xs.iter().enumerate() {
                 assert_eq!(
-                    grads.wrt(*x).shape(),
-                    inputs[i].shape(),
+                    grads.wrt(*x).dims(),
+                    inputs[i].dims(),
                     "{name}: gradient of input {i}"
                 );
             }
@@ -696,7 +696,7 @@ fn empty_tensors_through_every_op_family() {
             for (i, x) in xs.iter().enumerate() {
                 assert_eq!(
                     gv.wrt_var(*x).shape().as_slice(),
-                    inputs[i].shape(),
+                    inputs[i].dims(),
                     "{name}: recorded gradient of input {i}"
                 );
             }

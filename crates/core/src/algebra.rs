@@ -258,7 +258,7 @@ pub trait Algebra<T: Float>:
 
 impl<T: Float> Algebra<T> for Tensor<T> {
     fn shape(&self) -> Shape {
-        Shape::from_slice(Tensor::shape(self))
+        Tensor::shape(self)
     }
     fn value(&self) -> Tensor<T> {
         self.clone()
@@ -291,7 +291,7 @@ impl<T: Float> Algebra<T> for Tensor<T> {
         Tensor::reduce(self, &op)
     }
     fn sum_to(&self, shape: &[usize]) -> Self {
-        if Tensor::shape(self) == shape {
+        if Tensor::dims(self) == shape {
             return self.clone();
         }
         Tensor::sum_to(self, shape)
@@ -332,72 +332,95 @@ impl<T: Float> Algebra<T> for Tensor<T> {
 }
 
 impl<'g, T: Float> Algebra<T> for Var<'g, T> {
+    #[track_caller]
     fn shape(&self) -> Shape {
         Var::shape(self)
     }
+    #[track_caller]
     fn value(&self) -> Tensor<T> {
         Var::value(self)
     }
+    #[track_caller]
     fn constant(&self, value: Tensor<T>) -> Self {
         self.graph.constant(value)
     }
+    #[track_caller]
     fn add(&self, other: &Self) -> Self {
         Var::add(*self, *other)
     }
+    #[track_caller]
     fn sub(&self, other: &Self) -> Self {
         Var::sub(*self, *other)
     }
+    #[track_caller]
     fn mul(&self, other: &Self) -> Self {
         Var::mul(*self, *other)
     }
+    #[track_caller]
     fn div(&self, other: &Self) -> Self {
         Var::div(*self, *other)
     }
+    #[track_caller]
     fn pow(&self, exponent: &Self) -> Self {
         Var::pow(*self, *exponent)
     }
+    #[track_caller]
     fn unary(&self, op: Unary<T>) -> Self {
         Var::unary(*self, op)
     }
+    #[track_caller]
     fn select(cond: &Tensor<bool>, a: &Self, b: &Self) -> Self {
         Var::where_cond(cond, *a, *b)
     }
+    #[track_caller]
     fn reduce(&self, op: ReduceOp) -> Self {
         Var::reduce(*self, op)
     }
+    #[track_caller]
     fn sum_to(&self, shape: &[usize]) -> Self {
         Var::sum_to(*self, shape)
     }
+    #[track_caller]
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         Var::broadcast_to(*self, shape)
     }
+    #[track_caller]
     fn reshape(&self, shape: &[usize]) -> Self {
         Var::reshape(*self, shape)
     }
+    #[track_caller]
     fn permute(&self, perm: &[usize]) -> Self {
         Var::permute(*self, perm)
     }
+    #[track_caller]
     fn matmul_t(&self, other: &Self, ta: Transpose, tb: Transpose) -> Self {
         Var::matmul_t(*self, *other, ta, tb)
     }
+    #[track_caller]
     fn slice(&self, spec: &SliceSpec) -> Self {
         Var::slice_spec(*self, spec)
     }
+    #[track_caller]
     fn pad(&self, spec: &SliceSpec, shape: &[usize], value: T) -> Self {
         self.pad_spec(spec, shape, value)
     }
+    #[track_caller]
     fn index_select(&self, dim: usize, index: &Tensor<usize>) -> Self {
         Var::index_select(*self, dim as isize, index)
     }
+    #[track_caller]
     fn index_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
         self.index_add_into(shape, dim, index)
     }
+    #[track_caller]
     fn gather(&self, dim: usize, index: &Tensor<usize>) -> Self {
         Var::gather(*self, dim as isize, index)
     }
+    #[track_caller]
     fn scatter_add_zeros(&self, shape: &[usize], dim: usize, index: &Tensor<usize>) -> Self {
         self.scatter_add_into(shape, dim, index)
     }
+    #[track_caller]
     fn conv(&self, op: crate::ops::conv::ConvOp) -> Self {
         self.conv_op(op)
     }

@@ -53,9 +53,9 @@ pub fn check_close<T: Float>(
     atol: f64,
     rtol: f64,
 ) -> Result<(), CloseError> {
-    if actual.shape() != expected.shape() {
+    if actual.dims() != expected.dims() {
         return Err(CloseError {
-            shapes: Some((actual.shape().to_vec(), expected.shape().to_vec())),
+            shapes: Some((actual.dims().to_vec(), expected.dims().to_vec())),
             index: vec![],
             actual: f64::NAN,
             expected: f64::NAN,
@@ -98,7 +98,7 @@ pub fn check_close<T: Float>(
             );
             Err(CloseError {
                 shapes: None,
-                index: unravel(i, actual.shape()).to_vec(),
+                index: unravel(i, actual.dims()).to_vec(),
                 actual: a,
                 expected: e,
                 error: (a - e).abs(),

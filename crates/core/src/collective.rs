@@ -116,7 +116,7 @@ pub trait Collective {
 pub fn sum_tensor<T: Float>(c: &dyn Collective, t: &Tensor<T>) -> Result<Tensor<T>> {
     let mut v: Vec<f64> = t.as_slice().iter().map(|x| x.as_f64()).collect();
     c.sum_f64(&mut v)?;
-    Ok(Tensor::from_fn(t.shape(), |i| T::from_f64(v[i])))
+    Ok(Tensor::from_fn(t.dims(), |i| T::from_f64(v[i])))
 }
 
 /// The recorded node of [`Var::sum_across`].

@@ -37,7 +37,7 @@
 //! // f(x) = tanh(x) elementwise: J = diag(1 − tanh²x).
 //! let x = Tensor::from_vec(vec![0.5, -1.0], [2]);
 //! let j = jacobian(|_, x| x[0].tanh(), &[x.clone()]).unwrap();
-//! assert_eq!(j[0].shape(), &[2, 2]);
+//! assert_eq!(j[0].dims(), &[2, 2]);
 //! assert!((j[0].as_slice()[0] - (1.0 - 0.5f64.tanh().powi(2))).abs() < 1e-15);
 //! assert_eq!(j[0].as_slice()[1], 0.0);
 //! // f(x) = x₀²x₁: H = [[2x₁, 2x₀], [2x₀, 0]].
@@ -86,10 +86,10 @@ fn check_shapes<T: Float>(
         ));
     }
     for (t, w) in given.iter().zip(want) {
-        if t.shape() != w.as_slice() {
+        if t.dims() != w.as_slice() {
             return Err(shape_error(
                 op,
-                &[t.shape(), w.as_slice()],
+                &[t.dims(), w.as_slice()],
                 format!("each {what} must have its tensor's shape"),
             ));
         }
@@ -111,7 +111,7 @@ fn zero_blocks<T: Float, R: AsRef<[usize]>>(
         Tensor::try_zeros(shape)
     };
     rows.into_iter()
-        .map(|r| xs.iter().map(|x| block(r.as_ref(), x.shape())).collect())
+        .map(|r| xs.iter().map(|x| block(r.as_ref(), x.dims())).collect())
         .collect()
 }
 
@@ -220,7 +220,7 @@ pub fn jvp_multi<T: Float, F>(
 where
     F: for<'g> Fn(&'g Graph<T>, &[Var<'g, T>]) -> Vec<Var<'g, T>>,
 {
-    let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+    let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.dims().to_vec()).collect();
     check_shapes("jvp", "tangent", vs, &shapes)?;
     let g = Graph::new();
     let x = leaves(&g, xs);
@@ -229,7 +229,7 @@ where
     // u ↦ Jᵀu, recorded; its derivative along v with respect to u is J v.
     let u: Vec<Var<T>> = values
         .iter()
-        .map(|y| g.leaf(Tensor::ones(y.shape())))
+        .map(|y| g.leaf(Tensor::ones(y.dims())))
         .collect();
     let Some(s) =
         contract(&ys, &u).filter(|s| ys.iter().any(|y| y.requires_grad()) && s.requires_grad())
@@ -343,7 +343,7 @@ where
     let g = Graph::new();
     let x = leaves(&g, xs);
     let y = scalar_output("hessian", f(&g, &x))?;
-    let mut out = zero_blocks("hessian", xs.iter().map(|x| x.shape()), xs)?;
+    let mut out = zero_blocks("hessian", xs.iter().map(|x| x.dims()), xs)?;
     if !y.requires_grad() {
         return Ok(out);
     }
@@ -371,7 +371,7 @@ pub fn hvp<T: Float, F>(f: F, xs: &[Tensor<T>], vs: &[Tensor<T>]) -> Result<Vec<
 where
     F: for<'g> Fn(&'g Graph<T>, &[Var<'g, T>]) -> Var<'g, T>,
 {
-    let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+    let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.dims().to_vec()).collect();
     check_shapes("hvp", "vector", vs, &shapes)?;
     let g = Graph::new();
     let x = leaves(&g, xs);
@@ -419,9 +419,9 @@ mod tests {
         }
         let xs = [a.clone(), x.clone(), b];
         for j in [jacobian(f, &xs).unwrap(), jacobian_fwd(f, &xs).unwrap()] {
-            assert_eq!(j[0].shape(), &[2, 2, 3]);
-            assert_eq!(j[1].shape(), &[2, 3]);
-            assert_eq!(j[2].shape(), &[2, 2]);
+            assert_eq!(j[0].dims(), &[2, 2, 3]);
+            assert_eq!(j[1].dims(), &[2, 3]);
+            assert_eq!(j[2].dims(), &[2, 2]);
             assert_eq!(j[1], a);
             assert_eq!(j[2].as_slice(), &[1.0, 0.0, 0.0, 1.0]);
             let ja = j[0].as_slice();
@@ -449,7 +449,7 @@ mod tests {
         ] {
             assert_eq!(j[0][0].as_slice(), &[2.0, 0.0, 0.0, 4.0]);
             assert_eq!(j[0][1].as_slice(), &[0.0, 0.0]);
-            assert_eq!(j[0][1].shape(), &[2, 1]);
+            assert_eq!(j[0][1].dims(), &[2, 1]);
             assert_eq!(j[1][0].as_slice(), &[3.0, 3.0]);
             assert_eq!(j[1][1].as_slice(), &[3.0]);
         }

@@ -219,10 +219,10 @@ fn check_kept<T: Float>(what: &str, v: Var<'_, T>) {
 #[track_caller]
 pub(crate) fn add_into<T: Float>(acc: &mut Tensor<T>, g: &Tensor<T>) {
     assert!(
-        acc.shape() == g.shape(),
+        acc.dims() == g.dims(),
         "gradient accumulation: shapes {:?} and {:?} differ",
-        acc.shape(),
-        g.shape()
+        acc.dims(),
+        g.dims()
     );
     *acc += g;
 }

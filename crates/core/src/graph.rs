@@ -499,7 +499,7 @@ fn node_id(len: usize) -> u32 {
 #[track_caller]
 fn check_anomaly<T: Float>(graph: &Graph<T>, value: &Tensor<T>, op: &Op<T>) {
     if let Some((at, v)) = value.first_non_finite() {
-        let at = crate::tensor::unravel(at, value.shape());
+        let at = crate::tensor::unravel(at, value.dims());
         if let Some(i) = graph.backward_of.get() {
             let nodes = graph.nodes();
             let n = &nodes[i as usize];
@@ -509,14 +509,14 @@ fn check_anomaly<T: Float>(graph: &Graph<T>, value: &Tensor<T>, op: &Op<T>) {
                 n.location,
                 op.name(),
                 at.as_slice(),
-                value.shape(),
+                value.dims(),
             );
         }
         panic!(
             "anomaly detected: op `{}` produced {v} at element {:?} of its output of shape {:?}, at {}",
             op.name(),
             at.as_slice(),
-            value.shape(),
+            value.dims(),
             PanicLocation::caller()
         );
     }
@@ -532,7 +532,7 @@ impl<T: Float> fmt::Display for Graph<T> {
                 "%{i} = {}({}) -> {:?}{}  at {}",
                 n.op.name(),
                 args.join(", "),
-                n.value.shape(),
+                n.value.dims(),
                 if n.requires_grad { "  grad" } else { "" },
                 n.location
             )?;

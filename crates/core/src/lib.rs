@@ -18,7 +18,7 @@
 //! let w = g.leaf(Tensor::from_vec(vec![0.5, -0.5, 1.0, 2.0], [2, 2]));
 //! let y = x.matmul(w).tanh().sum();
 //! let grads = y.backward();
-//! assert_eq!(grads.wrt(w).shape(), &[2, 2]);
+//! assert_eq!(grads.wrt(w).dims(), &[2, 2]);
 //! ```
 #![warn(missing_docs)]
 

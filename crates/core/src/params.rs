@@ -565,7 +565,7 @@ mod tests {
         assert!(e.contains("belongs to another store"), "{e}");
         assert!(e.contains("crates/core/src/params.rs:"), "{e}");
         let clone = a.clone();
-        assert_eq!(clone.value(ka).shape(), &[2]);
+        assert_eq!(clone.value(ka).dims(), &[2]);
         let msg = std::panic::catch_unwind(|| b.value(ka).clone()).unwrap_err();
         let msg = msg.downcast_ref::<String>().unwrap();
         assert!(msg.contains("belongs to another store"), "{msg}");

@@ -194,7 +194,7 @@ impl<T: Float> DynCustomOp<T> for Recompute<T> {
             })
             .collect();
         let y = (self.block)(&g, &xs);
-        check_replay(y.value_ref().shape(), output.shape());
+        check_replay(y.value_ref().dims(), output.dims());
         if !y.requires_grad() {
             return self.wants.iter().map(|_| None).collect();
         }

@@ -57,9 +57,9 @@ impl<'g, T: Float> Var<'g, T> {
         std::cell::Ref::map(self.graph.nodes(), |n| &n[self.id as usize].value)
     }
 
-    /// The shape of the value.
+    /// The shape of the value (the same type as [`Tensor::shape`]).
     pub fn shape(&self) -> Shape {
-        self.with_value(|v| Shape::from_slice(v.shape()))
+        self.with_value(|v| Shape::from_slice(v.dims()))
     }
 
     /// The rank of the value.

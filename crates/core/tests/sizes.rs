@@ -62,7 +62,7 @@ fn shapes_whose_element_count_overflows_are_errors() {
         Tensor::<f32>::zeros([0, 3])
             .try_reshape([-1i64, 1 << 40])
             .unwrap()
-            .shape(),
+            .dims(),
         &[0, 1 << 40]
     );
     // Reshaping with -1 next to sizes whose product overflows.

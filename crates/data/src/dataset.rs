@@ -63,14 +63,14 @@ impl<T: Float> TensorDataset<T> {
     /// [`Error::Shape`] if `x` is 0-d or `y` is not `[N]`.
     #[track_caller]
     pub fn new(x: Tensor<T>, y: Tensor<usize>) -> Result<Self> {
-        if x.ndim() == 0 || y.shape() != [x.shape()[0]] {
+        if x.ndim() == 0 || y.dims() != [x.dims()[0]] {
             return Err(Error::shape(
                 "TensorDataset",
-                &[x.shape(), y.shape()],
+                &[x.dims(), y.dims()],
                 "features [N, ...] need labels [N]",
             ));
         }
-        let sample = x.shape()[1..].iter().product();
+        let sample = x.dims()[1..].iter().product();
         Ok(TensorDataset { x, y, sample })
     }
 
@@ -110,10 +110,10 @@ impl<T: Float> TensorDataset<T> {
     /// If `f` changes the shape.
     #[track_caller]
     pub fn map_features(self, f: impl FnOnce(Tensor<T>) -> Tensor<T>) -> TensorDataset<T> {
-        let shape = self.x.shape().to_vec();
+        let shape = self.x.dims().to_vec();
         let x = f(self.x);
         assert_eq!(
-            x.shape(),
+            x.dims(),
             shape.as_slice(),
             "map_features: the shape changed"
         );
@@ -127,7 +127,7 @@ impl<T: Float> TensorDataset<T> {
     /// [`Error::Shape`] if `shape` holds another number of elements.
     #[track_caller]
     pub fn with_feature_shape(self, shape: &[usize]) -> Result<TensorDataset<T>> {
-        let mut full = vec![self.x.shape()[0]];
+        let mut full = vec![self.x.dims()[0]];
         full.extend_from_slice(shape);
         let x = self.x.try_with_shape(full)?;
         Ok(TensorDataset { x, ..self })
@@ -146,7 +146,7 @@ impl<T: Float> Dataset<T> for TensorDataset<T> {
     }
 
     fn feature_shape(&self) -> &[usize] {
-        &self.x.shape()[1..]
+        &self.x.dims()[1..]
     }
 
     fn read_features(&self, i: usize, out: &mut [T]) {

@@ -21,7 +21,7 @@
 //! let train = digits.subset(&split.train);
 //! let loader = DataLoader::new(&train, 64).with_shuffle(0);
 //! let batch = loader.epoch(0).next().unwrap();
-//! assert_eq!(batch.x.shape(), &[64, 1, 8, 8]);
+//! assert_eq!(batch.x.dims(), &[64, 1, 8, 8]);
 //! assert_eq!(loader.batches_per_epoch(), 23); // 1438 samples
 //! ```
 #![warn(missing_docs)]

@@ -31,10 +31,10 @@ impl<T: Float> Standardizer<T> {
     /// [`Error::Shape`] if `x` is 0-d or has no rows.
     #[track_caller]
     pub fn fit(x: &Tensor<T>) -> Result<Self> {
-        if x.ndim() == 0 || x.shape()[0] == 0 {
+        if x.ndim() == 0 || x.dims()[0] == 0 {
             return Err(Error::shape(
                 "Standardizer::fit",
-                &[x.shape()],
+                &[x.dims()],
                 "needs at least one row",
             ));
         }
@@ -50,10 +50,10 @@ impl<T: Float> Standardizer<T> {
     /// [`Error::Shape`] if `x`'s rows have another shape than the fitted data's.
     #[track_caller]
     pub fn transform(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        if x.ndim() != self.mean.ndim() || x.shape()[1..] != self.mean.shape()[1..] {
+        if x.ndim() != self.mean.ndim() || x.dims()[1..] != self.mean.dims()[1..] {
             return Err(Error::shape(
                 "Standardizer::transform",
-                &[x.shape(), self.mean.shape()],
+                &[x.dims(), self.mean.dims()],
                 "rows must have the fitted data's shape",
             ));
         }

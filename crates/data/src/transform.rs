@@ -54,7 +54,7 @@ fn image_shape(op: &'static str, sample: &[usize]) -> Result<()> {
 
 /// `(n, c, h, w)` of a batch.
 fn dims<T: Float>(x: &Tensor<T>) -> (usize, usize, usize, usize) {
-    let s = x.shape();
+    let s = x.dims();
     assert_eq!(
         s.len(),
         4,
@@ -105,7 +105,7 @@ impl<T: Float> Transform<T> for RandomTranslate {
         let src = x.as_slice();
         // The shifts are drawn sample by sample as the output is written (no list of them:
         // an augmented epoch allocates nothing).
-        Tensor::from_writer(x.shape(), |out| {
+        Tensor::from_writer(x.dims(), |out| {
             for i in 0..n {
                 let dx = rng.random_range(-(self.max_dx as i64)..=self.max_dx as i64) as isize;
                 let dy = rng.random_range(-(self.max_dy as i64)..=self.max_dy as i64) as isize;
@@ -306,7 +306,7 @@ mod tests {
             padding: 1,
         };
         let y = c.apply(img(), &mut seeded_rng(1));
-        assert_eq!(y.shape(), &[2, 1, 3, 4]);
+        assert_eq!(y.dims(), &[2, 1, 3, 4]);
         assert!(<RandomCrop as Transform<f64>>::check(&c, &[1, 3, 4]).is_ok());
         let big = RandomCrop {
             size: (9, 9),

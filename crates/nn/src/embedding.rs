@@ -64,7 +64,7 @@ impl Embedding {
             );
         }
         let flat = indices.with_shape([indices.numel()]);
-        let mut shape = indices.shape().to_vec();
+        let mut shape = indices.dims().to_vec();
         shape.push(self.dim);
         let y = f.param(self.weight).index_select(0, &flat).reshape(shape);
         let (weight, num) = (self.weight, self.num);
@@ -96,7 +96,7 @@ impl<T: Float> Module<T> for Embedding {
             }
             idx.push(i as usize);
         }
-        let idx = Tensor::from_vec(idx, value.shape());
+        let idx = Tensor::from_vec(idx, value.dims());
         self.lookup(f, &idx)
     }
 

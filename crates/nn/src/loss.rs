@@ -232,8 +232,8 @@ impl<T: Float> CrossEntropyConfig<T> {
 fn check_targets(op: &'static str, scores: &[usize], target: &Tensor<usize>) -> Result<usize> {
     let ok = scores.len() >= 2
         && target.ndim() == scores.len() - 1
-        && target.shape()[0] == scores[0]
-        && target.shape()[1..] == scores[2..];
+        && target.dims()[0] == scores[0]
+        && target.dims()[1..] == scores[2..];
     if !ok {
         let want = [
             scores.get(..1).unwrap_or(&[]),
@@ -242,7 +242,7 @@ fn check_targets(op: &'static str, scores: &[usize], target: &Tensor<usize>) -> 
         .concat();
         return Err(Error::shape(
             op,
-            &[scores, target.shape()],
+            &[scores, target.dims()],
             format!("scores [N, C, ...] need class indices [N, ...] = {want:?}"),
         ));
     }
@@ -263,7 +263,7 @@ fn nll_parts<'g, T: Float>(
     target: &Tensor<usize>,
     weight: Option<&Tensor<T>>,
 ) -> (Var<'g, T>, Option<Var<'g, T>>) {
-    let mut idx_shape: Shape = target.shape().into();
+    let mut idx_shape: Shape = target.dims().into();
     idx_shape.insert(1, 1);
     let picked = logp.gather(1, &target.with_shape(idx_shape)).squeeze_dim(1);
     let g = logp.graph();
@@ -302,10 +302,10 @@ pub fn try_nll_loss<'g, T: Float>(
 ) -> Result<Var<'g, T>> {
     let c = check_targets("nll_loss", &logp.shape(), target)?;
     if let Some(w) = weight {
-        if w.shape() != [c] {
+        if w.dims() != [c] {
             return Err(Error::argument(
                 "nll_loss",
-                format!("class weights must have shape [{c}], got {:?}", w.shape()),
+                format!("class weights must have shape [{c}], got {:?}", w.dims()),
             ));
         }
     }
@@ -364,10 +364,10 @@ pub fn try_cross_entropy_with<'g, T: Float>(
         ));
     }
     if let Some(w) = &cfg.weight {
-        if w.shape() != [c] {
+        if w.dims() != [c] {
             return Err(Error::argument(
                 "cross_entropy",
-                format!("class weights must have shape [{c}], got {:?}", w.shape()),
+                format!("class weights must have shape [{c}], got {:?}", w.dims()),
             ));
         }
     }

@@ -45,8 +45,8 @@
 //! .unwrap();
 //! assert_eq!(ps.method(), Method::Vectorized);
 //! let w = store.key("0.weight").unwrap();
-//! assert_eq!(ps.get(w).unwrap().shape(), &[5, 8, 4]);
-//! assert_eq!(ps.norms().shape(), &[5]);
+//! assert_eq!(ps.get(w).unwrap().dims(), &[5, 8, 4]);
+//! assert_eq!(ps.norms().dims(), &[5]);
 //! ```
 
 use std::cell::RefCell;
@@ -213,14 +213,14 @@ where
     M: Module<T> + ?Sized,
     L: for<'g> Fn(Var<'g, T>, Range<usize>) -> Var<'g, T>,
 {
-    let batch = match x.shape().first() {
+    let batch = match x.dims().first() {
         Some(&b) if b > 0 => b,
         _ => {
             return Err(Error::argument(
                 "per_sample_grads",
                 format!(
                     "the input needs a non-empty batch axis, got shape {:?}",
-                    x.shape()
+                    x.dims()
                 ),
             ))
         }
@@ -300,7 +300,7 @@ where
     M: Module<T> + ?Sized,
     L: for<'g> Fn(Var<'g, T>, Range<usize>) -> Var<'g, T>,
 {
-    let batch = x.shape()[0];
+    let batch = x.dims()[0];
     let mut per: Vec<(ParamKey, Vec<Tensor<T>>)> = Vec::new();
     let mut g = Graph::new();
     for b in 0..batch {
@@ -324,14 +324,14 @@ where
             };
             // An example whose pass did not reach the parameter gets zeros.
             while slot.len() < b {
-                slot.push(Tensor::zeros(t.shape()));
+                slot.push(Tensor::zeros(t.dims()));
             }
             slot.push(t.clone());
         }
     }
     let mut out = Vec::with_capacity(per.len());
     for (k, mut rows) in per {
-        let shape = rows[0].shape().to_vec();
+        let shape = rows[0].dims().to_vec();
         while rows.len() < batch {
             rows.push(Tensor::zeros(shape.as_slice()));
         }
@@ -377,7 +377,7 @@ fn tap_grads<T: Float>(
     let mut out = Vec::with_capacity(2);
     match kind {
         TapKind::Linear { weight, bias } => {
-            let (din, dout) = (x.shape()[x.ndim() - 1], gy.shape()[gy.ndim() - 1]);
+            let (din, dout) = (x.dims()[x.ndim() - 1], gy.dims()[gy.ndim() - 1]);
             let rows = x.numel() / batch.max(1) / din.max(1);
             let x3 = x.try_reshape([batch, rows, din])?;
             let g3 = gy.try_reshape([batch, rows, dout])?;
@@ -404,7 +404,7 @@ fn tap_grads<T: Float>(
             kernel,
             spec,
         } => {
-            let wshape = store.value(*weight).shape().to_vec();
+            let wshape = store.value(*weight).dims().to_vec();
             let (cout, cin_g, groups) = (wshape[0], wshape[1], spec.groups);
             let win = Window2d {
                 kernel: *kernel,
@@ -413,7 +413,7 @@ fn tap_grads<T: Float>(
                 dilation: spec.dilation,
             };
             let cols = x.try_unfold2d(win)?; // [B, C·kh·kw, L]
-            let l = cols.shape()[2];
+            let l = cols.dims()[2];
             let kk = kernel.0 * kernel.1;
             times(batch, times(cout, cin_g * kk)?)?;
             let cols = cols.try_reshape([batch, groups, cin_g * kk, l])?;
@@ -434,7 +434,7 @@ fn tap_grads<T: Float>(
             num,
             indices,
         } => {
-            let dim = gy.shape()[gy.ndim() - 1];
+            let dim = gy.dims()[gy.ndim() - 1];
             let per = indices.numel() / batch.max(1);
             let rows = times(batch, *num)?;
             times(rows, dim)?;
@@ -450,7 +450,7 @@ fn tap_grads<T: Float>(
             out.push((*weight, table.try_reshape([batch, *num, dim])?));
         }
         TapKind::Affine { weight, bias, axes } => {
-            let s = x.shape();
+            let s = x.dims();
             let keep: Vec<usize> = (0..s.len())
                 .map(|a| if a == 0 || axes.contains(&a) { s[a] } else { 1 })
                 .collect();
@@ -541,7 +541,7 @@ impl<T: Float> PerSampleGrads<T> {
         Gradients::from_params(self.grads.iter().map(|(k, t)| {
             (
                 *k,
-                t.sum_to(&[&[1], &t.shape()[1..]].concat()).squeeze_dim(0),
+                t.sum_to(&[&[1], &t.dims()[1..]].concat()).squeeze_dim(0),
             )
         }))
     }
@@ -571,7 +571,7 @@ impl<T: Float> PerSampleGrads<T> {
         let mut g = self.sum();
         let inv = T::from_f64(1.0 / self.batch as f64);
         for (_, t) in g.params_mut() {
-            let noise = Tensor::rand_normal(t.shape(), 0.0, noise_multiplier * max_norm, rng);
+            let noise = Tensor::rand_normal(t.dims(), 0.0, noise_multiplier * max_norm, rng);
             *t += &noise;
             *t *= inv;
         }

@@ -16,7 +16,7 @@ const TOL: f64 = 1e-10;
 
 #[track_caller]
 fn close(what: &str, got: &Tensor<f64>, want: &Tensor<f64>) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
     let num = got
         .as_slice()
         .iter()

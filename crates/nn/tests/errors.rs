@@ -45,7 +45,7 @@ fn a_linear_layer_without_inputs_has_a_zero_bias_as_in_pytorch() {
     let mut store = ParamStore::<f64>::new();
     let mut rng = seeded_rng(0);
     let lin = Linear::new(&mut store, "fc", 0, 3, Init::TorchDefault, &mut rng);
-    assert_eq!(store.value(lin.weight()).shape(), &[3, 0]);
+    assert_eq!(store.value(lin.weight()).dims(), &[3, 0]);
     assert_eq!(store.value(lin.bias().unwrap()).to_vec(), vec![0.0; 3]);
     // Its output is the bias: zeros, not NaN.
     let g = Graph::new();

@@ -29,7 +29,7 @@ fn by_loop(
         .into_iter()
         .filter(|&k| store.param(k).requires_grad())
         .collect();
-    let b = x.shape()[0];
+    let b = x.dims()[0];
     let mut out: Vec<(ParamKey, Vec<Tensor<f64>>)> =
         keys.iter().map(|&k| (k, Vec::new())).collect();
     for i in 0..b {
@@ -42,7 +42,7 @@ fn by_loop(
                 grads
                     .param(*k)
                     .cloned()
-                    .unwrap_or_else(|| Tensor::zeros(store.value(*k).shape())),
+                    .unwrap_or_else(|| Tensor::zeros(store.value(*k).dims())),
             );
         }
     }
@@ -69,7 +69,7 @@ fn check(
 ) {
     let ps = per_sample_grads(m, store, Mode::Eval, None, &x, loss).unwrap();
     assert_eq!(ps.method(), want, "{name}: method");
-    let b = x.shape()[0];
+    let b = x.dims()[0];
     let reference = by_loop(m, store, &x);
     assert!(!reference.is_empty());
     for (k, rows) in &reference {
@@ -78,8 +78,8 @@ fn check(
             .get(*k)
             .unwrap_or_else(|| panic!("{what}: no per-example gradient"));
         let mut shape = vec![b];
-        shape.extend_from_slice(store.value(*k).shape());
-        assert_eq!(got.shape(), shape.as_slice(), "{what}: shape");
+        shape.extend_from_slice(store.value(*k).dims());
+        assert_eq!(got.dims(), shape.as_slice(), "{what}: shape");
         let flat: Vec<f64> = rows.iter().flat_map(|t| t.to_vec()).collect();
         close(&got.to_vec(), &flat, &what);
     }

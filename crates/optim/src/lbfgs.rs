@@ -610,11 +610,11 @@ impl<T: Float> Lbfgs<T> {
         // A vector of `len` finite values.
         let vector = |n: &str, len: usize| -> Result<Vec<T>> {
             let t = ck.float::<T>(&name(n))?;
-            if t.shape() != [len] {
+            if t.dims() != [len] {
                 return Err(ck.error(format!(
                     "`{}` has shape {:?}, expected [{len}]",
                     name(n),
-                    t.shape()
+                    t.dims()
                 )));
             }
             if let Some(bad) = t.as_slice().iter().find(|v| !v.is_finite()) {

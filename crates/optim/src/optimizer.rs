@@ -287,7 +287,7 @@ impl<T: Float, R: Rule<T>> Optimizer<T> for RuleOptimizer<T, R> {
                 if let Some(b) = buf {
                     ck.insert_float(
                         format!("{prefix}{name}.{}", p.name),
-                        &Tensor::from_vec(b.clone(), p.value.shape()),
+                        &Tensor::from_vec(b.clone(), p.value.dims()),
                     );
                 }
             }
@@ -369,7 +369,7 @@ fn load_rule_states<T: Float, R: Rule<T>>(
         let Some(key) = store.key(pname) else {
             return Err(ck.error(format!("`{entry}`: the model has no parameter `{pname}`")));
         };
-        let pshape = store.value(key).shape();
+        let pshape = store.value(key).dims();
         let (state, has_step) = states.get_or_insert_with(key, || {
             (ParamState::new(R::BUFFERS.len(), &scalar_init), false)
         });
@@ -393,10 +393,10 @@ fn load_rule_states<T: Float, R: Rule<T>>(
             }
             (Slot::Buffer(i), _) => {
                 let t: Tensor<T> = ck.float(entry)?;
-                if t.shape() != pshape {
+                if t.dims() != pshape {
                     return Err(ck.error(format!(
                         "`{entry}` has shape {:?}, the parameter {:?}",
-                        t.shape(),
+                        t.dims(),
                         pshape
                     )));
                 }

@@ -72,7 +72,7 @@ where
             out.predicted.extend(predictions(&logits));
             out.labels.extend_from_slice(batch.y.as_slice());
             if keep_probabilities {
-                classes = logits.shape().last().copied().unwrap_or(1);
+                classes = logits.dims().last().copied().unwrap_or(1);
                 probs.extend_from_slice(y.softmax(-1).value().as_slice());
             }
         });
@@ -130,7 +130,7 @@ where
 /// let m2 = Linear::new(&mut s2, "fc", 3, 2, Init::HeNormal, &mut seeded_rng(2));
 /// let report = Ensemble::new().with(&m1, &s1).with(&m2, &s2).evaluate(&DataLoader::new(&data, 8));
 /// assert_eq!(report.member_accuracy.len(), 2);
-/// assert_eq!(report.probabilities.shape(), &[20, 2]);
+/// assert_eq!(report.probabilities.dims(), &[20, 2]);
 /// ```
 pub struct Ensemble<'a, T: Float> {
     members: Vec<(&'a dyn Module<T>, &'a ParamStore<T>)>,
@@ -211,13 +211,13 @@ impl<'a, T: Float> Ensemble<'a, T> {
             let p = e.probabilities.expect("asked for");
             sum = Some(match sum {
                 None => p,
-                Some(s) if s.shape() == p.shape() => &s + &p,
+                Some(s) if s.dims() == p.dims() => &s + &p,
                 Some(s) => tapegrad_core::Error::argument(
                     "Ensemble::evaluate",
                     format!(
                         "members give probabilities of shapes {:?} and {:?}",
-                        s.shape(),
-                        p.shape()
+                        s.dims(),
+                        p.dims()
                     ),
                 )
                 .raise(),

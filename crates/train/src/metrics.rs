@@ -45,7 +45,7 @@ impl Meter {
 /// How many rows of `logits` (`[B, C]`) have their label among their `k` largest entries
 /// (ties broken towards the lower class, as `argmax`).
 pub fn correct<T: Float>(logits: &Tensor<T>, labels: &Tensor<usize>, k: usize) -> usize {
-    let c = logits.shape().last().copied().unwrap_or(1).max(1);
+    let c = logits.dims().last().copied().unwrap_or(1).max(1);
     let l = logits.as_slice();
     labels
         .as_slice()
@@ -72,7 +72,7 @@ pub fn top_k_accuracy<T: Float>(logits: &Tensor<T>, labels: &Tensor<usize>, k: u
 
 /// The predicted class of each row (`argmax`, first on ties).
 pub fn predictions<T: Float>(logits: &Tensor<T>) -> Vec<usize> {
-    let c = logits.shape().last().copied().unwrap_or(1).max(1);
+    let c = logits.dims().last().copied().unwrap_or(1).max(1);
     logits
         .as_slice()
         .chunks(c)

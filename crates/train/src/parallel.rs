@@ -75,7 +75,7 @@ pub fn layout<T: Float>(store: &ParamStore<T>) -> String {
             "{} {} {:?} {:?}{}\n",
             p.name,
             T::DTYPE,
-            p.value.shape(),
+            p.value.dims(),
             p.role,
             if p.frozen { " frozen" } else { "" }
         ));
@@ -163,7 +163,7 @@ impl<T: Float> Bucket<T> {
 }
 
 fn check_shape<T: Float>(store: &ParamStore<T>, s: &Slot, g: &Tensor<T>) -> Result<()> {
-    if g.shape() == s.shape.as_slice() {
+    if g.dims() == s.shape.as_slice() {
         return Ok(());
     }
     Err(Error::argument(
@@ -171,7 +171,7 @@ fn check_shape<T: Float>(store: &ParamStore<T>, s: &Slot, g: &Tensor<T>) -> Resu
         format!(
             "the gradient of `{}` has shape {:?}, the parameter {:?}",
             store.name(s.key),
-            g.shape(),
+            g.dims(),
             s.shape
         ),
     ))
@@ -250,12 +250,12 @@ impl<T: Float> GradientSync<T> {
         let same = trainable().count() == self.built_for.len()
             && trainable()
                 .zip(&self.built_for)
-                .all(|((k, p), (bk, bs))| k == *bk && p.value.shape() == bs.as_slice());
+                .all(|((k, p), (bk, bs))| k == *bk && p.value.dims() == bs.as_slice());
         if same {
             return;
         }
         let want: Vec<(ParamKey, Vec<usize>)> = trainable()
-            .map(|(k, p)| (k, p.value.shape().to_vec()))
+            .map(|(k, p)| (k, p.value.dims().to_vec()))
             .collect();
         let per_bucket = (self.bucket_bytes / std::mem::size_of::<T>()).max(1);
         self.buckets.clear();

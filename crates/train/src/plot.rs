@@ -32,7 +32,7 @@ pub fn image_grid_png<T: tapegrad_core::Float>(
     images: &tapegrad_core::Tensor<T>,
     max_images: usize,
 ) -> Result<Vec<u8>> {
-    let s = images.shape();
+    let s = images.dims();
     if s.len() != 4 || !(s[1] == 1 || s[1] == 3) || s[0] == 0 || s[2] == 0 || s[3] == 0 {
         return Err(Error::shape(
             "image_grid_png",

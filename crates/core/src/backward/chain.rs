@@ -91,7 +91,7 @@ impl<'a, T: Float> Slots<'a, T> {
                     let x = &nodes[j];
                     if x.requires_grad {
                         let gj = if let Unary::AddScalar(_) = u {
-                            Tensor::full(x.value.shape(), v)
+                            Tensor::full(x.value.dims(), v)
                         } else {
                             u.backward_tensor_const(&x.value, &node.value, v)
                         };
@@ -99,7 +99,7 @@ impl<'a, T: Float> Slots<'a, T> {
                     }
                     return None;
                 }
-                Some(Tensor::full(node.value.shape(), v))
+                Some(Tensor::full(node.value.dims(), v))
             }
         }
     }

@@ -82,7 +82,7 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the seed's shape differs or nothing requires a gradient.
     #[track_caller]
     pub fn try_backward_with(self, seed: &Tensor<T>) -> Result<Gradients<T>> {
-        self.check_seed(seed.shape())?;
+        self.check_seed(seed.dims())?;
         Ok(sweep_tensors(self.graph, self.id, seed.clone(), None))
     }
 
@@ -114,7 +114,7 @@ impl<'g, T: Float> Var<'g, T> {
         ready: &mut dyn FnMut(ParamKey, &Tensor<T>),
     ) -> Result<Gradients<T>> {
         let seed = self.unit_seed()?;
-        self.check_seed(seed.shape())?;
+        self.check_seed(seed.dims())?;
         Ok(sweep_tensors(self.graph, self.id, seed, Some(ready)))
     }
 
@@ -212,7 +212,7 @@ fn anomaly_in_backward<T: Float>(graph: &Graph<T>, node: usize, input: usize, g:
             "anomaly detected in backward: the gradient that op `{}` (recorded at {}) passes to its input {input} holds {v} at element {:?}",
             n.op.name(),
             n.location,
-            unravel(at, g.shape()).as_slice()
+            unravel(at, g.dims()).as_slice()
         );
     }
 }

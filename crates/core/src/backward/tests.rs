@@ -74,9 +74,9 @@ fn one_element_fast_paths_match_the_general_paths() {
             let grads2 = y2.sum().backward();
             assert_eq!(y.value().as_slice()[0], y2.value().as_slice()[0]);
             let dx = grads.param(key).unwrap();
-            assert_eq!(dx.shape(), shape.as_slice());
+            assert_eq!(dx.dims(), shape.as_slice());
             assert_eq!(dx.as_slice()[0], grads2.wrt(x2).as_slice()[0]);
-            assert_eq!(grads.wrt(mid).shape(), shape.as_slice());
+            assert_eq!(grads.wrt(mid).dims(), shape.as_slice());
             assert_eq!(grads.wrt(mid).as_slice()[0], grads2.wrt(mid2).as_slice()[0]);
             // Recording off: the fast path records constants.
             let z = one.no_grad(|| x.tanh() * 2.0);
@@ -112,7 +112,7 @@ fn a_full_sum_passes_its_gradient_as_one_number() {
         let y2 = chain(x2);
         let general = y2.backward_with(&Tensor::ones(y2.shape())).wrt(x2);
         assert_eq!(fast.wrt(x).as_slice(), general.as_slice(), "chain {k}");
-        assert_eq!(fast.wrt(x).shape(), &[3, 5]);
+        assert_eq!(fast.wrt(x).dims(), &[3, 5]);
     }
 }
 

@@ -60,9 +60,9 @@ impl Entry {
     /// The shape.
     pub fn shape(&self) -> &[usize] {
         match self {
-            Entry::F32(t) => t.shape(),
-            Entry::F64(t) => t.shape(),
-            Entry::I64(t) => t.shape(),
+            Entry::F32(t) => t.dims(),
+            Entry::F64(t) => t.dims(),
+            Entry::I64(t) => t.dims(),
         }
     }
 
@@ -331,14 +331,14 @@ impl Checkpoint {
                 report.missing.push(p.name.clone());
                 continue;
             };
-            if e.shape() != p.value.shape() {
+            if e.shape() != p.value.dims() {
                 return Err(ck_err(
                     path,
                     format!(
                         "`{}` has shape {:?} in the file but {:?} in the model",
                         p.name,
                         e.shape(),
-                        p.value.shape()
+                        p.value.dims()
                     ),
                 ));
             }

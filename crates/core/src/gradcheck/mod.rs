@@ -316,10 +316,7 @@ fn perturbed<T: Float>(inputs: &[Tensor<T>], i: usize, j: usize, delta: f64) -> 
 
 /// The inputs' shapes, for the comparison.
 fn shapes_of<T: Float>(inputs: &[Tensor<T>]) -> Vec<Shape> {
-    inputs
-        .iter()
-        .map(|t| Shape::from_slice(t.shape()))
-        .collect()
+    inputs.iter().map(|t| Shape::from_slice(t.dims())).collect()
 }
 
 /// Checks the first-order gradients of `f` at `inputs` against central finite
@@ -363,8 +360,8 @@ where
         let vs: Vec<Var<T>> = xs_in.into_iter().map(|t| g.leaf(t)).collect();
         let y = f(&g, &vs).value();
         assert_eq!(
-            y.shape(),
-            u.shape(),
+            y.dims(),
+            u.dims(),
             "gradcheck: the function's output shape changed under perturbation"
         );
         dot(&u, &y.cast())
@@ -427,12 +424,12 @@ where
     };
     let u = normal(&u_shape, &mut rng);
     let ut: Tensor<T> = u.cast();
-    let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), &mut rng)).collect();
+    let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.dims(), &mut rng)).collect();
     let vts: Vec<Tensor<T>> = vs.iter().map(|v| v.cast()).collect();
     let zeros = || -> Vec<Tensor<f64>> {
         inputs
             .iter()
-            .map(|t| Tensor::zeros(Shape::from_slice(t.shape())))
+            .map(|t| Tensor::zeros(Shape::from_slice(t.dims())))
             .collect()
     };
     let shapes = shapes_of(inputs);
@@ -629,7 +626,7 @@ where
 {
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(3));
     let dirs = unit_directions(inputs, &mut rng);
-    let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), &mut rng)).collect();
+    let vs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.dims(), &mut rng)).collect();
     let g = Graph::new();
     let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
     let y = f(&g, &xs);
@@ -678,7 +675,7 @@ where
 
 /// A random direction of unit norm over all the inputs together.
 fn unit_directions(inputs: &[Tensor<f64>], rng: &mut rand::rngs::StdRng) -> Vec<Tensor<f64>> {
-    let dirs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.shape(), rng)).collect();
+    let dirs: Vec<Tensor<f64>> = inputs.iter().map(|t| normal(t.dims(), rng)).collect();
     let norm = dirs.iter().map(|d| dot(d, d)).sum::<f64>().sqrt();
     let k = if norm > 0.0 { 1.0 / norm } else { 0.0 };
     dirs.iter().map(|d| d.mul_scalar(k)).collect()

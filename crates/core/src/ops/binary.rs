@@ -180,10 +180,10 @@ pub(crate) fn broadcast_zip<A: Element, B: Element, O: Element>(
     b: &Tensor<B>,
     f: impl Fn(A, B) -> O,
 ) -> Result<Tensor<O>> {
-    let shape: Shape = if a.shape() == b.shape() {
-        Shape::from_slice(a.shape())
+    let shape: Shape = if a.dims() == b.dims() {
+        Shape::from_slice(a.dims())
     } else {
-        match broadcast_shapes(a.shape(), b.shape()) {
+        match broadcast_shapes(a.dims(), b.dims()) {
             Some(s) => {
                 check_output::<O>(op, &s, std::panic::Location::caller())?;
                 s
@@ -191,7 +191,7 @@ pub(crate) fn broadcast_zip<A: Element, B: Element, O: Element>(
             None => {
                 return Err(shape_error(
                     op,
-                    &[a.shape(), b.shape()],
+                    &[a.dims(), b.dims()],
                     "the shapes do not broadcast (aligned on the right, each pair of sizes must be equal or contain a 1)",
                 ))
             }
@@ -200,13 +200,13 @@ pub(crate) fn broadcast_zip<A: Element, B: Element, O: Element>(
     let mut out = Tensor::full(shape.clone(), O::default());
     {
         let o = out.as_mut_slice();
-        if a.shape() == b.shape() {
+        if a.dims() == b.dims() {
             for ((o, &x), &y) in o.iter_mut().zip(a.as_slice()).zip(b.as_slice()) {
                 *o = f(x, y);
             }
         } else {
-            let sa = broadcast_strides(a.shape(), &shape);
-            let sb = broadcast_strides(b.shape(), &shape);
+            let sa = broadcast_strides(a.dims(), &shape);
+            let sb = broadcast_strides(b.dims(), &shape);
             zip_strided(&shape, a.as_slice(), &sa, b.as_slice(), &sb, o, f);
         }
     }
@@ -505,7 +505,7 @@ macro_rules! tensor_operator {
             /// reallocation unless the storage is shared).
             #[track_caller]
             fn $assign(&mut self, rhs: &Tensor<T>) {
-                if self.shape() == rhs.shape() {
+                if self.dims() == rhs.dims() {
                     for (a, &b) in self.as_mut_slice().iter_mut().zip(rhs.as_slice()) {
                         *a = BinaryOp::$variant.f(*a, b);
                     }
@@ -633,7 +633,7 @@ mod tests {
         let b = g.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
         let grads = (a * b).sum().backward();
         assert_eq!(grads.wrt(b).to_vec(), vec![2.0, 2.0, 2.0]);
-        assert_eq!(grads.wrt(a).shape(), &[2, 3]);
+        assert_eq!(grads.wrt(a).dims(), &[2, 3]);
     }
 
     #[test]

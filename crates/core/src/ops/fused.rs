@@ -70,8 +70,8 @@ impl FusedOp {
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
         match *self {
             FusedOp::Softmax { axis } | FusedOp::LogSoftmax { axis } => {
-                let (outer, n, inner) = split_at_axis(x.shape(), axis);
-                Tensor::from_writer(x.shape(), |out| match self {
+                let (outer, n, inner) = split_at_axis(x.dims(), axis);
+                Tensor::from_writer(x.dims(), |out| match self {
                     FusedOp::Softmax { .. } => softmax::softmax(x.as_slice(), out, outer, n, inner),
                     _ => softmax::log_softmax(x.as_slice(), out, outer, n, inner),
                 })
@@ -107,12 +107,12 @@ impl FusedOp {
         x: &Tensor<T>,
         stats: Option<(&mut [T], &mut [T])>,
     ) -> Tensor<T> {
-        let (outer, kept, inner, eps) = self.normalize_view::<T>(x.shape());
+        let (outer, kept, inner, eps) = self.normalize_view::<T>(x.dims());
         let (mean, var) = match stats {
             Some((m, v)) => (Some(m), Some(v)),
             None => (None, None),
         };
-        Tensor::from_writer(x.shape(), |out| {
+        Tensor::from_writer(x.dims(), |out| {
             normalize::normalize(x.as_slice(), out, outer, kept, inner, eps, mean, var)
         })
     }
@@ -191,8 +191,8 @@ pub(crate) fn normalize_grad_tensor<T: Float>(
         return normalize_grad_composite(x, y, g, axes, eps);
     };
     let op = normalize_op(ks, ke, eps.as_f64());
-    let (outer, kept, inner, eps) = op.normalize_view::<T>(x.shape());
-    Tensor::from_writer(x.shape(), |dx| {
+    let (outer, kept, inner, eps) = op.normalize_view::<T>(x.dims());
+    Tensor::from_writer(x.dims(), |dx| {
         normalize::normalize_backward(
             x.as_slice(),
             y.as_slice(),
@@ -523,7 +523,7 @@ mod tests {
             .leaf(x.clone())
             .try_normalize_with_stats([0, 2], 1e-5)
             .unwrap();
-        assert_eq!(m.shape(), &[1, 3, 1]);
+        assert_eq!(m.dims(), &[1, 3, 1]);
         assert!(m.allclose(&x.mean_dim([0, 2], true), 1e-12, 1e-12));
         assert!(v.allclose(&x.var_dim([0, 2], false, true), 1e-12, 1e-12));
         assert!(y.value().mean_dim([0, 2], false).abs().max().item() < 1e-12);
@@ -534,7 +534,7 @@ mod tests {
         assert!(z.sum().backward().wrt(one).all_finite());
         // Empty input, 0-d input.
         let e = Tensor::<f64>::zeros([0, 3]).normalize(0, 1e-5);
-        assert_eq!(e.shape(), &[0, 3]);
+        assert_eq!(e.dims(), &[0, 3]);
         assert_eq!(
             Tensor::<f64>::scalar(2.0)
                 .normalize([0usize; 0], 1e-5)

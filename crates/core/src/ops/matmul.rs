@@ -100,21 +100,15 @@ impl MatmulOp {
     /// The batched product of two operands of rank ≥ 2.
     #[track_caller]
     pub(crate) fn forward<T: Float>(self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
-        let (batch, m, k, n) = plan(
-            a.shape(),
-            b.shape(),
-            self.ta,
-            self.tb,
-            &[a.shape(), b.shape()],
-        )?;
-        let (ca, cb) = (a.shape()[a.ndim() - 1], b.shape()[b.ndim() - 1]);
+        let (batch, m, k, n) = plan(a.dims(), b.dims(), self.ta, self.tb, &[a.dims(), b.dims()])?;
+        let (ca, cb) = (a.dims()[a.ndim() - 1], b.dims()[b.ndim() - 1]);
         let la = MatLayout::row_major(ca, self.ta);
         let lb = MatLayout::row_major(cb, self.tb);
         let lc = MatLayout::row_major(n, false);
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
         check_output::<T>("matmul", &out_shape, std::panic::Location::caller())?;
-        let (a_batch, b_batch) = (&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]);
+        let (a_batch, b_batch) = (&a.dims()[..a.ndim() - 2], &b.dims()[..b.ndim() - 2]);
         let (asz, bsz, csz) = (m * k, k * n, m * n);
         // Every element of the output is written by a gemm with β = 0 (which never reads C).
         Ok(Tensor::from_writer(out_shape, |c| {
@@ -220,15 +214,15 @@ pub(crate) fn matmul_summed<T: Float>(
     if a.ndim() < 2 || b.ndim() < 2 || target.len() < 2 {
         return None;
     }
-    let (batch, m, k, n) = plan(a.shape(), b.shape(), ta, tb, &[]).ok()?;
+    let (batch, m, k, n) = plan(a.dims(), b.dims(), ta, tb, &[]).ok()?;
     let tb_dims = &target[..target.len() - 2];
     if numel(&batch) <= 1 || numel(tb_dims) != 1 || target[target.len() - 2..] != [m, n] {
         return None;
     }
-    let (ca, cb) = (a.shape()[a.ndim() - 1], b.shape()[b.ndim() - 1]);
+    let (ca, cb) = (a.dims()[a.ndim() - 1], b.dims()[b.ndim() - 1]);
     let (la, lb) = (MatLayout::row_major(ca, ta), MatLayout::row_major(cb, tb));
     let lc = MatLayout::row_major(n, false);
-    let (a_batch, b_batch) = (&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]);
+    let (a_batch, b_batch) = (&a.dims()[..a.ndim() - 2], &b.dims()[..b.ndim() - 2]);
     let (asz, bsz) = (m * k, k * n);
     let (av, bv) = (a.as_slice(), b.as_slice());
     Some(Tensor::from_writer(target, |c| {
@@ -332,7 +326,7 @@ impl<T: Float> Tensor<T> {
         /// [`crate::Error::Shape`] if an operand is 0-d, the inner dimensions differ or the batch
         /// dimensions do not broadcast.
         pub fn matmul / try_matmul(&self, other: &Tensor<T>) -> Tensor<T> {
-            let p = matmul_plan(self.shape(), other.shape())?;
+            let p = matmul_plan(self.dims(), other.dims())?;
             let out = MatmulOp {
                 ta: false,
                 tb: false,
@@ -354,7 +348,7 @@ impl<T: Float> Tensor<T> {
             transpose_a: Transpose,
             transpose_b: Transpose,
         ) -> Tensor<T> {
-            check_rank2(self.shape(), other.shape())?;
+            check_rank2(self.dims(), other.dims())?;
             MatmulOp {
                 ta: transpose_a.is_yes(),
                 tb: transpose_b.is_yes(),
@@ -416,7 +410,7 @@ impl<'g, T: Float> Var<'g, T> {
                     &nodes[self.id as usize].value,
                     &nodes[other.id as usize].value,
                 );
-                check_rank2(a.shape(), b.shape())?;
+                check_rank2(a.dims(), b.dims())?;
                 op.forward(a, b)?
             };
             Ok(self.graph.push(value, Op::Matmul(op), &[self.id, other.id]))
@@ -430,7 +424,7 @@ mod tests {
     use crate::testing::{check_op, rand_tensor};
 
     fn naive(a: &Tensor<f64>, b: &Tensor<f64>) -> Vec<f64> {
-        let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+        let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -451,13 +445,13 @@ mod tests {
             assert!((x - y).abs() < 1e-14);
         }
         let v = rand_tensor(&[4], -1.0, 1.0, 3);
-        assert_eq!(a.matmul(&v).shape(), &[3]);
-        assert_eq!(v.matmul(&b).shape(), &[2]);
-        assert_eq!(v.matmul(&v).shape(), &[] as &[usize]);
+        assert_eq!(a.matmul(&v).dims(), &[3]);
+        assert_eq!(v.matmul(&b).dims(), &[2]);
+        assert_eq!(v.matmul(&v).dims(), &[] as &[usize]);
         let batched = rand_tensor(&[5, 1, 3, 4], -1.0, 1.0, 4);
         let bb = rand_tensor(&[2, 4, 6], -1.0, 1.0, 5);
         let out = batched.matmul(&bb);
-        assert_eq!(out.shape(), &[5, 2, 3, 6]);
+        assert_eq!(out.dims(), &[5, 2, 3, 6]);
         // One batch entry equals the 2-d product of the right slices.
         let a1 = Tensor::from_fn([3, 4], |i| batched.get(&[4, 0, i / 4, i % 4]));
         let b1 = Tensor::from_fn([4, 6], |i| bb.get(&[1, i / 6, i % 6]));

@@ -121,7 +121,7 @@ fn shown(n: usize, summarise: bool) -> Vec<Option<usize>> {
 
 impl<E: ElementFormat> Tensor<E> {
     fn write_pretty(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shape = self.shape();
+        let shape = self.dims();
         let data = self.as_slice();
         if data.is_empty() {
             f.write_str("tensor([]")?;

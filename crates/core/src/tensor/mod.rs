@@ -191,7 +191,7 @@ impl<E: Element> Storage<E> {
 /// ```
 /// use tapegrad_core::Tensor;
 /// let t = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
-/// assert_eq!(t.shape(), &[2, 3]);
+/// assert_eq!(t.dims(), &[2, 3]);
 /// assert_eq!(t.get(&[1, 0]), 4.0);
 /// let u = t.clone(); // shares the data
 /// assert!(u.shares_storage_with(&t));
@@ -416,9 +416,24 @@ impl<E: Element> Tensor<E> {
         })
     }
 
-    /// The shape.
+    /// The shape, as a [`Shape`] value: the type [`Var::shape`](crate::Var::shape) returns
+    /// too (a `Var`'s value lives on the tape and cannot lend a slice).
+    /// [`Tensor::dims`] borrows the shape instead.
+    ///
+    /// ```
+    /// # use tapegrad_core::{Shape, Tensor};
+    /// let x = Tensor::<f64>::zeros([2, 3]);
+    /// assert_eq!(x.shape(), Shape::from_slice(&[2, 3]));
+    /// assert_eq!(x.dims(), &[2, 3]);
+    /// ```
     #[inline]
-    pub fn shape(&self) -> &[usize] {
+    pub fn shape(&self) -> Shape {
+        copy_shape(&self.shape)
+    }
+
+    /// The shape, borrowed: one size per dimension.
+    #[inline]
+    pub fn dims(&self) -> &[usize] {
         &self.shape
     }
 

@@ -11,7 +11,7 @@ fn construction_and_access() {
     assert!(t.try_get(&[2, 0]).is_err());
     assert!(Tensor::<f64>::try_from_vec(vec![1.0; 5], [2, 3]).is_err());
     assert_eq!(Tensor::<f32>::scalar(2.5).item(), 2.5);
-    assert_eq!(Tensor::<f32>::scalar(2.5).shape(), &[] as &[usize]);
+    assert_eq!(Tensor::<f32>::scalar(2.5).dims(), &[] as &[usize]);
     assert_eq!(Tensor::<f64>::eye(2).to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
     assert_eq!(
         Tensor::<f64>::arange(0.0, 1.0, 0.25).to_vec(),

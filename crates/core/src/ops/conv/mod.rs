@@ -203,7 +203,7 @@ impl<T: Float> Rule<T> for ConvOp {
 /// im2col: `x [N, C, H, W]` → `[N, C·kh·kw, H_out·W_out]`, rows ordered (c, i, j) as
 /// PyTorch's `F.unfold`.
 fn unfold<T: Float>(x: &Tensor<T>, win: Window2d) -> Tensor<T> {
-    let s = x.shape();
+    let s = x.dims();
     let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
     let (ho, wo) = win.output_size(h, w).expect("checked when recorded");
     let rows = c * win.kernel.0 * win.kernel.1;
@@ -214,7 +214,7 @@ fn unfold<T: Float>(x: &Tensor<T>, win: Window2d) -> Tensor<T> {
 
 /// col2im: columns `[N, C·kh·kw, L]` summed into `[N, C, H, W]` (the adjoint of `unfold`).
 fn fold<T: Float>(cols: &Tensor<T>, win: Window2d, (h, w): (usize, usize)) -> Tensor<T> {
-    let s = cols.shape();
+    let s = cols.dims();
     let c = s[1] / (win.kernel.0 * win.kernel.1);
     Tensor::from_writer([s[0], c, h, w], |dst| {
         conv::fold_planes(cols.as_slice(), (h, w), win, dst)
@@ -240,7 +240,7 @@ fn conv2d_forward<T: Float>(
     win: Window2d,
     groups: usize,
 ) -> Tensor<T> {
-    let d = ConvDims::new(x.shape(), wt.shape(), win, groups);
+    let d = ConvDims::new(x.dims(), wt.dims(), win, groups);
     let bias = bias.map(|b| b.as_slice());
     Tensor::from_writer([d.n, d.o, d.ho, d.wo], |out| {
         conv::forward(x.as_slice(), wt.as_slice(), bias, &d, win, out, &Pool)
@@ -249,7 +249,7 @@ fn conv2d_forward<T: Float>(
 
 /// The bias gradient of a convolution, `[o]`: the sum of `g` over images and positions.
 pub(crate) fn conv2d_bias_grad_tensor<T: Float>(g: &Tensor<T>) -> Tensor<T> {
-    let s = g.shape();
+    let s = g.dims();
     let (n, o, l) = (s[0], s[1], s[2] * s[3]);
     Tensor::from_writer([o], |gb| conv::bias_grad(g.as_slice(), (n, o, l), gb))
 }
@@ -262,7 +262,7 @@ pub(crate) fn conv2d_input_grad_tensor<T: Float>(
     groups: usize,
     x_shape: &[usize],
 ) -> Tensor<T> {
-    let d = ConvDims::new(x_shape, wt.shape(), win, groups);
+    let d = ConvDims::new(x_shape, wt.dims(), win, groups);
     Tensor::from_writer(x_shape, |dx| {
         conv::input_grad(g.as_slice(), wt.as_slice(), &d, win, dx, &Pool)
     })
@@ -276,7 +276,7 @@ pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
     groups: usize,
     w_shape: &[usize],
 ) -> Tensor<T> {
-    let d = ConvDims::new(x.shape(), w_shape, win, groups);
+    let d = ConvDims::new(x.dims(), w_shape, win, groups);
     Tensor::from_writer(w_shape, |dw| {
         conv::weight_grad(g.as_slice(), x.as_slice(), &d, win, dw, &Pool)
     })
@@ -436,7 +436,7 @@ impl<T: Float> Tensor<T> {
         /// On a shape that is not 4-d or a window larger than the padded image.
         pub fn unfold2d / try_unfold2d(&self, win: Window2d) -> Tensor<T> {
             let op = ConvOp::Unfold { win };
-            op.check::<T>(self.shape())?;
+            op.check::<T>(self.dims())?;
             Ok(op.forward(self))
         }
     }
@@ -448,7 +448,7 @@ impl<T: Float> Tensor<T> {
         /// On mismatched shapes.
         pub fn fold2d / try_fold2d(&self, win: Window2d, size: (usize, usize)) -> Tensor<T> {
             let op = ConvOp::Fold { win, size };
-            op.check::<T>(self.shape())?;
+            op.check::<T>(self.dims())?;
             Ok(op.forward(self))
         }
     }
@@ -473,7 +473,7 @@ impl<T: Float> Tensor<T> {
             spec: Conv2dSpec,
         ) -> Tensor<T> {
             let [_, _, _, kh, kw, _, _] =
-                conv_plan::<T>(self.shape(), weight.shape(), bias.map(|b| b.shape()), &spec)?;
+                conv_plan::<T>(self.dims(), weight.dims(), bias.map(|b| b.dims()), &spec)?;
             let win = Window2d {
                 kernel: (kh, kw),
                 stride: spec.stride,

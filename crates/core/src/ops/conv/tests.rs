@@ -44,7 +44,7 @@ fn an_empty_batch() {
     let grads = y.sum().backward();
     assert!(grads.wrt(w).as_slice().iter().all(|&v| v == 0.0));
     assert!(grads.wrt(b).as_slice().iter().all(|&v| v == 0.0));
-    assert_eq!(grads.wrt(x).shape(), &[0, 2, 5, 5]);
+    assert_eq!(grads.wrt(x).dims(), &[0, 2, 5, 5]);
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn unfold_and_fold_match_the_definition_for_every_window() {
 
 /// Direct convolution by definition, for checking.
 fn naive_conv(x: &Tensor<f64>, w: &Tensor<f64>, spec: Conv2dSpec) -> Tensor<f64> {
-    let (xs, ws) = (x.shape(), w.shape());
+    let (xs, ws) = (x.dims(), w.dims());
     let (n, h, wd) = (xs[0], xs[2], xs[3]);
     let (o, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
     let g = spec.groups;
@@ -238,7 +238,7 @@ fn unfold_and_fold_are_adjoint() {
         .with_dilation(1, 2);
     let x = rand_tensor(&[2, 3, 6, 7], -1.0, 1.0, 230);
     let u = x.try_unfold2d(win).unwrap();
-    let y = rand_tensor(u.shape(), -1.0, 1.0, 231);
+    let y = rand_tensor(u.dims(), -1.0, 1.0, 231);
     let f = y.try_fold2d(win, (6, 7)).unwrap();
     let lhs: f64 = u
         .as_slice()

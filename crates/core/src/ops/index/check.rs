@@ -19,7 +19,7 @@ pub(super) fn index_select<E: Element>(
     if index.ndim() > 1 || shape.is_empty() {
         return Err(shape_error(
             op,
-            &[shape, index.shape()],
+            &[shape, index.dims()],
             "the index must be 0-d or 1-d and the input at least 1-d",
         ));
     }
@@ -35,7 +35,7 @@ pub(super) fn gather(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Resu
     let d = normalize_axis("gather", dim, shape.len(), std::panic::Location::caller())?;
     let fits = index.ndim() == shape.len()
         && index
-            .shape()
+            .dims()
             .iter()
             .zip(shape)
             .enumerate()
@@ -43,7 +43,7 @@ pub(super) fn gather(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Resu
     if !fits || shape.is_empty() {
         return Err(shape_error(
             "gather",
-            &[shape, index.shape()],
+            &[shape, index.dims()],
             format!("the index must have the input's rank and fit inside it outside dimension {d}"),
         ));
     }
@@ -64,10 +64,10 @@ pub(super) fn scatter(
         shape.len(),
         std::panic::Location::caller(),
     )?;
-    let fits = index.shape() == src
+    let fits = index.dims() == src
         && index.ndim() == shape.len()
         && index
-            .shape()
+            .dims()
             .iter()
             .zip(shape)
             .enumerate()
@@ -75,7 +75,7 @@ pub(super) fn scatter(
     if !fits || shape.is_empty() {
         return Err(shape_error(
             "scatter_add",
-            &[shape, index.shape(), src],
+            &[shape, index.dims(), src],
             format!("the index must have the source's shape, the input's rank, and fit inside the input outside dimension {d}"),
         ));
     }
@@ -96,7 +96,7 @@ pub(super) fn index_add<T: Float>(
     if want.as_slice() != src {
         return Err(shape_error(
             "index_add",
-            &[shape, index.shape(), src],
+            &[shape, index.dims(), src],
             format!("the source must have shape {:?}", want.as_slice()),
         ));
     }

@@ -116,9 +116,9 @@ pub(crate) fn index_select_tensor<E: Element>(
     dim: usize,
     index: &Tensor<usize>,
 ) -> Tensor<E> {
-    let (outer, n, inner) = split_at_axis(x.shape(), dim);
+    let (outer, n, inner) = split_at_axis(x.dims(), dim);
     let m = index.numel();
-    let mut shape = Shape::from_slice(x.shape());
+    let mut shape = Shape::from_slice(x.dims());
     shape[dim] = m;
     let (src, idx) = (x.as_slice(), index.as_slice());
     // Every element of the output is one copied slice's: written exactly once.
@@ -162,9 +162,9 @@ fn walk_index(index: &Tensor<usize>, full: &[usize], dim: usize, mut f: impl FnM
     let fs = contiguous_strides(full);
     let mut st = fs.clone();
     st[dim] = 0;
-    let is = contiguous_strides(index.shape());
+    let is = contiguous_strides(index.dims());
     for_each_row(
-        index.shape(),
+        index.dims(),
         [&is, &st],
         [0, 0],
         |len, [io, fo], [si, sf]| {
@@ -180,10 +180,10 @@ pub(crate) fn gather_tensor<T: Float>(
     dim: usize,
     index: &Tensor<usize>,
 ) -> Tensor<T> {
-    let stride = contiguous_strides(x.shape())[dim];
-    let mut out = Tensor::zeros(index.shape());
+    let stride = contiguous_strides(x.dims())[dim];
+    let mut out = Tensor::zeros(index.dims());
     let (src, dst, idx) = (x.as_slice(), out.as_mut_slice(), index.as_slice());
-    walk_index(index, x.shape(), dim, |p, off| {
+    walk_index(index, x.dims(), dim, |p, off| {
         dst[p] = src[off + idx[p] * stride]
     });
     out
@@ -212,20 +212,20 @@ pub(crate) fn where_tensor<T: Float>(
     b: &Tensor<T>,
 ) -> Result<Tensor<T>> {
     let shape =
-        broadcast_shapes(a.shape(), b.shape()).and_then(|s| broadcast_shapes(&s, cond.shape()));
+        broadcast_shapes(a.dims(), b.dims()).and_then(|s| broadcast_shapes(&s, cond.dims()));
     let Some(shape) = shape else {
         return Err(shape_error(
             "where",
-            &[cond.shape(), a.shape(), b.shape()],
+            &[cond.dims(), a.dims(), b.dims()],
             "the condition and both branches must broadcast together",
         ));
     };
     check_output::<T>("where", &shape, std::panic::Location::caller())?;
     let mut out = Tensor::zeros(shape.clone());
     let (sc, sa, sb) = (
-        broadcast_strides(cond.shape(), &shape),
-        broadcast_strides(a.shape(), &shape),
-        broadcast_strides(b.shape(), &shape),
+        broadcast_strides(cond.dims(), &shape),
+        broadcast_strides(a.dims(), &shape),
+        broadcast_strides(b.dims(), &shape),
     );
     let so = contiguous_strides(&shape);
     let (c, av, bv, o) = (
@@ -267,7 +267,7 @@ impl<E: Element> Tensor<E> {
         /// # Errors
         /// On an out-of-range axis or index.
         pub fn index_select / try_index_select(&self, dim: isize, index: &Tensor<usize>) -> Tensor<E> {
-            let d = check::index_select::<E>("index_select", self.shape(), dim, index)?;
+            let d = check::index_select::<E>("index_select", self.dims(), dim, index)?;
             Ok(index_select_tensor(self, d, index))
         }
     }
@@ -280,7 +280,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// On mismatched shapes or out-of-range indices.
         pub fn gather / try_gather(&self, dim: isize, index: &Tensor<usize>) -> Tensor<T> {
-            let d = check::gather(self.shape(), dim, index)?;
+            let d = check::gather(self.dims(), dim, index)?;
             Ok(gather_tensor(self, d, index))
         }
     }
@@ -296,8 +296,8 @@ impl<T: Float> Tensor<T> {
             index: &Tensor<usize>,
             src: &Tensor<T>,
         ) -> Tensor<T> {
-            let d = check::scatter(self.shape(), dim, index, src.shape())?;
-            self.try_add(&scatter_add_tensor(src, self.shape(), d, index))
+            let d = check::scatter(self.dims(), dim, index, src.dims())?;
+            self.try_add(&scatter_add_tensor(src, self.dims(), d, index))
         }
     }
 
@@ -312,8 +312,8 @@ impl<T: Float> Tensor<T> {
             index: &Tensor<usize>,
             src: &Tensor<T>,
         ) -> Tensor<T> {
-            let d = check::index_add::<T>(self.shape(), dim, index, src.shape())?;
-            self.try_add(&index_add_tensor(src, self.shape(), d, index))
+            let d = check::index_add::<T>(self.dims(), dim, index, src.dims())?;
+            self.try_add(&index_add_tensor(src, self.dims(), d, index))
         }
     }
 
@@ -324,14 +324,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if the mask does not broadcast to the tensor's shape.
         pub fn masked_fill / try_masked_fill(&self, mask: &Tensor<bool>, value: T) -> Tensor<T> {
-            if !crate::shape::broadcasts_to(mask.shape(), self.shape()) {
-                return Err(shape_error(
-                    "masked_fill",
-                    &[self.shape(), mask.shape()],
-                    "the mask must broadcast to the input's shape",
-                ));
-            }
-            where_tensor(mask, &Tensor::scalar(value), self)
+            masked_fill(self, mask, value)
         }
     }
 
@@ -360,7 +353,7 @@ impl<T: Float> Tensor<T> {
         /// [`crate::Error::Index`] if an index is `≥ num_classes`.
         pub fn one_hot / try_one_hot(indices: &Tensor<usize>, num_classes: usize) -> Tensor<T> {
             check::indices("one_hot", indices, indices.ndim(), num_classes)?;
-            let mut shape = Shape::from_slice(indices.shape());
+            let mut shape = Shape::from_slice(indices.dims());
             shape.push(num_classes);
             check_output::<T>("one_hot", &shape, std::panic::Location::caller())?;
             let mut out = Tensor::zeros(shape);
@@ -386,7 +379,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// On an out-of-range axis or index.
         pub fn index_select / try_index_select(self, dim: isize, index: &Tensor<usize>) -> Var<'g, T> {
-            let d = check::index_select::<T>("index_select", self.value_ref().shape(), dim, index)?;
+            let d = check::index_select::<T>("index_select", self.value_ref().dims(), dim, index)?;
             let v = self.with_value(|x| index_select_tensor(x, d, index));
             Ok(self.index_op(
                 v,
@@ -441,7 +434,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// On mismatched shapes or out-of-range indices.
         pub fn gather / try_gather(self, dim: isize, index: &Tensor<usize>) -> Var<'g, T> {
-            let d = check::gather(self.value_ref().shape(), dim, index)?;
+            let d = check::gather(self.value_ref().dims(), dim, index)?;
             let v = self.with_value(|x| gather_tensor(x, d, index));
             Ok(self.index_op(
                 v,
@@ -522,17 +515,23 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If the mask does not broadcast to this value's shape.
         pub fn masked_fill / try_masked_fill(self, mask: &Tensor<bool>, value: T) -> Var<'g, T> {
-            let shape = self.shape();
-            if !crate::shape::broadcasts_to(mask.shape(), &shape) {
-                return Err(shape_error(
-                    "masked_fill",
-                    &[&shape, mask.shape()],
-                    "the mask must broadcast to the input's shape",
-                ));
-            }
-            Self::try_where_cond(mask, self.graph.scalar(value), self)
+            masked_fill(&self, mask, value)
         }
     }
+}
+
+/// `masked_fill`, written once for `Tensor` and `Var`: `where(mask, value, x)`.
+#[track_caller]
+fn masked_fill<T: Float, A: Algebra<T>>(x: &A, mask: &Tensor<bool>, value: T) -> Result<A> {
+    let shape = x.shape();
+    if !crate::shape::broadcasts_to(mask.dims(), &shape) {
+        return Err(shape_error(
+            "masked_fill",
+            &[&shape, mask.dims()],
+            "the mask must broadcast to the input's shape",
+        ));
+    }
+    Ok(A::select(mask, &x.constant(Tensor::scalar(value)), x))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
 use crate::Float;
 
+mod composite;
 mod plan;
 
 /// A strided window of a tensor: for each dimension, the indices
@@ -159,7 +160,7 @@ impl<T: Float> Rule<T> for MovementOp {
 pub(crate) fn slice_tensor<T: Float>(x: &Tensor<T>, spec: &SliceSpec) -> Tensor<T> {
     let shape = spec.shape();
     let mut out = Tensor::zeros(shape.clone());
-    let (strides, base) = spec.addressing(x.shape());
+    let (strides, base) = spec.addressing(x.dims());
     copy_strided(
         &shape,
         x.as_slice(),
@@ -182,9 +183,9 @@ pub(crate) fn pad_tensor<T: Float>(
     let mut out = Tensor::full(shape, value);
     let (strides, base) = spec.addressing(shape);
     copy_strided(
-        x.shape(),
+        x.dims(),
         x.as_slice(),
-        &contiguous_strides(x.shape()),
+        &contiguous_strides(x.dims()),
         0,
         out.as_mut_slice(),
         &strides,
@@ -195,8 +196,8 @@ pub(crate) fn pad_tensor<T: Float>(
 
 /// `x` with its axes reordered.
 pub(crate) fn permute_tensor<T: Float>(x: &Tensor<T>, perm: &[usize]) -> Tensor<T> {
-    let shape: Shape = perm.iter().map(|&p| x.shape()[p]).collect();
-    let src = contiguous_strides(x.shape());
+    let shape: Shape = perm.iter().map(|&p| x.dims()[p]).collect();
+    let src = contiguous_strides(x.dims());
     let strides: SmallVec<[usize; 6]> = perm.iter().map(|&p| src[p]).collect();
     let mut out = Tensor::zeros(shape.clone());
     copy_strided(
@@ -213,7 +214,7 @@ pub(crate) fn permute_tensor<T: Float>(x: &Tensor<T>, perm: &[usize]) -> Tensor<
 
 /// `x` repeated to `shape` (which `x`'s shape broadcasts to).
 pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T> {
-    if x.shape() == shape {
+    if x.dims() == shape {
         return x.clone();
     }
     if let [v] = x.as_slice() {
@@ -223,7 +224,7 @@ pub(crate) fn broadcast_tensor<T: Float>(x: &Tensor<T>, shape: &[usize]) -> Tens
         copy_strided(
             shape,
             x.as_slice(),
-            &broadcast_strides(x.shape(), shape),
+            &broadcast_strides(x.dims(), shape),
             0,
             out,
             &contiguous_strides(shape),
@@ -239,7 +240,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if the element counts differ.
         pub fn reshape / try_reshape(&self, shape: impl Dims) -> Tensor<T> {
-            Ok(self.reshaped(plan::reshape_target(self.shape(), &shape.to_dims())?))
+            Ok(self.reshaped(plan::reshape_target(self.dims(), &shape.to_dims())?))
         }
     }
 
@@ -251,7 +252,7 @@ impl<T: Float> Tensor<T> {
         pub fn permute / try_permute(&self, perm: impl Dims) -> Tensor<T> {
             Ok(permute_tensor(
                 self,
-                &plan::check_perm(self.shape(), &perm.to_dims())?,
+                &plan::check_perm(self.dims(), &perm.to_dims())?,
             ))
         }
     }
@@ -262,8 +263,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Axis`] if an axis is out of range.
         pub fn transpose / try_transpose(&self, d0: isize, d1: isize) -> Tensor<T> {
-            let perm = plan::transpose(self.shape(), d0, d1)?;
-            self.try_permute(perm.as_slice())
+            composite::transpose(self, d0, d1)
         }
     }
 
@@ -274,15 +274,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if the rank is above 2.
         pub fn t / try_t(&self) -> Tensor<T> {
-            match self.ndim() {
-                0 | 1 => Ok(self.clone()),
-                2 => self.try_transpose(0, 1),
-                _ => Err(shape_error(
-                    "t",
-                    &[self.shape()],
-                    "t() expects at most 2 dimensions",
-                )),
-            }
+            composite::t(self)
         }
     }
 
@@ -292,10 +284,10 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if the shape does not broadcast to `shape`.
         pub fn broadcast_to / try_broadcast_to(&self, shape: &[usize]) -> Tensor<T> {
-            if !broadcasts_to(self.shape(), shape) {
+            if !broadcasts_to(self.dims(), shape) {
                 return Err(shape_error(
                     "broadcast_to",
-                    &[self.shape(), shape],
+                    &[self.dims(), shape],
                     "the shape does not broadcast to the target",
                 ));
             }
@@ -310,10 +302,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// If `dim` is out of range or the range exceeds the dimension.
         pub fn narrow / try_narrow(&self, dim: isize, start: usize, len: usize) -> Tensor<T> {
-            Ok(slice_tensor(
-                self,
-                &plan::narrow("narrow", self.shape(), dim, start, len)?,
-            ))
+            composite::narrow(self, dim, start, len)
         }
     }
 
@@ -330,10 +319,7 @@ impl<T: Float> Tensor<T> {
             end: isize,
             step: usize,
         ) -> Tensor<T> {
-            Ok(slice_tensor(
-                self,
-                &plan::slice(self.shape(), dim, start, end, step)?,
-            ))
+            composite::slice(self, dim, start, end, step)
         }
     }
 
@@ -343,10 +329,10 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if the window does not fit in the tensor.
         pub fn slice_spec / try_slice_spec(&self, spec: &SliceSpec) -> Tensor<T> {
-            if !spec.fits(self.shape()) {
+            if !spec.fits(self.dims()) {
                 return Err(shape_error(
                     "slice",
-                    &[self.shape(), &spec.shape()],
+                    &[self.dims(), &spec.shape()],
                     "the window does not fit",
                 ));
             }
@@ -360,9 +346,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// If `dim` or the index is out of range.
         pub fn select / try_select(&self, dim: isize, index: usize) -> Tensor<T> {
-            let spec = plan::narrow("select", self.shape(), dim, index, 1)?;
-            let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
-            Ok(slice_tensor(self, &spec).reshaped(s))
+            composite::select(self, dim, index)
         }
     }
 
@@ -374,7 +358,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if more pairs than dimensions are given.
         pub fn pad / try_pad(&self, pads: &[(usize, usize)], value: T) -> Tensor<T> {
-            let (spec, shape) = plan::pad::<T>(self.shape(), pads)?;
+            let (spec, shape) = plan::pad::<T>(self.dims(), pads)?;
             Ok(pad_tensor(self, &spec, &shape, value))
         }
     }
@@ -385,7 +369,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// If the list is empty or the shapes differ outside `dim`.
         pub fn cat / try_cat(parts: &[&Tensor<T>], dim: isize) -> Tensor<T> {
-            let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
+            let shapes: Vec<&[usize]> = parts.iter().map(|p| p.dims()).collect();
             let (d, shape) = plan::concat::<T>(&shapes, dim)?;
             Ok(concat_tensors(parts, d, shape))
         }
@@ -400,13 +384,13 @@ impl<T: Float> Tensor<T> {
             let Some(first) = parts.first() else {
                 return Err(arg_error("stack", "needs at least one tensor"));
             };
-            let s = plan::unsqueeze(first.shape(), dim)?;
+            let s = plan::unsqueeze(first.dims(), dim)?;
             let mut un = Vec::with_capacity(parts.len());
             for p in parts {
-                if p.shape() != first.shape() {
+                if p.dims() != first.dims() {
                     return Err(shape_error(
                         "stack",
-                        &[first.shape(), p.shape()],
+                        &[first.dims(), p.dims()],
                         "all shapes must be equal",
                     ));
                 }
@@ -423,8 +407,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// If the sizes do not add up to the dimension.
         pub fn split / try_split(&self, sizes: &[usize], dim: isize) -> Vec<Tensor<T>> {
-            let (_, specs) = plan::split(self.shape(), sizes, dim)?;
-            Ok(specs.iter().map(|s| slice_tensor(self, s)).collect())
+            composite::split(self, sizes, dim)
         }
     }
 
@@ -434,14 +417,13 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// If `chunks` is 0 or `dim` is out of range.
         pub fn chunk / try_chunk(&self, chunks: usize, dim: isize) -> Vec<Tensor<T>> {
-            let sizes = plan::chunk_sizes(self.shape(), chunks, dim)?;
-            self.try_split(&sizes, dim)
+            composite::chunk(self, chunks, dim)
         }
     }
 
     /// Removes every size-1 dimension.
     pub fn squeeze(&self) -> Tensor<T> {
-        self.reshaped(self.shape().iter().copied().filter(|&d| d != 1).collect())
+        composite::squeeze(self)
     }
 
     fallible! {
@@ -450,7 +432,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range.
         pub fn squeeze_dim / try_squeeze_dim(&self, dim: isize) -> Tensor<T> {
-            Ok(self.reshaped(plan::squeeze_dim("squeeze_dim", self.shape(), dim)?))
+            composite::squeeze_dim(self, dim)
         }
     }
 
@@ -460,7 +442,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
         pub fn unsqueeze / try_unsqueeze(&self, dim: isize) -> Tensor<T> {
-            Ok(self.reshaped(plan::unsqueeze(self.shape(), dim)?))
+            composite::unsqueeze(self, dim)
         }
     }
 
@@ -470,7 +452,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// If an axis is out of range or `start > end`.
         pub fn flatten / try_flatten(&self, start: isize, end: isize) -> Tensor<T> {
-            Ok(self.reshaped(plan::flatten(self.shape(), start, end)?))
+            composite::flatten(self, start, end)
         }
     }
 }
@@ -481,13 +463,13 @@ fn concat_tensors<T: Float>(parts: &[&Tensor<T>], d: usize, shape: Shape) -> Ten
     let mut offset = 0;
     for p in parts {
         let mut spec = SliceSpec::full(&shape);
-        spec.dims[d] = (offset, 1, p.shape()[d]);
-        offset += p.shape()[d];
+        spec.dims[d] = (offset, 1, p.dims()[d]);
+        offset += p.dims()[d];
         let (strides, base) = spec.addressing(&shape);
         copy_strided(
-            p.shape(),
+            p.dims(),
             p.as_slice(),
-            &contiguous_strides(p.shape()),
+            &contiguous_strides(p.dims()),
             0,
             out.as_mut_slice(),
             &strides,
@@ -521,7 +503,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If `perm` is not a permutation of the axes.
         pub fn permute / try_permute(self, perm: impl Dims) -> Var<'g, T> {
-            let perm = plan::check_perm(self.value_ref().shape(), &perm.to_dims())?;
+            let perm = plan::check_perm(self.value_ref().dims(), &perm.to_dims())?;
             let value = self.with_value(|x| permute_tensor(x, &perm));
             Ok(self.movement(value, MovementOp::Permute { perm }))
         }
@@ -533,8 +515,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// [`crate::Error::Axis`] if an axis is out of range.
         pub fn transpose / try_transpose(self, d0: isize, d1: isize) -> Var<'g, T> {
-            let perm = plan::transpose(&self.shape(), d0, d1)?;
-            self.try_permute(perm.as_slice())
+            composite::transpose(&self, d0, d1)
         }
     }
 
@@ -544,15 +525,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// [`crate::Error::Shape`] if the rank is above 2.
         pub fn t / try_t(self) -> Var<'g, T> {
-            match self.ndim() {
-                0 | 1 => Ok(self),
-                2 => self.try_transpose(0, 1),
-                _ => Err(shape_error(
-                    "t",
-                    &[&self.shape()],
-                    "t() expects at most 2 dimensions",
-                )),
-            }
+            composite::t(&self)
         }
     }
 
@@ -602,8 +575,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If the range exceeds the dimension.
         pub fn narrow / try_narrow(self, dim: isize, start: usize, len: usize) -> Var<'g, T> {
-            let spec = plan::narrow("narrow", &self.shape(), dim, start, len)?;
-            self.try_slice_spec(&spec)
+            composite::narrow(&self, dim, start, len)
         }
     }
 
@@ -620,8 +592,7 @@ impl<'g, T: Float> Var<'g, T> {
             end: isize,
             step: usize,
         ) -> Var<'g, T> {
-            let spec = plan::slice(&self.shape(), dim, start, end, step)?;
-            self.try_slice_spec(&spec)
+            composite::slice(&self, dim, start, end, step)
         }
     }
 
@@ -631,9 +602,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If `dim` or the index is out of range.
         pub fn select / try_select(self, dim: isize, index: usize) -> Var<'g, T> {
-            let spec = plan::narrow("select", &self.shape(), dim, index, 1)?;
-            let s = plan::squeeze_dim("select", &spec.shape(), dim)?;
-            self.try_slice_spec(&spec)?.try_reshape(&s)
+            composite::select(&self, dim, index)
         }
     }
 
@@ -687,7 +656,7 @@ impl<'g, T: Float> Var<'g, T> {
                 let nodes = graph.nodes();
                 let tensors: Vec<&Tensor<T>> =
                     parts.iter().map(|p| &nodes[p.id as usize].value).collect();
-                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.dims()).collect();
                 let (d, shape) = plan::concat::<T>(&shapes, dim)?;
                 (concat_tensors(&tensors, d, shape), d)
             };
@@ -732,8 +701,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If the sizes do not add up to the dimension.
         pub fn split / try_split(self, sizes: &[usize], dim: isize) -> Vec<Var<'g, T>> {
-            let (_, specs) = plan::split(&self.shape(), sizes, dim)?;
-            specs.iter().map(|s| self.try_slice_spec(s)).collect()
+            composite::split(&self, sizes, dim)
         }
     }
 
@@ -743,16 +711,14 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If `chunks` is 0 or `dim` is out of range.
         pub fn chunk / try_chunk(self, chunks: usize, dim: isize) -> Vec<Var<'g, T>> {
-            let sizes = plan::chunk_sizes(&self.shape(), chunks, dim)?;
-            self.try_split(&sizes, dim)
+            composite::chunk(&self, chunks, dim)
         }
     }
 
     /// Removes every size-1 dimension.
     #[track_caller]
     pub fn squeeze(self) -> Var<'g, T> {
-        let s: Shape = self.shape().iter().copied().filter(|&d| d != 1).collect();
-        self.reshape(&s)
+        composite::squeeze(&self)
     }
 
     fallible! {
@@ -761,8 +727,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range.
         pub fn squeeze_dim / try_squeeze_dim(self, dim: isize) -> Var<'g, T> {
-            let s = plan::squeeze_dim("squeeze_dim", &self.shape(), dim)?;
-            self.try_reshape(&s)
+            composite::squeeze_dim(&self, dim)
         }
     }
 
@@ -772,8 +737,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range for rank + 1.
         pub fn unsqueeze / try_unsqueeze(self, dim: isize) -> Var<'g, T> {
-            let s = plan::unsqueeze(&self.shape(), dim)?;
-            self.try_reshape(&s)
+            composite::unsqueeze(&self, dim)
         }
     }
 
@@ -783,8 +747,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// If an axis is out of range or `start > end`.
         pub fn flatten / try_flatten(self, start: isize, end: isize) -> Var<'g, T> {
-            let s = plan::flatten(&self.shape(), start, end)?;
-            self.try_reshape(&s)
+            composite::flatten(&self, start, end)
         }
     }
 }

@@ -285,13 +285,13 @@ pub(super) fn flatten(shape: &[usize], start: isize, end: isize) -> Result<Shape
 /// The permutation swapping `d0` and `d1` (a 0-d tensor accepts the axes 0 and -1, as
 /// PyTorch's, and stays as it is).
 #[track_caller]
-pub(super) fn transpose(shape: &[usize], d0: isize, d1: isize) -> Result<SmallVec<[isize; 4]>> {
+pub(super) fn transpose(shape: &[usize], d0: isize, d1: isize) -> Result<Shape> {
     let here = std::panic::Location::caller();
     let (a, b) = (
         normalize_axis("transpose", d0, shape.len(), here)?,
         normalize_axis("transpose", d1, shape.len(), here)?,
     );
-    let mut perm: SmallVec<[isize; 4]> = (0..shape.len() as isize).collect();
+    let mut perm: Shape = (0..shape.len()).collect();
     if !shape.is_empty() {
         perm.swap(a, b);
     }

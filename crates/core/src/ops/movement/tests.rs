@@ -7,10 +7,10 @@ use crate::Graph;
 #[test]
 fn values_of_movement_ops() {
     let x = Tensor::<f64>::from_fn([2, 3, 4], |i| i as f64);
-    assert_eq!(x.reshape([4, -1]).shape(), &[4, 6]);
+    assert_eq!(x.reshape([4, -1]).dims(), &[4, 6]);
     assert!(x.try_reshape([5, -1]).is_err());
     let p = x.permute([2, 0, 1]);
-    assert_eq!(p.shape(), &[4, 2, 3]);
+    assert_eq!(p.dims(), &[4, 2, 3]);
     assert_eq!(p.get(&[3, 1, 2]), x.get(&[1, 2, 3]));
     assert_eq!(x.transpose(0, -1).get(&[3, 2, 1]), x.get(&[1, 2, 3]));
     let m = Tensor::<f64>::from_fn([4, 5], |i| i as f64);
@@ -22,10 +22,10 @@ fn values_of_movement_ops() {
         m.slice(0, 0, isize::MAX, 2).select(1, 2).to_vec(),
         vec![2.0, 12.0]
     );
-    assert_eq!(m.slice(1, -2, 100, 1).shape(), &[4, 2]);
+    assert_eq!(m.slice(1, -2, 100, 1).dims(), &[4, 2]);
     assert_eq!(m.select(1, 0).to_vec(), vec![0.0, 5.0, 10.0, 15.0]);
     let padded = Tensor::<f64>::ones([2, 2]).pad(&[(1, 0), (0, 2)], 0.5);
-    assert_eq!(padded.shape(), &[3, 4]);
+    assert_eq!(padded.dims(), &[3, 4]);
     assert_eq!(
         padded.to_vec(),
         vec![0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5]
@@ -33,20 +33,20 @@ fn values_of_movement_ops() {
     let a = Tensor::<f64>::zeros([2, 3]);
     let b = Tensor::<f64>::ones([2, 2]);
     let c = Tensor::cat(&[&a, &b], 1);
-    assert_eq!(c.shape(), &[2, 5]);
+    assert_eq!(c.dims(), &[2, 5]);
     assert_eq!(c.get(&[1, 4]), 1.0);
     assert!(Tensor::try_cat(&[&a, &b], 0).is_err());
     let s = Tensor::stack(&[&b, &b, &b], 1);
-    assert_eq!(s.shape(), &[2, 3, 2]);
+    assert_eq!(s.dims(), &[2, 3, 2]);
     let parts = m.chunk(3, 1);
     assert_eq!(
-        parts.iter().map(|p| p.shape()[1]).collect::<Vec<_>>(),
+        parts.iter().map(|p| p.dims()[1]).collect::<Vec<_>>(),
         vec![2, 2, 1]
     );
-    assert_eq!(m.split(&[1, 3], 0)[1].shape(), &[3, 5]);
-    assert_eq!(Tensor::<f64>::zeros([1, 3, 1]).squeeze().shape(), &[3]);
-    assert_eq!(Tensor::<f64>::zeros([3]).unsqueeze(-1).shape(), &[3, 1]);
-    assert_eq!(x.flatten(1, -1).shape(), &[2, 12]);
+    assert_eq!(m.split(&[1, 3], 0)[1].dims(), &[3, 5]);
+    assert_eq!(Tensor::<f64>::zeros([1, 3, 1]).squeeze().dims(), &[3]);
+    assert_eq!(Tensor::<f64>::zeros([3]).unsqueeze(-1).dims(), &[3, 1]);
+    assert_eq!(x.flatten(1, -1).dims(), &[2, 12]);
     assert_eq!(
         Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1])
             .broadcast_to(&[2, 3])

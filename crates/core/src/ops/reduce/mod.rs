@@ -129,8 +129,8 @@ impl ReduceOp {
 
     /// Computes the reduction.
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
-        let (axes, keepdim) = self.axes_of(x.shape());
-        let n = T::from_f64(count(x.shape(), &axes) as f64);
+        let (axes, keepdim) = self.axes_of(x.dims());
+        let n = T::from_f64(count(x.dims(), &axes) as f64);
         let kept = match self {
             ReduceOp::Sum { .. } => sum_keep(x, &axes),
             ReduceOp::SumTo { shape } => {
@@ -171,7 +171,7 @@ impl ReduceOp {
         if keepdim {
             kept
         } else {
-            kept.reshaped(reduced_shape(x.shape(), &axes, false))
+            kept.reshaped(reduced_shape(x.dims(), &axes, false))
         }
     }
 }
@@ -246,7 +246,7 @@ fn prod_others<T: Float, V: Algebra<T>>(x: &V, y: &V, axes: &[usize], kshape: &[
     }
     // Move the reduced axes last, flatten to [K, R], and for each i take the product of
     // the row with x_i replaced by 1: an [K, R, R] product, differentiable as a whole.
-    let xs = xv.shape();
+    let xs = xv.dims();
     let kept: Vec<usize> = (0..xs.len()).filter(|d| !axes.contains(d)).collect();
     let perm: Vec<usize> = kept.iter().copied().chain(axes.iter().copied()).collect();
     let k = numel(&kept.iter().map(|&d| xs[d]).collect::<Vec<_>>());
@@ -321,10 +321,10 @@ fn nan_min<T: Float>(a: T, v: T) -> T {
 }
 
 fn fold_keep<T: Float>(x: &Tensor<T>, axes: &[usize], init: T, f: impl Fn(T, T) -> T) -> Tensor<T> {
-    let kshape = keepdim_shape(x.shape(), axes);
+    let kshape = keepdim_shape(x.dims(), axes);
     let mut out = Tensor::full(kshape.clone(), init);
-    let strides = broadcast_strides(&kshape, x.shape());
-    fold_into(x.shape(), x.as_slice(), out.as_mut_slice(), &strides, f);
+    let strides = broadcast_strides(&kshape, x.dims());
+    fold_into(x.dims(), x.as_slice(), out.as_mut_slice(), &strides, f);
     out
 }
 
@@ -332,12 +332,12 @@ fn fold_keep<T: Float>(x: &Tensor<T>, axes: &[usize], init: T, f: impl Fn(T, T) 
 fn sum_keep<T: Float>(x: &Tensor<T>, axes: &[usize]) -> Tensor<T> {
     if axes.len() == x.ndim() {
         let s = tapegrad_kernels::reduce::sum(x.as_slice());
-        return Tensor::full(keepdim_shape(x.shape(), axes), s);
+        return Tensor::full(keepdim_shape(x.dims(), axes), s);
     }
-    let kshape = keepdim_shape(x.shape(), axes);
-    let strides = broadcast_strides(&kshape, x.shape());
+    let kshape = keepdim_shape(x.dims(), axes);
+    let strides = broadcast_strides(&kshape, x.dims());
     let mut out = Tensor::zeros(kshape);
-    tapegrad_kernels::strided::sum_into(x.shape(), x.as_slice(), out.as_mut_slice(), &strides);
+    tapegrad_kernels::strided::sum_into(x.dims(), x.as_slice(), out.as_mut_slice(), &strides);
     out
 }
 
@@ -381,7 +381,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Shape`] if `shape` does not broadcast to `self`'s shape.
         pub fn sum_to / try_sum_to(&self, shape: &[usize]) -> Tensor<T> {
-            check_sum_to(self.shape(), shape)?;
+            check_sum_to(self.dims(), shape)?;
             Ok(self.reduce(&ReduceOp::SumTo {
                 shape: Shape::from_slice(shape),
             }))
@@ -417,11 +417,11 @@ impl<T: Float> Tensor<T> {
         better: impl Fn(T, T) -> bool,
     ) -> Result<Tensor<usize>> {
         let axis = normalize_axis(op, dim, self.ndim(), std::panic::Location::caller())?;
-        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let (outer, n, inner) = split_at_axis(self.dims(), axis);
         if n == 0 {
             return Err(shape_error(
                 op,
-                &[self.shape()],
+                &[self.dims()],
                 "cannot reduce over an empty dimension",
             ));
         }
@@ -431,7 +431,7 @@ impl<T: Float> Tensor<T> {
             smallvec::smallvec![axis]
         };
         Ok(Tensor::from_writer(
-            reduced_shape(self.shape(), &axes, keepdim),
+            reduced_shape(self.dims(), &axes, keepdim),
             |idx| {
                 tapegrad_kernels::reduce::arg_reduce(
                     self.as_slice(),
@@ -526,7 +526,7 @@ impl<'g, T: Float> Var<'g, T> {
         let out_shape = values.with_value(|v| {
             let axis = normalize_axis("max_dim", dim, v.ndim(), std::panic::Location::caller())
                 .unwrap_or(0);
-            let mut s = Shape::from_slice(v.shape());
+            let mut s = Shape::from_slice(v.dims());
             s.remove(axis);
             s
         });
@@ -585,7 +585,7 @@ macro_rules! reduction {
             /// for an axis given twice.
             #[track_caller]
             pub fn $try_dim(&self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Result<Tensor<T>> {
-                let $axes = axes_for($opname, &dims.to_dims(), self.shape(), $ne)?;
+                let $axes = axes_for($opname, &dims.to_dims(), self.dims(), $ne)?;
                 let $keep = keepdim;
                 Ok(self.reduce(&$make))
             }
@@ -617,7 +617,7 @@ macro_rules! reduction {
             /// for an axis given twice.
             #[track_caller]
             pub fn $try_dim(self, dims: impl Dims $(, $p: $pt)*, keepdim: bool) -> Result<Var<'g, T>> {
-                let $axes = axes_for($opname, &dims.to_dims(), self.value_ref().shape(), $ne)?;
+                let $axes = axes_for($opname, &dims.to_dims(), self.value_ref().dims(), $ne)?;
                 let $keep = keepdim;
                 Ok(self.reduce($make))
             }
@@ -656,16 +656,36 @@ reduction!(
         |axes, keepdim| ReduceOp::LogSumExp { axes, keepdim }
 );
 
-/// Validates a norm order.
+/// The standard deviation, written once for `Tensor` and `Var`: checked under std's own
+/// name, then computed as √var.
 #[track_caller]
-fn check_p(p: f64) -> Result<()> {
+fn std_dim<T: Float, A: Algebra<T>>(
+    x: &A,
+    dims: &[isize],
+    unbiased: bool,
+    keepdim: bool,
+) -> Result<A> {
+    let axes = axes_for("std", dims, &x.shape(), false)?;
+    let correction = usize::from(unbiased);
+    Ok(x.reduce(ReduceOp::Var {
+        axes,
+        correction,
+        keepdim,
+    })
+    .sqrt())
+}
+
+/// The p-norm, written once for `Tensor` and `Var`.
+#[track_caller]
+fn norm_dim<T: Float, A: Algebra<T>>(x: &A, p: f64, dims: &[isize], keepdim: bool) -> Result<A> {
     if p.is_nan() || p <= 0.0 {
         return Err(arg_error(
             "norm",
             format!("the order p must be > 0 (or +inf), got {p}"),
         ));
     }
-    Ok(())
+    let axes = axes_for("norm", dims, &x.shape(), false)?;
+    Ok(x.reduce(ReduceOp::Norm { p, axes, keepdim }))
 }
 
 impl<T: Float> Tensor<T> {
@@ -680,9 +700,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// On an invalid axis.
         pub fn std_dim / try_std_dim(&self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Tensor<T> {
-            // Checked under std's own name, then computed as √var.
-            let axes = axes_for("std", &dims.to_dims(), self.shape(), false)?;
-            Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
+            std_dim(self, &dims.to_dims(), unbiased, keepdim)
         }
     }
 
@@ -702,9 +720,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// On an invalid axis or `p` not > 0.
         pub fn norm_dim / try_norm_dim(&self, p: f64, dims: impl Dims, keepdim: bool) -> Tensor<T> {
-            check_p(p)?;
-            let axes = axes_for("norm", &dims.to_dims(), self.shape(), false)?;
-            Ok(self.reduce(&ReduceOp::Norm { p, axes, keepdim }))
+            norm_dim(self, p, &dims.to_dims(), keepdim)
         }
     }
 }
@@ -723,9 +739,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// On an invalid axis.
         pub fn std_dim / try_std_dim(self, dims: impl Dims, unbiased: bool, keepdim: bool) -> Var<'g, T> {
-            // Checked under std's own name, then computed as √var.
-            let axes = axes_for("std", &dims.to_dims(), self.value_ref().shape(), false)?;
-            Ok(self.try_var_dim(axes.as_slice(), unbiased, keepdim)?.sqrt())
+            std_dim(&self, &dims.to_dims(), unbiased, keepdim)
         }
     }
 
@@ -746,9 +760,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// On an invalid axis or `p` not > 0.
         pub fn norm_dim / try_norm_dim(self, p: f64, dims: impl Dims, keepdim: bool) -> Var<'g, T> {
-            check_p(p)?;
-            let axes = axes_for("norm", &dims.to_dims(), self.value_ref().shape(), false)?;
-            Ok(self.reduce(ReduceOp::Norm { p, axes, keepdim }))
+            norm_dim(&self, p, &dims.to_dims(), keepdim)
         }
     }
 }

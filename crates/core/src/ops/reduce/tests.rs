@@ -9,7 +9,7 @@ fn values_of_reductions() {
     let x = Tensor::<f64>::from_vec(vec![1.0, -2.0, 3.0, 4.0, 0.5, -6.0], [2, 3]);
     assert_eq!(x.sum().item(), 0.5);
     assert_eq!(x.sum_dim(0, false).to_vec(), vec![5.0, -1.5, -3.0]);
-    assert_eq!(x.sum_dim(-1, true).shape(), &[2, 1]);
+    assert_eq!(x.sum_dim(-1, true).dims(), &[2, 1]);
     assert_eq!(x.amax(1, false).to_vec(), vec![3.0, 4.0]);
     assert_eq!(x.amin([0, 1], false).item(), -6.0);
     assert_eq!(x.prod_dim(1, false).to_vec(), vec![-6.0, -12.0]);
@@ -30,7 +30,7 @@ fn values_of_reductions() {
     // An empty axis list reduces every axis (PyTorch's `dim=[]`).
     let e: [isize; 0] = [];
     assert_eq!(x.amax(e, false).item(), x.max().item());
-    assert_eq!(x.sum_dim(e, true).shape(), &[1, 1]);
+    assert_eq!(x.sum_dim(e, true).dims(), &[1, 1]);
     assert_eq!(Tensor::<f64>::scalar(2.0).sum_dim(e, false).item(), 2.0);
     let g = crate::Graph::<f64>::new();
     let v = g.leaf(x.clone());
