@@ -36,6 +36,7 @@ pub mod memory;
 pub mod ops;
 pub mod params;
 pub mod recompute;
+mod setters;
 pub mod shape;
 pub mod tensor;
 #[cfg(test)]

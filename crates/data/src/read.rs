@@ -104,28 +104,16 @@ impl Default for CsvOptions {
     }
 }
 
-impl CsvOptions {
+tapegrad_core::setters! { CsvOptions {
     /// With the label in another column.
-    pub fn with_label(mut self, label: LabelColumn) -> Self {
-        self.label = label;
-        self
-    }
+    with_label(label: LabelColumn) => label = label;
     /// With (or without) a header line.
-    pub fn with_header(mut self, header: bool) -> Self {
-        self.header = header;
-        self
-    }
+    with_header(header: bool) => header = header;
     /// With another separator.
-    pub fn with_delimiter(mut self, d: char) -> Self {
-        self.delimiter = d;
-        self
-    }
+    with_delimiter(d: char) => delimiter = d;
     /// Labels must be below `n`.
-    pub fn with_num_classes(mut self, n: usize) -> Self {
-        self.num_classes = Some(n);
-        self
-    }
-}
+    with_num_classes(n: usize) => num_classes = Some(n);
+}}
 
 /// A numeric CSV file (raw or gzip) with one label per row: features `[rows, fields − 1]`.
 ///

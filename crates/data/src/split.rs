@@ -197,12 +197,6 @@ impl KFold {
         KFold { k, shuffle: None }
     }
 
-    /// With the samples permuted (seeded) first.
-    pub fn with_shuffle(mut self, seed: u64) -> Self {
-        self.shuffle = Some(seed);
-        self
-    }
-
     /// The `k` splits of `n` samples.
     ///
     /// # Errors
@@ -232,6 +226,11 @@ impl KFold {
     }
 }
 
+tapegrad_core::setters! { KFold {
+    /// With the samples permuted (seeded) first.
+    with_shuffle(seed: u64) => shuffle = Some(seed);
+}}
+
 /// k-fold cross-validation keeping each class's proportion in every fold (see the module
 /// docs for the algorithm, scikit-learn's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,12 +246,6 @@ impl StratifiedKFold {
     /// `k` unshuffled folds.
     pub fn new(k: usize) -> Self {
         StratifiedKFold { k, shuffle: None }
-    }
-
-    /// With each class's assignment to folds permuted (seeded).
-    pub fn with_shuffle(mut self, seed: u64) -> Self {
-        self.shuffle = Some(seed);
-        self
     }
 
     /// The fold each sample is held out in (scikit-learn's `_make_test_folds`).
@@ -326,6 +319,11 @@ impl StratifiedKFold {
         Ok(folds_from(&self.test_folds(labels)?, self.k))
     }
 }
+
+tapegrad_core::setters! { StratifiedKFold {
+    /// With each class's assignment to folds permuted (seeded).
+    with_shuffle(seed: u64) => shuffle = Some(seed);
+}}
 
 #[cfg(test)]
 mod tests {

@@ -32,37 +32,22 @@ impl Conv2dConfig {
             init: Init::TorchDefault,
         }
     }
-    /// With a stride.
-    pub fn with_stride(mut self, s: usize) -> Self {
-        self.spec.stride = (s, s);
-        self
-    }
-    /// With zero padding.
-    pub fn with_padding(mut self, p: usize) -> Self {
-        self.spec.padding = (p, p);
-        self
-    }
-    /// With a dilation.
-    pub fn with_dilation(mut self, d: usize) -> Self {
-        self.spec.dilation = (d, d);
-        self
-    }
-    /// With channel groups.
-    pub fn with_groups(mut self, g: usize) -> Self {
-        self.spec.groups = g;
-        self
-    }
-    /// With or without a bias.
-    pub fn with_bias(mut self, bias: bool) -> Self {
-        self.bias = bias;
-        self
-    }
-    /// With a weight initialiser.
-    pub fn with_init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
 }
+
+tapegrad_core::setters! { Conv2dConfig {
+    /// With a stride.
+    with_stride(s: usize) => spec.stride = (s, s);
+    /// With zero padding.
+    with_padding(p: usize) => spec.padding = (p, p);
+    /// With a dilation.
+    with_dilation(d: usize) => spec.dilation = (d, d);
+    /// With channel groups.
+    with_groups(g: usize) => spec.groups = g;
+    /// With or without a bias.
+    with_bias(bias: bool) => bias = bias;
+    /// With a weight initialiser.
+    with_init(init: Init) => init = init;
+}}
 
 /// A 2-d convolution layer.
 #[derive(Clone, Debug)]

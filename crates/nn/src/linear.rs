@@ -29,23 +29,14 @@ impl Default for LinearConfig {
     }
 }
 
-impl LinearConfig {
+tapegrad_core::setters! { LinearConfig {
     /// With or without a bias.
-    pub fn with_bias(mut self, bias: bool) -> Self {
-        self.bias = bias;
-        self
-    }
+    with_bias(bias: bool) => bias = bias;
     /// With a weight initialiser.
-    pub fn with_init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
+    with_init(init: Init) => init = init;
     /// With a bias initialiser.
-    pub fn with_bias_init(mut self, init: Init) -> Self {
-        self.bias_init = init;
-        self
-    }
-}
+    with_bias_init(init: Init) => bias_init = init;
+}}
 
 /// A fully connected layer: `y = x·Wᵀ + b` over the last dimension of `x`.
 #[derive(Clone, Debug)]

@@ -47,28 +47,16 @@ impl Default for BatchNormConfig {
     }
 }
 
-impl BatchNormConfig {
+tapegrad_core::setters! { BatchNormConfig {
     /// With another eps.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
+    with_eps(eps: f64) => eps = eps;
     /// With another momentum (`None`: cumulative average).
-    pub fn with_momentum(mut self, momentum: Option<f64>) -> Self {
-        self.momentum = momentum;
-        self
-    }
+    with_momentum(momentum: Option<f64>) => momentum = momentum;
     /// With or without γ and β.
-    pub fn with_affine(mut self, affine: bool) -> Self {
-        self.affine = affine;
-        self
-    }
+    with_affine(affine: bool) => affine = affine;
     /// With or without running statistics.
-    pub fn with_running_stats(mut self, track: bool) -> Self {
-        self.track_running_stats = track;
-        self
-    }
-}
+    with_running_stats(track: bool) => track_running_stats = track;
+}}
 
 /// Batch normalisation over channel axis 1: `BatchNorm1d` for `[N, C]` and `[N, C, L]`,
 /// `BatchNorm2d` for `[N, C, H, W]` (statistics per channel over every other axis).
@@ -139,20 +127,6 @@ impl BatchNorm {
         }
     }
 
-    /// Synchronised batch normalisation (PyTorch's `SyncBatchNorm`): in training, the batch
-    /// statistics are those of the whole global batch, every replica's samples together,
-    /// and their gradients flow back to every replica ([`Var::sum_across`]). Without it,
-    /// each replica of data-parallel training normalises with the statistics of its own
-    /// samples, as PyTorch's `BatchNorm` does under DDP. Evaluation with running statistics
-    /// needs no communication.
-    ///
-    /// Every replica must run the same forward passes (the `Trainer` does), or they wait
-    /// for each other forever.
-    pub fn with_sync(mut self, replicas: Rc<dyn Collective>) -> Self {
-        self.sync = Some(Replicas(replicas));
-        self
-    }
-
     /// `BatchNorm1d(features)` with PyTorch's defaults, for `[N, C]` or `[N, C, L]` inputs.
     #[track_caller]
     pub fn new_1d<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> Self {
@@ -197,6 +171,19 @@ impl BatchNorm {
         self.running_mean.zip(self.running_var)
     }
 }
+
+tapegrad_core::setters! { BatchNorm {
+    /// Synchronised batch normalisation (PyTorch's `SyncBatchNorm`): in training, the batch
+    /// statistics are those of the whole global batch, every replica's samples together,
+    /// and their gradients flow back to every replica ([`Var::sum_across`]). Without it,
+    /// each replica of data-parallel training normalises with the statistics of its own
+    /// samples, as PyTorch's `BatchNorm` does under DDP. Evaluation with running statistics
+    /// needs no communication.
+    ///
+    /// Every replica must run the same forward passes (the `Trainer` does), or they wait
+    /// for each other forever.
+    with_sync(replicas: Rc<dyn Collective>) => sync = Some(Replicas(replicas));
+}}
 
 /// `t` (a `[C]` tensor or value) shaped `[1, C, 1, …]` for an input of rank `ndim`.
 fn channel_shape(c: usize, ndim: usize) -> Shape {

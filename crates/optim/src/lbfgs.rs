@@ -56,44 +56,23 @@ impl Default for LbfgsConfig {
     }
 }
 
-impl LbfgsConfig {
+tapegrad_core::setters! { LbfgsConfig {
     /// With a step length.
-    pub fn with_lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
-    }
+    with_lr(lr: f64) => lr = lr;
     /// With iterations per call.
-    pub fn with_max_iter(mut self, n: usize) -> Self {
-        self.max_iter = n;
-        self
-    }
+    with_max_iter(n: usize) => max_iter = n;
     /// With evaluations per call.
-    pub fn with_max_eval(mut self, n: usize) -> Self {
-        self.max_eval = Some(n);
-        self
-    }
+    with_max_eval(n: usize) => max_eval = Some(n);
     /// With a history size.
-    pub fn with_history_size(mut self, n: usize) -> Self {
-        self.history_size = n;
-        self
-    }
+    with_history_size(n: usize) => history_size = n;
     /// With the gradient tolerance: stop when `max|g| ≤ tol` (PyTorch's `tolerance_grad`).
-    pub fn with_tolerance_grad(mut self, tol: f64) -> Self {
-        self.tolerance_grad = tol;
-        self
-    }
+    with_tolerance_grad(tol: f64) => tolerance_grad = tol;
     /// With the change tolerance: stop when the step or the loss change is below `tol`
     /// (PyTorch's `tolerance_change`).
-    pub fn with_tolerance_change(mut self, tol: f64) -> Self {
-        self.tolerance_change = tol;
-        self
-    }
+    with_tolerance_change(tol: f64) => tolerance_change = tol;
     /// With a line search.
-    pub fn with_line_search(mut self, ls: LineSearch) -> Self {
-        self.line_search = ls;
-        self
-    }
-}
+    with_line_search(ls: LineSearch) => line_search = ls;
+}}
 
 /// L-BFGS over a fixed list of parameters, flattened into one vector in that order.
 ///

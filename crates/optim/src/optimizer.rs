@@ -81,18 +81,12 @@ impl Default for GroupOptions {
     }
 }
 
-impl GroupOptions {
+tapegrad_core::setters! { GroupOptions {
     /// With a learning-rate multiplier.
-    pub fn with_lr_scale(mut self, s: f64) -> Self {
-        self.lr_scale = s;
-        self
-    }
+    with_lr_scale(s: f64) => lr_scale = s;
     /// With a weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = Some(wd);
-        self
-    }
-}
+    with_weight_decay(wd: f64) => weight_decay = Some(wd);
+}}
 
 /// The state a rule keeps for one parameter: a step count, named buffers the size of the
 /// parameter (created on first use) and named scalars.

@@ -54,28 +54,16 @@ impl Default for SgdConfig {
     }
 }
 
-impl SgdConfig {
+tapegrad_core::setters! { SgdConfig {
     /// With momentum μ.
-    pub fn with_momentum(mut self, m: f64) -> Self {
-        self.momentum = m;
-        self
-    }
+    with_momentum(m: f64) => momentum = m;
     /// With dampening.
-    pub fn with_dampening(mut self, d: f64) -> Self {
-        self.dampening = d;
-        self
-    }
+    with_dampening(d: f64) => dampening = d;
     /// With Nesterov momentum.
-    pub fn with_nesterov(mut self, on: bool) -> Self {
-        self.nesterov = on;
-        self
-    }
+    with_nesterov(on: bool) => nesterov = on;
     /// With weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
-}
+    with_weight_decay(wd: f64) => weight_decay = wd;
+}}
 
 impl<T: Float> Rule<T> for SgdConfig {
     fn name(&self) -> &'static str {
@@ -171,28 +159,16 @@ impl Default for AdagradConfig {
     }
 }
 
-impl AdagradConfig {
+tapegrad_core::setters! { AdagradConfig {
     /// With a learning-rate decay.
-    pub fn with_lr_decay(mut self, d: f64) -> Self {
-        self.lr_decay = d;
-        self
-    }
+    with_lr_decay(d: f64) => lr_decay = d;
     /// With weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
+    with_weight_decay(wd: f64) => weight_decay = wd;
     /// With a starting accumulator value.
-    pub fn with_initial_accumulator(mut self, v: f64) -> Self {
-        self.initial_accumulator_value = v;
-        self
-    }
+    with_initial_accumulator(v: f64) => initial_accumulator_value = v;
     /// With ε.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-}
+    with_eps(eps: f64) => eps = eps;
+}}
 
 impl<T: Float> Rule<T> for AdagradConfig {
     fn name(&self) -> &'static str {
@@ -260,33 +236,18 @@ impl Default for RmsPropConfig {
     }
 }
 
-impl RmsPropConfig {
+tapegrad_core::setters! { RmsPropConfig {
     /// With α.
-    pub fn with_alpha(mut self, a: f64) -> Self {
-        self.alpha = a;
-        self
-    }
+    with_alpha(a: f64) => alpha = a;
     /// With ε.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
+    with_eps(eps: f64) => eps = eps;
     /// With weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
+    with_weight_decay(wd: f64) => weight_decay = wd;
     /// With momentum.
-    pub fn with_momentum(mut self, m: f64) -> Self {
-        self.momentum = m;
-        self
-    }
+    with_momentum(m: f64) => momentum = m;
     /// Centered.
-    pub fn with_centered(mut self, on: bool) -> Self {
-        self.centered = on;
-        self
-    }
-}
+    with_centered(on: bool) => centered = on;
+}}
 
 impl<T: Float> Rule<T> for RmsPropConfig {
     fn name(&self) -> &'static str {
@@ -472,32 +433,20 @@ impl AdamConfig {
             ..AdamConfig::default()
         }
     }
-    /// With (β₁, β₂).
-    pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
-        self.betas = (b1, b2);
-        self
-    }
-    /// With ε.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// With weight decay (of this configuration's kind).
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
-    /// With the kind of weight decay.
-    pub fn with_decay(mut self, decay: WeightDecay) -> Self {
-        self.decay = decay;
-        self
-    }
-    /// With AMSGrad.
-    pub fn with_amsgrad(mut self, on: bool) -> Self {
-        self.amsgrad = on;
-        self
-    }
 }
+
+tapegrad_core::setters! { AdamConfig {
+    /// With (β₁, β₂).
+    with_betas(b1: f64, b2: f64) => betas = (b1, b2);
+    /// With ε.
+    with_eps(eps: f64) => eps = eps;
+    /// With weight decay (of this configuration's kind).
+    with_weight_decay(wd: f64) => weight_decay = wd;
+    /// With the kind of weight decay.
+    with_decay(decay: WeightDecay) => decay = decay;
+    /// With AMSGrad.
+    with_amsgrad(on: bool) => amsgrad = on;
+}}
 
 impl<T: Float> Rule<T> for AdamConfig {
     fn name(&self) -> &'static str {
@@ -568,28 +517,16 @@ impl Default for NAdamConfig {
     }
 }
 
-impl NAdamConfig {
+tapegrad_core::setters! { NAdamConfig {
     /// With (β₁, β₂).
-    pub fn with_betas(mut self, b1: f64, b2: f64) -> Self {
-        self.betas = (b1, b2);
-        self
-    }
+    with_betas(b1: f64, b2: f64) => betas = (b1, b2);
     /// With weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
+    with_weight_decay(wd: f64) => weight_decay = wd;
     /// With ε.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
+    with_eps(eps: f64) => eps = eps;
     /// With ψ, the momentum decay.
-    pub fn with_momentum_decay(mut self, psi: f64) -> Self {
-        self.momentum_decay = psi;
-        self
-    }
-}
+    with_momentum_decay(psi: f64) => momentum_decay = psi;
+}}
 
 impl<T: Float> Rule<T> for NAdamConfig {
     fn name(&self) -> &'static str {
@@ -670,23 +607,14 @@ impl Default for AdadeltaConfig {
     }
 }
 
-impl AdadeltaConfig {
+tapegrad_core::setters! { AdadeltaConfig {
     /// With ρ.
-    pub fn with_rho(mut self, rho: f64) -> Self {
-        self.rho = rho;
-        self
-    }
+    with_rho(rho: f64) => rho = rho;
     /// With weight decay.
-    pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
-        self
-    }
+    with_weight_decay(wd: f64) => weight_decay = wd;
     /// With ε.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-}
+    with_eps(eps: f64) => eps = eps;
+}}
 
 impl<T: Float> Rule<T> for AdadeltaConfig {
     fn name(&self) -> &'static str {

@@ -129,17 +129,14 @@ impl LoadOptions {
             ..Default::default()
         }
     }
-    /// With f32 ↔ f64 conversion allowed.
-    pub fn with_dtype_cast(mut self) -> Self {
-        self.allow_dtype_cast = true;
-        self
-    }
-    /// Restores only store names with this prefix.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.only_prefix = Some(prefix.into());
-        self
-    }
 }
+
+crate::setters! { LoadOptions {
+    /// With f32 ↔ f64 conversion allowed.
+    with_dtype_cast() => allow_dtype_cast = true;
+    /// Restores only store names with this prefix.
+    with_prefix(prefix: impl Into<String>) => only_prefix = Some(prefix.into());
+}}
 
 /// What [`Checkpoint::restore_store`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

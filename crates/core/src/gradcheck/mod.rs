@@ -80,26 +80,6 @@ impl GradcheckConfig {
             ..GradcheckConfig::default()
         }
     }
-    /// With another finite-difference step.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// With another absolute tolerance.
-    pub fn with_atol(mut self, atol: f64) -> Self {
-        self.atol = atol;
-        self
-    }
-    /// With another relative tolerance.
-    pub fn with_rtol(mut self, rtol: f64) -> Self {
-        self.rtol = rtol;
-        self
-    }
-    /// With another seed for the random upstream gradients.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
     /// With names for the inputs, in order, used by the failure report:
     /// `with_labels(["x", "weight"])` reports "input `weight`" instead of "input 1".
     pub fn with_labels<S: Into<String>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
@@ -107,6 +87,17 @@ impl GradcheckConfig {
         self
     }
 }
+
+crate::setters! { GradcheckConfig {
+    /// With another finite-difference step.
+    with_eps(eps: f64) => eps = eps;
+    /// With another absolute tolerance.
+    with_atol(atol: f64) => atol = atol;
+    /// With another relative tolerance.
+    with_rtol(rtol: f64) => rtol = rtol;
+    /// With another seed for the random upstream gradients.
+    with_seed(seed: u64) => seed = seed;
+}}
 
 /// What a passing check measured.
 #[derive(Clone, Debug, PartialEq)]

@@ -25,13 +25,12 @@ impl Cosine {
             eta_min: 0.0,
         }
     }
-
-    /// With a floor.
-    pub fn with_eta_min(mut self, eta_min: f64) -> Self {
-        self.eta_min = eta_min;
-        self
-    }
 }
+
+tapegrad_core::setters! { Cosine {
+    /// With a floor.
+    with_eta_min(eta_min: f64) => eta_min = eta_min;
+}}
 
 impl Schedule for Cosine {
     fn lr(&self, t: usize) -> f64 {
@@ -65,13 +64,12 @@ impl CosineWarmRestarts {
             eta_min: 0.0,
         }
     }
-
-    /// With a floor.
-    pub fn with_eta_min(mut self, eta_min: f64) -> Self {
-        self.eta_min = eta_min;
-        self
-    }
 }
+
+tapegrad_core::setters! { CosineWarmRestarts {
+    /// With a floor.
+    with_eta_min(eta_min: f64) => eta_min = eta_min;
+}}
 
 impl Schedule for CosineWarmRestarts {
     fn lr(&self, t: usize) -> f64 {
@@ -124,18 +122,6 @@ impl OneCycle {
             base_momentum: 0.85,
             max_momentum: 0.95,
         }
-    }
-
-    /// With the fraction of the cycle spent warming up.
-    pub fn with_pct_start(mut self, p: f64) -> Self {
-        self.pct_start = p;
-        self
-    }
-
-    /// With three phases.
-    pub fn with_three_phase(mut self, on: bool) -> Self {
-        self.three_phase = on;
-        self
     }
 
     /// (end step, start value, end value) for the rate or the momentum.
@@ -191,6 +177,13 @@ impl OneCycle {
         self.at(t, true)
     }
 }
+
+tapegrad_core::setters! { OneCycle {
+    /// With the fraction of the cycle spent warming up.
+    with_pct_start(p: f64) => pct_start = p;
+    /// With three phases.
+    with_three_phase(on: bool) => three_phase = on;
+}}
 
 impl Schedule for OneCycle {
     fn lr(&self, t: usize) -> f64 {

@@ -57,30 +57,10 @@ impl ReduceOnPlateau {
         }
     }
 
-    /// With a reduction factor (< 1).
-    pub fn with_factor(mut self, f: f64) -> Self {
-        self.factor = f;
-        self
-    }
-    /// With a patience.
-    pub fn with_patience(mut self, p: usize) -> Self {
-        self.patience = p;
-        self
-    }
     /// With a threshold, relative (`best·(1 ∓ threshold)`) or absolute (`best ∓ threshold`).
     pub fn with_threshold(mut self, t: f64, relative: bool) -> Self {
         self.threshold = t;
         self.relative = relative;
-        self
-    }
-    /// With a cooldown.
-    pub fn with_cooldown(mut self, c: usize) -> Self {
-        self.cooldown = c;
-        self
-    }
-    /// With a floor.
-    pub fn with_min_lr(mut self, m: f64) -> Self {
-        self.min_lr = m;
         self
     }
 
@@ -171,3 +151,14 @@ impl ReduceOnPlateau {
         Ok(())
     }
 }
+
+tapegrad_core::setters! { ReduceOnPlateau {
+    /// With a reduction factor (< 1).
+    with_factor(f: f64) => factor = f;
+    /// With a patience.
+    with_patience(p: usize) => patience = p;
+    /// With a cooldown.
+    with_cooldown(c: usize) => cooldown = c;
+    /// With a floor.
+    with_min_lr(m: f64) => min_lr = m;
+}}

@@ -350,28 +350,16 @@ impl Default for Conv2dSpec {
     }
 }
 
-impl Conv2dSpec {
+crate::setters! { Conv2dSpec {
     /// With a stride.
-    pub fn with_stride(mut self, sh: usize, sw: usize) -> Self {
-        self.stride = (sh, sw);
-        self
-    }
+    with_stride(sh: usize, sw: usize) => stride = (sh, sw);
     /// With zero padding.
-    pub fn with_padding(mut self, ph: usize, pw: usize) -> Self {
-        self.padding = (ph, pw);
-        self
-    }
+    with_padding(ph: usize, pw: usize) => padding = (ph, pw);
     /// With a dilation.
-    pub fn with_dilation(mut self, dh: usize, dw: usize) -> Self {
-        self.dilation = (dh, dw);
-        self
-    }
+    with_dilation(dh: usize, dw: usize) => dilation = (dh, dw);
     /// With channel groups.
-    pub fn with_groups(mut self, groups: usize) -> Self {
-        self.groups = groups;
-        self
-    }
-}
+    with_groups(groups: usize) => groups = groups;
+}}
 
 /// Checks conv2d shapes: returns (N, C, O, kh, kw, H_out, W_out).
 #[track_caller]
