@@ -444,9 +444,7 @@ impl<T: Float> Lbfgs<T> {
             f_prev = f_new;
             g_prev = g_new.clone();
             gtd_prev = gtd_new;
-            let (fv, gv) = self.directional(store, closure, x, t, d);
-            f_new = fv;
-            g_new = gv;
+            (f_new, g_new) = self.directional(store, closure, x, t, d);
             evals += 1;
             gtd_new = dot(&g_new, d);
             ls_iter += 1;
@@ -489,9 +487,7 @@ impl<T: Float> Lbfgs<T> {
             } else {
                 insuf_progress = false;
             }
-            let (fv, gv) = self.directional(store, closure, x, t, d);
-            f_new = fv;
-            g_new = gv;
+            (f_new, g_new) = self.directional(store, closure, x, t, d);
             evals += 1;
             gtd_new = dot(&g_new, d);
             ls_iter += 1;

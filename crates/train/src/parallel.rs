@@ -432,6 +432,27 @@ mod tests {
     use std::cell::{Cell, RefCell};
     use tapegrad_core::ParamRole;
 
+    /// Rank 0 of two, whose other collectives do nothing (both fakes below).
+    macro_rules! two_ranks_rest {
+        () => {
+            fn rank(&self) -> usize {
+                0
+            }
+            fn size(&self) -> usize {
+                2
+            }
+            fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> Result<()> {
+                Ok(())
+            }
+            fn all_gather(&self, b: &[u8]) -> Result<Vec<Vec<u8>>> {
+                Ok(vec![b.to_vec(), b.to_vec()])
+            }
+            fn barrier(&self) -> Result<()> {
+                Ok(())
+            }
+        };
+    }
+
     /// Two replicas, the other of which holds ones wherever this one has a number (its
     /// gradient of every parameter is all ones).
     struct OnesElsewhere {
@@ -439,12 +460,6 @@ mod tests {
     }
 
     impl Collective for OnesElsewhere {
-        fn rank(&self) -> usize {
-            0
-        }
-        fn size(&self) -> usize {
-            2
-        }
         fn sum_f32(&self, v: &mut [f32]) -> Result<()> {
             self.sums.set(self.sums.get() + 1);
             v.iter_mut().for_each(|x| *x += 1.0);
@@ -455,15 +470,7 @@ mod tests {
             v.iter_mut().for_each(|x| *x += 1.0);
             Ok(())
         }
-        fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> Result<()> {
-            Ok(())
-        }
-        fn all_gather(&self, b: &[u8]) -> Result<Vec<Vec<u8>>> {
-            Ok(vec![b.to_vec(), b.to_vec()])
-        }
-        fn barrier(&self) -> Result<()> {
-            Ok(())
-        }
+        two_ranks_rest!();
     }
 
     #[test]
@@ -507,12 +514,6 @@ mod tests {
     }
 
     impl Collective for Ahead {
-        fn rank(&self) -> usize {
-            0
-        }
-        fn size(&self) -> usize {
-            2
-        }
         fn sum_f32(&self, _: &mut [f32]) -> Result<()> {
             unreachable!("every sum starts ahead")
         }
@@ -531,15 +532,7 @@ mod tests {
             }
             Ok(())
         }
-        fn broadcast(&self, _: &mut Vec<u8>, _: usize) -> Result<()> {
-            Ok(())
-        }
-        fn all_gather(&self, b: &[u8]) -> Result<Vec<Vec<u8>>> {
-            Ok(vec![b.to_vec(), b.to_vec()])
-        }
-        fn barrier(&self) -> Result<()> {
-            Ok(())
-        }
+        two_ranks_rest!();
     }
 
     #[test]

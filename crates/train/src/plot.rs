@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -151,6 +152,27 @@ fn render(
     write_atomic(path, &render_png(path, size, draw)?)
 }
 
+/// The white canvas and titled cartesian frame every line plot and histogram here shares.
+type Frame<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> std::result::Result<Frame<'a, 'b>, String> {
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(x, y)
+        .map_err(e)
+}
+
 /// Draws a custom plot with plotters into a `w × h` image and writes it to `path` as PNG,
 /// atomically, with the bundled font registered (so text needs no system font). `draw`
 /// gets the whole drawing area (not filled); it returns a message on failure.
@@ -261,14 +283,7 @@ fn xy_chart(
     .unwrap_or((0.0, 1.0));
     render(path, (800, 500), |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-        root.fill(&WHITE).map_err(e)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 24))
-            .margin(16)
-            .x_label_area_size(45)
-            .y_label_area_size(75)
-            .build_cartesian_2d(first..last.max(first + 1.0), range.0..range.1)
-            .map_err(e)?;
+        let mut chart = frame(root, title, first..last.max(first + 1.0), range.0..range.1)?;
         // Whole-number labels: at most one per unit of x, so a short axis (five seeds, ten
         // layers) is not labelled 1, 2, 2, 3 by rounding.
         let x_labels = ((last - first).round() as usize + 1).clamp(2, 11);
@@ -342,14 +357,7 @@ pub fn histogram_png(
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
     render(path, (800, 500), |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-        root.fill(&WHITE).map_err(e)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 24))
-            .margin(16)
-            .x_label_area_size(45)
-            .y_label_area_size(75)
-            .build_cartesian_2d(lo..hi, 0.0..top)
-            .map_err(e)?;
+        let mut chart = frame(root, title, lo..hi, 0.0..top)?;
         chart
             .configure_mesh()
             .x_desc(x_label)

@@ -574,14 +574,7 @@ where
     let xs: Vec<Var<f64>> = inputs.iter().map(|t| g.leaf(t.clone())).collect();
     let y = f(&g, &xs);
     let u = normal(&y.shape(), &mut rng);
-    let analytic = match catching(1, || y.try_backward_with(&u))? {
-        Ok(grads) => xs
-            .iter()
-            .zip(&dirs)
-            .map(|(&x, d)| dot(&grads.wrt(x), d))
-            .sum(),
-        Err(_) => 0.0,
-    };
+    let analytic = projected(catching(1, || y.try_backward_with(&u))?, &xs, &dirs);
     let at = |t: f64| -> f64 {
         let g = Graph::new();
         let vs: Vec<Var<f64>> = along(inputs, &dirs, t)
@@ -628,14 +621,7 @@ where
         for (x, v) in xs.iter().zip(&vs) {
             h += (gv.wrt_var(*x) * v).sum();
         }
-        match catching(2, || h.try_backward())? {
-            Ok(grads) => xs
-                .iter()
-                .zip(&dirs)
-                .map(|(&x, d)| dot(&grads.wrt(x), d))
-                .sum(),
-            Err(_) => 0.0,
-        }
+        projected(catching(2, || h.try_backward())?, &xs, &dirs)
     } else {
         0.0
     };
@@ -645,14 +631,7 @@ where
             .into_iter()
             .map(|x| g.leaf(x))
             .collect();
-        match f(&g, &xs).try_backward_with(&u) {
-            Ok(grads) => xs
-                .iter()
-                .zip(&vs)
-                .map(|(&x, v)| dot(&grads.wrt(x), v))
-                .sum(),
-            Err(_) => 0.0,
-        }
+        projected(f(&g, &xs).try_backward_with(&u), &xs, &vs)
     };
     let numeric = (h_at(cfg.eps) - h_at(-cfg.eps)) / (2.0 * cfg.eps);
     compare_one(
@@ -662,6 +641,18 @@ where
         numeric,
         cfg,
     )
+}
+
+/// `Σᵢ ⟨∂/∂xᵢ, wᵢ⟩` of a backward pass, 0 where the pass found nothing to differentiate.
+fn projected(
+    grads: crate::Result<crate::Gradients<f64>>,
+    xs: &[Var<'_, f64>],
+    ws: &[Tensor<f64>],
+) -> f64 {
+    match grads {
+        Ok(grads) => xs.iter().zip(ws).map(|(&x, w)| dot(&grads.wrt(x), w)).sum(),
+        Err(_) => 0.0,
+    }
 }
 
 /// A random direction of unit norm over all the inputs together.

@@ -20,6 +20,7 @@
 //! batch norm (the channel axis) and layer norm (the leading axes); other sets of axes are
 //! computed as the composite.
 
+use std::panic::Location;
 use tapegrad_kernels::{normalize, softmax};
 
 use crate::algebra::Algebra;
@@ -228,7 +229,7 @@ fn normalize_op(kept_start: usize, kept_end: usize, eps: f64) -> FusedOp {
 /// The validated axes of a `normalize` call and ε.
 #[track_caller]
 fn normalize_args(dims: &dyn Dims, ndim: usize, eps: f64) -> Result<crate::Shape> {
-    let location = std::panic::Location::caller();
+    let location = Location::caller();
     let axes = normalize_axes("normalize", &dims.to_dims(), ndim, location)?;
     if eps.is_nan() || eps < 0.0 || eps.is_infinite() {
         return Err(crate::Error::Argument {
@@ -256,7 +257,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range.
         pub fn softmax / try_softmax(&self, dim: isize) -> Tensor<T> {
-            let axis = normalize_axis("softmax", dim, self.ndim(), std::panic::Location::caller())?;
+            let axis = normalize_axis("softmax", dim, self.ndim(), Location::caller())?;
             Ok(FusedOp::Softmax { axis }.forward(self))
         }
     }
@@ -267,12 +268,7 @@ impl<T: Float> Tensor<T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range.
         pub fn log_softmax / try_log_softmax(&self, dim: isize) -> Tensor<T> {
-            let axis = normalize_axis(
-                "log_softmax",
-                dim,
-                self.ndim(),
-                std::panic::Location::caller(),
-            )?;
+            let axis = normalize_axis("log_softmax", dim, self.ndim(), Location::caller())?;
             Ok(FusedOp::LogSoftmax { axis }.forward(self))
         }
     }
@@ -327,7 +323,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range.
         pub fn softmax / try_softmax(self, dim: isize) -> Var<'g, T> {
-            let axis = normalize_axis("softmax", dim, self.ndim(), std::panic::Location::caller())?;
+            let axis = normalize_axis("softmax", dim, self.ndim(), Location::caller())?;
             Ok(self.fused(FusedOp::Softmax { axis }))
         }
     }
@@ -338,12 +334,7 @@ impl<'g, T: Float> Var<'g, T> {
         /// # Errors
         /// [`crate::Error::Axis`] if `dim` is out of range.
         pub fn log_softmax / try_log_softmax(self, dim: isize) -> Var<'g, T> {
-            let axis = normalize_axis(
-                "log_softmax",
-                dim,
-                self.ndim(),
-                std::panic::Location::caller(),
-            )?;
+            let axis = normalize_axis("log_softmax", dim, self.ndim(), Location::caller())?;
             Ok(self.fused(FusedOp::LogSoftmax { axis }))
         }
     }

@@ -6,6 +6,7 @@ use crate::error::{shape_error, Error, Result};
 use crate::shape::{normalize_axis, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::{Element, Float};
+use std::panic::Location;
 
 /// `op` is the caller's op (`index_select`, `index_add`), named in errors.
 #[track_caller]
@@ -15,7 +16,7 @@ pub(super) fn index_select<E: Element>(
     dim: isize,
     index: &Tensor<usize>,
 ) -> Result<usize> {
-    let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
+    let d = normalize_axis(op, dim, shape.len(), Location::caller())?;
     if index.ndim() > 1 || shape.is_empty() {
         return Err(shape_error(
             op,
@@ -26,21 +27,21 @@ pub(super) fn index_select<E: Element>(
     indices(op, index, d, shape[d])?;
     let mut out = Shape::from_slice(shape);
     out[d] = index.numel();
-    check_output::<E>(op, &out, std::panic::Location::caller())?;
+    check_output::<E>(op, &out, Location::caller())?;
     Ok(d)
+}
+
+/// Whether `index` has the rank of a non-empty `shape` and fits inside it outside `d`.
+fn fits_outside(index: &Tensor<usize>, shape: &[usize], d: usize) -> bool {
+    !shape.is_empty()
+        && index.ndim() == shape.len()
+        && (index.dims().iter().zip(shape).enumerate()).all(|(i, (a, b))| i == d || a <= b)
 }
 
 #[track_caller]
 pub(super) fn gather(shape: &[usize], dim: isize, index: &Tensor<usize>) -> Result<usize> {
-    let d = normalize_axis("gather", dim, shape.len(), std::panic::Location::caller())?;
-    let fits = index.ndim() == shape.len()
-        && index
-            .dims()
-            .iter()
-            .zip(shape)
-            .enumerate()
-            .all(|(i, (a, b))| i == d || a <= b);
-    if !fits || shape.is_empty() {
+    let d = normalize_axis("gather", dim, shape.len(), Location::caller())?;
+    if !fits_outside(index, shape, d) {
         return Err(shape_error(
             "gather",
             &[shape, index.dims()],
@@ -58,21 +59,8 @@ pub(super) fn scatter(
     index: &Tensor<usize>,
     src: &[usize],
 ) -> Result<usize> {
-    let d = normalize_axis(
-        "scatter_add",
-        dim,
-        shape.len(),
-        std::panic::Location::caller(),
-    )?;
-    let fits = index.dims() == src
-        && index.ndim() == shape.len()
-        && index
-            .dims()
-            .iter()
-            .zip(shape)
-            .enumerate()
-            .all(|(i, (a, b))| i == d || a <= b);
-    if !fits || shape.is_empty() {
+    let d = normalize_axis("scatter_add", dim, shape.len(), Location::caller())?;
+    if index.dims() != src || !fits_outside(index, shape, d) {
         return Err(shape_error(
             "scatter_add",
             &[shape, index.dims(), src],
@@ -117,7 +105,7 @@ pub(super) fn indices(
             index: bad,
             dim,
             size,
-            location: std::panic::Location::caller(),
+            location: Location::caller(),
         });
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! what the op records.
 
 use smallvec::SmallVec;
+use std::panic::Location;
 
 use crate::error::{arg_error, shape_error, shape_error_at, Result};
 use crate::shape::{checked_numel, normalize_axis, numel, Shape};
@@ -32,7 +33,7 @@ pub(super) fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
         }
     }
     let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();
-    let here = std::panic::Location::caller();
+    let here = Location::caller();
     let too_many = |shape: &[usize]| {
         shape_error_at(
             "reshape",
@@ -66,7 +67,7 @@ pub(super) fn reshape_target(from: &[usize], dims: &[isize]) -> Result<Shape> {
 
 #[track_caller]
 pub(super) fn check_perm(shape: &[usize], dims: &[isize]) -> Result<SmallVec<[usize; 4]>> {
-    let here = std::panic::Location::caller();
+    let here = Location::caller();
     if dims.len() != shape.len() {
         return Err(shape_error(
             "permute",
@@ -121,7 +122,7 @@ pub(super) fn narrow(
     start: usize,
     len: usize,
 ) -> Result<SliceSpec> {
-    let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
+    let d = normalize_axis(op, dim, shape.len(), Location::caller())?;
     if shape.is_empty() {
         return Err(shape_error(
             op,
@@ -149,7 +150,7 @@ pub(super) fn slice(
     end: isize,
     step: usize,
 ) -> Result<SliceSpec> {
-    let d = normalize_axis("slice", dim, shape.len(), std::panic::Location::caller())?;
+    let d = normalize_axis("slice", dim, shape.len(), Location::caller())?;
     if shape.is_empty() {
         return Err(shape_error(
             "slice",
@@ -198,7 +199,7 @@ pub(super) fn pad<T: Float>(
         };
         out[lead + i] = n;
     }
-    check_output::<T>("pad", &out, std::panic::Location::caller())?;
+    check_output::<T>("pad", &out, Location::caller())?;
     Ok((spec, out))
 }
 
@@ -208,7 +209,7 @@ pub(super) fn concat<T: Float>(shapes: &[&[usize]], dim: isize) -> Result<(usize
     let Some(first) = shapes.first() else {
         return Err(arg_error("cat", "needs at least one tensor"));
     };
-    let d = normalize_axis("cat", dim, first.len(), std::panic::Location::caller())?;
+    let d = normalize_axis("cat", dim, first.len(), Location::caller())?;
     for s in shapes {
         let ok = s.len() == first.len()
             && !s.is_empty()
@@ -233,13 +234,13 @@ pub(super) fn concat<T: Float>(shapes: &[&[usize]], dim: isize) -> Result<(usize
         ));
     };
     out[d] = n;
-    check_output::<T>("cat", &out, std::panic::Location::caller())?;
+    check_output::<T>("cat", &out, Location::caller())?;
     Ok((d, out))
 }
 
 #[track_caller]
 pub(super) fn squeeze_dim(op: &'static str, shape: &[usize], dim: isize) -> Result<Shape> {
-    let d = normalize_axis(op, dim, shape.len(), std::panic::Location::caller())?;
+    let d = normalize_axis(op, dim, shape.len(), Location::caller())?;
     let mut s = Shape::from_slice(shape);
     if !s.is_empty() && s[d] == 1 {
         s.remove(d);
@@ -249,12 +250,7 @@ pub(super) fn squeeze_dim(op: &'static str, shape: &[usize], dim: isize) -> Resu
 
 #[track_caller]
 pub(super) fn unsqueeze(shape: &[usize], dim: isize) -> Result<Shape> {
-    let d = normalize_axis(
-        "unsqueeze",
-        dim,
-        shape.len() + 1,
-        std::panic::Location::caller(),
-    )?;
+    let d = normalize_axis("unsqueeze", dim, shape.len() + 1, Location::caller())?;
     let mut s = Shape::from_slice(shape);
     s.insert(d, 1);
     Ok(s)
@@ -265,7 +261,7 @@ pub(super) fn flatten(shape: &[usize], start: isize, end: isize) -> Result<Shape
     if shape.is_empty() {
         return Ok(Shape::from_slice(&[1]));
     }
-    let here = std::panic::Location::caller();
+    let here = Location::caller();
     let (s, e) = (
         normalize_axis("flatten", start, shape.len(), here)?,
         normalize_axis("flatten", end, shape.len(), here)?,
@@ -286,7 +282,7 @@ pub(super) fn flatten(shape: &[usize], start: isize, end: isize) -> Result<Shape
 /// PyTorch's, and stays as it is).
 #[track_caller]
 pub(super) fn transpose(shape: &[usize], d0: isize, d1: isize) -> Result<Shape> {
-    let here = std::panic::Location::caller();
+    let here = Location::caller();
     let (a, b) = (
         normalize_axis("transpose", d0, shape.len(), here)?,
         normalize_axis("transpose", d1, shape.len(), here)?,
@@ -304,7 +300,7 @@ pub(super) fn split(
     sizes: &[usize],
     dim: isize,
 ) -> Result<(usize, Vec<SliceSpec>)> {
-    let d = normalize_axis("split", dim, shape.len(), std::panic::Location::caller())?;
+    let d = normalize_axis("split", dim, shape.len(), Location::caller())?;
     let total = sizes.iter().try_fold(0usize, |n, &s| n.checked_add(s));
     if shape.is_empty() || total != Some(shape[d]) {
         return Err(shape_error(
@@ -329,7 +325,7 @@ pub(super) fn split(
 /// torch.chunk sizes: chunks of ⌈n/chunks⌉, the last one smaller, possibly fewer chunks.
 #[track_caller]
 pub(super) fn chunk_sizes(shape: &[usize], chunks: usize, dim: isize) -> Result<Vec<usize>> {
-    let d = normalize_axis("chunk", dim, shape.len(), std::panic::Location::caller())?;
+    let d = normalize_axis("chunk", dim, shape.len(), Location::caller())?;
     if chunks == 0 || shape.is_empty() {
         return Err(arg_error(
             "chunk",
