@@ -384,19 +384,28 @@ fn config(epochs: usize) -> TrainConfig {
     }
 }
 
+/// Batches of 32 shuffled with seed 1; on `ranks`, this rank's shard of them, 16 a rank.
+fn loader<'d, T: Float>(
+    d: &'d TensorDataset<T>,
+    ranks: Option<&Communicator>,
+) -> DataLoader<'d, T, TensorDataset<T>> {
+    match ranks {
+        Some(c) => {
+            DataLoader::new(d, 16)
+                .with_shuffle(1)
+                .with_shard(c.rank(), c.size(), Uneven::Pad)
+        }
+        None => DataLoader::new(d, 32).with_shuffle(1),
+    }
+}
+
 /// 30 steps (3 epochs of 320 samples) at batch 16 on each of 2 ranks, beside one process
 /// at batch 32, from the same initialisation; rank 0 compares.
 fn equivalence<T: Float>(c: &Communicator) {
     let d = data::<T>(320);
     let steps_of =
         |store: &mut ParamStore<T>, model: &Sequential<T>, parallel: bool, overlap: bool| {
-            let loader = if parallel {
-                DataLoader::new(&d, 16)
-                    .with_shuffle(1)
-                    .with_shard(c.rank(), c.size(), Uneven::Pad)
-            } else {
-                DataLoader::new(&d, 32).with_shuffle(1)
-            };
+            let loader = loader(&d, parallel.then_some(c));
             let mut t = Trainer::new(model, Adam::new(AdamConfig::default()), Constant(1e-2))
                 .with_config(config(3));
             if parallel {
@@ -456,13 +465,7 @@ fn sync_batchnorm(c: &Rc<Communicator>) {
             .push(Linear::new(store, "3", 32, 10, Init::HeNormal, &mut rng))
     };
     let fit = |store: &mut ParamStore<f64>, model: &Sequential<f64>, ranks: bool| {
-        let loader = if ranks {
-            DataLoader::new(&d, 16)
-                .with_shuffle(1)
-                .with_shard(c.rank(), c.size(), Uneven::Pad)
-        } else {
-            DataLoader::new(&d, 32).with_shuffle(1)
-        };
+        let loader = loader(&d, ranks.then_some(&**c));
         let mut t = Trainer::new(model, Adam::new(AdamConfig::default()), Constant(1e-2))
             .with_config(config(3));
         if ranks {
