@@ -2,7 +2,8 @@
 """The import structure of a crate: its modules' strongly connected components.
 
 A module depends on another when its code (not its comments, not its `mod tests` block)
-names a path under `crate::` or `super::` that resolves to it. Prints every component of
+names a path under `crate::` or `super::` that resolves to it, or a bare path into one of
+its own child modules (`unary::Unary` in `ops/mod.rs`). Prints every component of
 more than one module, largest first; `-v` adds the edges inside the largest.
 
     python3 scripts/import_cycles.py crates/core/src -v
@@ -38,6 +39,12 @@ for m,src in mods.items():
             part=part.strip('{} ')
             t=top(part.split('::{')[0]) if part else None
             if t and t!=m and t!='lib': g[m].add(t)
+    # A child module named by a bare path (`unary::Unary`, `use elem::Elem`).
+    kids=set(re.findall(r'^\s*(?:pub(?:\([a-z]+\))? )?mod ([a-z_0-9]+);',src,re.M))
+    for mm in re.finditer(r'(?<![A-Za-z0-9_:])([a-z_0-9]+)::',src):
+        if mm.group(1) in kids:
+            t=top('::'.join(([] if m=='lib' else m.split('::'))+[mm.group(1)]))
+            if t and t!=m: g[m].add(t)
     for mm in re.finditer(r'(?:use )?super::([A-Za-z_][A-Za-z0-9_:]*)',src):
         base=m.split('::')[:-1]
         t=top('::'.join(base+[mm.group(1)]))

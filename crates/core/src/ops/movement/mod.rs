@@ -22,50 +22,7 @@ use crate::Float;
 mod composite;
 mod plan;
 
-/// A strided window of a tensor: for each dimension, the indices
-/// `start, start + step, …` (`len` of them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SliceSpec {
-    /// `(start, step, len)` for each dimension of the full tensor.
-    pub dims: SmallVec<[(usize, usize, usize); 4]>,
-}
-
-impl SliceSpec {
-    /// The whole of `shape`.
-    pub fn full(shape: &[usize]) -> Self {
-        SliceSpec {
-            dims: shape.iter().map(|&d| (0, 1, d)).collect(),
-        }
-    }
-
-    /// The window's shape.
-    pub fn shape(&self) -> Shape {
-        self.dims.iter().map(|d| d.2).collect()
-    }
-
-    /// Strides and base offset that address the window inside a contiguous tensor of
-    /// `full` shape.
-    fn addressing(&self, full: &[usize]) -> (SmallVec<[usize; 6]>, usize) {
-        let st = contiguous_strides(full);
-        let strides = self.dims.iter().zip(&st).map(|(d, s)| d.1 * s).collect();
-        let base = self.dims.iter().zip(&st).map(|(d, s)| d.0 * s).sum();
-        (strides, base)
-    }
-
-    /// Whether the window lies inside `full` (its last index along each dimension, computed
-    /// without overflow, is in range).
-    fn fits(&self, full: &[usize]) -> bool {
-        self.dims.len() == full.len()
-            && self.dims.iter().zip(full).all(|(&(start, step, len), &n)| {
-                len == 0
-                    || (step > 0
-                        && (len - 1)
-                            .checked_mul(step)
-                            .and_then(|s| s.checked_add(start))
-                            .is_some_and(|last| last < n))
-            })
-    }
-}
+pub use plan::SliceSpec;
 
 /// A movement op.
 #[derive(Clone, Debug, PartialEq)]

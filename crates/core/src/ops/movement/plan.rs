@@ -1,16 +1,61 @@
-//! The shape checks of the movement ops, shared by their `Tensor` and `Var` forms: each
-//! validates the arguments (naming the op, the shapes and the caller's line) and returns
-//! what the op records.
+//! The shape arithmetic of the movement ops: the strided window [`SliceSpec`], and the
+//! checks shared by the ops' `Tensor` and `Var` forms, each of which validates the arguments
+//! (naming the op, the shapes and the caller's line) and returns what the op records. It
+//! needs nothing of the tape.
 
 use smallvec::SmallVec;
 use std::panic::Location;
+use tapegrad_kernels::strided::contiguous_strides;
 
 use crate::error::{arg_error, shape_error, shape_error_at, Result};
 use crate::shape::{checked_numel, normalize_axis, numel, Shape};
 use crate::tensor::check_output;
 use crate::Float;
 
-use super::SliceSpec;
+/// A strided window of a tensor: for each dimension, the indices
+/// `start, start + step, …` (`len` of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceSpec {
+    /// `(start, step, len)` for each dimension of the full tensor.
+    pub dims: SmallVec<[(usize, usize, usize); 4]>,
+}
+
+impl SliceSpec {
+    /// The whole of `shape`.
+    pub fn full(shape: &[usize]) -> Self {
+        SliceSpec {
+            dims: shape.iter().map(|&d| (0, 1, d)).collect(),
+        }
+    }
+
+    /// The window's shape.
+    pub fn shape(&self) -> Shape {
+        self.dims.iter().map(|d| d.2).collect()
+    }
+
+    /// Strides and base offset that address the window inside a contiguous tensor of
+    /// `full` shape.
+    pub(super) fn addressing(&self, full: &[usize]) -> (SmallVec<[usize; 6]>, usize) {
+        let st = contiguous_strides(full);
+        let strides = self.dims.iter().zip(&st).map(|(d, s)| d.1 * s).collect();
+        let base = self.dims.iter().zip(&st).map(|(d, s)| d.0 * s).sum();
+        (strides, base)
+    }
+
+    /// Whether the window lies inside `full` (its last index along each dimension, computed
+    /// without overflow, is in range).
+    pub(super) fn fits(&self, full: &[usize]) -> bool {
+        self.dims.len() == full.len()
+            && self.dims.iter().zip(full).all(|(&(start, step, len), &n)| {
+                len == 0
+                    || (step > 0
+                        && (len - 1)
+                            .checked_mul(step)
+                            .and_then(|s| s.checked_add(start))
+                            .is_some_and(|last| last < n))
+            })
+    }
+}
 
 /// Resolves a reshape target with at most one `-1` against `numel` elements.
 #[track_caller]
