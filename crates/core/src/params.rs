@@ -566,8 +566,7 @@ mod tests {
         assert!(e.contains("crates/core/src/params.rs:"), "{e}");
         let clone = a.clone();
         assert_eq!(clone.value(ka).dims(), &[2]);
-        let msg = std::panic::catch_unwind(|| b.value(ka).clone()).unwrap_err();
-        let msg = msg.downcast_ref::<String>().unwrap();
+        let msg = crate::testing::panic_message(|| b.value(ka).clone());
         assert!(msg.contains("belongs to another store"), "{msg}");
         let mut m = ParamMap::new();
         m.insert(ka, 1);

@@ -354,9 +354,7 @@ mod tests {
                 v[0].narrow(0, 0, 2)
             }
         });
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y.sum().backward()));
-        let msg = r.err().unwrap();
-        let msg = msg.downcast_ref::<String>().unwrap();
+        let msg = crate::testing::panic_message(|| y.sum().backward());
         assert!(msg.contains("when recomputed"), "{msg}");
     }
 }

@@ -4,6 +4,18 @@
 use crate::gradcheck::{gradcheck, gradgradcheck, GradcheckConfig};
 use crate::{seeded_rng, Graph, Tensor, Unary, Var};
 
+/// The message of the panic `f` raises (panicking itself if `f` returns).
+#[track_caller]
+pub(crate) fn panic_message<R>(f: impl FnOnce() -> R) -> String {
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .err()
+        .expect("expected a panic");
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// A seeded tensor uniform in `[lo, hi)`.
 pub(crate) fn rand_tensor(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
     Tensor::rand_uniform(shape, lo, hi, &mut seeded_rng(seed))

@@ -375,24 +375,18 @@ pub fn mnist<T: Float>(dir: impl AsRef<Path>, part: MnistPart) -> Result<TensorD
     let (iname, lname) = (ipath.display().to_string(), lpath.display().to_string());
     let images = idx(&ipath)?;
     let labels = idx(&lpath)?;
-    if images.dims.len() != 3 {
-        return Err(data_err(
-            &iname,
-            format!(
-                "byte 3: images need 3 dimensions, the file has {:?}",
-                images.dims
-            ),
-        ));
-    }
-    if labels.dims.len() != 1 {
-        return Err(data_err(
-            &lname,
-            format!(
-                "byte 3: labels need 1 dimension, the file has {:?}",
-                labels.dims
-            ),
-        ));
-    }
+    let rank = |name: &str, what: &str, dims: &[usize], want: usize| {
+        if dims.len() == want {
+            return Ok(());
+        }
+        let s = if want == 1 { "" } else { "s" };
+        Err(data_err(
+            name,
+            format!("byte 3: {what} need {want} dimension{s}, the file has {dims:?}"),
+        ))
+    };
+    rank(&iname, "images", &images.dims, 3)?;
+    rank(&lname, "labels", &labels.dims, 1)?;
     let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
     if labels.dims[0] != n {
         return Err(data_err(

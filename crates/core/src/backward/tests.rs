@@ -122,9 +122,7 @@ fn a_non_finite_gradient_in_a_scalar_chain_is_caught_in_anomaly_mode() {
     g.set_anomaly_detection(true);
     let x = g.leaf(Tensor::scalar(0.0));
     let y = (x.sqrt() * 2.0 + 1.0).sum(); // d sqrt at 0 is +inf
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y.backward()))
-        .expect_err("the infinite gradient of sqrt must be reported");
-    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    let msg = crate::testing::panic_message(|| y.backward());
     assert!(msg.contains("sqrt"), "{msg}");
 }
 
@@ -223,11 +221,7 @@ fn anomaly_mode_names_the_op_and_the_line() {
     let g = Graph::<f64>::new();
     g.set_anomaly_detection(true);
     let x = g.leaf(Tensor::from_vec(vec![1.0, -1.0], [2]));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| x.log()));
-    let msg = r
-        .err()
-        .and_then(|p| p.downcast_ref::<String>().cloned())
-        .unwrap();
+    let msg = crate::testing::panic_message(|| x.log());
     assert!(
         msg.contains("op `log` produced NaN at element [1]") && msg.contains("backward/tests.rs"),
         "{msg}"
@@ -235,11 +229,7 @@ fn anomaly_mode_names_the_op_and_the_line() {
     // In backward: sqrt at 0 has an infinite gradient.
     let y = g.leaf(Tensor::from_vec(vec![0.0, 4.0], [2]));
     let s = y.sqrt().sum();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.backward()));
-    let msg = r
-        .err()
-        .and_then(|p| p.downcast_ref::<String>().cloned())
-        .unwrap();
+    let msg = crate::testing::panic_message(|| s.backward());
     assert!(
         msg.contains("op `sqrt` (recorded at") && msg.contains("backward/tests.rs"),
         "{msg}"
@@ -251,11 +241,7 @@ fn anomaly_mode_names_the_op_and_the_line() {
     let y = g.leaf(Tensor::from_vec(vec![0.0, 4.0], [2]));
     let s = y.sqrt().sum();
     let line = line!() - 1;
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.backward_create_graph()));
-    let msg = r
-        .err()
-        .and_then(|p| p.downcast_ref::<String>().cloned())
-        .unwrap();
+    let msg = crate::testing::panic_message(|| s.backward_create_graph());
     assert!(
         msg.starts_with("anomaly detected in the recorded backward of `sqrt` (recorded at crates/core/src/backward/tests.rs:")
             && msg.contains(&format!("backward/tests.rs:{line}:")),
@@ -318,11 +304,7 @@ fn retained_intermediates_keep_their_gradient() {
     assert_eq!(grads.wrt(h).to_vec(), vec![6.0, 12.0]);
     assert_eq!(grads.wrt(x).to_vec(), vec![18.0, 36.0]);
     // An intermediate that was not retained is refused, with advice.
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grads.wrt(k)));
-    let msg = r
-        .err()
-        .and_then(|p| p.downcast_ref::<String>().cloned())
-        .unwrap();
+    let msg = crate::testing::panic_message(|| grads.wrt(k));
     assert!(msg.contains("retain_grad"), "{msg}");
     // The recorded pass keeps it too.
     let gv = y.backward_create_graph();

@@ -297,18 +297,8 @@ fn invalid_entry(bytes: &[u8]) -> Option<String> {
             "I64" | "U64" | "F64" => Some(64),
             _ => None,
         };
-        let shape: Option<Vec<usize>> = info
-            .get("shape")?
-            .as_array()?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect();
-        let offsets: Option<Vec<usize>> = info
-            .get("data_offsets")?
-            .as_array()?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect();
+        let shape = sizes(info.get("shape")?.as_array()?);
+        let offsets = sizes(info.get("data_offsets")?.as_array()?);
         let size = shape
             .and_then(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)))
             .zip(bits)
@@ -323,4 +313,12 @@ fn invalid_entry(bytes: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+/// A JSON array of whole numbers as sizes (`None` if one is not a `usize`).
+fn sizes(values: &[serde_json::Value]) -> Option<Vec<usize>> {
+    values
+        .iter()
+        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+        .collect()
 }

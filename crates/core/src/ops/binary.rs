@@ -646,11 +646,7 @@ mod tests {
         assert!(e.contains("binary.rs"), "{e}"); // this file is the caller
         let g = Graph::<f64>::new();
         let (x, y) = (g.leaf(a), g.leaf(b));
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| x * y));
-        let msg = r
-            .err()
-            .and_then(|p| p.downcast_ref::<String>().cloned())
-            .unwrap();
+        let msg = crate::testing::panic_message(|| x * y);
         assert!(
             msg.contains("mul:") && msg.contains("[2, 3] and [2]"),
             "{msg}"

@@ -4,7 +4,7 @@
 //! images, is one task), so the results do not depend on the thread count.
 
 use super::im2col::{fold_planes, unfold_planes};
-use super::{ConvDims, Scratch, Window2d};
+use super::{ConvDims, Scratch};
 use crate::elementwise::for_heavy_blocks;
 use crate::gemm::{gemm, MatLayout};
 use crate::Float;
@@ -26,7 +26,6 @@ pub fn forward<T: Float, S: Scratch<T>>(
     x: &[T],
     w: &[T],
     d: &ConvDims,
-    win: Window2d,
     out: &mut [T],
     scratch: &S,
 ) {
@@ -35,7 +34,7 @@ pub fn forward<T: Float, S: Scratch<T>>(
         scratch.with(d.k * d.l, |cols| {
             for gi in 0..d.groups {
                 let planes = &x[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
-                unfold_planes(planes, (d.h, d.w), win, cols);
+                unfold_planes(planes, (d.h, d.w), d.win, cols);
                 gemm(
                     d.og,
                     d.k,
@@ -60,7 +59,6 @@ pub fn input_grad<T: Float, S: Scratch<T>>(
     g: &[T],
     w: &[T],
     d: &ConvDims,
-    win: Window2d,
     dx: &mut [T],
     scratch: &S,
 ) {
@@ -82,7 +80,7 @@ pub fn input_grad<T: Float, S: Scratch<T>>(
                     row,
                 );
                 let planes = &mut dx[gi * d.cg * d.h * d.w..][..d.cg * d.h * d.w];
-                fold_planes(cols, (d.h, d.w), win, planes);
+                fold_planes(cols, (d.h, d.w), d.win, planes);
             }
         })
     })
@@ -99,7 +97,6 @@ pub fn weight_grad<T: Float, S: Scratch<T>>(
     g: &[T],
     x: &[T],
     d: &ConvDims,
-    win: Window2d,
     dw: &mut [T],
     scratch: &S,
 ) {
@@ -111,7 +108,7 @@ pub fn weight_grad<T: Float, S: Scratch<T>>(
             for (i, b) in images.enumerate() {
                 for gi in 0..d.groups {
                     let planes = &x[(b * d.c + gi * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
-                    unfold_planes(planes, (d.h, d.w), win, cols);
+                    unfold_planes(planes, (d.h, d.w), d.win, cols);
                     gemm(
                         d.og,
                         d.l,

@@ -107,6 +107,8 @@ pub struct ConvDims {
     pub wo: usize,
     /// Output positions: `ho·wo`.
     pub l: usize,
+    /// The window (kernel, stride, padding, dilation).
+    pub win: Window2d,
 }
 
 impl ConvDims {
@@ -130,6 +132,7 @@ impl ConvDims {
             ho,
             wo,
             l: ho * wo,
+            win,
         }
     }
 }
@@ -158,14 +161,13 @@ pub fn forward<T: Float, S: Scratch<T>>(
     w: &[T],
     bias: Option<&[T]>,
     d: &ConvDims,
-    win: Window2d,
     out: &mut [T],
     scratch: &S,
 ) {
-    if winograd::applies(win, d.groups, d.ho, d.wo) {
-        return winograd::forward(x, w, bias, d, win, out, scratch);
+    if winograd::applies(d.win, d.groups, d.ho, d.wo) {
+        return winograd::forward(x, w, bias, d, out, scratch);
     }
-    direct::forward(x, w, d, win, out, scratch);
+    direct::forward(x, w, d, out, scratch);
     if let Some(b) = bias {
         direct::add_bias(out, (d.o, d.l), b);
     }
@@ -176,14 +178,13 @@ pub fn input_grad<T: Float, S: Scratch<T>>(
     g: &[T],
     w: &[T],
     d: &ConvDims,
-    win: Window2d,
     dx: &mut [T],
     scratch: &S,
 ) {
-    if winograd::applies(win, d.groups, d.ho, d.wo) {
-        return winograd::input_grad(g, w, d, win, dx, scratch);
+    if winograd::applies(d.win, d.groups, d.ho, d.wo) {
+        return winograd::input_grad(g, w, d, dx, scratch);
     }
-    direct::input_grad(g, w, d, win, dx, scratch)
+    direct::input_grad(g, w, d, dx, scratch)
 }
 
 /// The weight gradient into `dw` (`[o, c/groups, kh, kw]`) given the output gradient `g`.
@@ -191,14 +192,13 @@ pub fn weight_grad<T: Float, S: Scratch<T>>(
     g: &[T],
     x: &[T],
     d: &ConvDims,
-    win: Window2d,
     dw: &mut [T],
     scratch: &S,
 ) {
-    if winograd::applies(win, d.groups, d.ho, d.wo) {
-        return winograd::weight_grad(g, x, d, win, dw, scratch);
+    if winograd::applies(d.win, d.groups, d.ho, d.wo) {
+        return winograd::weight_grad(g, x, d, dw, scratch);
     }
-    direct::weight_grad(g, x, d, win, dw, scratch)
+    direct::weight_grad(g, x, d, dw, scratch)
 }
 
 /// The bias gradient into `gb` (`[o]`): per output channel, the sum of `g` (`[n, o, l]`)

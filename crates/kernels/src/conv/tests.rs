@@ -30,11 +30,7 @@ fn rel_diff<T: Float>(a: &[T], b: &[T]) -> f64 {
 
 /// Forward, input gradient and weight gradient through Winograd and through the direct
 /// path, for one element type: the three relative differences.
-fn both_paths<T: Float>(
-    (x, w, gy): (&[f64], &[f64], &[f64]),
-    d: &ConvDims,
-    win: Window2d,
-) -> [f64; 3] {
+fn both_paths<T: Float>((x, w, gy): (&[f64], &[f64], &[f64]), d: &ConvDims) -> [f64; 3] {
     let cast = |v: &[f64]| v.iter().map(|&e| T::from_f64(e)).collect::<Vec<T>>();
     let (x, w, gy) = (cast(x), cast(w), cast(gy));
     let (ny, nx, nw) = (gy.len(), x.len(), w.len());
@@ -43,12 +39,12 @@ fn both_paths<T: Float>(
         f(&mut out);
         out
     };
-    let y = run(&|o| winograd::forward(&x, &w, None, d, win, o, &Heap), ny);
-    let y0 = run(&|o| direct::forward(&x, &w, d, win, o, &Heap), ny);
-    let dx = run(&|o| winograd::input_grad(&gy, &w, d, win, o, &Heap), nx);
-    let dx0 = run(&|o| direct::input_grad(&gy, &w, d, win, o, &Heap), nx);
-    let dw = run(&|o| winograd::weight_grad(&gy, &x, d, win, o, &Heap), nw);
-    let dw0 = run(&|o| direct::weight_grad(&gy, &x, d, win, o, &Heap), nw);
+    let y = run(&|o| winograd::forward(&x, &w, None, d, o, &Heap), ny);
+    let y0 = run(&|o| direct::forward(&x, &w, d, o, &Heap), ny);
+    let dx = run(&|o| winograd::input_grad(&gy, &w, d, o, &Heap), nx);
+    let dx0 = run(&|o| direct::input_grad(&gy, &w, d, o, &Heap), nx);
+    let dw = run(&|o| winograd::weight_grad(&gy, &x, d, o, &Heap), nw);
+    let dw0 = run(&|o| direct::weight_grad(&gy, &x, d, o, &Heap), nw);
     [rel_diff(&y, &y0), rel_diff(&dx, &dx0), rel_diff(&dw, &dw0)]
 }
 
@@ -76,11 +72,11 @@ fn winograd_matches_the_direct_convolution() {
                 let gy = rand_vec(n * o * ho * wo, seed + 2000);
                 let d = ConvDims::new(&[n, c, h, w], &[o, c, 3, 3], win, 1);
                 let what = format!("n={n} c={c} o={o} h={h} w={w} pad={pad:?}");
-                let [y, dx, dw] = both_paths::<f64>((&x, &wt, &gy), &d, win);
+                let [y, dx, dw] = both_paths::<f64>((&x, &wt, &gy), &d);
                 assert!(y < 1e-14, "forward, {what}: {y}");
                 assert!(dx < 1e-14, "input grad, {what}: {dx}");
                 assert!(dw < 1e-14, "weight grad, {what}: {dw}");
-                let [y, dx, dw] = both_paths::<f32>((&x, &wt, &gy), &d, win);
+                let [y, dx, dw] = both_paths::<f32>((&x, &wt, &gy), &d);
                 assert!(y < 1e-5, "f32 forward, {what}: {y}");
                 assert!(dx < 1e-5, "f32 input grad, {what}: {dx}");
                 assert!(dw < 1e-5, "f32 weight grad, {what}: {dw}");
@@ -112,7 +108,7 @@ fn weight_gradient_over_several_runs() {
     let gy = rand_vec(n * 3 * 5 * 6, 8);
     let d = ConvDims::new(&[n, 2, 5, 6], &[3, 2, 3, 3], win, 1);
     let (mut dw, mut dw0) = (vec![f64::NAN; 54], vec![f64::NAN; 54]);
-    winograd::weight_grad(&gy, &x, &d, win, &mut dw, &Heap);
-    direct::weight_grad(&gy, &x, &d, win, &mut dw0, &Heap);
+    winograd::weight_grad(&gy, &x, &d, &mut dw, &Heap);
+    direct::weight_grad(&gy, &x, &d, &mut dw0, &Heap);
     assert!(rel_diff(&dw, &dw0) < 1e-14);
 }

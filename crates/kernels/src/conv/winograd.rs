@@ -335,7 +335,6 @@ pub fn forward<T: Float, S: Scratch<T>>(
     w: &[T],
     bias: Option<&[T]>,
     d: &ConvDims,
-    win: Window2d,
     out: &mut [T],
     scratch: &S,
 ) {
@@ -346,7 +345,7 @@ pub fn forward<T: Float, S: Scratch<T>>(
             (d.n, d.c, d.h, d.w),
             u,
             d.o,
-            win.padding,
+            d.win.padding,
             bias,
             out,
             scratch,
@@ -361,7 +360,6 @@ pub fn input_grad<T: Float, S: Scratch<T>>(
     g: &[T],
     w: &[T],
     d: &ConvDims,
-    win: Window2d,
     dx: &mut [T],
     scratch: &S,
 ) {
@@ -372,7 +370,7 @@ pub fn input_grad<T: Float, S: Scratch<T>>(
             (d.n, d.o, d.ho, d.wo),
             u,
             d.c,
-            (2 - win.padding.0, 2 - win.padding.1),
+            (2 - d.win.padding.0, 2 - d.win.padding.1),
             None,
             dx,
             scratch,
@@ -437,14 +435,13 @@ pub fn weight_grad<T: Float, S: Scratch<T>>(
     gy: &[T],
     x: &[T],
     d: &ConvDims,
-    win: Window2d,
     dw: &mut [T],
     scratch: &S,
 ) {
     let (size, runs) = (16 * d.o * d.c, d.n.div_ceil(WEIGHT_GRAD_RUN).max(1));
     scratch.with(runs * size, |partials| {
         for_heavy_blocks(partials, size, |r, du| {
-            weight_grad_run(gy, x, d, win, r, du, scratch)
+            weight_grad_run(gy, x, d, r, du, scratch)
         });
         sum_runs(partials, d, runs, dw);
     })
@@ -455,13 +452,12 @@ fn weight_grad_run<T: Float, S: Scratch<T>>(
     gv: &[T],
     xv: &[T],
     d: &ConvDims,
-    win: Window2d,
     r: usize,
     du: &mut [T],
     scratch: &S,
 ) {
     let (n, c, h, w, o) = (d.n, d.c, d.h, d.w, d.o);
-    let t = Tiles::new(c, (h, w), win.padding, o);
+    let t = Tiles::new(c, (h, w), d.win.padding, o);
     let images = r * WEIGHT_GRAD_RUN..((r + 1) * WEIGHT_GRAD_RUN).min(n);
     if images.is_empty() {
         du.fill(T::zero());

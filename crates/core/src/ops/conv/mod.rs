@@ -243,7 +243,7 @@ fn conv2d_forward<T: Float>(
     let d = ConvDims::new(x.dims(), wt.dims(), win, groups);
     let bias = bias.map(|b| b.as_slice());
     Tensor::from_writer([d.n, d.o, d.ho, d.wo], |out| {
-        conv::forward(x.as_slice(), wt.as_slice(), bias, &d, win, out, &Pool)
+        conv::forward(x.as_slice(), wt.as_slice(), bias, &d, out, &Pool)
     })
 }
 
@@ -264,7 +264,7 @@ pub(crate) fn conv2d_input_grad_tensor<T: Float>(
 ) -> Tensor<T> {
     let d = ConvDims::new(x_shape, wt.dims(), win, groups);
     Tensor::from_writer(x_shape, |dx| {
-        conv::input_grad(g.as_slice(), wt.as_slice(), &d, win, dx, &Pool)
+        conv::input_grad(g.as_slice(), wt.as_slice(), &d, dx, &Pool)
     })
 }
 
@@ -278,7 +278,7 @@ pub(crate) fn conv2d_weight_grad_tensor<T: Float>(
 ) -> Tensor<T> {
     let d = ConvDims::new(x.dims(), w_shape, win, groups);
     Tensor::from_writer(w_shape, |dw| {
-        conv::weight_grad(g.as_slice(), x.as_slice(), &d, win, dw, &Pool)
+        conv::weight_grad(g.as_slice(), x.as_slice(), &d, dw, &Pool)
     })
 }
 
