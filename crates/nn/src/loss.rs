@@ -64,14 +64,22 @@ fn raised<T>(r: Result<T>) -> T {
     r.unwrap_or_else(|e| e.raise())
 }
 
-/// The panicking form of a loss, from its `try_` form: the same arguments and value, the
-/// error raised at the caller's line.
-macro_rules! panicking {
-    ($(#[$doc:meta])* $name:ident = $try:ident($($arg:ident: $ty:ty),* $(,)?);) => {
+/// A loss and its panicking twin, written once: `pub fn name / try_name(args) { body }`
+/// defines `try_name` (the docs given, returning `Result<Var>`, the body unchanged) and
+/// `name`, which returns the `Var` and raises `try_name`'s error at the caller's line.
+macro_rules! loss {
+    (
+        $(#[$doc:meta])*
+        pub fn $name:ident / $try:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
         $(#[$doc])*
-        ///
-        /// # Panics
-        #[doc = concat!("On what [`", stringify!($try), "`] returns as an error.")]
+        #[track_caller]
+        pub fn $try<'g, T: Float>($($arg: $ty),*) -> Result<Var<'g, T>> $body
+
+        #[doc = concat!(
+            "[`", stringify!($try), "`], panicking at the caller's line where that returns an ",
+            "error."
+        )]
         #[track_caller]
         pub fn $name<'g, T: Float>($($arg: $ty),*) -> Var<'g, T> {
             raised($try($($arg),*))
@@ -79,113 +87,83 @@ macro_rules! panicking {
     };
 }
 
-/// Mean squared error `(x − y)²`.
-///
-/// # Errors
-/// [`Error::Shape`] if the shapes differ.
-#[track_caller]
-pub fn try_mse_loss<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("mse_loss", input, target)?;
-    Ok(reduce((input - target).square(), r))
-}
-
-panicking! {
+loss! {
     /// Mean squared error `(x − y)²`.
-    mse_loss = try_mse_loss(input: Var<'g, T>, target: Var<'g, T>, r: Reduction);
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shapes differ.
+    pub fn mse_loss / try_mse_loss(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) {
+        same_shape("mse_loss", input, target)?;
+        Ok(reduce((input - target).square(), r))
+    }
 }
 
-/// Mean absolute error `|x − y|` (subgradient 0 at equality).
-///
-/// # Errors
-/// [`Error::Shape`] if the shapes differ.
-#[track_caller]
-pub fn try_l1_loss<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("l1_loss", input, target)?;
-    Ok(reduce((input - target).abs(), r))
-}
-
-panicking! {
+loss! {
     /// Mean absolute error `|x − y|` (subgradient 0 at equality).
-    l1_loss = try_l1_loss(input: Var<'g, T>, target: Var<'g, T>, r: Reduction);
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shapes differ.
+    pub fn l1_loss / try_l1_loss(input: Var<'g, T>, target: Var<'g, T>, r: Reduction) {
+        same_shape("l1_loss", input, target)?;
+        Ok(reduce((input - target).abs(), r))
+    }
 }
 
-/// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
-///
-/// # Errors
-/// [`Error::Shape`] or [`Error::Argument`] if the shapes differ or `β < 0`.
-#[track_caller]
-pub fn try_smooth_l1_loss<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    beta: f64,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("smooth_l1_loss", input, target)?;
-    if beta.is_nan() || beta < 0.0 {
-        return Err(Error::argument(
-            "smooth_l1_loss",
-            format!("beta must be ≥ 0, got {beta}"),
-        ));
-    }
-    let d = input - target;
-    let ad = d.abs();
-    if beta == 0.0 {
-        return Ok(reduce(ad, r));
-    }
-    let quad = ad.lt_scalar(T::from_f64(beta));
-    let l = Var::where_cond(
-        &quad,
-        d.square() * T::from_f64(0.5 / beta),
-        ad - T::from_f64(0.5 * beta),
-    );
-    Ok(reduce(l, r))
-}
-
-panicking! {
+loss! {
     /// Smooth L1: `½d²/β` where `|d| < β`, `|d| − ½β` elsewhere (`β = 0` is the L1 loss).
-    smooth_l1_loss = try_smooth_l1_loss(input: Var<'g, T>, target: Var<'g, T>, beta: f64, r: Reduction);
-}
-
-/// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
-///
-/// # Errors
-/// [`Error::Shape`] or [`Error::Argument`] if the shapes differ or `δ ≤ 0`.
-#[track_caller]
-pub fn try_huber_loss<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    delta: f64,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("huber_loss", input, target)?;
-    if delta.is_nan() || delta <= 0.0 {
-        return Err(Error::argument(
-            "huber_loss",
-            format!("delta must be > 0, got {delta}"),
-        ));
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::Argument`] if the shapes differ or `β < 0`.
+    pub fn smooth_l1_loss / try_smooth_l1_loss(
+        input: Var<'g, T>, target: Var<'g, T>, beta: f64, r: Reduction,
+    ) {
+        same_shape("smooth_l1_loss", input, target)?;
+        if beta.is_nan() || beta < 0.0 {
+            return Err(Error::argument(
+                "smooth_l1_loss",
+                format!("beta must be ≥ 0, got {beta}"),
+            ));
+        }
+        let d = input - target;
+        let ad = d.abs();
+        if beta == 0.0 {
+            return Ok(reduce(ad, r));
+        }
+        let quad = ad.lt_scalar(T::from_f64(beta));
+        let l = Var::where_cond(
+            &quad,
+            d.square() * T::from_f64(0.5 / beta),
+            ad - T::from_f64(0.5 * beta),
+        );
+        Ok(reduce(l, r))
     }
-    let d = input - target;
-    let ad = d.abs();
-    let quad = ad.le_scalar(T::from_f64(delta));
-    let l = Var::where_cond(
-        &quad,
-        d.square() * T::from_f64(0.5),
-        (ad - T::from_f64(0.5 * delta)) * T::from_f64(delta),
-    );
-    Ok(reduce(l, r))
 }
 
-panicking! {
+loss! {
     /// Huber: `½d²` where `|d| ≤ δ`, `δ(|d| − ½δ)` elsewhere.
-    huber_loss = try_huber_loss(input: Var<'g, T>, target: Var<'g, T>, delta: f64, r: Reduction);
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::Argument`] if the shapes differ or `δ ≤ 0`.
+    pub fn huber_loss / try_huber_loss(
+        input: Var<'g, T>, target: Var<'g, T>, delta: f64, r: Reduction,
+    ) {
+        same_shape("huber_loss", input, target)?;
+        if delta.is_nan() || delta <= 0.0 {
+            return Err(Error::argument(
+                "huber_loss",
+                format!("delta must be > 0, got {delta}"),
+            ));
+        }
+        let d = input - target;
+        let ad = d.abs();
+        let quad = ad.le_scalar(T::from_f64(delta));
+        let l = Var::where_cond(
+            &quad,
+            d.square() * T::from_f64(0.5),
+            (ad - T::from_f64(0.5 * delta)) * T::from_f64(delta),
+        );
+        Ok(reduce(l, r))
+    }
 }
 
 /// Options of [`cross_entropy_with`].
@@ -289,224 +267,180 @@ fn finish<'g, T: Float>(
     }
 }
 
-/// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
-///
-/// # Errors
-/// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree, an index is out of range, or the weights are not `[C]`.
-#[track_caller]
-pub fn try_nll_loss<'g, T: Float>(
-    logp: Var<'g, T>,
-    target: &Tensor<usize>,
-    weight: Option<&Tensor<T>>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    let c = check_targets("nll_loss", &logp.shape(), target)?;
-    if let Some(w) = weight {
-        if w.dims() != [c] {
-            return Err(Error::argument(
-                "nll_loss",
-                format!("class weights must have shape [{c}], got {:?}", w.dims()),
-            ));
-        }
-    }
-    let (per, total) = nll_parts(logp, target, weight);
-    Ok(finish(per, total, r))
-}
-
-panicking! {
+loss! {
     /// Negative log-likelihood of class indices given log-probabilities `[N, C, ...]`.
-    nll_loss = try_nll_loss(logp: Var<'g, T>, target: &Tensor<usize>, weight: Option<&Tensor<T>>, r: Reduction);
-}
-
-/// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
-/// batch).
-///
-/// # Errors
-/// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree or an index is out of range.
-#[track_caller]
-pub fn try_cross_entropy<'g, T: Float>(
-    logits: Var<'g, T>,
-    target: &Tensor<usize>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    try_cross_entropy_with(
-        logits,
-        target,
-        &CrossEntropyConfig::default().with_reduction(r),
-    )
-}
-
-panicking! {
-    /// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
-    cross_entropy = try_cross_entropy(logits: Var<'g, T>, target: &Tensor<usize>, r: Reduction);
-}
-
-/// Cross-entropy with a reduction, label smoothing and class weights, exactly as
-/// PyTorch's `F.cross_entropy`:
-/// `(1 − ε)·nll + (ε/C)·Σ_c(−w_c·logp_c)`, each term reduced (the weighted mean divides by
-/// `Σ w[tᵢ]`).
-///
-/// # Errors
-/// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree, an index is out of range, ε is outside `[0, 1]`, or the weights
-/// are not `[C]`.
-#[track_caller]
-pub fn try_cross_entropy_with<'g, T: Float>(
-    logits: Var<'g, T>,
-    target: &Tensor<usize>,
-    cfg: &CrossEntropyConfig<T>,
-) -> Result<Var<'g, T>> {
-    let c = check_targets("cross_entropy", &logits.shape(), target)?;
-    let eps = cfg.label_smoothing;
-    if !((0.0..=1.0).contains(&eps)) {
-        return Err(Error::argument(
-            "cross_entropy",
-            format!("label smoothing must be in [0, 1], got {eps}"),
-        ));
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree, an index is out of
+    /// range, or the weights are not `[C]`.
+    pub fn nll_loss / try_nll_loss(
+        logp: Var<'g, T>, target: &Tensor<usize>, weight: Option<&Tensor<T>>, r: Reduction,
+    ) {
+        let c = check_targets("nll_loss", &logp.shape(), target)?;
+        if let Some(w) = weight {
+            if w.dims() != [c] {
+                return Err(Error::argument(
+                    "nll_loss",
+                    format!("class weights must have shape [{c}], got {:?}", w.dims()),
+                ));
+            }
+        }
+        let (per, total) = nll_parts(logp, target, weight);
+        Ok(finish(per, total, r))
     }
-    if let Some(w) = &cfg.weight {
-        if w.dims() != [c] {
+}
+
+loss! {
+    /// Cross-entropy of logits `[N, C, ...]` against class indices `[N, ...]` (`Mean`: over the
+    /// batch).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree or an index is out of range.
+    pub fn cross_entropy / try_cross_entropy(
+        logits: Var<'g, T>, target: &Tensor<usize>, r: Reduction,
+    ) {
+        try_cross_entropy_with(
+            logits,
+            target,
+            &CrossEntropyConfig::default().with_reduction(r),
+        )
+    }
+}
+
+loss! {
+    /// Cross-entropy with a reduction, label smoothing and class weights, exactly as
+    /// PyTorch's `F.cross_entropy`:
+    /// `(1 − ε)·nll + (ε/C)·Σ_c(−w_c·logp_c)`, each term reduced (the weighted mean divides by
+    /// `Σ w[tᵢ]`).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::Argument`] if the shapes disagree, an index is out of
+    /// range, ε is outside `[0, 1]`, or the weights are not `[C]`.
+    pub fn cross_entropy_with / try_cross_entropy_with(
+        logits: Var<'g, T>, target: &Tensor<usize>, cfg: &CrossEntropyConfig<T>,
+    ) {
+        let c = check_targets("cross_entropy", &logits.shape(), target)?;
+        let eps = cfg.label_smoothing;
+        if !((0.0..=1.0).contains(&eps)) {
             return Err(Error::argument(
                 "cross_entropy",
-                format!("class weights must have shape [{c}], got {:?}", w.dims()),
+                format!("label smoothing must be in [0, 1], got {eps}"),
             ));
         }
-    }
-    let logp = logits.log_softmax(1);
-    let (per, total) = nll_parts(logp, target, cfg.weight.as_ref());
-    let nll = finish(per, total, cfg.reduction);
-    if eps == 0.0 {
-        return Ok(nll);
-    }
-    let weighted = match &cfg.weight {
-        Some(w) => {
-            let mut s = vec![1; logits.ndim()];
-            s[1] = c;
-            logp * w.reshape(s)
+        if let Some(w) = &cfg.weight {
+            if w.dims() != [c] {
+                return Err(Error::argument(
+                    "cross_entropy",
+                    format!("class weights must have shape [{c}], got {:?}", w.dims()),
+                ));
+            }
         }
-        None => logp,
-    };
-    let smooth = -weighted.sum_dim(1, false);
-    let smooth = finish(smooth, total, cfg.reduction);
-    Ok(nll * T::from_f64(1.0 - eps) + smooth * T::from_f64(eps / c as f64))
+        let logp = logits.log_softmax(1);
+        let (per, total) = nll_parts(logp, target, cfg.weight.as_ref());
+        let nll = finish(per, total, cfg.reduction);
+        if eps == 0.0 {
+            return Ok(nll);
+        }
+        let weighted = match &cfg.weight {
+            Some(w) => {
+                let mut s = vec![1; logits.ndim()];
+                s[1] = c;
+                logp * w.reshape(s)
+            }
+            None => logp,
+        };
+        let smooth = -weighted.sum_dim(1, false);
+        let smooth = finish(smooth, total, cfg.reduction);
+        Ok(nll * T::from_f64(1.0 - eps) + smooth * T::from_f64(eps / c as f64))
+    }
 }
 
-panicking! {
-    /// Cross-entropy with a reduction, label smoothing and class weights, exactly as
-    cross_entropy_with = try_cross_entropy_with(logits: Var<'g, T>, target: &Tensor<usize>, cfg: &CrossEntropyConfig<T>);
-}
-
-/// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
-/// (soft targets): `−Σ_c p_c·log softmax(x)_c`, mean over the batch.
-///
-/// # Errors
-/// [`Error::Shape`] if the shapes differ.
-#[track_caller]
-pub fn try_cross_entropy_soft<'g, T: Float>(
-    logits: Var<'g, T>,
-    probs: Var<'g, T>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("cross_entropy_soft", logits, probs)?;
-    let per = -(logits.log_softmax(1) * probs).sum_dim(1, false);
-    Ok(reduce(per, r))
-}
-
-panicking! {
+loss! {
     /// Cross-entropy of logits `[N, C, ...]` against class probabilities of the same shape
-    cross_entropy_soft = try_cross_entropy_soft(logits: Var<'g, T>, probs: Var<'g, T>, r: Reduction);
+    /// (soft targets): `−Σ_c p_c·log softmax(x)_c`, mean over the batch.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shapes differ.
+    pub fn cross_entropy_soft / try_cross_entropy_soft(
+        logits: Var<'g, T>, probs: Var<'g, T>, r: Reduction,
+    ) {
+        same_shape("cross_entropy_soft", logits, probs)?;
+        let per = -(logits.log_softmax(1) * probs).sum_dim(1, false);
+        Ok(reduce(per, r))
+    }
 }
 
-/// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
-/// `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)` (stable for any x). `pos_weight` broadcasts
-/// over the last dimension (one weight per class).
-///
-/// # Errors
-/// [`Error::Shape`] if the shapes differ.
-#[track_caller]
-pub fn try_binary_cross_entropy_with_logits<'g, T: Float>(
-    x: Var<'g, T>,
-    y: Var<'g, T>,
-    pos_weight: Option<&Tensor<T>>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("binary_cross_entropy_with_logits", x, y)?;
-    // (1 − y)·x + w·ln(1 + e^{−x}), w = 1 + (pos_weight − 1)·y, is PyTorch's formula; for
-    // x < 0 its two terms nearly cancel (x = −21, y = 0: −21 + 21.00000000076), losing
-    // digits. With ln(1 + e^{−x}) = ln(1 + e^{x}) − x it is also w·ln(1 + e^{x}) −
-    // pos_weight·y·x, whose terms have one sign for x ≤ 0. Each form is taken where it adds
-    // like-signed terms, so the loss is exact to rounding for every finite logit; both are
-    // smooth and equal, so the gradient (which follows the form taken) is right at 0 too.
-    // Softplus without its cut-off (an infinite threshold): the cut-off at 20 would drop
-    // the e^{−21} of a logit of −21.
-    let (one, inf) = (T::one(), T::infinity());
-    let pw_y = match pos_weight {
-        Some(pw) => y * pw,
-        None => y,
-    };
-    let w = pw_y - y + one;
-    let for_positive = y.rsub_scalar(one) * x + w * (-x).softplus_with(one, inf);
-    let for_negative = w * x.softplus_with(one, inf) - pw_y * x;
-    let l = Var::where_cond(&x.gt_scalar(T::zero()), for_positive, for_negative);
-    Ok(reduce(l, r))
-}
-
-panicking! {
+loss! {
     /// Binary cross-entropy of logits, `−[pw·y·log σ(x) + (1 − y)·log(1 − σ(x))]`, computed as
-    binary_cross_entropy_with_logits = try_binary_cross_entropy_with_logits(x: Var<'g, T>, y: Var<'g, T>, pos_weight: Option<&Tensor<T>>, r: Reduction);
+    /// `(1 − y)·x + (1 + (pw − 1)·y)·softplus(−x)` (stable for any x). `pos_weight` broadcasts
+    /// over the last dimension (one weight per class).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shapes differ.
+    pub fn binary_cross_entropy_with_logits / try_binary_cross_entropy_with_logits(
+        x: Var<'g, T>, y: Var<'g, T>, pos_weight: Option<&Tensor<T>>, r: Reduction,
+    ) {
+        same_shape("binary_cross_entropy_with_logits", x, y)?;
+        // (1 − y)·x + w·ln(1 + e^{−x}), w = 1 + (pos_weight − 1)·y, is PyTorch's formula; for
+        // x < 0 its two terms nearly cancel (x = −21, y = 0: −21 + 21.00000000076), losing
+        // digits. With ln(1 + e^{−x}) = ln(1 + e^{x}) − x it is also w·ln(1 + e^{x}) −
+        // pos_weight·y·x, whose terms have one sign for x ≤ 0. Each form is taken where it adds
+        // like-signed terms, so the loss is exact to rounding for every finite logit; both are
+        // smooth and equal, so the gradient (which follows the form taken) is right at 0 too.
+        // Softplus without its cut-off (an infinite threshold): the cut-off at 20 would drop
+        // the e^{−21} of a logit of −21.
+        let (one, inf) = (T::one(), T::infinity());
+        let pw_y = match pos_weight {
+            Some(pw) => y * pw,
+            None => y,
+        };
+        let w = pw_y - y + one;
+        let for_positive = y.rsub_scalar(one) * x + w * (-x).softplus_with(one, inf);
+        let for_negative = w * x.softplus_with(one, inf) - pw_y * x;
+        let l = Var::where_cond(&x.gt_scalar(T::zero()), for_positive, for_negative);
+        Ok(reduce(l, r))
+    }
 }
 
-/// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
-/// clamped at −100 (PyTorch).
-///
-/// # Errors
-/// [`Error::Shape`] if the shapes differ.
-#[track_caller]
-pub fn try_binary_cross_entropy<'g, T: Float>(
-    p: Var<'g, T>,
-    y: Var<'g, T>,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("binary_cross_entropy", p, y)?;
-    let lo = T::from_f64(-100.0);
-    let inf = T::infinity();
-    let l = -(y * p.log().clamp(lo, inf)
-        + y.rsub_scalar(T::one()) * p.rsub_scalar(T::one()).log().clamp(lo, inf));
-    Ok(reduce(l, r))
-}
-
-panicking! {
+loss! {
     /// Binary cross-entropy of probabilities, `−[y·log p + (1 − y)·log(1 − p)]`, each log
-    binary_cross_entropy = try_binary_cross_entropy(p: Var<'g, T>, y: Var<'g, T>, r: Reduction);
+    /// clamped at −100 (PyTorch).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shapes differ.
+    pub fn binary_cross_entropy / try_binary_cross_entropy(
+        p: Var<'g, T>, y: Var<'g, T>, r: Reduction,
+    ) {
+        same_shape("binary_cross_entropy", p, y)?;
+        let lo = T::from_f64(-100.0);
+        let inf = T::infinity();
+        let l = -(y * p.log().clamp(lo, inf)
+            + y.rsub_scalar(T::one()) * p.rsub_scalar(T::one()).log().clamp(lo, inf));
+        Ok(reduce(l, r))
+    }
 }
 
-/// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
-/// model's **log**-probabilities and `target` probabilities (or log-probabilities with
-/// `log_target`). Terms with `target = 0` are 0. Use [`Reduction::BatchMean`] for the true
-/// mean KL per sample (`Mean` divides by every element, as PyTorch's `'mean'`).
-///
-/// # Errors
-/// [`Error::Shape`] if the shapes differ.
-#[track_caller]
-pub fn try_kl_div<'g, T: Float>(
-    input: Var<'g, T>,
-    target: Var<'g, T>,
-    log_target: bool,
-    r: Reduction,
-) -> Result<Var<'g, T>> {
-    same_shape("kl_div", input, target)?;
-    let l = if log_target {
-        target.exp() * (target - input)
-    } else {
-        let pos = target.gt_scalar(T::zero());
-        // log of the positive entries only: the masked ones would be log 0.
-        let safe = Var::where_cond(&pos, target, target.graph().scalar(T::one()));
-        let terms = target * (safe.log() - input);
-        Var::where_cond(&pos, terms, target.graph().scalar(T::zero()))
-    };
-    Ok(reduce(l, r))
-}
-
-panicking! {
+loss! {
     /// KL divergence `KL(target ‖ model) = Σ target·(log target − input)` with `input` the
-    kl_div = try_kl_div(input: Var<'g, T>, target: Var<'g, T>, log_target: bool, r: Reduction);
+    /// model's **log**-probabilities and `target` probabilities (or log-probabilities with
+    /// `log_target`). Terms with `target = 0` are 0. Use [`Reduction::BatchMean`] for the true
+    /// mean KL per sample (`Mean` divides by every element, as PyTorch's `'mean'`).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the shapes differ.
+    pub fn kl_div / try_kl_div(
+        input: Var<'g, T>, target: Var<'g, T>, log_target: bool, r: Reduction,
+    ) {
+        same_shape("kl_div", input, target)?;
+        let l = if log_target {
+            target.exp() * (target - input)
+        } else {
+            let pos = target.gt_scalar(T::zero());
+            // log of the positive entries only: the masked ones would be log 0.
+            let safe = Var::where_cond(&pos, target, target.graph().scalar(T::one()));
+            let terms = target * (safe.log() - input);
+            Var::where_cond(&pos, terms, target.graph().scalar(T::zero()))
+        };
+        Ok(reduce(l, r))
+    }
 }
