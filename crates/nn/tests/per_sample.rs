@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use tapegrad_core::{seeded_rng, Graph, ParamKey, ParamStore, Tensor, Var};
+use tapegrad_core::{seeded_rng, Graph, ParamKey, ParamStore, StdRng, Tensor, Var};
 use tapegrad_nn::*;
 
 fn rand(shape: &[usize], seed: u64) -> Tensor<f64> {
@@ -60,6 +60,19 @@ fn close(a: &[f64], b: &[f64], what: &str) {
 }
 
 /// Per-example gradients of `m` at `x` against the loop and the batch gradient.
+/// `4 → 6 → tanh → out`: layers `a` and `b`.
+fn tanh_mlp(store: &mut ParamStore<f64>, rng: &mut StdRng, out: usize) -> Sequential<f64> {
+    Sequential::new()
+        .push(Linear::new(store, "a", 4, 6, Init::HeNormal, rng))
+        .push(Tanh)
+        .push(Linear::new(store, "b", 6, out, Init::HeNormal, rng))
+}
+
+/// [`check`] of a model whose every parameter takes the vectorised path.
+fn vectorized(name: &str, m: &dyn Module<f64>, store: &mut ParamStore<f64>, x: Tensor<f64>) {
+    check(name, m, store, x, Method::Vectorized);
+}
+
 fn check(
     name: &str,
     m: &dyn Module<f64>,
@@ -104,25 +117,10 @@ fn check(
 fn linear_on_matrices_and_on_sequences() {
     let mut store = ParamStore::new();
     let mut rng = seeded_rng(1);
-    let m = Sequential::new()
-        .push(Linear::new(&mut store, "a", 4, 6, Init::HeNormal, &mut rng))
-        .push(Tanh)
-        .push(Linear::new(&mut store, "b", 6, 3, Init::HeNormal, &mut rng));
-    check(
-        "linear",
-        &m,
-        &mut store,
-        rand(&[5, 4], 2),
-        Method::Vectorized,
-    );
+    let m = tanh_mlp(&mut store, &mut rng, 3);
+    vectorized("linear", &m, &mut store, rand(&[5, 4], 2));
     // [B, T, features]: the rule sums over the middle axis.
-    check(
-        "linear (sequences)",
-        &m,
-        &mut store,
-        rand(&[3, 7, 4], 3),
-        Method::Vectorized,
-    );
+    vectorized("linear (sequences)", &m, &mut store, rand(&[3, 7, 4], 3));
     // Without bias.
     let mut store = ParamStore::new();
     let m = Linear::with_config(
@@ -133,13 +131,7 @@ fn linear_on_matrices_and_on_sequences() {
         LinearConfig::default().with_bias(false),
         &mut rng,
     );
-    check(
-        "linear (no bias)",
-        &m,
-        &mut store,
-        rand(&[6, 4], 4),
-        Method::Vectorized,
-    );
+    vectorized("linear (no bias)", &m, &mut store, rand(&[6, 4], 4));
 }
 
 #[test]
@@ -159,12 +151,11 @@ fn conv2d_with_stride_padding_dilation_and_groups() {
             .push(Conv2d::new(&mut store, "c", 4, 6, cfg, &mut rng))
             .push(Tanh)
             .push(Flatten::default());
-        check(
+        vectorized(
             &format!("conv2d #{i}"),
             &m,
             &mut store,
             rand(&[3, 4, 7, 6], 6 + i as u64),
-            Method::Vectorized,
         );
     }
 }
@@ -178,7 +169,7 @@ fn embedding_with_repeated_indices() {
         .push(Linear::new(&mut store, "l", 3, 2, Init::HeNormal, &mut rng));
     // Example 0 repeats index 1; index 4 is used by no example.
     let idx = Tensor::from_vec(vec![1.0, 1.0, 0.0, 2.0, 3.0, 0.0, 3.0, 3.0, 2.0], [3, 3]);
-    check("embedding", &m, &mut store, idx, Method::Vectorized);
+    vectorized("embedding", &m, &mut store, idx);
 }
 
 #[test]
@@ -194,19 +185,12 @@ fn layer_norm_and_batch_norm_in_evaluation() {
         let k = store.key(name).unwrap();
         *store.value_mut(k) = rand(&[6], 9);
     }
-    check(
-        "layer norm",
-        &m,
-        &mut store,
-        rand(&[5, 4], 10),
-        Method::Vectorized,
-    );
-    check(
+    vectorized("layer norm", &m, &mut store, rand(&[5, 4], 10));
+    vectorized(
         "layer norm (sequences)",
         &m,
         &mut store,
         rand(&[2, 3, 4], 11),
-        Method::Vectorized,
     );
 
     let mut store = ParamStore::new();
@@ -244,12 +228,11 @@ fn layer_norm_and_batch_norm_in_evaluation() {
         *store.value_mut(k) =
             rand(&[n], 12).map(|v| if name.ends_with("var") { v + 1.5 } else { v });
     }
-    check(
+    vectorized(
         "batch norm (evaluation)",
         &m,
         &mut store,
         rand(&[4, 2, 4, 4], 13),
-        Method::Vectorized,
     );
 }
 
@@ -303,23 +286,14 @@ fn frozen_parameters_get_none() {
     let ps = per_sample_grads(&m, &mut store, Mode::Eval, None, &rand(&[3, 4], 18), loss).unwrap();
     assert!(ps.get(a.weight()).is_none());
     assert_eq!(ps.iter().count(), 2);
-    check(
-        "frozen",
-        &m,
-        &mut store,
-        rand(&[3, 4], 18),
-        Method::Vectorized,
-    );
+    vectorized("frozen", &m, &mut store, rand(&[3, 4], 18));
 }
 
 #[test]
 fn norms_clipping_and_dp_sgd() {
     let mut store = ParamStore::new();
     let mut rng = seeded_rng(19);
-    let m = Sequential::new()
-        .push(Linear::new(&mut store, "a", 4, 6, Init::HeNormal, &mut rng))
-        .push(Tanh)
-        .push(Linear::new(&mut store, "b", 6, 2, Init::HeNormal, &mut rng));
+    let m = tanh_mlp(&mut store, &mut rng, 2);
     let x = rand(&[6, 4], 20);
     let ps = per_sample_grads(&m, &mut store, Mode::Eval, None, &x, loss).unwrap();
     let reference = by_loop(&m, &mut store, &x);
