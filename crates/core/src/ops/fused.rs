@@ -27,7 +27,7 @@ use crate::algebra::Algebra;
 use crate::error::fallible;
 use crate::error::{ok, Result};
 use crate::ops::unary::Unary;
-use crate::ops::{BackwardArgs, Grads, Op, Rule};
+use crate::ops::{op_names, BackwardArgs, Grads, Op, Rule};
 use crate::shape::{normalize_axes, normalize_axis, split_at_axis, Dims};
 use crate::tensor::Tensor;
 use crate::var::Var;
@@ -58,16 +58,11 @@ pub enum FusedOp {
     },
 }
 
-impl FusedOp {
-    /// The op's name as printed on the tape.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FusedOp::Softmax { .. } => "softmax",
-            FusedOp::LogSoftmax { .. } => "log_softmax",
-            FusedOp::Normalize { .. } => "normalize",
-        }
-    }
+op_names! { FusedOp {
+    Softmax => "softmax", LogSoftmax => "log_softmax", Normalize => "normalize",
+}}
 
+impl FusedOp {
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
         match *self {
             FusedOp::Softmax { axis } | FusedOp::LogSoftmax { axis } => {

@@ -32,6 +32,22 @@ use crate::algebra::Algebra;
 use crate::params::ParamKey;
 use crate::Float;
 
+/// An op family's `name()`, the name printed on the tape, from a table of its variants:
+/// `op_names! { ReduceOp { Sum => "sum", Mean => "mean", … } }`.
+macro_rules! op_names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The op's name as printed on the tape.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $($ty::$variant { .. } => $name,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use op_names;
+
 /// The gradients an op's backward returns: one per input, `None` where not needed.
 pub(crate) type Grads<V> = SmallVec<[Option<V>; 3]>;
 

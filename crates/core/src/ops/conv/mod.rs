@@ -14,7 +14,7 @@ use crate::algebra::Algebra;
 use crate::error::fallible;
 use crate::error::{arg_error, shape_error, Result};
 use crate::ops::matmul::Transpose;
-use crate::ops::{BackwardArgs, Grads, Op, Rule};
+use crate::ops::{op_names, BackwardArgs, Grads, Op, Rule};
 use crate::shape::Shape;
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
@@ -68,16 +68,11 @@ pub enum ConvOp {
     },
 }
 
-impl ConvOp {
-    /// The op's name as printed on the tape.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ConvOp::Unfold { .. } => "unfold",
-            ConvOp::Fold { .. } => "fold",
-            ConvOp::Conv2d { .. } => "conv2d",
-        }
-    }
+op_names! { ConvOp {
+    Unfold => "unfold", Fold => "fold", Conv2d => "conv2d",
+}}
 
+impl ConvOp {
     /// Applies a one-input op (unfold, fold) to a tensor whose shape has been checked.
     pub(crate) fn forward<T: Float>(&self, x: &Tensor<T>) -> Tensor<T> {
         match *self {

@@ -12,7 +12,7 @@ use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, for_each_
 use crate::algebra::Algebra;
 use crate::error::fallible;
 use crate::error::{ok, shape_error, Result};
-use crate::ops::{BackwardArgs, Grads, Op, Rule};
+use crate::ops::{op_names, BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcast_shapes, split_at_axis, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
@@ -64,18 +64,10 @@ pub enum IndexOp {
     },
 }
 
-impl IndexOp {
-    /// The op's name as printed on the tape.
-    pub fn name(&self) -> &'static str {
-        match self {
-            IndexOp::IndexSelect { .. } => "index_select",
-            IndexOp::IndexAdd { .. } => "index_add",
-            IndexOp::Gather { .. } => "gather",
-            IndexOp::ScatterAdd { .. } => "scatter_add",
-            IndexOp::Where { .. } => "where",
-        }
-    }
-}
+op_names! { IndexOp {
+    IndexSelect => "index_select", IndexAdd => "index_add", Gather => "gather",
+    ScatterAdd => "scatter_add", Where => "where",
+}}
 
 impl<T: Float> Rule<T> for IndexOp {
     fn name(&self) -> &str {

@@ -13,7 +13,7 @@ use tapegrad_kernels::strided::{broadcast_strides, contiguous_strides, copy_stri
 use crate::algebra::Algebra;
 use crate::error::fallible;
 use crate::error::{arg_error, shape_error};
-use crate::ops::{BackwardArgs, Grads, Op, Rule};
+use crate::ops::{op_names, BackwardArgs, Grads, Op, Rule};
 use crate::shape::{broadcasts_to, Dims, Shape};
 use crate::tensor::{check_output, Tensor};
 use crate::var::Var;
@@ -58,19 +58,10 @@ pub enum MovementOp {
     },
 }
 
-impl MovementOp {
-    /// The op's name as printed on the tape.
-    pub fn name(&self) -> &'static str {
-        match self {
-            MovementOp::Reshape => "reshape",
-            MovementOp::Permute { .. } => "permute",
-            MovementOp::BroadcastTo => "broadcast_to",
-            MovementOp::Slice { .. } => "slice",
-            MovementOp::Pad { .. } => "pad",
-            MovementOp::Concat { .. } => "concat",
-        }
-    }
-}
+op_names! { MovementOp {
+    Reshape => "reshape", Permute => "permute", BroadcastTo => "broadcast_to", Slice => "slice",
+    Pad => "pad", Concat => "concat",
+}}
 
 impl<T: Float> Rule<T> for MovementOp {
     fn name(&self) -> &str {

@@ -13,7 +13,7 @@ use crate::algebra::Algebra;
 use crate::error::fallible;
 use crate::error::{arg_error, ok, shape_error, Result};
 use crate::ops::binary::broadcast_zip;
-use crate::ops::{BackwardArgs, Grads, Op, Rule};
+use crate::ops::{op_names, BackwardArgs, Grads, Op, Rule};
 use crate::shape::{
     keepdim_shape, normalize_axes, normalize_axis, numel, reduced_shape, split_at_axis, Dims, Shape,
 };
@@ -96,22 +96,12 @@ pub enum ReduceOp {
     },
 }
 
-impl ReduceOp {
-    /// The op's name as printed on the tape.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ReduceOp::Sum { .. } => "sum",
-            ReduceOp::SumTo { .. } => "sum_to",
-            ReduceOp::Mean { .. } => "mean",
-            ReduceOp::Var { .. } => "var",
-            ReduceOp::Max { .. } => "amax",
-            ReduceOp::Min { .. } => "amin",
-            ReduceOp::Prod { .. } => "prod",
-            ReduceOp::LogSumExp { .. } => "logsumexp",
-            ReduceOp::Norm { .. } => "norm",
-        }
-    }
+op_names! { ReduceOp {
+    Sum => "sum", SumTo => "sum_to", Mean => "mean", Var => "var", Max => "amax", Min => "amin",
+    Prod => "prod", LogSumExp => "logsumexp", Norm => "norm",
+}}
 
+impl ReduceOp {
     /// Reduced axes and keepdim (for `SumTo`: the axes that are summed, kept).
     fn axes_of(&self, in_shape: &[usize]) -> (Axes, bool) {
         match self {
