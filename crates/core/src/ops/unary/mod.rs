@@ -459,67 +459,6 @@ impl<'g, T: Float> Var<'g, T> {
         };
         self.graph.push(value, Op::Unary(op), inputs)
     }
-
-    /// `x + c`.
-    #[track_caller]
-    pub fn add_scalar(self, c: T) -> Var<'g, T> {
-        self.unary(Unary::AddScalar(c))
-    }
-    /// `x - c` (computed as `x + (-c)`, which is exact).
-    #[track_caller]
-    pub fn sub_scalar(self, c: T) -> Var<'g, T> {
-        self.unary(Unary::AddScalar(-c))
-    }
-    /// `x · c`.
-    #[track_caller]
-    pub fn mul_scalar(self, c: T) -> Var<'g, T> {
-        self.unary(Unary::MulScalar(c))
-    }
-    /// `x / c`.
-    #[track_caller]
-    pub fn div_scalar(self, c: T) -> Var<'g, T> {
-        self.unary(Unary::DivScalar(c))
-    }
-    /// `c - x`.
-    #[track_caller]
-    pub fn rsub_scalar(self, c: T) -> Var<'g, T> {
-        self.unary(Unary::RsubScalar(c))
-    }
-    /// `c / x`.
-    #[track_caller]
-    pub fn rdiv_scalar(self, c: T) -> Var<'g, T> {
-        self.unary(Unary::RdivScalar(c))
-    }
-    /// `xᵖ` for a constant exponent (see [`Unary::Powf`]).
-    #[track_caller]
-    pub fn powf(self, p: T) -> Var<'g, T> {
-        self.unary(Unary::Powf(p))
-    }
-    /// Leaky ReLU: `x` if `x > 0`, else `slope·x` (PyTorch's default slope is 0.01).
-    #[track_caller]
-    pub fn leaky_relu(self, slope: T) -> Var<'g, T> {
-        self.unary(Unary::LeakyRelu(slope))
-    }
-    /// ELU: `x` if `x > 0`, else `α(eˣ - 1)`.
-    #[track_caller]
-    pub fn elu(self, alpha: T) -> Var<'g, T> {
-        self.unary(Unary::Elu(alpha))
-    }
-    /// Softplus with PyTorch's defaults (β = 1, threshold = 20).
-    #[track_caller]
-    pub fn softplus(self) -> Var<'g, T> {
-        self.softplus_with(T::one(), T::from_f64(20.0))
-    }
-    /// Softplus `ln(1 + e^{βx})/β`, the identity where `βx > threshold`.
-    #[track_caller]
-    pub fn softplus_with(self, beta: T, threshold: T) -> Var<'g, T> {
-        self.unary(Unary::Softplus { beta, threshold })
-    }
-    /// Clamps to `[min, max]`; pass `T::neg_infinity()` / `T::infinity()` for one bound only.
-    #[track_caller]
-    pub fn clamp(self, min: T, max: T) -> Var<'g, T> {
-        self.unary(Unary::Clamp { min, max })
-    }
 }
 
 impl<T: Float> Tensor<T> {
@@ -527,72 +466,55 @@ impl<T: Float> Tensor<T> {
     pub fn unary(&self, op: Unary<T>) -> Tensor<T> {
         op.forward(self)
     }
-    /// `x + c`.
-    pub fn add_scalar(&self, c: T) -> Tensor<T> {
-        self.unary(Unary::AddScalar(c))
-    }
-    /// `x - c`.
-    pub fn sub_scalar(&self, c: T) -> Tensor<T> {
-        self.unary(Unary::AddScalar(-c))
-    }
-    /// `x · c`.
-    pub fn mul_scalar(&self, c: T) -> Tensor<T> {
-        self.unary(Unary::MulScalar(c))
-    }
-    /// `x / c`.
-    pub fn div_scalar(&self, c: T) -> Tensor<T> {
-        self.unary(Unary::DivScalar(c))
-    }
-    /// `c - x`.
-    pub fn rsub_scalar(&self, c: T) -> Tensor<T> {
-        self.unary(Unary::RsubScalar(c))
-    }
-    /// `c / x`.
-    pub fn rdiv_scalar(&self, c: T) -> Tensor<T> {
-        self.unary(Unary::RdivScalar(c))
-    }
-    /// `xᵖ` for a constant exponent.
-    pub fn powf(&self, p: T) -> Tensor<T> {
-        self.unary(Unary::Powf(p))
-    }
-    /// Leaky ReLU with the given negative slope.
-    pub fn leaky_relu(&self, slope: T) -> Tensor<T> {
-        self.unary(Unary::LeakyRelu(slope))
-    }
-    /// ELU with the given α.
-    pub fn elu(&self, alpha: T) -> Tensor<T> {
-        self.unary(Unary::Elu(alpha))
-    }
-    /// Softplus with β = 1, threshold = 20.
-    pub fn softplus(&self) -> Tensor<T> {
-        self.softplus_with(T::one(), T::from_f64(20.0))
-    }
-    /// Softplus with the given β and threshold.
-    pub fn softplus_with(&self, beta: T, threshold: T) -> Tensor<T> {
-        self.unary(Unary::Softplus { beta, threshold })
-    }
-    /// Clamps to `[min, max]`.
-    pub fn clamp(&self, min: T, max: T) -> Tensor<T> {
-        self.unary(Unary::Clamp { min, max })
-    }
 }
 
-/// Declares the parameterless unary ops as methods of both `Tensor` and `Var`.
+/// Declares unary ops as methods of both `Tensor` and `Var`: `name => Variant;` for a
+/// parameterless op, `@with name(params) => op;` for ops with scalar parameters (of type `T`).
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $variant:ident;)*) => {
+        unary_methods!(@with $($(#[$doc])* $name() => Unary::$variant;)*);
+    };
+    (@with $($(#[$doc:meta])* $name:ident($($p:ident),*) => $op:expr;)*) => {
         #[allow(clippy::should_implement_trait)] // `neg` is also `-x`
         impl<T: Float> Tensor<T> {
-            $($(#[$doc])* pub fn $name(&self) -> Tensor<T> {
-                self.unary(Unary::$variant)
+            $($(#[$doc])* pub fn $name(&self $(, $p: T)*) -> Tensor<T> {
+                self.unary($op)
             })*
         }
         #[allow(clippy::should_implement_trait)] // `neg` is also `-x`
         impl<'g, T: Float> Var<'g, T> {
-            $($(#[$doc])* #[track_caller] pub fn $name(self) -> Var<'g, T> {
-                self.unary(Unary::$variant)
+            $($(#[$doc])* #[track_caller] pub fn $name(self $(, $p: T)*) -> Var<'g, T> {
+                self.unary($op)
             })*
         }
     };
+}
+
+unary_methods! { @with
+    /// `x + c`.
+    add_scalar(c) => Unary::AddScalar(c);
+    /// `x - c` (computed as `x + (-c)`, which is exact).
+    sub_scalar(c) => Unary::AddScalar(-c);
+    /// `x · c`.
+    mul_scalar(c) => Unary::MulScalar(c);
+    /// `x / c`.
+    div_scalar(c) => Unary::DivScalar(c);
+    /// `c - x`.
+    rsub_scalar(c) => Unary::RsubScalar(c);
+    /// `c / x`.
+    rdiv_scalar(c) => Unary::RdivScalar(c);
+    /// `xᵖ` for a constant exponent (see [`Unary::Powf`]).
+    powf(p) => Unary::Powf(p);
+    /// Leaky ReLU: `x` if `x > 0`, else `slope·x` (PyTorch's default slope is 0.01).
+    leaky_relu(slope) => Unary::LeakyRelu(slope);
+    /// ELU: `x` if `x > 0`, else `α(eˣ - 1)`.
+    elu(alpha) => Unary::Elu(alpha);
+    /// Softplus with PyTorch's defaults (β = 1, threshold = 20).
+    softplus() => Unary::Softplus { beta: T::one(), threshold: T::from_f64(20.0) };
+    /// Softplus `ln(1 + e^{βx})/β`, the identity where `βx > threshold`.
+    softplus_with(beta, threshold) => Unary::Softplus { beta, threshold };
+    /// Clamps to `[min, max]`; pass `T::neg_infinity()` / `T::infinity()` for one bound only.
+    clamp(min, max) => Unary::Clamp { min, max };
 }
 
 unary_methods! {
