@@ -79,42 +79,27 @@ impl<T: Float> Neg for S<T> {
     }
 }
 
+/// `Elem` methods that apply one function: `S`'s to its scalar, `Var`'s by recording the op.
+macro_rules! elem_fns {
+    (S: $($m:ident => $f:expr),*) => {
+        $(#[inline(always)]
+        fn $m(self) -> Self {
+            S($f(self.0))
+        })*
+    };
+    (Var: $($m:ident),*) => {
+        $(fn $m(self) -> Self {
+            Var::$m(self)
+        })*
+    };
+}
+
 impl<T: Float> Elem<T> for S<T> {
-    #[inline(always)]
-    fn exp(self) -> Self {
-        S(self.0.exp())
-    }
-    #[inline(always)]
-    fn recip(self) -> Self {
-        S(self.0.recip())
-    }
-    #[inline(always)]
-    fn sin(self) -> Self {
-        S(self.0.sin())
-    }
-    #[inline(always)]
-    fn cos(self) -> Self {
-        S(self.0.cos())
-    }
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        S(self.0.tanh())
-    }
-    #[inline(always)]
-    fn sigmoid(self) -> Self {
-        S(sigmoid(self.0))
-    }
-    #[inline(always)]
-    fn erf(self) -> Self {
-        S(self.0.erf())
-    }
+    elem_fns!(S: exp => T::exp, recip => T::recip, sin => T::sin, cos => T::cos,
+        tanh => T::tanh, sigmoid => sigmoid, erf => T::erf, sign => sign);
     #[inline(always)]
     fn powf(self, p: T) -> Self {
         S(self.0.powf(p))
-    }
-    #[inline(always)]
-    fn sign(self) -> Self {
-        S(sign(self.0))
     }
     #[inline(always)]
     fn mask(self, cmp: Cmp, c: T) -> Self {
@@ -127,32 +112,9 @@ impl<T: Float> Elem<T> for S<T> {
 }
 
 impl<'g, T: Float> Elem<T> for Var<'g, T> {
-    fn exp(self) -> Self {
-        Var::exp(self)
-    }
-    fn recip(self) -> Self {
-        Var::recip(self)
-    }
-    fn sin(self) -> Self {
-        Var::sin(self)
-    }
-    fn cos(self) -> Self {
-        Var::cos(self)
-    }
-    fn tanh(self) -> Self {
-        Var::tanh(self)
-    }
-    fn sigmoid(self) -> Self {
-        Var::sigmoid(self)
-    }
-    fn erf(self) -> Self {
-        Var::erf(self)
-    }
+    elem_fns!(Var: exp, recip, sin, cos, tanh, sigmoid, erf, sign);
     fn powf(self, p: T) -> Self {
         Var::powf(self, p)
-    }
-    fn sign(self) -> Self {
-        Var::sign(self)
     }
     fn mask(self, cmp: Cmp, c: T) -> Self {
         let m = self.with_value(|x| x.map(|v| if cmp.holds(v, c) { T::one() } else { T::zero() }));
