@@ -23,6 +23,8 @@ use tapegrad_core::{Float, ParamKey, ParamRole, ParamStore, Tensor, Var};
 
 use crate::module::{Forward, Module};
 
+/// An activation module from its forward expression: `Name, |x| …` without parameters,
+/// `Name(default), |x, a| …` with one `f64` parameter `a` (PyTorch's default given).
 macro_rules! simple_activation {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
         $(#[$doc])*
@@ -31,6 +33,25 @@ macro_rules! simple_activation {
 
         impl<T: Float> Module<T> for $name {
             fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, $x: Var<'g, T>) -> Var<'g, T> {
+                $body
+            }
+        }
+    };
+    // One parameter, an `f64` with PyTorch's default.
+    ($(#[$doc:meta])* $name:ident($default:literal), |$x:ident, $a:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct $name(pub f64);
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name($default)
+            }
+        }
+
+        impl<T: Float> Module<T> for $name {
+            fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, $x: Var<'g, T>) -> Var<'g, T> {
+                let $a = T::from_f64(self.0);
                 $body
             }
         }
@@ -58,37 +79,14 @@ simple_activation!(
     Silu, |x| x.silu()
 );
 
-/// Leaky ReLU: `x` for x > 0, `slope·x` otherwise (PyTorch's default slope is 0.01).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LeakyRelu(pub f64);
-
-impl Default for LeakyRelu {
-    fn default() -> Self {
-        LeakyRelu(0.01)
-    }
-}
-
-impl<T: Float> Module<T> for LeakyRelu {
-    fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
-        x.leaky_relu(T::from_f64(self.0))
-    }
-}
-
-/// ELU: `x` for x > 0, `α(eˣ − 1)` otherwise; range (−α, ∞).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Elu(pub f64);
-
-impl Default for Elu {
-    fn default() -> Self {
-        Elu(1.0)
-    }
-}
-
-impl<T: Float> Module<T> for Elu {
-    fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
-        x.elu(T::from_f64(self.0))
-    }
-}
+simple_activation!(
+    /// Leaky ReLU: `x` for x > 0, `slope·x` otherwise (PyTorch's default slope is 0.01).
+    LeakyRelu(0.01), |x, slope| x.leaky_relu(slope)
+);
+simple_activation!(
+    /// ELU: `x` for x > 0, `α(eˣ − 1)` otherwise; range (−α, ∞).
+    Elu(1.0), |x, alpha| x.elu(alpha)
+);
 
 /// GELU, exact (`x·Φ(x)`, PyTorch's default) or its tanh approximation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

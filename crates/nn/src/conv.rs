@@ -153,40 +153,36 @@ impl<T: Float> Module<T> for Conv2d {
     }
 }
 
-/// Max pooling (PyTorch's `MaxPool2d`; the stride defaults to the kernel size).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxPool2d(pub Window2d);
+/// A pooling module over a [`Window2d`] (the stride defaults to the kernel size).
+macro_rules! pool2d {
+    ($(#[$doc:meta])* $name:ident => $op:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name(pub Window2d);
 
-impl MaxPool2d {
-    /// A `k × k` window with stride `k`.
-    pub fn new(k: usize) -> Self {
-        MaxPool2d(Window2d::new(k, k).with_stride(k, k))
-    }
+        impl $name {
+            /// A `k × k` window with stride `k`.
+            pub fn new(k: usize) -> Self {
+                $name(Window2d::new(k, k).with_stride(k, k))
+            }
+        }
+
+        impl<T: Float> Module<T> for $name {
+            #[track_caller]
+            fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
+                x.$op(self.0)
+            }
+        }
+    };
 }
 
-impl<T: Float> Module<T> for MaxPool2d {
-    #[track_caller]
-    fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
-        x.max_pool2d(self.0)
-    }
+pool2d! {
+    /// Max pooling (PyTorch's `MaxPool2d`; the stride defaults to the kernel size).
+    MaxPool2d => max_pool2d
 }
-
-/// Average pooling (PyTorch's `AvgPool2d`; the stride defaults to the kernel size).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AvgPool2d(pub Window2d);
-
-impl AvgPool2d {
-    /// A `k × k` window with stride `k`.
-    pub fn new(k: usize) -> Self {
-        AvgPool2d(Window2d::new(k, k).with_stride(k, k))
-    }
-}
-
-impl<T: Float> Module<T> for AvgPool2d {
-    #[track_caller]
-    fn forward<'g>(&self, _f: &mut Forward<'g, '_, T>, x: Var<'g, T>) -> Var<'g, T> {
-        x.avg_pool2d(self.0)
-    }
+pool2d! {
+    /// Average pooling (PyTorch's `AvgPool2d`; the stride defaults to the kernel size).
+    AvgPool2d => avg_pool2d
 }
 
 /// Flattens dimensions `start..=end` (PyTorch's `nn.Flatten` default: 1 to −1).

@@ -329,54 +329,49 @@ impl<T: Float> Module<T> for BatchNorm {
     }
 }
 
-/// `BatchNorm1d`, PyTorch's name: `BatchNorm1d::new(&mut store, "bn1", 128)` builds a
-/// [`BatchNorm`] for `[N, C]` or `[N, C, L]` inputs.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchNorm1d;
+/// PyTorch's names for a [`BatchNorm`] of one input rank: unit structs whose `new` and
+/// `with_config` build it.
+macro_rules! batch_norm_alias {
+    ($(#[$doc:meta])* $name:ident => $new:ident, $with_config:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name;
 
-impl BatchNorm1d {
-    /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
-    #[allow(clippy::new_ret_no_self)]
-    #[track_caller]
-    pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> BatchNorm {
-        BatchNorm::new_1d(store, name, features)
-    }
+        impl $name {
+            /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
+            #[allow(clippy::new_ret_no_self)]
+            #[track_caller]
+            pub fn new<T: Float>(
+                store: &mut ParamStore<T>,
+                name: &str,
+                channels: usize,
+            ) -> BatchNorm {
+                BatchNorm::$new(store, name, channels)
+            }
 
-    /// With a config.
-    #[track_caller]
-    pub fn with_config<T: Float>(
-        store: &mut ParamStore<T>,
-        name: &str,
-        features: usize,
-        cfg: BatchNormConfig,
-    ) -> BatchNorm {
-        BatchNorm::with_config_1d(store, name, features, cfg)
-    }
+            /// With a config.
+            #[track_caller]
+            pub fn with_config<T: Float>(
+                store: &mut ParamStore<T>,
+                name: &str,
+                channels: usize,
+                cfg: BatchNormConfig,
+            ) -> BatchNorm {
+                BatchNorm::$with_config(store, name, channels, cfg)
+            }
+        }
+    };
 }
 
-/// `BatchNorm2d`, PyTorch's name: `BatchNorm2d::new(&mut store, "bn", 64)` builds a
-/// [`BatchNorm`] for `[N, C, H, W]` inputs.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchNorm2d;
-
-impl BatchNorm2d {
-    /// PyTorch's defaults (eps 1e-5, momentum 0.1, affine, running statistics).
-    #[allow(clippy::new_ret_no_self)]
-    #[track_caller]
-    pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, channels: usize) -> BatchNorm {
-        BatchNorm::new_2d(store, name, channels)
-    }
-
-    /// With a config.
-    #[track_caller]
-    pub fn with_config<T: Float>(
-        store: &mut ParamStore<T>,
-        name: &str,
-        channels: usize,
-        cfg: BatchNormConfig,
-    ) -> BatchNorm {
-        BatchNorm::with_config_2d(store, name, channels, cfg)
-    }
+batch_norm_alias! {
+    /// `BatchNorm1d`, PyTorch's name: `BatchNorm1d::new(&mut store, "bn1", 128)` builds a
+    /// [`BatchNorm`] for `[N, C]` or `[N, C, L]` inputs.
+    BatchNorm1d => new_1d, with_config_1d
+}
+batch_norm_alias! {
+    /// `BatchNorm2d`, PyTorch's name: `BatchNorm2d::new(&mut store, "bn", 64)` builds a
+    /// [`BatchNorm`] for `[N, C, H, W]` inputs.
+    BatchNorm2d => new_2d, with_config_2d
 }
 
 /// Layer normalisation over the trailing dimensions `normalized_shape`, with the biased
