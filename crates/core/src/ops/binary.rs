@@ -102,10 +102,6 @@ impl BinaryOp {
 }
 
 impl<T: Float> Rule<T> for BinaryOp {
-    fn name(&self) -> &str {
-        BinaryOp::name(*self)
-    }
-
     /// The backward rule: gradients for `a` and `b` given `y = a ∘ b` and the upstream `g`.
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {

@@ -121,11 +121,14 @@ impl<T: Float> std::fmt::Debug for CustomNode<T> {
     }
 }
 
-impl<T: Float> Rule<T> for CustomNode<T> {
-    fn name(&self) -> &str {
+impl<T: Float> CustomNode<T> {
+    /// The op's name as printed on the tape (the user's [`CustomOp::name`]).
+    pub fn name(&self) -> &str {
         self.0.name()
     }
+}
 
+impl<T: Float> Rule<T> for CustomNode<T> {
     /// Runs the user's rule and checks what it returns: one entry per input, each of its
     /// input's shape. A wrong rule panics with the op's name, here rather than later.
     #[inline]

@@ -115,10 +115,6 @@ impl FusedOp {
 }
 
 impl<T: Float> Rule<T> for FusedOp {
-    fn name(&self) -> &str {
-        FusedOp::name(self)
-    }
-
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
         let (x, y, g) = (args.inputs[0], args.output, args.grad);

@@ -64,6 +64,13 @@ pub struct MatmulOp {
     pub tb: bool,
 }
 
+impl MatmulOp {
+    /// The op's name as printed on the tape.
+    pub fn name(&self) -> &'static str {
+        "matmul"
+    }
+}
+
 /// The shape facts of a batched product: `(batch, m, k, n)`.
 #[track_caller]
 fn plan(
@@ -151,10 +158,6 @@ impl MatmulOp {
 }
 
 impl<T: Float> Rule<T> for MatmulOp {
-    fn name(&self) -> &str {
-        "matmul"
-    }
-
     /// The backward rule (see the table in the module docs).
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {

@@ -78,12 +78,10 @@ pub(crate) enum Op<T: Float> {
     Custom(custom::CustomNode<T>),
 }
 
-/// An op family's rule: its name and its backward, one shape for every family. The
-/// backward is written once, generic over [`Algebra`], so the same rule runs on tensors
-/// (first order) and on `Var`s (`create_graph`).
+/// An op family's rule: its backward, one shape for every family (the op's name is its
+/// payload's own `name()`). The backward is written once, generic over [`Algebra`], so the
+/// same rule runs on tensors (first order) and on `Var`s (`create_graph`).
 pub(crate) trait Rule<T: Float> {
-    /// The op's name, as printed on the tape and in anomaly reports.
-    fn name(&self) -> &str;
     /// Gradients for the inputs (`None` where `args.needs` says none is wanted, or where
     /// an input has none).
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V>;
@@ -105,15 +103,15 @@ impl<T: Float> Op<T> {
             Op::Leaf => "leaf",
             Op::Constant => "constant",
             Op::Param(_) => "param",
-            Op::Unary(r) => Rule::<T>::name(r),
-            Op::Binary(r) => Rule::<T>::name(r),
-            Op::Reduce(r) => Rule::<T>::name(&**r),
-            Op::Matmul(r) => Rule::<T>::name(r),
-            Op::Movement(r) => Rule::<T>::name(&**r),
-            Op::Index(r) => Rule::<T>::name(&**r),
-            Op::Fused(r) => Rule::<T>::name(r),
-            Op::Conv(r) => Rule::<T>::name(&**r),
-            Op::Custom(r) => Rule::<T>::name(r),
+            Op::Unary(r) => r.name(),
+            Op::Binary(r) => r.name(),
+            Op::Reduce(r) => r.name(),
+            Op::Matmul(r) => r.name(),
+            Op::Movement(r) => r.name(),
+            Op::Index(r) => r.name(),
+            Op::Fused(r) => r.name(),
+            Op::Conv(r) => r.name(),
+            Op::Custom(r) => r.name(),
         }
     }
 

@@ -145,10 +145,6 @@ impl ConvOp {
 }
 
 impl<T: Float> Rule<T> for ConvOp {
-    fn name(&self) -> &str {
-        ConvOp::name(self)
-    }
-
     /// The backward rule: unfold and fold are each other's gradient; a convolution's
     /// input gradient is the transposed convolution of `g`, its weight gradient the
     /// correlation of `g` with the input.

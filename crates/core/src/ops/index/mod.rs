@@ -70,10 +70,6 @@ op_names! { IndexOp {
 }}
 
 impl<T: Float> Rule<T> for IndexOp {
-    fn name(&self) -> &str {
-        IndexOp::name(self)
-    }
-
     /// The backward rule.
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {

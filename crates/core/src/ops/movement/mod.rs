@@ -64,10 +64,6 @@ op_names! { MovementOp {
 }}
 
 impl<T: Float> Rule<T> for MovementOp {
-    fn name(&self) -> &str {
-        MovementOp::name(self)
-    }
-
     /// The backward rule.
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {

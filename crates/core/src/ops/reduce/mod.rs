@@ -167,10 +167,6 @@ impl ReduceOp {
 }
 
 impl<T: Float> Rule<T> for ReduceOp {
-    fn name(&self) -> &str {
-        ReduceOp::name(self)
-    }
-
     /// The backward rule, for tensors and `Var`s alike.
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {

@@ -120,10 +120,6 @@ const GELU_C: f64 = 0.044_715;
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 impl<T: Float> Rule<T> for Unary<T> {
-    fn name(&self) -> &str {
-        Unary::name(self)
-    }
-
     /// `g · f'(x)`: fused in one pass on tensors, recorded op by op on `Var`s.
     #[inline]
     fn backward<V: Algebra<T>>(&self, args: &BackwardArgs<'_, V>) -> Grads<V> {
