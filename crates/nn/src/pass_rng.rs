@@ -78,34 +78,30 @@ fn exhausted(len: usize) -> ! {
     )
 }
 
+/// `try_next_u32`/`try_next_u64`: the live draw, recorded (its bytes appended to the log) or
+/// replayed from the log.
+macro_rules! next_word {
+    ($try:ident => $word:ty, $next:ident) => {
+        #[inline]
+        fn $try(&mut self) -> Result<$word, Infallible> {
+            Ok(match &mut self.0 {
+                Source::Live(r) => r.$next(),
+                Source::Recording { from, log } => {
+                    let v = from.$try()?;
+                    log.extend_from_slice(&v.to_le_bytes());
+                    v
+                }
+                Source::Replay { log, pos } => <$word>::from_le_bytes(Self::replayed(log, pos)),
+            })
+        }
+    };
+}
+
 impl TryRng for PassRng<'_> {
     type Error = Infallible;
 
-    #[inline]
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        Ok(match &mut self.0 {
-            Source::Live(r) => r.next_u32(),
-            Source::Recording { from, log } => {
-                let v = from.try_next_u32()?;
-                log.extend_from_slice(&v.to_le_bytes());
-                v
-            }
-            Source::Replay { log, pos } => u32::from_le_bytes(Self::replayed(log, pos)),
-        })
-    }
-
-    #[inline]
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        Ok(match &mut self.0 {
-            Source::Live(r) => r.next_u64(),
-            Source::Recording { from, log } => {
-                let v = from.try_next_u64()?;
-                log.extend_from_slice(&v.to_le_bytes());
-                v
-            }
-            Source::Replay { log, pos } => u64::from_le_bytes(Self::replayed(log, pos)),
-        })
-    }
+    next_word!(try_next_u32 => u32, next_u32);
+    next_word!(try_next_u64 => u64, next_u64);
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
         match &mut self.0 {
