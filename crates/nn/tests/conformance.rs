@@ -144,61 +144,36 @@ fn batchnorm1d_train_and_eval_with_running_statistics() {
         }
         let (rm, rv) = bn.running_stats().unwrap();
         for (k, step) in c["steps"].as_array().unwrap().iter().enumerate() {
+            let check = |what: &str, got: &Tensor<f64>, key: &str| {
+                close(
+                    &format!("{name} step {k} {what}"),
+                    got,
+                    &tensor_f64(&step[key]),
+                )
+            };
             let mode = if step["mode"] == "train" {
                 Mode::Train
             } else {
                 Mode::Eval
             };
             if mode == Mode::Eval {
-                close(
-                    &format!("{name} step {k} running_mean_used"),
-                    store.value(rm),
-                    &tensor_f64(&step["running_mean_used"]),
-                );
-                close(
-                    &format!("{name} step {k} running_var_used"),
-                    store.value(rv),
-                    &tensor_f64(&step["running_var_used"]),
-                );
+                check("running_mean_used", store.value(rm), "running_mean_used");
+                check("running_var_used", store.value(rv), "running_var_used");
             }
             let g = Graph::new();
             let x = g.leaf(tensor_f64(&step["input"]));
             let out = bn.forward(&mut Forward::new(&g, &mut store, mode, None), x);
             let grads = (out * tensor_f64(&step["grad_output"])).sum().backward();
-            close(
-                &format!("{name} step {k} output"),
-                &out.value(),
-                &tensor_f64(&step["output"]),
-            );
-            close(
-                &format!("{name} step {k} grad_input"),
-                &grads.wrt(x),
-                &tensor_f64(&step["grad_input"]),
-            );
+            check("output", &out.value(), "output");
+            check("grad_input", &grads.wrt(x), "grad_input");
             if affine {
                 let (w, b) = bn.affine_params().unwrap();
-                close(
-                    &format!("{name} step {k} grad_weight"),
-                    grads.param(w).unwrap(),
-                    &tensor_f64(&step["grad_weight"]),
-                );
-                close(
-                    &format!("{name} step {k} grad_bias"),
-                    grads.param(b).unwrap(),
-                    &tensor_f64(&step["grad_bias"]),
-                );
+                check("grad_weight", grads.param(w).unwrap(), "grad_weight");
+                check("grad_bias", grads.param(b).unwrap(), "grad_bias");
             }
             if mode == Mode::Train {
-                close(
-                    &format!("{name} step {k} running_mean"),
-                    store.value(rm),
-                    &tensor_f64(&step["running_mean_after"]),
-                );
-                close(
-                    &format!("{name} step {k} running_var"),
-                    store.value(rv),
-                    &tensor_f64(&step["running_var_after"]),
-                );
+                check("running_mean", store.value(rm), "running_mean_after");
+                check("running_var", store.value(rv), "running_var_after");
                 let nb = store
                     .value(store.key("bn.num_batches_tracked").unwrap())
                     .item();
