@@ -28,6 +28,16 @@ fn sample() -> Checkpoint {
     ck
 }
 
+/// Checks that `e` starts with `start` and ends with `end`.
+fn assert_between(e: &str, start: &str, end: &str) {
+    assert!(e.starts_with(start) && e.ends_with(end), "{e}");
+}
+
+/// The message with which `Checkpoint::from_bytes` refuses `bytes`.
+fn refused(bytes: &[u8], name: &str) -> String {
+    Checkpoint::from_bytes(bytes, name).unwrap_err().to_string()
+}
+
 #[test]
 fn every_single_bit_flip_is_refused_or_harmless() {
     let ck = sample();
@@ -70,14 +80,12 @@ fn a_flipped_data_byte_names_the_file_and_the_tensor() {
     let mut b = bytes.clone();
     let n = b.len();
     b[n - 3] ^= 0x10;
-    let e = Checkpoint::from_bytes(&b, "m.safetensors")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("m.safetensors: the file is damaged: the data of `"),
-        "{e}"
+    let e = refused(&b, "m.safetensors");
+    assert_between(
+        &e,
+        "m.safetensors: the file is damaged: the data of `",
+        "` does not match its checksum",
     );
-    assert!(e.ends_with("` does not match its checksum"), "{e}");
 }
 
 #[test]
@@ -109,14 +117,12 @@ fn a_malformed_entry_is_named() {
     let mut b = (h.len() as u64).to_le_bytes().to_vec();
     b.extend_from_slice(h.as_bytes());
     b.extend_from_slice(&[0u8; 16]);
-    let e = Checkpoint::from_bytes(&b, "bad.safetensors")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("bad.safetensors: not a valid safetensors file: "),
-        "{e}"
+    let e = refused(&b, "bad.safetensors");
+    assert_between(
+        &e,
+        "bad.safetensors: not a valid safetensors file: ",
+        "(entry `fc.weight`)",
     );
-    assert!(e.ends_with("(entry `fc.weight`)"), "{e}");
 }
 
 #[test]
@@ -136,9 +142,7 @@ fn shapes_no_tensor_can_have_are_errors_naming_the_entry() {
     )
     .unwrap();
     let bytes = safetensors::tensor::serialize([("w", view)], None).unwrap();
-    let e = Checkpoint::from_bytes(&bytes, "big.safetensors")
-        .unwrap_err()
-        .to_string();
+    let e = refused(&bytes, "big.safetensors");
     assert!(e.starts_with("big.safetensors: `w`: "), "{e}");
 }
 
