@@ -18,6 +18,11 @@ fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
 
 /// gradcheck + gradgradcheck of `m` with respect to `x` and every trainable parameter, in
 /// `mode`; random layers see the same seeded draws at every evaluation.
+/// [`check_module`] in training mode.
+fn check_training(name: &str, store: ParamStore<f64>, m: &dyn Module<f64>, x: Tensor<f64>) {
+    check_module(name, store, m, x, Mode::Train);
+}
+
 fn check_module(
     name: &str,
     store: ParamStore<f64>,
@@ -59,7 +64,7 @@ fn layers() {
         Init::XavierNormal { gain: 1.0 },
         &mut rng,
     );
-    check_module("linear", s, &lin, rand(&[2, 3], -1.0, 1.0, 2), Mode::Train);
+    check_training("linear", s, &lin, rand(&[2, 3], -1.0, 1.0, 2));
     let mut s = ParamStore::new();
     let lin = Linear::with_config(
         &mut s,
@@ -69,22 +74,10 @@ fn layers() {
         LinearConfig::default().with_bias(false),
         &mut rng,
     );
-    check_module(
-        "linear_1d_no_bias",
-        s,
-        &lin,
-        rand(&[3], -1.0, 1.0, 3),
-        Mode::Train,
-    );
+    check_training("linear_1d_no_bias", s, &lin, rand(&[3], -1.0, 1.0, 3));
     let mut s = ParamStore::new();
     let lin = Linear::new(&mut s, "fc", 3, 2, Init::HeUniform, &mut rng);
-    check_module(
-        "linear_batched",
-        s,
-        &lin,
-        rand(&[2, 2, 3], -1.0, 1.0, 4),
-        Mode::Train,
-    );
+    check_training("linear_batched", s, &lin, rand(&[2, 2, 3], -1.0, 1.0, 4));
     let mut s = ParamStore::new();
     let conv = Conv2d::new(
         &mut s,
@@ -97,13 +90,7 @@ fn layers() {
             .with_groups(2),
         &mut rng,
     );
-    check_module(
-        "conv2d",
-        s,
-        &conv,
-        rand(&[2, 2, 5, 4], -1.0, 1.0, 5),
-        Mode::Train,
-    );
+    check_training("conv2d", s, &conv, rand(&[2, 2, 5, 4], -1.0, 1.0, 5));
     let distinct = Tensor::from_fn([1, 2, 4, 4], |i| ((i * 37) % 32) as f64 / 8.0 - 2.0);
     check_module(
         "max_pool2d",
@@ -157,7 +144,7 @@ fn normalisation_and_dropout() {
             *s.value_mut(w) = rand(&[3], 0.5, 1.5, 11);
             *s.value_mut(b) = rand(&[3], -0.5, 0.5, 12);
         }
-        check_module("batchnorm1d_train", s, &bn, x.clone(), Mode::Train);
+        check_training("batchnorm1d_train", s, &bn, x.clone());
     }
     let mut s = ParamStore::new();
     let bn = BatchNorm::new_1d(&mut s, "bn", 3);
@@ -167,32 +154,14 @@ fn normalisation_and_dropout() {
     check_module("batchnorm1d_eval", s, &bn, x.clone(), Mode::Eval);
     let mut s = ParamStore::new();
     let bn = BatchNorm::new_1d(&mut s, "bn", 2);
-    check_module(
-        "batchnorm1d_3d",
-        s,
-        &bn,
-        rand(&[2, 2, 3], -2.0, 2.0, 15),
-        Mode::Train,
-    );
+    check_training("batchnorm1d_3d", s, &bn, rand(&[2, 2, 3], -2.0, 2.0, 15));
     let mut s = ParamStore::new();
     let bn = BatchNorm::new_2d(&mut s, "bn", 2);
-    check_module(
-        "batchnorm2d",
-        s,
-        &bn,
-        rand(&[2, 2, 2, 3], -2.0, 2.0, 16),
-        Mode::Train,
-    );
+    check_training("batchnorm2d", s, &bn, rand(&[2, 2, 2, 3], -2.0, 2.0, 16));
     let mut s = ParamStore::new();
     let ln = LayerNorm::new(&mut s, "ln", &[2, 3]);
     *s.value_mut(s.key("ln.weight").unwrap()) = rand(&[2, 3], 0.5, 1.5, 17);
-    check_module(
-        "layernorm",
-        s,
-        &ln,
-        rand(&[2, 2, 3], -2.0, 2.0, 18),
-        Mode::Train,
-    );
+    check_training("layernorm", s, &ln, rand(&[2, 2, 3], -2.0, 2.0, 18));
     check_module(
         "dropout_train",
         ParamStore::new(),
@@ -259,7 +228,7 @@ fn activations() {
         let mut s = ParamStore::new();
         let p = PRelu::new(&mut s, "p", channels, 0.25);
         *s.value_mut(p.weight()) = rand(&[channels], 0.1, 0.4, 21);
-        check_module("prelu", s, &p, x.clone(), Mode::Train);
+        check_training("prelu", s, &p, x.clone());
     }
 }
 
@@ -467,7 +436,7 @@ fn synchronised_batchnorm() {
     let (w, b) = bn.affine_params().unwrap();
     *s.value_mut(w) = rand(&[2], 0.5, 1.5, 11);
     *s.value_mut(b) = rand(&[2], -0.5, 0.5, 12);
-    check_module("sync_batchnorm2d", s.clone(), &bn, x.clone(), Mode::Train);
+    check_training("sync_batchnorm2d", s.clone(), &bn, x.clone());
 
     // On one replica it is batch normalisation: output, gradients, running statistics.
     let mut s2 = ParamStore::new();

@@ -114,6 +114,20 @@ fn all_optimizers() -> Vec<Maker> {
     ]
 }
 
+/// `steps` steps of `opt` on the Rosenbrock function of `p`.
+fn descend(
+    opt: &mut dyn Optimizer<f64>,
+    store: &mut ParamStore<f64>,
+    p: ParamKey,
+    steps: usize,
+    lr: f64,
+) {
+    for _ in 0..steps {
+        let (_, g) = rosenbrock(store, p);
+        opt.step(store, &g, lr);
+    }
+}
+
 #[test]
 fn resuming_from_a_checkpoint_continues_bit_for_bit() {
     let dir = std::env::temp_dir().join(format!("tapegrad-optim-resume-{}", std::process::id()));
@@ -125,19 +139,13 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
         let mut store = ParamStore::new();
         let p = store.insert("p", p0.clone());
         let mut opt = make();
-        for _ in 0..50 {
-            let (_, g) = rosenbrock(&store, p);
-            opt.step(&mut store, &g, lr);
-        }
+        descend(&mut *opt, &mut store, p, 50, lr);
         let straight = store.value(p).clone();
         // 25 steps, save parameters and state to a file, a fresh store and optimizer, 25 more.
         let mut store = ParamStore::new();
         let p = store.insert("p", p0.clone());
         let mut opt = make();
-        for _ in 0..25 {
-            let (_, g) = rosenbrock(&store, p);
-            opt.step(&mut store, &g, lr);
-        }
+        descend(&mut *opt, &mut store, p, 25, lr);
         let path = dir.join(format!("{name}.safetensors"));
         let mut ck = Checkpoint::new();
         ck.add_store(&store);
@@ -154,10 +162,7 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
         )
         .unwrap();
         opt.load_state(&store, &ck, "optimizer.").unwrap();
-        for _ in 0..25 {
-            let (_, g) = rosenbrock(&store, p);
-            opt.step(&mut store, &g, lr);
-        }
+        descend(&mut *opt, &mut store, p, 25, lr);
         assert_eq!(
             store.value(p).to_vec(),
             straight.to_vec(),
