@@ -55,13 +55,18 @@ impl<'g, T: Float> Var<'g, T> {
     /// The seed of a one-element output's backward pass: a one of its shape.
     #[track_caller]
     fn unit_seed(self) -> Result<Tensor<T>> {
+        let rule =
+            "backward() needs a one-element output; pass a seed gradient with backward_with()";
+        self.one_element_seed("backward", rule)
+    }
+
+    /// A one of this value's shape if it has one element; else an error naming `op`, with
+    /// `rule` saying what to do instead.
+    #[track_caller]
+    fn one_element_seed(self, op: &'static str, rule: &str) -> Result<Tensor<T>> {
         let shape = self.shape();
         if self.numel() != 1 {
-            return Err(shape_error(
-                "backward",
-                &[&shape],
-                "backward() needs a one-element output; pass a seed gradient with backward_with()",
-            ));
+            return Err(shape_error(op, &[&shape], rule));
         }
         Ok(Tensor::ones(shape))
     }
@@ -146,15 +151,9 @@ impl<'g, T: Float> Var<'g, T> {
     /// If the value has more than one element or nothing requires a gradient.
     #[track_caller]
     pub fn try_backward_create_graph(self) -> Result<VarGradients<'g, T>> {
-        let shape = self.shape();
-        if self.numel() != 1 {
-            return Err(shape_error(
-                "backward_create_graph",
-                &[&shape],
-                "needs a one-element output; pass a seed with backward_create_graph_with()",
-            ));
-        }
-        self.try_backward_create_graph_with(self.graph.constant(Tensor::ones(shape)))
+        let rule = "needs a one-element output; pass a seed with backward_create_graph_with()";
+        let seed = self.one_element_seed("backward_create_graph", rule)?;
+        self.try_backward_create_graph_with(self.graph.constant(seed))
     }
 
     /// Records the backward pass with an explicit seed gradient (itself a `Var`, so the
