@@ -107,159 +107,100 @@ mod avx2 {
         }
     }
 
-    /// f32, 6 × 16.
-    ///
-    /// # Safety
-    /// AVX2 and FMA are available; the packed panels and the C corner are in bounds.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn f32_6x16(
-        kc: usize,
-        alpha: f32,
-        a: *const f32,
-        b: *const f32,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-        mr: usize,
-        nr: usize,
-    ) {
-        prefetch_tile(c as *const u8, rsc * 4, mr, 64);
-        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-        for p in 0..kc {
-            // SAFETY: `p < kc`; B̃ holds `kc·16` floats and Ã `kc·6` (the contract), so
-            // row `p` of each — 16 floats from `16p`, 6 from `6p` — lies inside its panel.
-            let (b0, b1, ap) = unsafe {
-                let bp = b.add(16 * p);
-                (
-                    _mm256_loadu_ps(bp),
-                    _mm256_loadu_ps(bp.add(8)),
-                    &*a.add(6 * p).cast::<[f32; 6]>(),
-                )
-            };
-            macro_rules! row {
-                ($i:literal) => {
-                    let ai = _mm256_broadcast_ss(&ap[$i]);
-                    acc[$i][0] = _mm256_fmadd_ps(ai, b0, acc[$i][0]);
-                    acc[$i][1] = _mm256_fmadd_ps(ai, b1, acc[$i][1]);
-                };
-            }
-            row!(0);
-            row!(1);
-            row!(2);
-            row!(3);
-            row!(4);
-            row!(5);
-        }
-        let va = _mm256_set1_ps(alpha);
-        if mr == 6 && nr == 16 && csc == 1 {
-            let vb = _mm256_set1_ps(beta);
-            for (i, r) in acc.iter().enumerate() {
-                let (mut x0, mut x1) = (_mm256_mul_ps(r[0], va), _mm256_mul_ps(r[1], va));
-                // SAFETY: a whole 6 × 16 tile with unit column stride: row `i < 6` is 16
-                // contiguous floats of the corner the caller guarantees in bounds and ours.
-                unsafe {
-                    let p = c.offset(i as isize * rsc);
-                    if beta != 0.0 {
-                        x0 = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, x0);
-                        x1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8)), vb, x1);
+    /// A 6-row AVX2 microkernel: each row of the tile is two 256-bit registers of
+    /// `$lanes` elements (`NR = 2·$lanes` columns), written once for f32 and f64 with the
+    /// type's intrinsics.
+    macro_rules! kernel_6xnr {
+        ($(#[$doc:meta])* $name:ident: $t:ty, lanes $lanes:literal, $setzero:ident, $loadu:ident,
+         $broadcast:ident, $fmadd:ident, $set1:ident, $mul:ident, $storeu:ident) => {
+            $(#[$doc])*
+            ///
+            /// # Safety
+            /// AVX2 and FMA are available; the packed panels and the C corner are in bounds.
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $name(
+                kc: usize,
+                alpha: $t,
+                a: *const $t,
+                b: *const $t,
+                beta: $t,
+                c: *mut $t,
+                rsc: isize,
+                csc: isize,
+                mr: usize,
+                nr: usize,
+            ) {
+                const NR: usize = 2 * $lanes;
+                prefetch_tile(c as *const u8, rsc * std::mem::size_of::<$t>() as isize, mr, 64);
+                let mut acc = [[$setzero(); 2]; 6];
+                for p in 0..kc {
+                    // SAFETY: `p < kc`; B̃ holds `kc·NR` elements and Ã `kc·6` (the
+                    // contract), so row `p` of each — NR elements from `NR·p`, 6 from `6p` —
+                    // lies inside its panel.
+                    let (b0, b1, ap) = unsafe {
+                        let bp = b.add(NR * p);
+                        ($loadu(bp), $loadu(bp.add($lanes)), &*a.add(6 * p).cast::<[$t; 6]>())
+                    };
+                    macro_rules! row {
+                        ($i:literal) => {
+                            let ai = $broadcast(&ap[$i]);
+                            acc[$i][0] = $fmadd(ai, b0, acc[$i][0]);
+                            acc[$i][1] = $fmadd(ai, b1, acc[$i][1]);
+                        };
                     }
-                    _mm256_storeu_ps(p, x0);
-                    _mm256_storeu_ps(p.add(8), x1);
+                    row!(0);
+                    row!(1);
+                    row!(2);
+                    row!(3);
+                    row!(4);
+                    row!(5);
+                }
+                let va = $set1(alpha);
+                if mr == 6 && nr == NR && csc == 1 {
+                    let vb = $set1(beta);
+                    for (i, r) in acc.iter().enumerate() {
+                        let (mut x0, mut x1) = ($mul(r[0], va), $mul(r[1], va));
+                        // SAFETY: a whole 6 × NR tile with unit column stride: row `i < 6` is
+                        // NR contiguous elements of the corner the caller guarantees in
+                        // bounds and ours.
+                        unsafe {
+                            let p = c.offset(i as isize * rsc);
+                            if beta != 0.0 {
+                                x0 = $fmadd($loadu(p), vb, x0);
+                                x1 = $fmadd($loadu(p.add($lanes)), vb, x1);
+                            }
+                            $storeu(p, x0);
+                            $storeu(p.add($lanes), x1);
+                        }
+                    }
+                } else {
+                    let mut tile = [[0.0 as $t; NR]; 6];
+                    for (t, r) in tile.iter_mut().zip(&acc) {
+                        let (lo, hi) = t.split_at_mut($lanes);
+                        // SAFETY: each half of a row of `tile` holds exactly `$lanes` elements.
+                        unsafe {
+                            $storeu(lo.as_mut_ptr(), $mul(r[0], va));
+                            $storeu(hi.as_mut_ptr(), $mul(r[1], va));
+                        }
+                    }
+                    // SAFETY: the C corner is in bounds and ours (the contract).
+                    unsafe { super::store_tile(&tile, beta, c, rsc, csc, mr, nr) };
                 }
             }
-        } else {
-            let mut tile = [[0f32; 16]; 6];
-            for (t, r) in tile.iter_mut().zip(&acc) {
-                let (lo, hi) = t.split_at_mut(8);
-                // SAFETY: each half of a row of `tile` holds exactly 8 floats.
-                unsafe {
-                    _mm256_storeu_ps(lo.as_mut_ptr(), _mm256_mul_ps(r[0], va));
-                    _mm256_storeu_ps(hi.as_mut_ptr(), _mm256_mul_ps(r[1], va));
-                }
-            }
-            // SAFETY: the C corner is in bounds and ours (the contract).
-            unsafe { super::store_tile(&tile, beta, c, rsc, csc, mr, nr) };
-        }
+        };
     }
 
-    /// f64, 6 × 8.
-    ///
-    /// # Safety
-    /// AVX2 and FMA are available; the packed panels and the C corner are in bounds.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn f64_6x8(
-        kc: usize,
-        alpha: f64,
-        a: *const f64,
-        b: *const f64,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-        mr: usize,
-        nr: usize,
-    ) {
-        prefetch_tile(c as *const u8, rsc * 8, mr, 64);
-        let mut acc = [[_mm256_setzero_pd(); 2]; 6];
-        for p in 0..kc {
-            // SAFETY: `p < kc`; B̃ holds `kc·8` doubles and Ã `kc·6` (the contract), so
-            // row `p` of each — 8 doubles from `8p`, 6 from `6p` — lies inside its panel.
-            let (b0, b1, ap) = unsafe {
-                let bp = b.add(8 * p);
-                (
-                    _mm256_loadu_pd(bp),
-                    _mm256_loadu_pd(bp.add(4)),
-                    &*a.add(6 * p).cast::<[f64; 6]>(),
-                )
-            };
-            macro_rules! row {
-                ($i:literal) => {
-                    let ai = _mm256_broadcast_sd(&ap[$i]);
-                    acc[$i][0] = _mm256_fmadd_pd(ai, b0, acc[$i][0]);
-                    acc[$i][1] = _mm256_fmadd_pd(ai, b1, acc[$i][1]);
-                };
-            }
-            row!(0);
-            row!(1);
-            row!(2);
-            row!(3);
-            row!(4);
-            row!(5);
-        }
-        let va = _mm256_set1_pd(alpha);
-        if mr == 6 && nr == 8 && csc == 1 {
-            let vb = _mm256_set1_pd(beta);
-            for (i, r) in acc.iter().enumerate() {
-                let (mut x0, mut x1) = (_mm256_mul_pd(r[0], va), _mm256_mul_pd(r[1], va));
-                // SAFETY: a whole 6 × 8 tile with unit column stride: row `i < 6` is 8
-                // contiguous doubles of the corner the caller guarantees in bounds and ours.
-                unsafe {
-                    let p = c.offset(i as isize * rsc);
-                    if beta != 0.0 {
-                        x0 = _mm256_fmadd_pd(_mm256_loadu_pd(p), vb, x0);
-                        x1 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(4)), vb, x1);
-                    }
-                    _mm256_storeu_pd(p, x0);
-                    _mm256_storeu_pd(p.add(4), x1);
-                }
-            }
-        } else {
-            let mut tile = [[0f64; 8]; 6];
-            for (t, r) in tile.iter_mut().zip(&acc) {
-                let (lo, hi) = t.split_at_mut(4);
-                // SAFETY: each half of a row of `tile` holds exactly 4 doubles.
-                unsafe {
-                    _mm256_storeu_pd(lo.as_mut_ptr(), _mm256_mul_pd(r[0], va));
-                    _mm256_storeu_pd(hi.as_mut_ptr(), _mm256_mul_pd(r[1], va));
-                }
-            }
-            // SAFETY: the C corner is in bounds and ours (the contract).
-            unsafe { super::store_tile(&tile, beta, c, rsc, csc, mr, nr) };
-        }
-    }
+    kernel_6xnr!(
+        /// f32, 6 × 16.
+        f32_6x16: f32, lanes 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_broadcast_ss,
+        _mm256_fmadd_ps, _mm256_set1_ps, _mm256_mul_ps, _mm256_storeu_ps
+    );
+    kernel_6xnr!(
+        /// f64, 6 × 8.
+        f64_6x8: f64, lanes 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_broadcast_sd,
+        _mm256_fmadd_pd, _mm256_set1_pd, _mm256_mul_pd, _mm256_storeu_pd
+    );
 }
 
 thread_local! {
