@@ -1,7 +1,7 @@
 //! The five-loop blocked product (see the module above for the loop nest): blocking,
 //! the split between threads, and each thread's part.
 
-use super::{pack, MicroKernel};
+use super::{pack, MicroKernel, Operands};
 use crate::threads::Claims;
 use crate::Float;
 
@@ -25,24 +25,11 @@ pub(super) fn k_block(k: usize, kc: usize) -> usize {
 const PARALLEL_WORK: usize = (1 << 18) + 1;
 
 /// The five-loop blocked product.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn blocked<T: Float>(
-    kernel: MicroKernel<T>,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: *const T,
-    rsa: isize,
-    csa: isize,
-    b: *const T,
-    rsb: isize,
-    csb: isize,
-    beta: T,
-    c: *mut T,
-    rsc: isize,
-    csc: isize,
-) {
+///
+/// # Safety
+/// The operands are in bounds and C aliases neither A nor B (see [`Operands`]).
+pub(super) unsafe fn blocked<T: Float>(kernel: MicroKernel<T>, op: Operands<T>) {
+    let (m, k, n) = (op.m, op.k, op.n);
     let (mr, nr) = (T::MR, T::NR);
     let threads = if m * n * k >= PARALLEL_WORK {
         crate::threads::num_threads()
@@ -75,17 +62,7 @@ pub(super) unsafe fn blocked<T: Float>(
     };
     let plan = Plan {
         kernel,
-        m,
-        alpha,
-        a,
-        rsa,
-        csa,
-        b,
-        rsb,
-        csb,
-        c,
-        rsc,
-        csc,
+        op,
         blocks,
         threads,
         split_cols,
@@ -98,7 +75,7 @@ pub(super) unsafe fn blocked<T: Float>(
                 nc: T::NC.min(n - jc),
                 pc,
                 kc: kc_step.min(k - pc),
-                beta: if pc == 0 { beta } else { T::one() },
+                beta: if pc == 0 { op.beta } else { T::one() },
             };
             let claims = Claims::new();
             if threads > 1 {
@@ -125,17 +102,8 @@ const CHUNKS: usize = 3;
 #[derive(Clone, Copy)]
 struct Plan<T> {
     kernel: MicroKernel<T>,
-    m: usize,
-    alpha: T,
-    a: *const T,
-    rsa: isize,
-    csa: isize,
-    b: *const T,
-    rsb: isize,
-    csb: isize,
-    c: *mut T,
-    rsc: isize,
-    csc: isize,
+    /// The product (its `k`, `n` and `beta` are the steps' business).
+    op: Operands<T>,
     /// Row blocks of A (of at most `MC` rows, whole row panels spread evenly).
     blocks: usize,
     /// Threads taking part.
@@ -175,17 +143,35 @@ impl<T: Float> Plan<T> {
         let panels = nc.div_ceil(nr);
         let pack_b = |s0: usize, s1: usize, bbuf: &mut [T]| {
             let cols = (s1 * nr).min(nc) - s0 * nr;
-            let at = pc as isize * self.rsb + (jc + s0 * nr) as isize * self.csb;
+            let at = pc as isize * self.op.rsb + (jc + s0 * nr) as isize * self.op.csb;
             // SAFETY: rows `pc .. pc + kc` and columns `jc + s0·NR ..` (`cols` of them, within
             // the step's `jc .. jc + nc`) of B are in bounds (the contract); `bbuf` is this
             // thread's and sized for `s1 − s0` panels by the caller.
-            unsafe { pack::pack_b(kc, cols, self.b.offset(at), self.rsb, self.csb, bbuf) };
+            unsafe {
+                pack::pack_b(
+                    kc,
+                    cols,
+                    self.op.b.offset(at),
+                    self.op.rsb,
+                    self.op.csb,
+                    bbuf,
+                )
+            };
         };
         let pack_a = |ic: usize, mcb: usize, abuf: &mut [T]| {
-            let at = ic as isize * self.rsa + pc as isize * self.csa;
+            let at = ic as isize * self.op.rsa + pc as isize * self.op.csa;
             // SAFETY: rows `ic .. ic + mcb` (within `0 .. m`) and columns `pc .. pc + kc` of
             // A are in bounds (the contract); `abuf` is this thread's and sized for them.
-            unsafe { pack::pack_a(mcb, kc, self.a.offset(at), self.rsa, self.csa, abuf) };
+            unsafe {
+                pack::pack_a(
+                    mcb,
+                    kc,
+                    self.op.a.offset(at),
+                    self.op.rsa,
+                    self.op.csa,
+                    abuf,
+                )
+            };
         };
         // A chunk is claimed before anything is packed: a thread that arrives when all are
         // taken (a helper that woke late, or the second pass of a nested call run serially)
@@ -200,7 +186,7 @@ impl<T: Float> Plan<T> {
             let Some(first) = claim(chunks) else {
                 return;
             };
-            let m = self.m;
+            let m = self.op.m;
             T::with_a_buf(m.div_ceil(mr) * mr * kc, |abuf| {
                 pack_a(0, m, abuf);
                 let mut chunk = Some(first);
@@ -216,7 +202,7 @@ impl<T: Float> Plan<T> {
                 }
             });
         } else {
-            let (row_panels, blocks) = (self.m.div_ceil(mr), self.blocks);
+            let (row_panels, blocks) = (self.op.m.div_ceil(mr), self.blocks);
             let Some(first) = claim(blocks) else {
                 return;
             };
@@ -226,7 +212,7 @@ impl<T: Float> Plan<T> {
                 while let Some(blk) = block {
                     let p0 = row_panels * blk / blocks;
                     let p1 = row_panels * (blk + 1) / blocks;
-                    let (ic, mcb) = (p0 * mr, (p1 * mr).min(self.m) - p0 * mr);
+                    let (ic, mcb) = (p0 * mr, (p1 * mr).min(self.op.m) - p0 * mr);
                     T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
                         pack_a(ic, mcb, abuf);
                         // SAFETY: row block `blk` was claimed by this thread alone, so no
@@ -264,18 +250,18 @@ impl<T: Float> Plan<T> {
             unsafe {
                 let bpanel = bbuf.as_ptr().add(panel * nr * kc);
                 for ir in (0..mcb).step_by(mr) {
-                    let cij = self
-                        .c
-                        .offset((ic + ir) as isize * self.rsc + (jc + jr) as isize * self.csc);
+                    let cij = self.op.c.offset(
+                        (ic + ir) as isize * self.op.rsc + (jc + jr) as isize * self.op.csc,
+                    );
                     (self.kernel)(
                         kc,
-                        self.alpha,
+                        self.op.alpha,
                         abuf.as_ptr().add(ir / mr * mr * kc),
                         bpanel,
                         beta,
                         cij,
-                        self.rsc,
-                        self.csc,
+                        self.op.rsc,
+                        self.op.csc,
                         mr.min(mcb - ir),
                         nr.min(nc - jr),
                     );

@@ -196,17 +196,51 @@ pub fn gemm_with<T: Float>(
     }
     let (ap, rsa, csa) = (a.as_ptr(), la.row_stride as isize, la.col_stride as isize);
     let (bp, rsb, csb) = (b.as_ptr(), lb.row_stride as isize, lb.col_stride as isize);
+    let op = Operands {
+        m,
+        k,
+        n,
+        alpha,
+        a: ap,
+        rsa,
+        csa,
+        b: bp,
+        rsb,
+        csb,
+        beta,
+        c: cp,
+        rsc,
+        csc,
+    };
     // SAFETY: every operand's extent was checked against its slice, and `c` is a unique
     // borrow, so it aliases neither `a` nor `b`.
     unsafe {
         if m * n * k <= 16 * 16 * 16 || n == 1 || m == 1 {
-            small::small(
-                m, k, n, alpha, ap, rsa, csa, bp, rsb, csb, beta, cp, rsc, csc,
-            );
+            small::small(op);
         } else {
-            blocked::blocked(
-                kernel, m, k, n, alpha, ap, rsa, csa, bp, rsb, csb, beta, cp, rsc, csc,
-            );
+            blocked::blocked(kernel, op);
         }
     }
+}
+
+/// A checked product's raw parts: `C ← α·A·B + β·C` with A `m × k` at `a`, B `k × n` at
+/// `b` and C `m × n` at `c`, each addressed through its row and column strides. The code
+/// that takes one relies on every operand being in bounds for its shape and strides and on
+/// C aliasing neither A nor B (what [`gemm_with`] checked).
+#[derive(Clone, Copy)]
+pub(super) struct Operands<T> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub alpha: T,
+    pub a: *const T,
+    pub rsa: isize,
+    pub csa: isize,
+    pub b: *const T,
+    pub rsb: isize,
+    pub csb: isize,
+    pub beta: T,
+    pub c: *mut T,
+    pub rsc: isize,
+    pub csc: isize,
 }
