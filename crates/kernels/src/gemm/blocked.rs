@@ -139,39 +139,22 @@ impl<T: Float> Plan<T> {
     /// every thread working on the step claims from the same `claims`.
     unsafe fn run(self, step: Step<T>, claims: &Claims, task: usize) {
         let (mr, nr) = (T::MR, T::NR);
+        let op = &self.op;
         let Step { jc, nc, pc, kc, .. } = step;
         let panels = nc.div_ceil(nr);
         let pack_b = |s0: usize, s1: usize, bbuf: &mut [T]| {
             let cols = (s1 * nr).min(nc) - s0 * nr;
-            let at = pc as isize * self.op.rsb + (jc + s0 * nr) as isize * self.op.csb;
+            let at = pc as isize * op.rsb + (jc + s0 * nr) as isize * op.csb;
             // SAFETY: rows `pc .. pc + kc` and columns `jc + s0·NR ..` (`cols` of them, within
             // the step's `jc .. jc + nc`) of B are in bounds (the contract); `bbuf` is this
             // thread's and sized for `s1 − s0` panels by the caller.
-            unsafe {
-                pack::pack_b(
-                    kc,
-                    cols,
-                    self.op.b.offset(at),
-                    self.op.rsb,
-                    self.op.csb,
-                    bbuf,
-                )
-            };
+            unsafe { pack::pack_b(kc, cols, op.b.offset(at), op.rsb, op.csb, bbuf) };
         };
         let pack_a = |ic: usize, mcb: usize, abuf: &mut [T]| {
-            let at = ic as isize * self.op.rsa + pc as isize * self.op.csa;
+            let at = ic as isize * op.rsa + pc as isize * op.csa;
             // SAFETY: rows `ic .. ic + mcb` (within `0 .. m`) and columns `pc .. pc + kc` of
             // A are in bounds (the contract); `abuf` is this thread's and sized for them.
-            unsafe {
-                pack::pack_a(
-                    mcb,
-                    kc,
-                    self.op.a.offset(at),
-                    self.op.rsa,
-                    self.op.csa,
-                    abuf,
-                )
-            };
+            unsafe { pack::pack_a(mcb, kc, op.a.offset(at), op.rsa, op.csa, abuf) };
         };
         // A chunk is claimed before anything is packed: a thread that arrives when all are
         // taken (a helper that woke late, or the second pass of a nested call run serially)
@@ -186,7 +169,7 @@ impl<T: Float> Plan<T> {
             let Some(first) = claim(chunks) else {
                 return;
             };
-            let m = self.op.m;
+            let m = op.m;
             T::with_a_buf(m.div_ceil(mr) * mr * kc, |abuf| {
                 pack_a(0, m, abuf);
                 let mut chunk = Some(first);
@@ -202,7 +185,7 @@ impl<T: Float> Plan<T> {
                 }
             });
         } else {
-            let (row_panels, blocks) = (self.op.m.div_ceil(mr), self.blocks);
+            let (row_panels, blocks) = (op.m.div_ceil(mr), self.blocks);
             let Some(first) = claim(blocks) else {
                 return;
             };
@@ -212,7 +195,7 @@ impl<T: Float> Plan<T> {
                 while let Some(blk) = block {
                     let p0 = row_panels * blk / blocks;
                     let p1 = row_panels * (blk + 1) / blocks;
-                    let (ic, mcb) = (p0 * mr, (p1 * mr).min(self.op.m) - p0 * mr);
+                    let (ic, mcb) = (p0 * mr, (p1 * mr).min(op.m) - p0 * mr);
                     T::with_a_buf(mcb.div_ceil(mr) * mr * kc, |abuf| {
                         pack_a(ic, mcb, abuf);
                         // SAFETY: row block `blk` was claimed by this thread alone, so no
@@ -245,23 +228,23 @@ impl<T: Float> Plan<T> {
         let Step {
             jc, nc, kc, beta, ..
         } = step;
+        let op = &self.op;
         for (panel, jr) in (s0 * nr..s1 * nr).step_by(nr).enumerate() {
             // SAFETY: the panels are inside the buffers, the tile inside C (contract).
             unsafe {
                 let bpanel = bbuf.as_ptr().add(panel * nr * kc);
                 for ir in (0..mcb).step_by(mr) {
-                    let cij = self.op.c.offset(
-                        (ic + ir) as isize * self.op.rsc + (jc + jr) as isize * self.op.csc,
-                    );
+                    let cij =
+                        op.c.offset((ic + ir) as isize * op.rsc + (jc + jr) as isize * op.csc);
                     (self.kernel)(
                         kc,
-                        self.op.alpha,
+                        op.alpha,
                         abuf.as_ptr().add(ir / mr * mr * kc),
                         bpanel,
                         beta,
                         cij,
-                        self.op.rsc,
-                        self.op.csc,
+                        op.rsc,
+                        op.csc,
                         mr.min(mcb - ir),
                         nr.min(nc - jr),
                     );
